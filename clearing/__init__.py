@@ -1,0 +1,1 @@
+"""Clearing house: ledger, settlement, pre-trade risk, persistence (issue 4)."""

@@ -1,0 +1,114 @@
+"""The `agora` command line.
+
+Every sub-command is a thin shell over a core or a process; it parses options and prints.
+Later issues add `exchange`, `clearing`, `agents`, `up`, `watch`, `simulate` here.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from exchange.engine import Engine
+from exchange.events import TRADE, view
+from exchange.symbols import SymbolSpec
+
+app = typer.Typer(help="Agora: an exchange simulation you can trade on.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """Agora: an exchange simulation you can trade on."""
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("agora-market"))
+
+
+@app.command()
+def demo(
+    seconds: float = typer.Option(5.0, help="how long to run (wall clock)"),
+    symbol: str = typer.Option("AGR", help="symbol to trade"),
+    seed: int = typer.Option(1, help="random seed of the order flow"),
+    rate: int = typer.Option(2_000, help="orders per second to submit"),
+) -> None:
+    """Run the matching engine in-process with random order flow and show the live book.
+
+    A look at the core before the networked market exists: random limit, market and cancel
+    orders from 20 accounts around a drifting mid, matched by the real engine.
+    """
+    rng = random.Random(seed)
+    engine = Engine([SymbolSpec(symbol=symbol, reference_price=10_000, band_bps=2_000)])
+    trades: deque = deque(maxlen=10)
+    counts = {"orders": 0, "trades": 0, "volume": 0, "rejects": 0}
+    mid = 10_000.0
+    live_ids: list[tuple[str, int]] = []
+    start = time.monotonic()
+    with Live(refresh_per_second=8) as live:
+        while (now := time.monotonic() - start) < seconds:
+            ts = int(now * 1e9)
+            for _ in range(max(1, rate // 50)):
+                mid += rng.gauss(0, 0.5)
+                account = f"trader{rng.randrange(20)}"
+                side = rng.choice(("buy", "sell"))
+                r = rng.random()
+                if r < 0.25 and live_ids:
+                    acct, oid = live_ids.pop(rng.randrange(len(live_ids)))
+                    events = engine.cancel(acct, oid, ts=ts)
+                elif r < 0.35:
+                    events = engine.submit(symbol, side, "market", rng.randint(1, 20), None, account, ts=ts)
+                else:
+                    off = int(rng.expovariate(0.3)) + 1
+                    price = int(mid) - off if side == "buy" else int(mid) + off
+                    events = engine.submit(symbol, side, "limit", rng.randint(1, 50), price, account, ts=ts)
+                counts["orders"] += 1
+                for ev in events:
+                    if ev[0] == TRADE:
+                        t = view(ev)
+                        trades.appendleft(t)
+                        counts["trades"] += 1
+                        counts["volume"] += t.qty
+                    elif ev[0] == "accepted" and ev[8] is not None:
+                        live_ids.append((ev[5], ev[3]))
+                    elif ev[0] == "rejected":
+                        counts["rejects"] += 1
+            live.update(_render(engine, symbol, trades, counts))
+            time.sleep(0.02)
+    typer.echo(
+        f"{counts['orders']:,} orders, {counts['trades']:,} trades, volume {counts['volume']:,} lots, "
+        f"{counts['rejects']:,} rejects; last price {engine.last_trade(symbol)}"
+    )
+
+
+def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:
+    bids, asks = engine.depth(symbol, 8)
+    book = Table(title=f"{symbol} order book ({engine.phase(symbol)})")
+    for col in ("bid orders", "bid qty", "bid", "ask", "ask qty", "ask orders"):
+        book.add_column(col, justify="right")
+    for i in range(max(len(bids), len(asks))):
+        b = bids[i] if i < len(bids) else None
+        a = asks[i] if i < len(asks) else None
+        book.add_row(
+            str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
+            str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
+        )  # fmt: skip
+    tape = Table(title=f"last trades ({counts['trades']:,} so far)")
+    for col in ("trade id", "price", "qty", "aggressor"):
+        tape.add_column(col, justify="right")
+    for t in trades:
+        tape.add_row(str(t.trade_id), str(t.price), str(t.qty), t.aggressor)
+    return Group(book, tape)
+
+
+if __name__ == "__main__":
+    app()

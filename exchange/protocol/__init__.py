@@ -1,0 +1,71 @@
+"""Agora's wire protocol: the message models and their msgpack codec.
+
+This package is the whole contract between Agora's processes and the only thing an outside
+client must know (ARCHITECTURE.md). It imports nothing else of ours, so a client can vendor it.
+"""
+
+from exchange.protocol.codec import (
+    MAX_BATCH_COUNT,
+    MAX_MESSAGE_SIZE,
+    InvalidMessage,
+    MalformedMessage,
+    MessageTooLarge,
+    ProtocolError,
+    UnknownMessageType,
+    UnsupportedVersion,
+    decode,
+    decode_batch,
+    encode,
+    encode_batch,
+)
+from exchange.protocol.messages import (
+    MESSAGE_TYPES,
+    PROTOCOL_VERSION,
+    BookDelta,
+    BookSnapshot,
+    CancelOrder,
+    CancelReject,
+    ExecutionReport,
+    Heartbeat,
+    MarketStatus,
+    MassCancel,
+    Message,
+    NewOrder,
+    ProtocolReject,
+    ReplaceOrder,
+    TopOfBook,
+    Trade,
+    TradeCapture,
+)
+
+__all__ = [
+    "MAX_BATCH_COUNT",
+    "MAX_MESSAGE_SIZE",
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "BookDelta",
+    "BookSnapshot",
+    "CancelOrder",
+    "CancelReject",
+    "ExecutionReport",
+    "Heartbeat",
+    "InvalidMessage",
+    "MalformedMessage",
+    "MarketStatus",
+    "MassCancel",
+    "Message",
+    "MessageTooLarge",
+    "NewOrder",
+    "ProtocolError",
+    "ProtocolReject",
+    "ReplaceOrder",
+    "TopOfBook",
+    "Trade",
+    "TradeCapture",
+    "UnknownMessageType",
+    "UnsupportedVersion",
+    "decode",
+    "decode_batch",
+    "encode",
+    "encode_batch",
+]

@@ -1,0 +1,418 @@
+"""The wire messages: what processes and outside clients say to each other.
+
+These models *are* the contract between processes (ARCHITECTURE.md), so they are deliberately
+unforgiving: unknown fields are refused (``extra="forbid"``), types are not coerced
+(``strict=True``: ``"5"`` is not a quantity, ``1.5`` is not a price) and instances are immutable
+(``frozen=True``) so a message cannot change between being journalled and being sent. Field names
+and meanings follow FIX, in snake_case.
+
+Every model carries a ``type`` tag (the discriminator of :data:`Message`) and the protocol
+version ``v``. Prices are integer ticks, quantities integer lots, timestamps integer nanoseconds.
+Integers are bounded to the signed 64-bit range so any msgpack implementation, in any language,
+can read every message we can write.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "BookDelta",
+    "BookSnapshot",
+    "CancelOrder",
+    "CancelReject",
+    "ExecutionReport",
+    "Heartbeat",
+    "MarketStatus",
+    "MassCancel",
+    "Message",
+    "NewOrder",
+    "ProtocolReject",
+    "ReplaceOrder",
+    "TopOfBook",
+    "Trade",
+    "TradeCapture",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+_I64_MAX: Final = 2**63 - 1
+
+# Shared field types. Each bound is part of the contract, so it is declared exactly once.
+Price = Annotated[int, Field(gt=0, le=_I64_MAX)]  # ticks
+Qty = Annotated[int, Field(gt=0, le=_I64_MAX)]  # lots, in a request: must be positive
+NonNegInt = Annotated[int, Field(ge=0, le=_I64_MAX)]  # fills, remainders, counts, seq numbers
+Id = Annotated[int, Field(gt=0, le=_I64_MAX)]  # exchange-assigned order and trade ids start at 1
+Timestamp = Annotated[int, Field(ge=0, le=_I64_MAX)]  # nanoseconds
+Symbol = Annotated[str, Field(min_length=1, max_length=32)]
+Account = Annotated[str, Field(min_length=1, max_length=64)]
+ClientOrderId = Annotated[str, Field(min_length=1, max_length=64)]
+# On order entry the account is stamped by the gateway from the session, never trusted from the
+# client, so "" (not yet stamped) is legal there.
+EntryAccount = Annotated[str, Field(max_length=64)]
+Reason = Annotated[str, Field(min_length=1, max_length=64)]  # a machine-readable reason code
+Text = Annotated[str, Field(max_length=1024)]  # free text for humans
+
+Side = Literal["buy", "sell"]
+AggressorSide = Literal["buy", "sell", "none"]  # "none": an auction uncross has no aggressor
+OrderType = Literal["limit", "market"]
+Count = Annotated[int, Field(gt=0, le=_I64_MAX)]  # orders at a price level
+Level = tuple[Price, Qty, Count]  # (price, total qty, number of orders) of one price level
+
+
+class _Wire(BaseModel):
+    """Base of every wire message: the strictness policy lives here and only here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: int = PROTOCOL_VERSION
+    ts: Timestamp = 0
+
+
+def _exactly_one_target(order_id: int | None, orig_client_order_id: str | None) -> None:
+    """Cancel/replace name their target once: two ids that disagree would be ambiguous."""
+    if (order_id is None) == (orig_client_order_id is None):
+        raise ValueError("exactly one of order_id and orig_client_order_id is required")
+
+
+# --------------------------------------------------------------------------------------------
+# Order entry: client -> exchange
+# --------------------------------------------------------------------------------------------
+
+
+class NewOrder(_Wire):
+    """Submit an order (FIX NewOrderSingle)."""
+
+    type: Literal["new_order"] = "new_order"
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    side: Side
+    order_type: OrderType
+    qty: Qty
+    price: Price | None = None
+    time_in_force: Literal["GTC", "DAY", "IOC", "FOK"] = "GTC"
+    post_only: bool = False
+    stp: Literal["cancel_newest", "cancel_oldest", "cancel_both"] = "cancel_newest"
+    account: EntryAccount = ""
+
+    @model_validator(mode="after")
+    def _price_matches_order_type(self) -> Self:
+        # Refused here rather than by the engine: it is a malformed request, not a market event.
+        if self.order_type == "limit" and self.price is None:
+            raise ValueError("a limit order requires a price")
+        if self.order_type == "market" and self.price is not None:
+            raise ValueError("a market order must not have a price")
+        return self
+
+
+class CancelOrder(_Wire):
+    """Cancel one order (FIX OrderCancelRequest); `client_order_id` identifies this request."""
+
+    type: Literal["cancel_order"] = "cancel_order"
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    order_id: Id | None = None
+    orig_client_order_id: ClientOrderId | None = None
+    account: EntryAccount = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        _exactly_one_target(self.order_id, self.orig_client_order_id)
+        return self
+
+
+class ReplaceOrder(_Wire):
+    """Amend an order (FIX OrderCancelReplaceRequest).
+
+    `qty` is the new *total* order quantity, fills included, as in FIX; `price=None` keeps the
+    current price. Only a pure quantity decrease keeps time priority (the engine decides).
+    """
+
+    type: Literal["replace_order"] = "replace_order"
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    order_id: Id | None = None
+    orig_client_order_id: ClientOrderId | None = None
+    qty: Qty
+    price: Price | None = None
+    account: EntryAccount = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        _exactly_one_target(self.order_id, self.orig_client_order_id)
+        return self
+
+
+class MassCancel(_Wire):
+    """Cancel all of the account's orders in `symbol`, or everywhere when it is None (kill switch)."""
+
+    type: Literal["mass_cancel"] = "mass_cancel"
+    client_order_id: ClientOrderId
+    symbol: Symbol | None = None
+    account: EntryAccount = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Exchange -> client (private)
+# --------------------------------------------------------------------------------------------
+
+
+class ExecutionReport(_Wire):
+    """Every change to an order, told to its owner (FIX ExecutionReport).
+
+    Unlike FIX, `qty` is the quantity still *in force*, so ``qty == cum_qty + leaves_qty`` holds
+    for every report and a client can check its books with one line. When an order is cancelled
+    or expires, the removed part moves from `leaves_qty` to `cancelled_qty` and `qty` shrinks
+    to `cum_qty`. `order_id` is 0 when the order was rejected before an id was assigned.
+    `avg_price` (ticks, a float because an average need not be whole) is the only float on the
+    wire.
+    """
+
+    type: Literal["execution_report"] = "execution_report"
+    order_id: NonNegInt
+    client_order_id: ClientOrderId
+    account: Account
+    symbol: Symbol
+    side: Side
+    exec_type: Literal["new", "trade", "canceled", "replaced", "rejected", "expired"]
+    order_status: Literal[
+        "new", "partially_filled", "filled", "canceled", "replaced", "rejected", "expired"
+    ]
+    order_type: OrderType
+    price: Price | None = None
+    qty: NonNegInt
+    cum_qty: NonNegInt
+    leaves_qty: NonNegInt
+    cancelled_qty: NonNegInt = 0
+    last_qty: NonNegInt = 0
+    last_price: Price | None = None
+    avg_price: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    trade_id: Id | None = None
+    reject_reason: Reason | None = None
+    text: Text = ""
+    liquidity: Literal["maker", "taker", "auction"] | None = None
+    seq: NonNegInt
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.qty != self.cum_qty + self.leaves_qty:
+            raise ValueError("qty must equal cum_qty + leaves_qty")
+        is_trade = self.exec_type == "trade"
+        if (self.last_qty > 0) != is_trade:
+            raise ValueError("last_qty must be > 0 exactly when exec_type is 'trade'")
+        if is_trade and (self.last_price is None or self.trade_id is None):
+            raise ValueError("a trade report requires last_price and trade_id")
+        if (self.reject_reason is not None) != (self.exec_type == "rejected"):
+            raise ValueError("reject_reason must be set exactly when exec_type is 'rejected'")
+        return self
+
+
+class CancelReject(_Wire):
+    """A cancel, replace or mass cancel was refused; the order is unchanged (FIX OrderCancelReject).
+
+    `symbol` is None only when a mass cancel across all symbols is refused.
+    """
+
+    type: Literal["cancel_reject"] = "cancel_reject"
+    client_order_id: ClientOrderId
+    orig_client_order_id: ClientOrderId | None = None
+    order_id: Id | None = None
+    symbol: Symbol | None
+    account: Account
+    response_to: Literal["cancel", "replace", "mass_cancel"]
+    reject_reason: Reason
+    text: Text = ""
+
+
+class ProtocolReject(_Wire):
+    """Session-level reject: the input could not be decoded or validated (FIX Reject).
+
+    It answers bytes, not an order, so it names no order; `ref_type` is the offending message's
+    type tag when it could be read.
+    """
+
+    type: Literal["protocol_reject"] = "protocol_reject"
+    reason: Reason
+    text: Text = ""
+    ref_type: Annotated[str, Field(max_length=64)] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Market data: exchange -> anyone (TradeCapture: exchange -> clearing only)
+# --------------------------------------------------------------------------------------------
+
+
+class Trade(_Wire):
+    """A public trade print. It names no accounts: who traded is private."""
+
+    type: Literal["trade"] = "trade"
+    symbol: Symbol
+    trade_id: Id
+    seq: NonNegInt
+    price: Price
+    qty: Qty
+    aggressor_side: AggressorSide
+
+
+class TradeCapture(_Wire):
+    """The private drop copy of a trade for clearing; `trade_id` is the settlement key."""
+
+    type: Literal["trade_capture"] = "trade_capture"
+    trade_id: Id
+    seq: NonNegInt
+    symbol: Symbol
+    price: Price
+    qty: Qty
+    buy_account: Account
+    sell_account: Account
+    buy_order_id: Id
+    sell_order_id: Id
+    aggressor_side: AggressorSide
+
+
+class TopOfBook(_Wire):
+    """Best bid and ask; a missing side has price None and qty 0."""
+
+    type: Literal["top_of_book"] = "top_of_book"
+    symbol: Symbol
+    seq: NonNegInt
+    bid_price: Price | None = None
+    bid_qty: NonNegInt = 0
+    ask_price: Price | None = None
+    ask_qty: NonNegInt = 0
+    last_price: Price | None = None
+
+    @model_validator(mode="after")
+    def _empty_side_has_no_qty(self) -> Self:
+        if (self.bid_price is None) != (self.bid_qty == 0):
+            raise ValueError("bid_qty must be 0 exactly when bid_price is None")
+        if (self.ask_price is None) != (self.ask_qty == 0):
+            raise ValueError("ask_qty must be 0 exactly when ask_price is None")
+        return self
+
+
+class BookDelta(_Wire):
+    """The new total of one price level (L2); qty 0 and count 0 mean the level is gone.
+
+    A subscriber applies deltas with ``seq`` greater than its snapshot's, in order; a gap in
+    ``seq`` means it must fetch a new snapshot.
+    """
+
+    type: Literal["book_delta"] = "book_delta"
+    symbol: Symbol
+    seq: NonNegInt
+    side: Side
+    price: Price
+    qty: NonNegInt
+    count: NonNegInt
+
+    @model_validator(mode="after")
+    def _removed_level_is_empty(self) -> Self:
+        if (self.qty == 0) != (self.count == 0):
+            raise ValueError("qty and count must both be 0 (level removed) or both positive")
+        return self
+
+
+class BookSnapshot(_Wire):
+    """The full L2 book as of engine sequence number `seq`, best levels first.
+
+    Levels are ``(price, qty, count)``. The book may be crossed during an auction, so only the
+    ordering within each side is checked.
+    """
+
+    type: Literal["book_snapshot"] = "book_snapshot"
+    symbol: Symbol
+    seq: NonNegInt
+    bids: list[Level] = []
+    asks: list[Level] = []
+
+    @field_validator("bids", "asks", mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, value: Any) -> Any:
+        # msgpack has no tuple: a decoded level comes back as a list. Turn exactly that back
+        # into a tuple; everything else still meets strict validation.
+        if isinstance(value, list):
+            return [tuple(level) if isinstance(level, list) else level for level in value]
+        return value
+
+    @model_validator(mode="after")
+    def _best_first(self) -> Self:
+        bid_prices = [price for price, _, _ in self.bids]
+        ask_prices = [price for price, _, _ in self.asks]
+        if any(a <= b for a, b in zip(bid_prices, bid_prices[1:], strict=False)):
+            raise ValueError("bids must be in strictly descending price order")
+        if any(a >= b for a, b in zip(ask_prices, ask_prices[1:], strict=False)):
+            raise ValueError("asks must be in strictly ascending price order")
+        return self
+
+
+class MarketStatus(_Wire):
+    """The trading phase of a symbol changed (open, auction, halt, close) and its price band."""
+
+    type: Literal["market_status"] = "market_status"
+    symbol: Symbol
+    seq: NonNegInt
+    phase: Literal["pre_open", "auction", "continuous", "halted", "closed"]
+    reason: Text = ""
+    band_low: Price | None = None
+    band_high: Price | None = None
+    halt_until: Timestamp | None = None  # ns; when the reopening auction is expected
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> Self:
+        if self.band_low is not None and self.band_high is not None:
+            if self.band_low > self.band_high:
+                raise ValueError("band_low must not exceed band_high")
+        return self
+
+
+class Heartbeat(_Wire):
+    """Liveness on an otherwise quiet stream; `seq` is the stream's last sequence number."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    seq: NonNegInt = 0
+
+
+Message = Annotated[
+    NewOrder
+    | CancelOrder
+    | ReplaceOrder
+    | MassCancel
+    | ExecutionReport
+    | CancelReject
+    | ProtocolReject
+    | Trade
+    | TradeCapture
+    | TopOfBook
+    | BookDelta
+    | BookSnapshot
+    | MarketStatus
+    | Heartbeat,
+    Field(discriminator="type"),
+]
+"""Any wire message, discriminated by its ``type`` tag (usable as a pydantic field type)."""
+
+MESSAGE_TYPES: dict[str, type[BaseModel]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        NewOrder,
+        CancelOrder,
+        ReplaceOrder,
+        MassCancel,
+        ExecutionReport,
+        CancelReject,
+        ProtocolReject,
+        Trade,
+        TradeCapture,
+        TopOfBook,
+        BookDelta,
+        BookSnapshot,
+        MarketStatus,
+        Heartbeat,
+    )
+}
+"""Type tag -> model class: the registry the codec decodes with."""
