@@ -3,7 +3,8 @@
     python bench/engine.py [--messages 1000000] [--seed 7]
 
 Stream (one symbol, fixed seed): ~60% limit orders priced around a drifting mid (a few percent
-marketable), ~25% cancels of recent orders (some already filled: realistic rejects), ~10%
+marketable), ~25% cancels of open orders picked uniformly (some already filled: realistic
+rejects), ~10%
 market orders, ~5% replaces (price and quantity changes), 200 accounts (so self-trade prevention
 fires now and then), circuit breakers enabled with bands wide enough not to halt.
 
@@ -25,7 +26,7 @@ import gc
 import heapq
 import resource
 import time
-from collections import Counter, deque
+from collections import Counter
 
 import numpy as np
 
@@ -46,10 +47,12 @@ def make_stream(n: int, seed: int) -> list[tuple]:
     # priced through the mid (marketable).
     offsets = 1 + np.floor(rng.exponential(4.0, size=n)).astype(np.int64)
     offsets[rng.random(n) < 0.05] = -2
-    drift = np.cumsum(rng.choice([-1, 0, 1], size=n, p=[0.02, 0.96, 0.02]))
-    picks = rng.integers(0, 1_000, size=n)
+    drift = np.cumsum(rng.choice([-1, 0, 1], size=n, p=[0.004, 0.992, 0.004]))
+    picks = rng.random(n)
     stream: list[tuple] = []
-    recent: deque[tuple[str, int, str]] = deque(maxlen=1_000)  # (account, clid, side) of limits
+    # Limit orders the stream has entered and not cancelled: cancels and replaces pick one
+    # uniformly (some have filled meanwhile, and their cancels are rightly rejected).
+    pool: list[tuple[str, int, str]] = []
     mid = 10_000
     for i in range(n):
         kind = kinds[i]
@@ -60,17 +63,18 @@ def make_stream(n: int, seed: int) -> list[tuple]:
             off = int(offsets[i])
             price = m - off if side == "buy" else m + off
             stream.append(("L", side, int(qtys[i]), price, account, i))
-            recent.append((account, i, side))
+            pool.append((account, i, side))
         elif kind == 1:
             stream.append(("M", side, int(qtys[i]) // 4 + 1, None, account, i))
-        elif kind == 2:
-            if recent:
-                acct, clid, _ = recent[int(picks[i]) % len(recent)]
+        elif pool:
+            j = int(picks[i] * len(pool))
+            if kind == 2:
+                pool[j], pool[-1] = pool[-1], pool[j]
+                acct, clid, _ = pool.pop()
                 stream.append(("C", acct, clid))
-        else:
-            if recent:
-                # Requote: a new price on the order's own side (5% of them marketable) and size.
-                acct, clid, side = recent[int(picks[i]) % len(recent)]
+            else:
+                # Requote: a new price on the order's own side (5% marketable) and a new size.
+                acct, clid, side = pool[j]
                 off = int(offsets[i])
                 price = m - off if side == "buy" else m + off
                 stream.append(("R", acct, clid, int(qtys[i]), price))
@@ -176,7 +180,9 @@ def run_baseline(stream: list[tuple]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -185,22 +191,35 @@ def main() -> None:
     stream = make_stream(args.messages, args.seed)
     mix = Counter(m[0] for m in stream)
     n = len(stream)
-    print("mix: " + ", ".join(f"{k}={v / n:.1%}" for k, v in sorted(mix.items())) + "  (L=limit M=market C=cancel R=replace)")
+    print(
+        "mix: "
+        + ", ".join(f"{k}={v / n:.1%}" for k, v in sorted(mix.items()))
+        + "  (L=limit M=market C=cancel R=replace)"
+    )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     elapsed, info = run_throughput(stream)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"engine throughput : {n / elapsed:>12,.0f} msgs/s  ({elapsed:.2f} s, {info['events']:,} events, "
-          f"{info['trades']:,} trades, {info['open_orders']:,} orders left open)")
+    print(
+        f"engine throughput : {n / elapsed:>12,.0f} msgs/s  ({elapsed:.2f} s, "
+        f"{info['events']:,} events, {info['trades']:,} trades, "
+        f"{info['open_orders']:,} orders left open)"
+    )
 
     lat = run_latency(stream)
     p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
-    print(f"engine latency    : p50 {p50 / 1e3:.2f} us   p99 {p99 / 1e3:.2f} us   p99.9 {p999 / 1e3:.2f} us  (per message)")
+    print(
+        f"engine latency    : p50 {p50 / 1e3:.2f} us   p99 {p99 / 1e3:.2f} us   "
+        f"p99.9 {p999 / 1e3:.2f} us  (per message)"
+    )
 
     base = run_baseline(stream)
     n_base = mix["L"] + mix["M"]
     print(f"bare heap baseline: {n_base / base:>12,.0f} msgs/s  (limit+market only, no events)")
-    print(f"peak RSS          : {rss1 / 1024:.0f} MiB  (stream alone: {rss0 / 1024:.0f} MiB; engine pass added {(rss1 - rss0) / 1024:.0f} MiB)")
+    print(
+        f"peak RSS          : {rss1 / 1024:.0f} MiB  (stream alone: {rss0 / 1024:.0f} MiB; "
+        f"engine pass added {(rss1 - rss0) / 1024:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

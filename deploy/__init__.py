@@ -1,1 +1,1 @@
-"""Deployment: the local launcher behind `agora up`, the Dockerfile and Kubernetes manifests (issue 6)."""
+"""Deployment: the `agora` CLI, the local launcher behind `agora up`, Docker and k8s (issue 6)."""

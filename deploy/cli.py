@@ -66,11 +66,15 @@ def demo(
                     acct, oid = live_ids.pop(rng.randrange(len(live_ids)))
                     events = engine.cancel(acct, oid, ts=ts)
                 elif r < 0.35:
-                    events = engine.submit(symbol, side, "market", rng.randint(1, 20), None, account, ts=ts)
+                    events = engine.submit(
+                        symbol, side, "market", rng.randint(1, 20), None, account, ts=ts
+                    )
                 else:
                     off = int(rng.expovariate(0.3)) + 1
                     price = int(mid) - off if side == "buy" else int(mid) + off
-                    events = engine.submit(symbol, side, "limit", rng.randint(1, 50), price, account, ts=ts)
+                    events = engine.submit(
+                        symbol, side, "limit", rng.randint(1, 50), price, account, ts=ts
+                    )
                 counts["orders"] += 1
                 for ev in events:
                     if ev[0] == TRADE:
@@ -85,7 +89,8 @@ def demo(
             live.update(_render(engine, symbol, trades, counts))
             time.sleep(0.02)
     typer.echo(
-        f"{counts['orders']:,} orders, {counts['trades']:,} trades, volume {counts['volume']:,} lots, "
+        f"{counts['orders']:,} orders, {counts['trades']:,} trades, "
+        f"volume {counts['volume']:,} lots, "
         f"{counts['rejects']:,} rejects; last price {engine.last_trade(symbol)}"
     )
 

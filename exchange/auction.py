@@ -19,7 +19,7 @@ market-pressure step, which issue 2 deliberately leaves out.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import NamedTuple
 
 __all__ = ["AuctionResult", "clearing_price"]
@@ -63,7 +63,7 @@ def clearing_price(
 
     limits = sorted(set(bid_px) | set(ask_px))
     candidates = set(limits)
-    for lo, hi in zip(limits, limits[1:], strict=False):
+    for lo, hi in pairwise(limits):
         if hi - lo >= 2:
             candidates.add(min(max(reference, lo + 1), hi - 1))
     # Beyond the outermost limits only market orders meet; the reference decides there too.

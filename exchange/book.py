@@ -36,9 +36,7 @@ class Order:
     __slots__ = (
         "account",
         "client_order_id",
-        "cum",
         "leaves",
-        "notional",
         "order_id",
         "order_type",
         "post_only",
@@ -73,18 +71,20 @@ class Order:
         self.side = side
         self.order_type = order_type
         self.price = price
-        self.qty = qty  # quantity in force: always cum + leaves while the order lives
+        self.qty = qty  # quantity in force: filled + leaves
         self.leaves = qty  # 0 means dead (filled, cancelled, or superseded by a replace)
-        self.cum = 0
-        self.notional = 0  # sum of fill price * fill qty, for the average price
         self.tif = tif
         self.post_only = post_only
         self.stp = stp
         self.ts = ts
 
     @property
-    def avg_price(self) -> float:
-        return self.notional / self.cum if self.cum else 0.0
+    def cum(self) -> int:
+        """Filled quantity. Derived, not stored: one attribute less to update per fill.
+
+        (The average fill price is the gateway's to track from the trade events, for the same
+        reason: the engine never needs it.)"""
+        return self.qty - self.leaves
 
     def clone(self) -> Order:
         """A copy that takes this order's place (a replace that loses priority)."""
@@ -228,7 +228,9 @@ class Book:
         aq = sum(q for _, q, _ in self.asks.depth(levels))
         return None if bq + aq == 0 else (bq - aq) / (bq + aq)
 
-    def depth(self, n: int | None = None) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    def depth(
+        self, n: int | None = None
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """L2: (bids, asks), each a list of (price, qty, count), best first."""
         return self.bids.depth(n), self.asks.depth(n)
 

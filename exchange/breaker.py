@@ -23,7 +23,17 @@ _NEVER = 2**63
 
 
 class VolatilityBreaker:
-    __slots__ = ("_all", "_anchor", "_max", "_min", "expires", "high", "low", "move_bps", "window_ns")
+    __slots__ = (
+        "_all",
+        "_anchor",
+        "_max",
+        "_min",
+        "expires",
+        "high",
+        "low",
+        "move_bps",
+        "window_ns",
+    )
 
     def __init__(self, move_bps: int, window_ns: int, reference: int) -> None:
         self.move_bps = move_bps

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import chain
+from types import SimpleNamespace
 from typing import Any
 
 from exchange.auction import AuctionResult, clearing_price
@@ -66,11 +67,12 @@ _AUCTION = Phase.AUCTION.value
 _HALTED = Phase.HALTED.value
 _CLOSED = Phase.CLOSED.value
 
-R = RejectReason
-C = CancelReason
-# Plain-str copies of the reasons used on hot paths (enum attribute access costs ~40 ns).
-_C_USER, _C_MASS, _C_IOC, _C_FOK = C.USER.value, C.MASS_CANCEL.value, C.IOC.value, C.FOK.value
-_C_NOLIQ, _C_STP, _C_HALTED = C.NO_LIQUIDITY.value, C.SELF_TRADE.value, C.HALTED.value
+# Plain-str views of the reason enums: R.PRICE_OFF_TICK == "price_off_tick", but an attribute of
+# a namespace is cheaper than an enum member, and events carry exact str, not enum members.
+R = SimpleNamespace(**{r.name: r.value for r in RejectReason})
+C = SimpleNamespace(**{c.name: c.value for c in CancelReason})
+_C_USER, _C_MASS, _C_IOC, _C_FOK = C.USER, C.MASS_CANCEL, C.IOC, C.FOK
+_C_NOLIQ, _C_STP, _C_HALTED = C.NO_LIQUIDITY, C.SELF_TRADE, C.HALTED
 
 
 class Market:
@@ -124,8 +126,10 @@ class Engine:
 
     def __init__(self, specs: Iterable[SymbolSpec] = (), ts: int = 0) -> None:
         self._markets: dict[str, Market] = {}
-        self._orders: dict[int, Order] = {}  # every open order by id
-        self._open: dict[Any, dict[int, Order]] = {}  # open orders per account
+        # Every open order by id. Deliberately no per-account index: it would cost two dict
+        # operations per order on the hot path, while the queries that want one (open orders,
+        # the kill switch) are rare and a scan of the open orders is cheap enough for them.
+        self._orders: dict[int, Order] = {}
         self._clids: dict[Any, dict[Any, int]] = {}  # client order id -> order id, per account
         self._next_order_id = 1
         self._trade_id = 0  # last trade id issued (engine-wide)
@@ -167,59 +171,44 @@ class Engine:
         out: list[tuple] = []
         m = self._markets.get(symbol)
         if m is None:
-            return self._reject(out, symbol, 0, client_order_id, account, "new", R.UNKNOWN_SYMBOL, ts)
+            return self._reject(
+                out, symbol, 0, client_order_id, account, "new", R.UNKNOWN_SYMBOL, ts
+            )
         if ts >= m.wakeup:
             self._wake(m, ts, out)
         phase = m.phase
         book = m.book
 
-        # -- validation: a flat chain, cheapest and commonest checks first ---------------
-        reason = None
-        if side != BUY and side != SELL:
-            reason = R.INVALID_SIDE
-        elif qty.__class__ is not int:
-            reason = R.INVALID_QUANTITY if qty.__class__ is not float else R.QUANTITY_OFF_LOT
-        elif qty <= 0:
-            reason = R.INVALID_QUANTITY
-        elif qty > m.max_qty:
-            reason = R.QUANTITY_TOO_LARGE
-        elif tif not in _TIFS:
-            reason = R.INVALID_TIF
-        elif stp not in _STPS:
-            reason = R.INVALID_STP
-        elif order_type == LIMIT:
-            if price is None:
-                reason = R.MISSING_PRICE
-            elif price.__class__ is not int:
-                reason = R.PRICE_OFF_TICK if price.__class__ is float else R.INVALID_PRICE
-            elif price <= 0:
-                reason = R.INVALID_PRICE
-            elif price < m.band_low or price > m.band_high:
-                reason = R.PRICE_OUTSIDE_BAND
-            elif post_only and phase == _CONTINUOUS:
-                best = book.asks.best if side == BUY else book.bids.best
-                if best is not None and (price >= best if side == BUY else price <= best):
-                    reason = R.POST_ONLY_WOULD_TAKE
-        elif order_type == MARKET:
-            if price is not None:
-                reason = R.PRICE_ON_MARKET
-            elif post_only:
-                reason = R.POST_ONLY_MARKET
-        else:
-            reason = R.INVALID_ORDER_TYPE
-        if reason is None:
-            if phase == _CLOSED:
-                reason = R.MARKET_CLOSED
-            elif phase != _CONTINUOUS and (tif == IOC or tif == FOK):
-                reason = R.TIF_NOT_IN_AUCTION
-            elif client_order_id is not None:
-                clids = self._clids.get(account)
-                if clids is None:
-                    clids = self._clids[account] = {}
-                elif client_order_id in clids:
-                    reason = R.DUPLICATE_CLIENT_ORDER_ID
-        if reason is not None:
-            return self._reject(out, symbol, 0, client_order_id, account, "new", reason, ts)
+        # -- validation: one expression admits the common case (a plain limit or market order
+        # in continuous trading); anything else goes through _invalid, which names the reason.
+        if not (
+            (side == BUY or side == SELL)
+            and qty.__class__ is int
+            and 0 < qty <= m.max_qty
+            and (tif == GTC or tif == IOC or tif == DAY or tif == FOK)
+            and stp == STP_CANCEL_NEWEST
+            and not post_only
+            and phase == _CONTINUOUS
+            and (
+                (
+                    order_type == LIMIT
+                    and price.__class__ is int
+                    and m.band_low <= price <= m.band_high
+                )
+                or (order_type == MARKET and price is None)
+            )
+        ):
+            reason = self._invalid(m, side, order_type, qty, price, tif, post_only, stp)
+            if reason is not None:
+                return self._reject(out, symbol, 0, client_order_id, account, "new", reason, ts)
+        if client_order_id is not None:
+            clids = self._clids.get(account)
+            if clids is None:
+                clids = self._clids[account] = {}
+            elif client_order_id in clids:
+                return self._reject(
+                    out, symbol, 0, client_order_id, account, "new", R.DUPLICATE_CLIENT_ORDER_ID, ts
+                )
 
         # -- accepted ----------------------------------------------------------------------
         oid = self._next_order_id
@@ -231,7 +220,22 @@ class Engine:
             stp, ts,
         )  # fmt: skip
         book.seq = seq = book.seq + 1
-        out.append((ACCEPTED, seq, symbol, oid, client_order_id, account, side, order_type, price, qty, tif, ts))
+        out.append(
+            (
+                ACCEPTED,
+                seq,
+                symbol,
+                oid,
+                client_order_id,
+                account,
+                side,
+                order_type,
+                price,
+                qty,
+                tif,
+                ts,
+            )
+        )
 
         if phase != _CONTINUOUS:  # collecting for an auction: no matching
             self._rest(m, order, out)
@@ -246,10 +250,6 @@ class Engine:
         if not crosses and price is not None and (tif == GTC or tif == DAY):
             # The common case, inlined: a passive limit order joins the back of its level.
             self._orders[oid] = order
-            acct_orders = self._open.get(account)
-            if acct_orders is None:
-                acct_orders = self._open[account] = {}
-            acct_orders[oid] = order
             half = book.bids if side == BUY else book.asks
             level = half.levels.get(price)
             if level is None:
@@ -305,7 +305,6 @@ class Engine:
         left = order.leaves
         order.leaves = 0
         del self._orders[order.order_id]
-        del self._open[account][order.order_id]
         book.seq = seq = book.seq + 1
         out.append((CANCELLED, seq, symbol, order.order_id, account, left, _C_USER, ts))
         half = book.bids if side == BUY else book.asks
@@ -325,9 +324,8 @@ class Engine:
         out: list[tuple] = []
         if symbol is not None and symbol not in self._markets:
             return self._reject(out, symbol, 0, None, account, "mass_cancel", R.UNKNOWN_SYMBOL, ts)
-        for order in list(self._open.get(account, {}).values()):
-            if symbol is None or order.symbol == symbol:
-                self._unrest(self._markets[order.symbol], order, _C_MASS, out, ts)
+        for order in self.open_orders(account, symbol):
+            self._unrest(self._markets[order.symbol], order, _C_MASS, out, ts)
         return out
 
     def replace(
@@ -393,7 +391,20 @@ class Engine:
             order.qty = qty
             order.leaves -= cut
             book.seq = seq = book.seq + 1
-            out.append((REPLACED, seq, symbol, order.order_id, account, new_price, qty, order.leaves, True, ts))
+            out.append(
+                (
+                    REPLACED,
+                    seq,
+                    symbol,
+                    order.order_id,
+                    account,
+                    new_price,
+                    qty,
+                    order.leaves,
+                    True,
+                    ts,
+                )
+            )
             if new_price is None:
                 return out  # a market order waiting for the auction: no level to update
             level = book.side(side).levels[new_price]
@@ -403,21 +414,25 @@ class Engine:
             return out
 
         # Anything else loses priority: take the order out, then enter its amended twin.
+        filled = order.cum
         self._pull(m, order, out)
         twin = order.clone()
         order.leaves = 0  # the old queue entry is now dead; the twin replaces it
         twin.price = new_price
         twin.qty = qty
-        twin.leaves = qty - twin.cum
+        twin.leaves = qty - filled
         twin.ts = ts
         self._orders[twin.order_id] = twin
-        self._open[account][twin.order_id] = twin
         book.seq = seq = book.seq + 1
-        out.append((REPLACED, seq, symbol, twin.order_id, account, new_price, qty, twin.leaves, False, ts))
+        out.append(
+            (REPLACED, seq, symbol, twin.order_id, account, new_price, qty, twin.leaves, False, ts)
+        )
         stopped = None
         if m.phase == _CONTINUOUS and new_price is not None:
             opp_best = book.asks.best if side == BUY else book.bids.best
-            if opp_best is not None and (new_price >= opp_best if side == BUY else new_price <= opp_best):
+            if opp_best is not None and (
+                new_price >= opp_best if side == BUY else new_price <= opp_best
+            ):
                 stopped = self._take(m, twin, out, ts)
             self._after_take(m, twin, stopped, out, ts, registered=True)
         else:
@@ -457,7 +472,9 @@ class Engine:
         self._uncross(self._markets[symbol], ts, then, clear_book, reason, out)
         return out
 
-    def halt(self, symbol: str, ts: int = 0, until: int | None = None, reason: str = "manual") -> list[tuple]:
+    def halt(
+        self, symbol: str, ts: int = 0, until: int | None = None, reason: str = "manual"
+    ) -> list[tuple]:
         """Halt a symbol: matching stops and orders are collected for the reopening auction.
 
         With `until`, the reopening auction runs by itself at that time (on the next command or
@@ -479,14 +496,16 @@ class Engine:
     def reopen(self, symbol: str, ts: int = 0, auction: bool = True) -> list[tuple]:
         """Reopen a closed symbol into an opening auction (or straight into continuous)."""
         out: list[tuple] = []
-        self._set_phase(self._markets[symbol], _AUCTION if auction else _CONTINUOUS, "open", out, ts)
+        self._set_phase(
+            self._markets[symbol], _AUCTION if auction else _CONTINUOUS, "open", out, ts
+        )
         return out
 
     def end_of_day(self, ts: int = 0) -> list[tuple]:
         """Expire every DAY order and forget the client order ids of closed orders."""
         out: list[tuple] = []
         for order in [o for o in self._orders.values() if o.tif == DAY]:
-            self._unrest(self._markets[order.symbol], order, C.EXPIRED.value, out, ts)
+            self._unrest(self._markets[order.symbol], order, C.EXPIRED, out, ts)
         self._clids = {}
         for order in self._orders.values():
             if order.client_order_id is not None:
@@ -509,8 +528,11 @@ class Engine:
         return self._orders.get(order_id)
 
     def open_orders(self, account: Any, symbol: str | None = None) -> list[Order]:
-        orders = self._open.get(account, {}).values()
-        return [o for o in orders if symbol is None or o.symbol == symbol]
+        """Open orders of `account` (optionally in one symbol), oldest first."""
+        return [
+            o for o in self._orders.values()
+            if o.account == account and (symbol is None or o.symbol == symbol)
+        ]  # fmt: skip
 
     def order_id_for(self, account: Any, client_order_id: Any) -> int | None:
         return self._clids.get(account, {}).get(client_order_id)
@@ -573,8 +595,51 @@ class Engine:
         self, out: list, symbol: str, order_id: int, clid: Any, account: Any, request: str,
         reason: str, ts: int,
     ) -> list[tuple]:  # fmt: skip
-        out.append((REJECTED, 0, symbol, order_id, clid, account, request, str(reason), ts))
+        out.append((REJECTED, 0, symbol, order_id, clid, account, request, reason, ts))
         return out
+
+    def _invalid(
+        self, m: Market, side: str, order_type: str, qty: Any, price: Any, tif: str,
+        post_only: bool, stp: str,
+    ) -> str | None:  # fmt: skip
+        """Why a new order is refused, or None: the full rule chain, off the hot path."""
+        if side != BUY and side != SELL:
+            return R.INVALID_SIDE
+        if qty.__class__ is not int:
+            return R.QUANTITY_OFF_LOT if qty.__class__ is float else R.INVALID_QUANTITY
+        if qty <= 0:
+            return R.INVALID_QUANTITY
+        if qty > m.max_qty:
+            return R.QUANTITY_TOO_LARGE
+        if tif not in _TIFS:
+            return R.INVALID_TIF
+        if stp not in _STPS:
+            return R.INVALID_STP
+        if order_type == LIMIT:
+            if price is None:
+                return R.MISSING_PRICE
+            if price.__class__ is not int:
+                return R.PRICE_OFF_TICK if price.__class__ is float else R.INVALID_PRICE
+            if price <= 0:
+                return R.INVALID_PRICE
+            if price < m.band_low or price > m.band_high:
+                return R.PRICE_OUTSIDE_BAND
+        elif order_type == MARKET:
+            if price is not None:
+                return R.PRICE_ON_MARKET
+            if post_only:
+                return R.POST_ONLY_MARKET
+        else:
+            return R.INVALID_ORDER_TYPE
+        if m.phase == _CLOSED:
+            return R.MARKET_CLOSED
+        if m.phase != _CONTINUOUS:
+            return R.TIF_NOT_IN_AUCTION if tif == IOC or tif == FOK else None
+        if post_only:
+            best = m.book.asks.best if side == BUY else m.book.bids.best
+            if best is not None and (price >= best if side == BUY else price <= best):
+                return R.POST_ONLY_WOULD_TAKE
+        return None
 
     def _lookup(
         self, out: list, request: str, account: Any, order_id: int | None, clid: Any, ts: int
@@ -596,10 +661,6 @@ class Engine:
         oid = order.order_id
         if not registered:
             self._orders[oid] = order
-            acct_orders = self._open.get(order.account)
-            if acct_orders is None:
-                acct_orders = self._open[order.account] = {}
-            acct_orders[oid] = order
         price = order.price
         if price is None:
             m.market_orders[order.side].append(order)
@@ -616,9 +677,7 @@ class Engine:
         out.append((BOOK, seq, book.symbol, order.side, price, level.qty, level.count))
 
     def _forget(self, order: Order) -> None:
-        oid = order.order_id
-        del self._orders[oid]
-        del self._open[order.account][oid]
+        del self._orders[order.order_id]
 
     def _pull(self, m: Market, order: Order, out: list) -> int:
         """Take a resting order off its level (lazily) and emit the level change."""
@@ -644,7 +703,9 @@ class Engine:
         """Cancel a resting order: CANCELLED, then the level change."""
         book = m.book
         book.seq = seq = book.seq + 1
-        out.append((CANCELLED, seq, book.symbol, order.order_id, order.account, order.leaves, reason, ts))
+        out.append(
+            (CANCELLED, seq, book.symbol, order.order_id, order.account, order.leaves, reason, ts)
+        )
         self._pull(m, order, out)
         order.leaves = 0
         self._forget(order)
@@ -674,7 +735,11 @@ class Engine:
         return False
 
     def _take(self, m: Market, taker: Order, out: list, ts: int) -> str | None:
-        """Match `taker` against the opposite side. Returns why it stopped early, if it did."""
+        """Match `taker` against the opposite side. Returns why it stopped early, if it did.
+
+        The innermost loop runs once per fill; everything that can be done once per price
+        level (the level's quantity, its BOOK event, the breaker) is kept out of it.
+        """
         book = m.book
         buy = taker.side == BUY
         opp = book.asks if buy else book.bids
@@ -694,12 +759,11 @@ class Engine:
         symbol = book.symbol
         seq = book.seq
         trade_id = self._trade_id
-        orders, open_ = self._orders, self._open
+        orders = self._orders
         append = out.append
         aggressor = taker.side
-        notional = 0
         stopped = None
-        last_px = None
+        fill = 0  # the last fill's quantity
         while leaves and heap:
             px = heap[0] * sign
             if limit is not None and (px > limit if buy else px < limit):
@@ -709,12 +773,14 @@ class Engine:
                 break
             level = levels[px]
             q = level.orders
-            before = level.qty, level.count
+            taken = 0  # quantity removed from this level (fills and self-trade cancels)
+            done = 0  # orders removed from this level
+            cancelled = 0  # of which by self-trade prevention
             while q:
                 maker = q[0]
                 ml = maker.leaves
                 if not ml:
-                    q.popleft()  # lazily-deleted entry
+                    q.popleft()  # a lazily-deleted entry
                     continue
                 if maker.account == acct:  # self-trade prevention
                     if taker.stp == STP_CANCEL_NEWEST:
@@ -722,24 +788,29 @@ class Engine:
                         break
                     q.popleft()
                     maker.leaves = 0
-                    level.qty -= ml
-                    level.count -= 1
+                    taken += ml
+                    cancelled += ml
+                    done += 1
                     seq += 1
                     append((CANCELLED, seq, symbol, maker.order_id, maker.account, ml, _C_STP, ts))
                     del orders[maker.order_id]
-                    del open_[maker.account][maker.order_id]
                     if taker.stp == STP_CANCEL_BOTH:
                         stopped = _C_STP
                         break
                     continue
-                fill = leaves if leaves < ml else ml
-                leaves -= fill
-                ml -= fill
-                maker.leaves = ml
-                maker.cum += fill
-                maker.notional += fill * px
-                level.qty -= fill
-                notional += fill * px
+                if leaves < ml:
+                    fill = leaves
+                    ml -= fill
+                    leaves = 0
+                    maker.leaves = ml
+                else:
+                    fill = ml
+                    leaves -= ml
+                    ml = maker.leaves = 0
+                    q.popleft()
+                    done += 1
+                    del orders[maker.order_id]
+                taken += fill
                 trade_id += 1
                 seq += 1
                 if buy:
@@ -748,31 +819,25 @@ class Engine:
                 else:
                     append((TRADE, seq, symbol, trade_id, px, fill, aggressor, maker.order_id,
                             maker.account, ml, tid, tacct, leaves, ts))  # fmt: skip
-                last_px = px
-                book.last_qty = fill
-                if not ml:
-                    q.popleft()
-                    level.count -= 1
-                    del orders[maker.order_id]
-                    del open_[maker.account][maker.order_id]
                 if not leaves:
                     break
-            if (level.qty, level.count) != before:
+            if taken:
+                level.qty -= taken
+                level.count -= done
                 seq += 1
                 append((BOOK, seq, symbol, opp_side, px, level.qty, level.count))
-            if not level.count:
-                opp.drop(px)
-            if last_px == px and breaker is not None:
-                breaker.record(ts, px)
-                low, high = breaker.low, breaker.high
+                if not level.count:
+                    opp.drop(px)
+                if taken > cancelled:
+                    book.last_price = px
+                    book.last_qty = fill
+                    if breaker is not None:
+                        breaker.record(ts, px)
+                        low, high = breaker.low, breaker.high
             if stopped:
                 break
         book.seq = seq
         self._trade_id = trade_id
-        if last_px is not None:
-            book.last_price = last_px
-        taker.cum += taker.leaves - leaves
-        taker.notional += notional
         taker.leaves = leaves
         return stopped
 
@@ -797,7 +862,9 @@ class Engine:
             self._rest(m, order, out, registered)  # GTC/DAY: rests, even into a halt
             return
         book.seq = seq = book.seq + 1
-        out.append((CANCELLED, seq, book.symbol, order.order_id, order.account, order.leaves, reason, ts))
+        out.append(
+            (CANCELLED, seq, book.symbol, order.order_id, order.account, order.leaves, reason, ts)
+        )
         order.leaves = 0
         if registered:
             self._forget(order)
@@ -860,8 +927,6 @@ class Engine:
                 remaining -= fill
                 for o in (buy, sell):
                     o.leaves -= fill
-                    o.cum += fill
-                    o.notional += fill * price
                     if o.price is not None:
                         level = book.side(o.side).levels[o.price]
                         level.qty -= fill
@@ -895,11 +960,11 @@ class Engine:
             while queue:
                 o = queue.popleft()
                 if o.leaves:
-                    self._unrest(m, o, C.AUCTION_UNFILLED.value, out, ts)
+                    self._unrest(m, o, C.AUCTION_UNFILLED, out, ts)
         if clear_book:
             for side in (book.bids, book.asks):
                 for o in list(side.orders()):
-                    self._unrest(m, o, C.PERIOD_END.value, out, ts)
+                    self._unrest(m, o, C.PERIOD_END, out, ts)
         self._set_phase(m, then, reason, out, ts)
 
     def _auction_queue(self, m: Market, side_name: str, price: int) -> Iterator[Order]:

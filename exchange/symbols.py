@@ -26,7 +26,7 @@ class OffLotError(ValueError):
 
 def _as_decimal(value: Decimal | str | int | float) -> Decimal:
     if isinstance(value, float):
-        # repr() gives the shortest string that round-trips, so 0.1 stays 0.1, not 0.1000000000000000055...
+        # repr() is the shortest string that round-trips: 0.1 stays 0.1, not 0.1000000000000000055
         value = repr(value)
     try:
         return Decimal(value)
@@ -99,7 +99,9 @@ class SymbolSpec(BaseModel):
         """Decimal price -> integer ticks; raises OffTickError unless it is a whole tick."""
         ticks, rem = divmod(_as_decimal(price), self.tick_size)
         if rem != 0:
-            raise OffTickError(f"{self.symbol}: price {price} is not a multiple of tick {self.tick_size}")
+            raise OffTickError(
+                f"{self.symbol}: price {price} is not a multiple of tick {self.tick_size}"
+            )
         return int(ticks)
 
     def ticks_to_price(self, ticks: int) -> Decimal:
@@ -109,7 +111,9 @@ class SymbolSpec(BaseModel):
         """Decimal quantity -> integer lots; raises OffLotError unless it is a whole lot."""
         lots, rem = divmod(_as_decimal(qty), self.lot_size)
         if rem != 0:
-            raise OffLotError(f"{self.symbol}: quantity {qty} is not a multiple of lot {self.lot_size}")
+            raise OffLotError(
+                f"{self.symbol}: quantity {qty} is not a multiple of lot {self.lot_size}"
+            )
         return int(lots)
 
     def lots_to_qty(self, lots: int) -> Decimal:

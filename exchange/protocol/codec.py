@@ -58,7 +58,9 @@ class ProtocolError(ValueError):
 
     def to_reject(self, ts: int = 0) -> ProtocolReject:
         """The session-level reject that answers this error."""
-        return ProtocolReject(reason=self.reason, text=str(self)[:1024], ref_type=self.ref_type, ts=ts)
+        return ProtocolReject(
+            reason=self.reason, text=str(self)[:1024], ref_type=self.ref_type, ts=ts
+        )
 
 
 class MessageTooLarge(ProtocolError):
@@ -197,7 +199,7 @@ def _unpack(data: Any, max_size: int) -> Any:
             object_pairs_hook=_strict_map,
             ext_hook=_refuse_ext,
             max_str_len=_MAX_STR_BYTES,
-            max_bin_len=0,  # no field is bytes
+            max_bin_len=_MAX_STR_BYTES,  # no field is bytes, but let validation say which
             max_ext_len=0,
             max_map_len=_MAX_MAP_LEN,
             max_array_len=max_size,  # snapshot levels; bounded by the frame size anyway

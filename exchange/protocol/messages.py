@@ -14,6 +14,7 @@ can read every message we can write.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -148,7 +149,7 @@ class ReplaceOrder(_Wire):
 
 
 class MassCancel(_Wire):
-    """Cancel all of the account's orders in `symbol`, or everywhere when it is None (kill switch)."""
+    """Cancel the account's orders in `symbol`, or everywhere when it is None (the kill switch)."""
 
     type: Literal["mass_cancel"] = "mass_cancel"
     client_order_id: ClientOrderId
@@ -343,9 +344,9 @@ class BookSnapshot(_Wire):
     def _best_first(self) -> Self:
         bid_prices = [price for price, _, _ in self.bids]
         ask_prices = [price for price, _, _ in self.asks]
-        if any(a <= b for a, b in zip(bid_prices, bid_prices[1:], strict=False)):
+        if any(a <= b for a, b in pairwise(bid_prices)):
             raise ValueError("bids must be in strictly descending price order")
-        if any(a >= b for a, b in zip(ask_prices, ask_prices[1:], strict=False)):
+        if any(a >= b for a, b in pairwise(ask_prices)):
             raise ValueError("asks must be in strictly ascending price order")
         return self
 
@@ -364,9 +365,9 @@ class MarketStatus(_Wire):
 
     @model_validator(mode="after")
     def _band_ordered(self) -> Self:
-        if self.band_low is not None and self.band_high is not None:
-            if self.band_low > self.band_high:
-                raise ValueError("band_low must not exceed band_high")
+        low, high = self.band_low, self.band_high
+        if low is not None and high is not None and low > high:
+            raise ValueError("band_low must not exceed band_high")
         return self
 
 
