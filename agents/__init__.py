@@ -1,1 +1,1 @@
-"""Agents: the agent SDK, client, runner, strategies and the simulated-time kernel (issues 3, 5, 7)."""
+"""Agents: the agent SDK, client, runner, strategies, simulated time (issues 3, 5, 7)."""
