@@ -88,9 +88,11 @@ class Order:
 
     def clone(self) -> Order:
         """A copy that takes this order's place (a replace that loses priority)."""
-        twin = Order.__new__(Order)
-        for name in Order.__slots__:
-            setattr(twin, name, getattr(self, name))
+        twin = Order(
+            self.order_id, self.client_order_id, self.account, self.symbol, self.side,
+            self.order_type, self.price, self.qty, self.tif, self.post_only, self.stp, self.ts,
+        )  # fmt: skip
+        twin.leaves = self.leaves
         return twin
 
     def __repr__(self) -> str:

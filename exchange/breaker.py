@@ -58,15 +58,18 @@ class VolatilityBreaker:
         """A trade happened at `price` (call once per price level traded, in time order)."""
         if ts >= self.expires:
             self._expire(ts)
-        self._all.append((ts, price))
+        entry = (ts, price)
+        self._all.append(entry)
         lo, hi = self._min, self._max
         while lo and lo[-1][1] >= price:
             lo.pop()
-        lo.append((ts, price))
+        lo.append(entry)
         while hi and hi[-1][1] <= price:
             hi.pop()
-        hi.append((ts, price))
-        self._recompute()
+        hi.append(entry)
+        # The band moves only if this price is a new window extreme (or the window was empty).
+        if len(lo) == 1 or len(hi) == 1 or len(self._all) == 1:
+            self._recompute()
 
     def _expire(self, now: int) -> None:
         cutoff = now - self.window_ns

@@ -169,8 +169,9 @@ class Engine:
     ) -> list[tuple]:
         """A new order. Returns its events: REJECTED, or ACCEPTED then trades/book/cancel."""
         out: list[tuple] = []
-        m = self._markets.get(symbol)
-        if m is None:
+        try:  # (try/except costs nothing when nothing is raised; .get() is a method call)
+            m = self._markets[symbol]
+        except (KeyError, TypeError):
             return self._reject(
                 out, symbol, 0, client_order_id, account, "new", R.UNKNOWN_SYMBOL, ts
             )
@@ -202,10 +203,11 @@ class Engine:
             if reason is not None:
                 return self._reject(out, symbol, 0, client_order_id, account, "new", reason, ts)
         if client_order_id is not None:
-            clids = self._clids.get(account)
-            if clids is None:
+            try:
+                clids = self._clids[account]
+            except KeyError:
                 clids = self._clids[account] = {}
-            elif client_order_id in clids:
+            if client_order_id in clids:
                 return self._reject(
                     out, symbol, 0, client_order_id, account, "new", R.DUPLICATE_CLIENT_ORDER_ID, ts
                 )
@@ -251,8 +253,9 @@ class Engine:
             # The common case, inlined: a passive limit order joins the back of its level.
             self._orders[oid] = order
             half = book.bids if side == BUY else book.asks
-            level = half.levels.get(price)
-            if level is None:
+            try:
+                level = half.levels[price]
+            except KeyError:
                 level = half.level(price)
             level.orders.append(order)
             level.qty += qty
