@@ -164,9 +164,11 @@ class Side:
             self.rebuild_heap()
 
     def rebuild_heap(self) -> None:
-        self.heap = [self.sign * p for p in self.levels]
+        """Drop stale prices. In place: the matching loop holds a reference to this list."""
+        self.heap[:] = [self.sign * p for p in self.levels]
         heapify(self.heap)
-        self.heaped = set(self.levels)
+        self.heaped.clear()
+        self.heaped.update(self.levels)
 
     def prices(self) -> list[int]:
         """Live prices, best first."""

@@ -81,6 +81,8 @@ class RejectReason(StrEnum):
     POST_ONLY_WOULD_TAKE = "post_only_would_take"
     POST_ONLY_MARKET = "post_only_market_order"
     DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
+    INVALID_CLIENT_ORDER_ID = "invalid_client_order_id"  # not hashable (a list, say)
+    INVALID_ACCOUNT = "invalid_account"  # not hashable
     MARKET_CLOSED = "market_closed"
     TIF_NOT_IN_AUCTION = "tif_not_allowed_in_auction"  # IOC/FOK while orders are being collected
     UNKNOWN_ORDER = "unknown_order"  # no open order with that id

@@ -207,7 +207,15 @@ class Engine:
                 clids = self._clids[account]
             except KeyError:
                 clids = self._clids[account] = {}
-            if client_order_id in clids:
+            except TypeError:  # an unhashable account: refuse, never raise
+                return self._reject(out, symbol, 0, None, None, "new", R.INVALID_ACCOUNT, ts)
+            try:
+                duplicate = client_order_id in clids
+            except TypeError:
+                return self._reject(
+                    out, symbol, 0, None, account, "new", R.INVALID_CLIENT_ORDER_ID, ts
+                )
+            if duplicate:
                 return self._reject(
                     out, symbol, 0, client_order_id, account, "new", R.DUPLICATE_CLIENT_ORDER_ID, ts
                 )
@@ -281,11 +289,14 @@ class Engine:
     ) -> list[tuple]:
         """Cancel one open order by engine id or by the client order id it was entered with."""
         out: list[tuple] = []
-        if order_id is None and client_order_id is not None:
-            clids = self._clids.get(account)
-            if clids is not None:
-                order_id = clids.get(client_order_id)
-        order = self._orders.get(order_id) if order_id is not None else None
+        try:
+            if order_id is None and client_order_id is not None:
+                clids = self._clids.get(account)
+                if clids is not None:
+                    order_id = clids.get(client_order_id)
+            order = self._orders.get(order_id) if order_id is not None else None
+        except TypeError:  # an unhashable id or account names no order
+            order = None
         if order is None or order.account != account:
             self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # the reject
             return out
@@ -325,8 +336,11 @@ class Engine:
     def mass_cancel(self, account: Any, symbol: str | None = None, ts: int = 0) -> list[tuple]:
         """The kill switch: cancel every open order of `account` (in `symbol`, or everywhere)."""
         out: list[tuple] = []
-        if symbol is not None and symbol not in self._markets:
+        if symbol is not None and (not isinstance(symbol, str) or symbol not in self._markets):
             return self._reject(out, symbol, 0, None, account, "mass_cancel", R.UNKNOWN_SYMBOL, ts)
+        for m in self._markets.values():  # a due halt end or batch auction comes first
+            if ts >= m.wakeup and (symbol is None or m.symbol == symbol):
+                self._wake(m, ts, out)
         for order in self.open_orders(account, symbol):
             self._unrest(self._markets[order.symbol], order, _C_MASS, out, ts)
         return out
@@ -359,6 +373,8 @@ class Engine:
         reason = None
         if order.leaves == 0:
             reason = R.UNKNOWN_ORDER
+        elif m.phase == _CLOSED:
+            reason = R.MARKET_CLOSED  # a closed market takes cancels only
         elif qty.__class__ is not int:
             reason = R.QUANTITY_OFF_LOT if qty.__class__ is float else R.INVALID_QUANTITY
         elif qty <= 0:
@@ -497,16 +513,19 @@ class Engine:
         return out
 
     def reopen(self, symbol: str, ts: int = 0, auction: bool = True) -> list[tuple]:
-        """Reopen a closed symbol into an opening auction (or straight into continuous)."""
+        """Reopen a closed symbol into an opening auction, or straight into continuous trading
+        (after an immediate uncross, so that a book closed mid-auction never trades crossed)."""
         out: list[tuple] = []
-        self._set_phase(
-            self._markets[symbol], _AUCTION if auction else _CONTINUOUS, "open", out, ts
-        )
+        m = self._markets[symbol]
+        if auction:
+            self._set_phase(m, _AUCTION, "open", out, ts)
+        else:
+            self._uncross(m, ts, _CONTINUOUS, False, "open", out)
         return out
 
     def end_of_day(self, ts: int = 0) -> list[tuple]:
         """Expire every DAY order and forget the client order ids of closed orders."""
-        out: list[tuple] = []
+        out = self.advance(ts)  # a due reopening auction trades before the day ends
         for order in [o for o in self._orders.values() if o.tif == DAY]:
             self._unrest(self._markets[order.symbol], order, C.EXPIRED, out, ts)
         self._clids = {}
@@ -614,9 +633,9 @@ class Engine:
             return R.INVALID_QUANTITY
         if qty > m.max_qty:
             return R.QUANTITY_TOO_LARGE
-        if tif not in _TIFS:
+        if not isinstance(tif, str) or tif not in _TIFS:
             return R.INVALID_TIF
-        if stp not in _STPS:
+        if not isinstance(stp, str) or stp not in _STPS:
             return R.INVALID_STP
         if order_type == LIMIT:
             if price is None:
@@ -648,9 +667,13 @@ class Engine:
         self, out: list, request: str, account: Any, order_id: int | None, clid: Any, ts: int
     ) -> Order | None:
         """Resolve the target of a cancel/replace, rejecting unknown or foreign orders."""
-        if order_id is None:
-            order_id = self._clids.get(account, {}).get(clid) if clid is not None else None
-        order = self._orders.get(order_id) if order_id is not None else None
+        try:
+            if order_id is None:
+                order_id = self._clids.get(account, {}).get(clid) if clid is not None else None
+            order = self._orders.get(order_id) if order_id is not None else None
+        except TypeError:  # an unhashable id or account names no order
+            order = None
+            order_id = order_id if isinstance(order_id, int) else None
         if order is None:
             self._reject(out, "", order_id or 0, clid, account, request, R.UNKNOWN_ORDER, ts)
             return None

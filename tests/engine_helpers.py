@@ -27,7 +27,9 @@ def kinds(events: list[tuple]) -> list[str]:
 
 def trades(events: list[tuple]) -> list[tuple[int, int, int, int, str]]:
     """(price, qty, buy order id, sell order id, aggressor) of every trade, in order."""
-    return [(t.price, t.qty, t.buy_order_id, t.sell_order_id, t.aggressor) for t in of(events, "trade")]
+    return [
+        (t.price, t.qty, t.buy_order_id, t.sell_order_id, t.aggressor) for t in of(events, "trade")
+    ]
 
 
 def cancels(events: list[tuple]) -> list[tuple[int, int, str]]:

@@ -84,19 +84,23 @@ class ReferenceMatcher:
         """(bids, asks) as (price, qty, count), best first, like Engine.depth."""
         out = []
         for side in (BUY, SELL):
-            levels: dict[int, list[int]] = {}
-            for o in self.resting:
-                if o.side == side:
-                    levels.setdefault(o.price, [0, 0])
-                    levels[o.price][0] += o.leaves
-                    levels[o.price][1] += 1
-            prices = sorted(levels, reverse=side == BUY)
-            out.append([(p, levels[p][0], levels[p][1]) for p in prices])
+            prices = sorted({o.price for o in self.resting if o.side == side}, reverse=side == BUY)
+            levels = [[o for o in self.resting if o.side == side and o.price == p] for p in prices]
+            out.append([(lv[0].price, sum(o.leaves for o in lv), len(lv)) for lv in levels])
         return out[0], out[1]
 
     # -- requests -----------------------------------------------------------------------------
-    def submit(self, side, order_type, qty, price=None, account=None, tif="GTC", post_only=False,
-               stp=NEWEST) -> Result:  # fmt: skip
+    def submit(
+        self,
+        side,
+        order_type,
+        qty,
+        price=None,
+        account=None,
+        tif="GTC",
+        post_only=False,
+        stp=NEWEST,
+    ) -> Result:
         if order_type == "market":
             price = None
         if post_only and price is None:
