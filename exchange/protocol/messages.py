@@ -22,21 +22,32 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
+    "Bar",
     "BookDelta",
     "BookSnapshot",
     "CancelOrder",
     "CancelReject",
     "ExecutionReport",
+    "Goodbye",
     "Heartbeat",
+    "Logon",
+    "LogonReply",
     "MarketStatus",
     "MassCancel",
+    "MassCancelReport",
     "Message",
     "NewOrder",
+    "OpenOrders",
+    "OpenOrdersRequest",
+    "OrderInfo",
     "ProtocolReject",
     "ReplaceOrder",
+    "SnapshotRequest",
     "TopOfBook",
     "Trade",
     "TradeCapture",
+    "TradeReplay",
+    "TradeReplayRequest",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -378,6 +389,141 @@ class Heartbeat(_Wire):
     seq: NonNegInt = 0
 
 
+# --------------------------------------------------------------------------------------------
+# Sessions and services: logon, open orders, snapshots, trade replay, bars, goodbye
+# --------------------------------------------------------------------------------------------
+
+Token = Annotated[str, Field(max_length=256)]
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Logon(_Wire):
+    """First message on an order-entry connection: binds the connection to an account.
+
+    Every later request on the connection acts for that account (the gateway stamps it; an
+    `account` field in a request is ignored). `token` is the account's secret where the
+    exchange checks one.
+    """
+
+    type: Literal["logon"] = "logon"
+    account: Account
+    token: Token = ""
+
+
+class LogonReply(_Wire):
+    """The answer to a `Logon`: accepted, or refused with a reason."""
+
+    type: Literal["logon_reply"] = "logon_reply"
+    account: Account
+    accepted: bool
+    reason: Reason | None = None
+    text: Text = ""
+    symbols: list[Symbol] = []  # what this exchange lists
+
+
+class OpenOrdersRequest(_Wire):
+    """Ask for the session account's open orders (FIX OrderMassStatusRequest)."""
+
+    type: Literal["open_orders_request"] = "open_orders_request"
+    request_id: RequestId
+    symbol: Symbol | None = None
+
+
+class OrderInfo(BaseModel):
+    """One open order as the exchange sees it (an element of `OpenOrders`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    order_id: Id
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    side: Side
+    order_type: OrderType
+    price: Price | None = None
+    qty: NonNegInt
+    cum_qty: NonNegInt
+    leaves_qty: NonNegInt
+    avg_price: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+
+class OpenOrders(_Wire):
+    """The answer to an `OpenOrdersRequest`, oldest order first."""
+
+    type: Literal["open_orders"] = "open_orders"
+    request_id: RequestId
+    orders: list[OrderInfo] = []
+
+
+class SnapshotRequest(_Wire):
+    """Snapshot service: the L2 book of `symbol` to `depth` levels (None: all)."""
+
+    type: Literal["snapshot_request"] = "snapshot_request"
+    symbol: Symbol
+    depth: Annotated[int, Field(gt=0, le=100_000)] | None = None
+
+
+class TradeReplayRequest(_Wire):
+    """Snapshot service: trade captures with ``trade_id >= from_trade_id``, from the journal.
+
+    The reply holds at most `max_count` trades (and never more than fit in a frame); ask again
+    from ``last_trade_id + 1`` until `end_trade_id` is reached.
+    """
+
+    type: Literal["trade_replay_request"] = "trade_replay_request"
+    from_trade_id: Id
+    max_count: Annotated[int, Field(gt=0, le=1000)] = 200
+    token: Token = ""
+
+
+class TradeReplay(_Wire):
+    """A page of trade captures; `end_trade_id` is the newest trade the exchange has."""
+
+    type: Literal["trade_replay"] = "trade_replay"
+    trades: list[TradeCapture] = []
+    end_trade_id: NonNegInt
+
+
+class Bar(_Wire):
+    """An OHLCV bar of one symbol's trades over [start_ts, start_ts + interval_ns)."""
+
+    type: Literal["bar"] = "bar"
+    symbol: Symbol
+    seq: NonNegInt
+    start_ts: Timestamp
+    interval_ns: Annotated[int, Field(gt=0, le=_I64_MAX)]
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Qty
+    trades: Count
+
+    @model_validator(mode="after")
+    def _ohlc_consistent(self) -> Self:
+        if not (self.low <= min(self.open, self.close) <= max(self.open, self.close) <= self.high):
+            raise ValueError("need low <= open, close <= high")
+        return self
+
+
+class MassCancelReport(_Wire):
+    """The answer to a `MassCancel` that was carried out: how many orders it cancelled.
+
+    The cancelled orders also get their own `canceled` execution reports, sent before this.
+    """
+
+    type: Literal["mass_cancel_report"] = "mass_cancel_report"
+    client_order_id: ClientOrderId
+    symbol: Symbol | None = None
+    cancelled: NonNegInt
+
+
+class Goodbye(_Wire):
+    """The exchange is shutting down (sent on the feed and to connected sessions)."""
+
+    type: Literal["goodbye"] = "goodbye"
+    reason: Text = ""
+
+
 Message = Annotated[
     NewOrder
     | CancelOrder
@@ -392,7 +538,17 @@ Message = Annotated[
     | BookDelta
     | BookSnapshot
     | MarketStatus
-    | Heartbeat,
+    | Heartbeat
+    | Logon
+    | LogonReply
+    | OpenOrdersRequest
+    | OpenOrders
+    | SnapshotRequest
+    | TradeReplayRequest
+    | TradeReplay
+    | Bar
+    | MassCancelReport
+    | Goodbye,
     Field(discriminator="type"),
 ]
 """Any wire message, discriminated by its ``type`` tag (usable as a pydantic field type)."""
@@ -414,6 +570,16 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
         BookSnapshot,
         MarketStatus,
         Heartbeat,
+        Logon,
+        LogonReply,
+        OpenOrdersRequest,
+        OpenOrders,
+        SnapshotRequest,
+        TradeReplayRequest,
+        TradeReplay,
+        Bar,
+        MassCancelReport,
+        Goodbye,
     )
 }
 """Type tag -> model class: the registry the codec decodes with."""
