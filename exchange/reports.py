@@ -20,6 +20,7 @@ from exchange.constants import CancelReason
 from exchange.engine import Engine
 from exchange.events import ACCEPTED, BOOK, CANCELLED, REJECTED, REPLACED, STATUS, TRADE
 from exchange.protocol import (
+    MESSAGE_TYPES,
     BookDelta,
     CancelOrder,
     CancelReject,
@@ -32,32 +33,35 @@ from exchange.protocol import (
     TradeCapture,
 )
 
-__all__ = ["Outbox", "Reporter", "execute"]
+__all__ = ["Outbox", "RawOutbox", "Reporter", "execute", "reject_raw"]
 
 Request = NewOrder | CancelOrder | ReplaceOrder | MassCancel
 
 
-def execute(engine: Engine, msg: Request, ts: int) -> list[tuple]:
-    """Run one decoded, validated request through the engine; returns the engine's events."""
+def execute(engine: Engine, msg: Request, ts: int, account: Any = None) -> list[tuple]:
+    """Run one decoded, validated request through the engine; returns the engine's events.
+
+    `account` overrides the message's own: a gateway acts for the session's account, never
+    for whatever account a client writes into its request.
+    """
+    acct = msg.account if account is None else account
     if isinstance(msg, NewOrder):
         return engine.submit(
-            msg.symbol, msg.side, msg.order_type, msg.qty, msg.price, msg.account,
+            msg.symbol, msg.side, msg.order_type, msg.qty, msg.price, acct,
             msg.client_order_id, msg.time_in_force, ts, msg.post_only, msg.stp,
         )  # fmt: skip
     if isinstance(msg, CancelOrder):
-        return engine.cancel(msg.account, msg.order_id, msg.orig_client_order_id, ts)
+        return engine.cancel(acct, msg.order_id, msg.orig_client_order_id, ts)
     if isinstance(msg, ReplaceOrder):
-        return engine.replace(
-            msg.account, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts
-        )
+        return engine.replace(acct, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts)
     if isinstance(msg, MassCancel):
-        return engine.mass_cancel(msg.account, msg.symbol, ts)
+        return engine.mass_cancel(acct, msg.symbol, ts)
     raise TypeError(f"not an order-entry request: {type(msg).__name__}")
 
 
 @dataclass
 class Outbox:
-    """Where each produced message goes."""
+    """Where each produced message goes (models: `Reporter.translate`)."""
 
     private: list[tuple[Any, ExecutionReport | CancelReject]] = field(default_factory=list)
     public: list[Trade | BookDelta | MarketStatus] = field(default_factory=list)
@@ -65,34 +69,84 @@ class Outbox:
 
 
 @dataclass
-class _OrderState:
-    order_id: int
-    client_order_id: str
-    account: Any
-    symbol: str
-    side: str
-    order_type: str
-    price: int | None
-    qty: int
-    cum: int = 0
-    notional: int = 0
+class RawOutbox:
+    """The same, as plain wire dicts (`Reporter.translate_raw`): what the exchange process sends.
 
-    def report(self, **fields: Any) -> ExecutionReport:
-        leaves = fields.pop("leaves_qty")
-        return ExecutionReport(
-            order_id=self.order_id,
-            client_order_id=self.client_order_id,
-            account=self.account,
-            symbol=self.symbol,
-            side=self.side,
-            order_type=self.order_type,
-            price=self.price,
-            qty=self.cum + leaves,
-            cum_qty=self.cum,
-            leaves_qty=leaves,
-            avg_price=self.notional / self.cum if self.cum else 0.0,
-            **fields,
-        )
+    Each dict is exactly what ``encode(model)`` would pack, minus fields left at their defaults,
+    and validates strictly as its model (`translate` does that for every message, so every test
+    that uses `translate` checks the dicts the process sends).
+    """
+
+    private: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    public: list[dict[str, Any]] = field(default_factory=list)
+    drop_copy: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _OrderState:
+    """What the reports need about an open order that the engine does not keep."""
+
+    __slots__ = (
+        "account", "client_order_id", "cum", "notional", "order_id", "order_type", "price",
+        "qty", "side", "symbol",
+    )  # fmt: skip
+
+    def __init__(
+        self, order_id: int, client_order_id: str, account: str, symbol: str, side: str,
+        order_type: str, price: int | None, qty: int,
+    ) -> None:  # fmt: skip
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.account = account
+        self.symbol = symbol
+        self.side = side
+        self.order_type = order_type
+        self.price = price
+        self.qty = qty
+        self.cum = 0
+        self.notional = 0
+
+    def report(
+        self, seq: int, ts: int, exec_type: str, order_status: str, leaves: int, **extra: Any
+    ) -> dict[str, Any]:
+        cum = self.cum
+        msg = {
+            "type": "execution_report",
+            "v": 1,
+            "ts": ts,
+            "order_id": self.order_id,
+            "client_order_id": self.client_order_id,
+            "account": self.account,
+            "symbol": self.symbol,
+            "side": self.side,
+            "exec_type": exec_type,
+            "order_status": order_status,
+            "order_type": self.order_type,
+            "price": self.price,
+            "qty": cum + leaves,
+            "cum_qty": cum,
+            "leaves_qty": leaves,
+            "avg_price": self.notional / cum if cum else 0.0,
+            "seq": seq,
+        }
+        if extra:
+            msg.update(extra)
+        return msg
+
+    def info(self, leaves: int) -> dict[str, Any]:
+        """An `OrderInfo` dict (for open-order queries)."""
+        cum = self.cum
+        return {
+            "order_id": self.order_id,
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "order_type": self.order_type,
+            "price": self.price,
+            "qty": cum + leaves,
+            "cum_qty": cum,
+            "leaves_qty": leaves,
+            "avg_price": self.notional / cum if cum else 0.0,
+        }
 
 
 class Reporter:
@@ -104,20 +158,35 @@ class Reporter:
     def __len__(self) -> int:
         return len(self._orders)
 
+    def order(self, order_id: int) -> _OrderState | None:
+        return self._orders.get(order_id)
+
     def translate(self, events: list[tuple], request: Request | None = None) -> Outbox:
-        """Messages for `events`; `request` (the message that caused them) names rejects."""
-        box = Outbox()
+        """Messages for `events` as validated models; `request` (their cause) names rejects."""
+        raw = self.translate_raw(events, request)
+        return Outbox(
+            private=[(account, _model(msg)) for account, msg in raw.private],
+            public=[_model(msg) for msg in raw.public],
+            drop_copy=[_model(msg) for msg in raw.drop_copy],
+        )
+
+    def translate_raw(self, events: list[tuple], request: Request | None = None) -> RawOutbox:
+        """Messages for `events` as wire dicts (no validation: the hot path of the process)."""
+        box = RawOutbox()
+        private = box.private.append
+        public = box.public.append
         ts = 0  # book changes carry no time of their own: they share their cause's
         for ev in events:
             kind = ev[0]
-            if kind != BOOK:
-                ts = ev[-1]
             if kind == BOOK:
                 _, seq, symbol, side, price, qty, count = ev
-                box.public.append(BookDelta(
-                    symbol=symbol, seq=seq, side=side, price=price, qty=qty, count=count, ts=ts,
-                ))  # fmt: skip
-            elif kind == TRADE:
+                public({
+                    "type": "book_delta", "v": 1, "ts": ts, "symbol": symbol, "seq": seq,
+                    "side": side, "price": price, "qty": qty, "count": count,
+                })  # fmt: skip
+                continue
+            ts = ev[-1]
+            if kind == TRADE:
                 self._trade(ev, box)
             elif kind == ACCEPTED:
                 _, seq, symbol, oid, clid, account, side, otype, price, qty, _tif, ts = ev
@@ -126,49 +195,44 @@ class Reporter:
                     side, otype, price, qty,
                 )  # fmt: skip
                 self._orders[oid] = state
-                box.private.append((account, state.report(
-                    exec_type="new", order_status="new", leaves_qty=qty, seq=seq, ts=ts,
-                )))  # fmt: skip
+                private((account, state.report(seq, ts, "new", "new", qty)))
             elif kind == CANCELLED:
                 _, seq, _symbol, oid, account, cancelled, reason, ts = ev
                 state = self._orders.pop(oid)
-                expired = reason == CancelReason.EXPIRED
-                box.private.append((account, state.report(
-                    exec_type="expired" if expired else "canceled",
-                    order_status="expired" if expired else "canceled",
-                    leaves_qty=0, cancelled_qty=cancelled, text=reason, seq=seq, ts=ts,
+                kind_ = "expired" if reason == CancelReason.EXPIRED else "canceled"
+                private((account, state.report(
+                    seq, ts, kind_, kind_, 0, cancelled_qty=cancelled, text=reason,
                 )))  # fmt: skip
             elif kind == REPLACED:
                 _, seq, _symbol, oid, account, price, qty, leaves, _kept, ts = ev
                 state = self._orders[oid]
                 state.price, state.qty = price, qty
-                box.private.append((account, state.report(
-                    exec_type="replaced",
-                    order_status="partially_filled" if state.cum else "new",
-                    leaves_qty=leaves, seq=seq, ts=ts,
-                )))  # fmt: skip
+                status = "partially_filled" if state.cum else "new"
+                private((account, state.report(seq, ts, "replaced", status, leaves)))
             elif kind == STATUS:
                 _, seq, symbol, phase, reason, low, high, until, ts = ev
-                box.public.append(MarketStatus(
-                    symbol=symbol, seq=seq, phase=phase, reason=reason, band_low=low,
-                    band_high=high, halt_until=until, ts=ts,
-                ))  # fmt: skip
+                public({
+                    "type": "market_status", "v": 1, "ts": ts, "symbol": symbol, "seq": seq,
+                    "phase": phase, "reason": reason, "band_low": low, "band_high": high,
+                    "halt_until": until,
+                })  # fmt: skip
             elif kind == REJECTED:
                 self._reject(ev, request, box)
         return box
 
-    def _trade(self, ev: tuple, box: Outbox) -> None:
+    def _trade(self, ev: tuple, box: RawOutbox) -> None:
         (_, seq, symbol, trade_id, price, qty, aggressor, buy_oid, buy_acct, buy_leaves,
          sell_oid, sell_acct, sell_leaves, ts) = ev  # fmt: skip
-        box.public.append(Trade(
-            symbol=symbol, trade_id=trade_id, seq=seq, price=price, qty=qty,
-            aggressor_side=aggressor, ts=ts,
-        ))  # fmt: skip
-        box.drop_copy.append(TradeCapture(
-            trade_id=trade_id, seq=seq, symbol=symbol, price=price, qty=qty,
-            buy_account=_account(buy_acct), sell_account=_account(sell_acct),
-            buy_order_id=buy_oid, sell_order_id=sell_oid, aggressor_side=aggressor, ts=ts,
-        ))  # fmt: skip
+        box.public.append({
+            "type": "trade", "v": 1, "ts": ts, "symbol": symbol, "trade_id": trade_id,
+            "seq": seq, "price": price, "qty": qty, "aggressor_side": aggressor,
+        })  # fmt: skip
+        box.drop_copy.append({
+            "type": "trade_capture", "v": 1, "ts": ts, "trade_id": trade_id, "seq": seq,
+            "symbol": symbol, "price": price, "qty": qty, "buy_account": _account(buy_acct),
+            "sell_account": _account(sell_acct), "buy_order_id": buy_oid,
+            "sell_order_id": sell_oid, "aggressor_side": aggressor,
+        })  # fmt: skip
         for side, oid, account, leaves in (
             ("buy", buy_oid, buy_acct, buy_leaves),
             ("sell", sell_oid, sell_acct, sell_leaves),
@@ -181,36 +245,71 @@ class Reporter:
             else:
                 liquidity = "taker" if aggressor == side else "maker"
             box.private.append((account, state.report(
-                exec_type="trade", order_status="filled" if leaves == 0 else "partially_filled",
-                leaves_qty=leaves, last_qty=qty, last_price=price, trade_id=trade_id,
-                liquidity=liquidity, seq=seq, ts=ts,
+                seq, ts, "trade", "filled" if leaves == 0 else "partially_filled", leaves,
+                last_qty=qty, last_price=price, trade_id=trade_id, liquidity=liquidity,
             )))  # fmt: skip
             if leaves == 0:
-                # Done: unless a later event in this batch still names it (never for a fill
-                # to zero), forget it now so the table holds open orders only.
+                # Done: a fill to zero is an order's last event, so forget it now and the
+                # table holds open orders only.
                 del self._orders[oid]
 
-    def _reject(self, ev: tuple, request: Request | None, box: Outbox) -> None:
+    def _reject(self, ev: tuple, request: Request | None, box: RawOutbox) -> None:
         _, _seq, symbol, oid, clid, account, kind, reason, ts = ev
-        if kind == "new":
-            req = request if isinstance(request, NewOrder) else None
-            box.private.append((account, ExecutionReport(
-                order_id=0, client_order_id=str(clid) if clid is not None else "?",
-                account=_account(account), symbol=symbol,
-                side=req.side if req else "buy", order_type=req.order_type if req else "limit",
-                price=req.price if req else None, exec_type="rejected",
-                order_status="rejected", qty=0, cum_qty=0, leaves_qty=0,
-                reject_reason=reason, text=reason, seq=0, ts=ts,
-            )))  # fmt: skip
-            return
-        box.private.append((account, CancelReject(
-            client_order_id=getattr(request, "client_order_id", None) or "?",
-            orig_client_order_id=str(clid) if clid is not None else None,
-            order_id=oid or None, symbol=symbol or getattr(request, "symbol", None),
-            account=_account(account),
-            response_to="mass_cancel" if kind == "mass_cancel" else kind,
-            reject_reason=reason, text=reason, ts=ts,
-        )))  # fmt: skip
+        box.private.append(
+            (account, reject_raw(request, reason, account, ts, symbol, oid, clid, kind))
+        )
+
+
+def reject_raw(
+    request: Request | None,
+    reason: str,
+    account: Any,
+    ts: int,
+    symbol: str | None = None,
+    order_id: int = 0,
+    orig_clid: Any = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """The reject that answers `request` (engine rejects, and the gateway's own: rate limits).
+
+    A refused new order gets an execution report with exec_type "rejected"; a refused cancel,
+    replace or mass cancel gets a CancelReject naming the request.
+    """
+    if kind is None:
+        kind = _REQUEST_KINDS.get(type(request), "new")
+    if kind == "new":
+        req = request if isinstance(request, NewOrder) else None
+        clid = orig_clid if orig_clid is not None else getattr(req, "client_order_id", None)
+        return {
+            "type": "execution_report", "v": 1, "ts": ts, "order_id": 0,
+            "client_order_id": str(clid) if clid is not None else "?",
+            "account": _account(account), "symbol": symbol or (req.symbol if req else "?"),
+            "side": req.side if req else "buy",
+            "order_type": req.order_type if req else "limit",
+            "price": req.price if req else None, "exec_type": "rejected",
+            "order_status": "rejected", "qty": 0, "cum_qty": 0, "leaves_qty": 0,
+            "reject_reason": reason, "text": reason, "seq": 0,
+        }  # fmt: skip
+    orig = getattr(request, "orig_client_order_id", None)
+    return {
+        "type": "cancel_reject", "v": 1, "ts": ts,
+        "client_order_id": getattr(request, "client_order_id", None) or "?",
+        "orig_client_order_id": orig if orig is not None else (
+            str(orig_clid) if orig_clid is not None else None
+        ),
+        "order_id": order_id or getattr(request, "order_id", None),
+        "symbol": symbol or getattr(request, "symbol", None), "account": _account(account),
+        "response_to": kind, "reject_reason": reason, "text": reason,
+    }  # fmt: skip
+
+
+_REQUEST_KINDS: dict[type, str] = {
+    NewOrder: "new", CancelOrder: "cancel", ReplaceOrder: "replace", MassCancel: "mass_cancel",
+}  # fmt: skip
+
+
+def _model(msg: dict[str, Any]) -> Any:
+    return MESSAGE_TYPES[msg["type"]].model_validate(msg)
 
 
 def _account(account: Any) -> str:

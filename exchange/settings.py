@@ -1,0 +1,56 @@
+"""Typed settings of the exchange process, every one overridable by an environment variable.
+
+Docker compose, `agora up` and the tests all configure the process the same way: through
+``AGORA_EXCHANGE_*`` variables (or keyword arguments in-process). Symbols come as JSON, e.g.
+``AGORA_EXCHANGE_SYMBOLS='[{"symbol": "AGR", "band_bps": 1000}]'``.
+
+Bind addresses default to loopback: an exchange is reachable from other hosts only when asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exchange.symbols import SymbolSpec
+
+__all__ = ["ExchangeSettings", "default_symbols"]
+
+
+def default_symbols() -> list[SymbolSpec]:
+    """One symbol, priced around 100.00 with a 10% band and a 5%-in-a-minute volatility halt."""
+    return [SymbolSpec(symbol="AGR", reference_price=10_000, band_bps=1_000, halt_move_bps=500)]
+
+
+class ExchangeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGORA_EXCHANGE_", extra="ignore")
+
+    gateway_bind: str = Field("tcp://127.0.0.1:5555", description="order entry (ROUTER)")
+    feed_bind: str = Field("tcp://127.0.0.1:5556", description="market data (PUB)")
+    snapshot_bind: str = Field("tcp://127.0.0.1:5557", description="snapshots, replay (ROUTER)")
+    dropcopy_bind: str = Field("tcp://127.0.0.1:5558", description="trades to clearing (PUB)")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
+    data_dir: Path = Field(Path("var/exchange"), description="where the journal lives")
+    fsync: bool = Field(
+        False,
+        description="fsync the journal before acknowledging (survives power loss, not just a "
+        "killed process; costs a disk flush per batch)",
+    )
+    symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
+    rate_limit: float = Field(
+        20_000.0, gt=0, description="requests per second allowed per connection (token bucket)"
+    )
+    rate_burst: int = Field(5_000, gt=0, description="token bucket depth")
+    heartbeat_s: float = Field(1.0, gt=0, description="feed heartbeat interval")
+    timer_s: float = Field(0.05, gt=0, description="how often timed transitions are checked")
+    bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
+    feed_hwm: int = Field(100_000, gt=0, description="PUB send high-water mark per subscriber")
+    log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
+    log_level: str = "info"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "exchange.journal"
