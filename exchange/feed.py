@@ -62,15 +62,19 @@ class FeedState:
     def publish(self, public: list[dict[str, Any]], ts: int) -> list[tuple[str, dict[str, Any]]]:
         """Stamp stream sequence numbers on `public`, add top-of-book changes; (topic, msg)."""
         out: list[tuple[str, dict[str, Any]]] = []
+        if not public:
+            return out
         seqs = self.seqs
-        touched: set[str] = set()
+        touched: list[str] = []
+        bars = self.bar_interval_ns
         for msg in public:
             symbol = msg["symbol"]
             t = f"{symbol}|{_CHANNEL_OF[msg['type']]}"
             msg["seq"] = seqs[t] = seqs.get(t, 0) + 1
             out.append((t, msg))
-            touched.add(symbol)
-            if self.bar_interval_ns and msg["type"] == "trade":
+            if symbol not in touched:
+                touched.append(symbol)
+            if bars and msg["type"] == "trade":
                 self._bar_trade(symbol, msg["price"], msg["qty"], msg["ts"] or ts)
         for symbol in touched:
             tob = self.top_of_book(symbol)

@@ -52,6 +52,7 @@ class Journal:
         self._valid_end = self._scan()
         self._file = open(self.path, "ab")  # noqa: SIM115 (lives as long as the journal)
         self._buffer = bytearray()
+        self._packer = msgpack.Packer(use_bin_type=True)
         self._offset = self._valid_end
 
     # ------------------------------------------------------------------ reading
@@ -140,7 +141,7 @@ class Journal:
     # ------------------------------------------------------------------ writing
     def append(self, record: list[Any]) -> None:
         """Buffer one record; it is durable once `commit` returns."""
-        body = msgpack.packb(record, use_bin_type=True)
+        body = self._packer.pack(record)
         if record[0] == TRADE_RECORD:
             self.trade_offsets.append(self._offset + len(self._buffer))
         self._buffer += _HEADER.pack(len(body), zlib.crc32(body))

@@ -10,9 +10,9 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
-from procs import Proc, start_exchange
 from wire import FeedSubscriber, SnapshotClient, WireClient, apply_deltas, book_of
 
+from deploy.launch import Proc, start_exchange
 from exchange.protocol import (
     CancelOrder,
     Heartbeat,

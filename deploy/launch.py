@@ -1,4 +1,6 @@
-"""Real processes for integration tests: start on free loopback ports, wait until ready, stop.
+"""Start Agora's processes as children: free loopback ports, wait until ready, stop cleanly.
+
+Used by the tests, the benchmarks and (later) `agora up`.
 
 Readiness is the process's own ``AGORA_READY {json}`` line on stdout (it prints it after every
 socket is bound), never a sleep. Binding ``tcp://127.0.0.1:*`` lets the OS pick free ports; the
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 READY_TIMEOUT_S = 60.0  # a safety net for a broken start, not a synchronisation
+
+__all__ = ["Proc", "start_exchange"]
 
 
 class Proc:
