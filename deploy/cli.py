@@ -95,6 +95,29 @@ def demo(
     )
 
 
+@app.command()
+def exchange(
+    data_dir: str = typer.Option(None, help="journal directory [env AGORA_EXCHANGE_DATA_DIR]"),
+    metrics_port: int = typer.Option(
+        None, help="Prometheus port, 0 = off [env AGORA_EXCHANGE_METRICS_PORT]"
+    ),
+) -> None:
+    """Run the exchange process (gateway, feed, snapshot service, drop copy, journal).
+
+    Every setting comes from AGORA_EXCHANGE_* environment variables (see
+    exchange/settings.py); the options here override the most common ones.
+    """
+    from exchange.__main__ import main as run_exchange
+    from exchange.settings import ExchangeSettings
+
+    overrides: dict = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    run_exchange(ExchangeSettings(**overrides))
+
+
 def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:
     bids, asks = engine.depth(symbol, 8)
     book = Table(title=f"{symbol} order book ({engine.phase(symbol)})")

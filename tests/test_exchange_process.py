@@ -425,3 +425,26 @@ def test_sigterm_says_goodbye_and_exits_cleanly(tmp_path: Path, ctx: zmq.Context
     feed.poll_until(lambda s: any(m.type == "goodbye" for _, m in s.messages))
     assert client.wait(lambda m: m.type == "goodbye").reason
     assert "exchange_stopped" in err
+
+
+def test_metrics_endpoint_counts_messages_and_rejects(tmp_path: Path, ctx: zmq.Context) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port for the HTTP endpoint (zmq ports use "*")
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = start_exchange(tmp_path / "ex", AGORA_EXCHANGE_METRICS_PORT=str(port))
+    try:
+        c = WireClient(ctx, proc.ready["gateway"], "m")
+        c.send(limit("a", "buy", 1, 50_000))  # outside the band
+        assert c.wait_for_order("a", "rejected").reject_reason == "price_outside_band"
+        c.send(limit("b", "buy", 1, 9_990))
+        c.wait_for_order("b", "new")
+        with urllib.request.urlopen(proc.ready["metrics"], timeout=20) as response:
+            text = response.read().decode()
+        assert 'agora_exchange_messages_total{type="new_order"} 2.0' in text
+        assert 'agora_exchange_rejects_total{reason="price_outside_band"} 1.0' in text
+        assert "agora_exchange_batch_seconds_bucket" in text
+    finally:
+        proc.stop()
