@@ -20,25 +20,36 @@ from exchange.protocol import (
     MAX_MESSAGE_SIZE,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
+    Bar,
     BookDelta,
     BookSnapshot,
     CancelOrder,
     CancelReject,
     ExecutionReport,
+    Goodbye,
     Heartbeat,
     InvalidMessage,
+    Logon,
+    LogonReply,
     MalformedMessage,
     MarketStatus,
     MassCancel,
+    MassCancelReport,
     Message,
     MessageTooLarge,
     NewOrder,
+    OpenOrders,
+    OpenOrdersRequest,
+    OrderInfo,
     ProtocolError,
     ProtocolReject,
     ReplaceOrder,
+    SnapshotRequest,
     TopOfBook,
     Trade,
     TradeCapture,
+    TradeReplay,
+    TradeReplayRequest,
     UnknownMessageType,
     UnsupportedVersion,
     decode,
@@ -278,6 +289,89 @@ def market_statuses(draw: st.DrawFn) -> MarketStatus:
 
 heartbeats = st.builds(Heartbeat, seq=non_negative, ts=timestamps)
 
+logons = st.builds(Logon, account=ids, token=st.text(max_size=40), ts=timestamps)
+logon_replies = st.builds(
+    LogonReply,
+    account=ids,
+    accepted=st.booleans(),
+    reason=st.none() | reasons,
+    text=texts,
+    symbols=st.lists(symbols, max_size=3),
+    ts=timestamps,
+)
+open_orders_requests = st.builds(
+    OpenOrdersRequest, request_id=ids, symbol=st.none() | symbols, ts=timestamps
+)
+
+
+@st.composite
+def order_infos(draw: st.DrawFn) -> OrderInfo:
+    order_type = draw(order_types)
+    cum, leaves = draw(halves), draw(halves)
+    return OrderInfo(
+        order_id=draw(positive),
+        client_order_id=draw(ids),
+        symbol=draw(symbols),
+        side=draw(sides),
+        order_type=order_type,
+        price=draw(positive) if order_type == "limit" else None,
+        qty=cum + leaves,
+        cum_qty=cum,
+        leaves_qty=leaves,
+        avg_price=draw(st.floats(0, 1e12)),
+    )
+
+
+open_orders = st.builds(
+    OpenOrders, request_id=ids, orders=st.lists(order_infos(), max_size=5), ts=timestamps
+)
+snapshot_requests = st.builds(
+    SnapshotRequest, symbol=symbols, depth=st.none() | st.integers(1, 100_000), ts=timestamps
+)
+trade_replay_requests = st.builds(
+    TradeReplayRequest,
+    from_trade_id=positive,
+    max_count=st.integers(1, 1000),
+    token=st.text(max_size=40),
+    ts=timestamps,
+)
+trade_replays = st.builds(
+    TradeReplay,
+    trades=st.lists(trade_captures, max_size=5),
+    end_trade_id=non_negative,
+    ts=timestamps,
+)
+
+
+@st.composite
+def bars(draw: st.DrawFn) -> Bar:
+    prices = sorted(draw(st.lists(positive, min_size=4, max_size=4)))
+    low, high = prices[0], prices[-1]
+    open_, close = draw(st.permutations(prices[1:3]))
+    return Bar(
+        symbol=draw(symbols),
+        seq=draw(non_negative),
+        start_ts=draw(timestamps),
+        interval_ns=draw(positive),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=draw(positive),
+        trades=draw(positive),
+        ts=draw(timestamps),
+    )
+
+
+mass_cancel_reports = st.builds(
+    MassCancelReport,
+    client_order_id=ids,
+    symbol=st.none() | symbols,
+    cancelled=non_negative,
+    ts=timestamps,
+)
+goodbyes = st.builds(Goodbye, reason=texts, ts=timestamps)
+
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "new_order": new_orders(),
     "cancel_order": cancel_orders(),
@@ -293,6 +387,16 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "book_snapshot": book_snapshots,
     "market_status": market_statuses(),
     "heartbeat": heartbeats,
+    "logon": logons,
+    "logon_reply": logon_replies,
+    "open_orders_request": open_orders_requests,
+    "open_orders": open_orders,
+    "snapshot_request": snapshot_requests,
+    "trade_replay_request": trade_replay_requests,
+    "trade_replay": trade_replays,
+    "bar": bars(),
+    "mass_cancel_report": mass_cancel_reports,
+    "goodbye": goodbyes,
 }
 messages = st.one_of(*STRATEGIES.values())
 
@@ -816,3 +920,59 @@ def test_reject_for_a_protocol_error_round_trips() -> None:
     assert reject.ref_type == "new_order"
     assert "qty" in reject.text
     assert decode(encode(reject)) == reject
+
+
+# --------------------------------------------------------------------------------------------
+# Session and service messages
+# --------------------------------------------------------------------------------------------
+
+
+def _bar(**changes: Any) -> dict[str, Any]:
+    fields = {
+        "type": "bar", "v": 1, "symbol": "ACME", "seq": 1, "start_ts": 0, "interval_ns": 10,
+        "open": 100, "high": 105, "low": 99, "close": 101, "volume": 7, "trades": 3,
+    }  # fmt: skip
+    fields.update(changes)
+    return fields
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"high": 100, "close": 101}, {"low": 102}, {"open": 106}, {"volume": 0}, {"trades": 0}],
+)
+def test_bar_must_be_consistent(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidMessage):
+        decode(packed(_bar(**changes)))
+
+
+def test_bar_round_trip() -> None:
+    bar = decode(packed(_bar()))
+    assert isinstance(bar, Bar) and decode(encode(bar)) == bar
+
+
+def test_nested_messages_round_trip_and_validate_their_elements() -> None:
+    info = OrderInfo(
+        order_id=1, client_order_id="c", symbol="ACME", side="buy", order_type="limit",
+        price=100, qty=5, cum_qty=2, leaves_qty=3, avg_price=100.0,
+    )  # fmt: skip
+    listing = OpenOrders(request_id="r", orders=[info, info])
+    assert decode(encode(listing)) == listing
+    bad = listing.model_dump()
+    bad["orders"][1]["side"] = "hold"
+    with pytest.raises(InvalidMessage, match=r"orders\.1\.side"):
+        decode(packed(bad))
+    capture = TradeCapture(
+        trade_id=3, seq=1, symbol="ACME", price=100, qty=1, buy_account="a", sell_account="b",
+        buy_order_id=1, sell_order_id=2, aggressor_side="buy",
+    )  # fmt: skip
+    page = TradeReplay(trades=[capture], end_trade_id=3)
+    assert decode(encode(page)) == page
+    wrong = page.model_dump()
+    wrong["trades"][0]["qty"] = 0
+    with pytest.raises(InvalidMessage):
+        decode(packed(wrong))
+
+
+def test_logon_needs_an_account() -> None:
+    with pytest.raises(InvalidMessage):
+        decode(packed({"type": "logon", "v": 1, "account": ""}))
