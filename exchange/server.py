@@ -204,6 +204,8 @@ class ExchangeServer:
             sock.setsockopt(zmq.RCVHWM, 100_000)
             sock.setsockopt(zmq.SNDHWM, 100_000)
         feed.setsockopt(zmq.SNDHWM, s.feed_hwm)
+        if s.feed_sndbuf:
+            feed.setsockopt(zmq.SNDBUF, s.feed_sndbuf)
         drop.setsockopt(zmq.SNDHWM, 1_000_000)
         try:
             for name, sock, addr in (
@@ -456,6 +458,12 @@ class ExchangeServer:
         ts = self.clock()
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": 0}])
         _send(self._feed, [HEARTBEAT_TOPIC.encode(), beat])
+        # Each stream also gets a heartbeat carrying its last sequence number, so a subscriber
+        # that lost the *last* messages of a quiet stream notices (a gap shows only when a
+        # later message arrives, and on a quiet stream none might).
+        for topic, seq in self.feed.seqs.items():
+            hb = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": seq}])
+            _send(self._feed, [topic.encode(), hb])
         last_trade = len(self.journal.trade_offsets)
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": last_trade}])
         _send(self._dropsock, [b"heartbeat", beat])

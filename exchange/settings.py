@@ -48,6 +48,7 @@ class ExchangeSettings(BaseSettings):
     timer_s: float = Field(0.05, gt=0, description="how often timed transitions are checked")
     bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
     feed_hwm: int = Field(100_000, gt=0, description="PUB send high-water mark per subscriber")
+    feed_sndbuf: int = Field(0, ge=0, description="kernel send buffer per feed socket; 0 = OS")
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
 

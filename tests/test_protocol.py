@@ -976,3 +976,70 @@ def test_nested_messages_round_trip_and_validate_their_elements() -> None:
 def test_logon_needs_an_account() -> None:
     with pytest.raises(InvalidMessage):
         decode(packed({"type": "logon", "v": 1, "account": ""}))
+
+
+@pytest.mark.parametrize(
+    ("open_", "high", "low", "close"),
+    [
+        (100, 100, 100, 100),  # a bar of one trade: every price the same
+        (99, 105, 99, 105),  # opened at the low, closed at the high
+        (105, 105, 99, 99),  # and the other way round
+    ],
+)
+def test_bar_bounds_are_inclusive(open_: int, high: int, low: int, close: int) -> None:
+    bar = decode(packed(_bar(open=open_, high=high, low=low, close=close)))
+    assert isinstance(bar, Bar)
+    assert (bar.open, bar.high, bar.low, bar.close) == (open_, high, low, close)
+
+
+def test_bar_with_high_and_low_swapped_names_the_rule() -> None:
+    with pytest.raises(InvalidMessage, match="low <= open, close <= high"):
+        decode(packed(_bar(high=99, low=105, open=100, close=100)))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"order_id": 0}, "order_id"),  # exchange ids start at 1
+        ({"qty": "5"}, "qty"),  # strictness reaches into the nested model...
+        ({"price": 100.0}, "price"),
+        ({"colour": "red"}, "colour"),  # ...and so does extra="forbid"
+    ],
+)
+def test_open_orders_elements_are_strict(changes: dict[str, Any], field: str) -> None:
+    info = {
+        "order_id": 1, "client_order_id": "c", "symbol": "ACME", "side": "buy",
+        "order_type": "limit", "price": 100, "qty": 5, "cum_qty": 2, "leaves_qty": 3,
+    }  # fmt: skip
+    fields = OpenOrders(request_id="r").model_dump() | {"orders": [info | changes]}
+    with pytest.raises(InvalidMessage) as caught:
+        decode(packed(fields))
+    assert f"orders.0.{field}" in str(caught.value)
+    assert caught.value.ref_type == "open_orders"
+
+
+def test_trade_replay_elements_come_back_as_captures() -> None:
+    capture = TradeCapture(
+        trade_id=3, seq=1, symbol="ACME", price=100, qty=1, buy_account="a", sell_account="b",
+        buy_order_id=1, sell_order_id=2, aggressor_side="buy",
+    )  # fmt: skip
+    page = decode(encode(TradeReplay(trades=[capture, capture], end_trade_id=9)))
+    assert isinstance(page, TradeReplay)
+    assert [type(trade) for trade in page.trades] == [TradeCapture, TradeCapture]
+    empty = TradeReplay(end_trade_id=0)  # an exchange with no trades yet
+    assert decode(encode(empty)) == empty
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "field"),
+    [
+        (TradeReplayRequest, {"from_trade_id": 0}, "from_trade_id"),  # trade ids start at 1
+        (TradeReplayRequest, {"from_trade_id": 1, "max_count": 1001}, "max_count"),
+        (SnapshotRequest, {"symbol": "ACME", "depth": 0}, "depth"),
+        (OpenOrdersRequest, {"request_id": ""}, "request_id"),
+        (Logon, {"account": "a", "token": "x" * 257}, "token"),
+    ],
+)
+def test_service_request_bounds(model: type[BaseModel], fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        model.model_validate(fields)

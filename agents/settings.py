@@ -1,0 +1,32 @@
+"""Where a client finds the exchange, every address overridable by an ``AGORA_*`` variable.
+
+A trader agent, a notebook and the tests all point the SDK at an exchange the same way the
+exchange process itself is configured: through the environment (``AGORA_GATEWAY``,
+``AGORA_FEED``, ...) or keyword arguments. The defaults are the exchange's own default bind
+addresses (``exchange/settings.py``), so a client and an exchange started with no configuration
+on one machine find each other.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ClientSettings"]
+
+
+class ClientSettings(BaseSettings):
+    """The exchange's four endpoints and the credentials to log on with."""
+
+    # extra="ignore": the AGORA_ prefix is shared with the exchange's AGORA_EXCHANGE_* variables
+    # and a .env file may hold both; a client must not refuse to start over the exchange's keys.
+    model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore")
+
+    gateway: str = Field("tcp://127.0.0.1:5555", description="order entry (exchange ROUTER)")
+    feed: str = Field("tcp://127.0.0.1:5556", description="market data (exchange PUB)")
+    snapshot: str = Field(
+        "tcp://127.0.0.1:5557", description="book snapshots and trade replay (exchange ROUTER)"
+    )
+    dropcopy: str = Field("tcp://127.0.0.1:5558", description="trades for clearing (exchange PUB)")
+    account: str | None = Field(None, description="the account to log on as")
+    token: str = Field("", description="the account's secret, where the exchange checks one")
