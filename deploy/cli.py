@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from typing import Any
 
 import typer
 from rich.console import Group
@@ -116,6 +117,87 @@ def exchange(
     if metrics_port is not None:
         overrides["metrics_port"] = metrics_port
     run_exchange(ExchangeSettings(**overrides))
+
+
+@app.command()
+def watch(
+    symbol: str = typer.Argument("AGR", help="symbol to watch"),
+    levels: int = typer.Option(10, help="book levels per side"),
+    seconds: float = typer.Option(0.0, help="stop after this long; 0 = until Ctrl-C"),
+) -> None:
+    """A live terminal view of a running exchange: top of book, last trades, feed rate.
+
+    Addresses come from AGORA_FEED and AGORA_SNAPSHOT (defaults: the local exchange).
+    """
+    import asyncio
+
+    asyncio.run(_watch(symbol, levels, seconds))
+
+
+async def _watch(symbol: str, levels: int, seconds: float) -> None:
+    import asyncio
+
+    from agents.client import MarketDataClient
+
+    md = MarketDataClient()
+    trades: deque = deque(maxlen=12)
+    stats = {"messages": 0, "rate": 0.0}
+    state: dict = {"book": None}
+
+    async def follow_book() -> None:
+        async for book in md.watch_order_book(symbol):
+            state["book"] = book
+            stats["messages"] += 1
+
+    async def follow_trades() -> None:
+        async for trade in md.watch_trades(symbol):
+            trades.appendleft(trade)
+            stats["messages"] += 1
+
+    tasks = [asyncio.create_task(follow_book()), asyncio.create_task(follow_trades())]
+    start = last = time.monotonic()
+    counted = 0
+    try:
+        with Live(refresh_per_second=4) as live:
+            while not seconds or time.monotonic() - start < seconds:
+                await asyncio.sleep(0.25)  # the refresh interval of the view, not a sync
+                now = time.monotonic()
+                stats["rate"] = (stats["messages"] - counted) / (now - last)
+                counted, last = stats["messages"], now
+                live.update(_render_feed(symbol, state["book"], trades, stats, levels, md))
+                for t in tasks:
+                    if t.done() and t.exception():
+                        raise t.exception()  # type: ignore[misc]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await md.close()
+
+
+def _render_feed(symbol: str, book: Any, trades: deque, stats: dict, levels: int, md: Any) -> Group:
+    table = Table(
+        title=f"{symbol}  feed {stats['rate']:,.0f} msgs/s  resyncs {md.resyncs}"
+        + (f"  seq {book.seq}" if book is not None else "  (waiting for a snapshot)")
+    )
+    for col in ("bid orders", "bid qty", "bid", "ask", "ask qty", "ask orders"):
+        table.add_column(col, justify="right")
+    bids, asks = book.levels(levels) if book is not None else ([], [])
+    for i in range(max(len(bids), len(asks))):
+        b = bids[i] if i < len(bids) else None
+        a = asks[i] if i < len(asks) else None
+        table.add_row(
+            str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
+            str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
+        )  # fmt: skip
+    tape = Table(title="last trades")
+    for col in ("trade id", "price", "qty", "aggressor"):
+        tape.add_column(col, justify="right")
+    for t in trades:
+        tape.add_row(str(t.trade_id), str(t.price), str(t.qty), t.aggressor_side)
+    return Group(table, tape)
 
 
 def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:

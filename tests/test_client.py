@@ -203,3 +203,24 @@ async def test_logon_refused_with_a_reason(tmp_path: Path) -> None:
     finally:
         server.stop()
         await asyncio.wait_for(task, WAIT)
+
+
+def test_agora_watch_shows_the_live_book(exchange: Proc) -> None:
+    import os
+    import subprocess
+    import sys
+
+    r = exchange.ready
+    env = {**os.environ, "AGORA_FEED": r["feed"], "AGORA_SNAPSHOT": r["snapshot"]}
+
+    async def place() -> None:
+        async with ExchangeClient("gina", settings=settings_for(exchange)) as gina:
+            await gina.create_order(SYM, "buy", "limit", 7, 9_876)
+
+    asyncio.run(place())
+    out = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "watch", SYM, "--seconds", "1.5"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "9876" in out.stdout and "AGR" in out.stdout
