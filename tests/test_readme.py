@@ -27,3 +27,33 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert blocks[1].strip() == "bash scripts/test.sh"
     ci = (README.parent / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in ci, ".ci/run must run exactly the README's test command"
+
+
+def test_trade_from_your_own_program_example_runs(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from deploy.launch import start_exchange
+
+    text = README.read_text()
+    match = re.search(r"## Trade from your own program\n.*?```python\n(.*?)```", text, re.S)
+    assert match, "README lost its SDK example"
+    script = tmp_path / "sdk_example.py"
+    script.write_text(match.group(1))
+    proc = start_exchange(tmp_path / "ex")
+    try:
+        r = proc.ready
+        env = {
+            **os.environ, "AGORA_GATEWAY": r["gateway"], "AGORA_FEED": r["feed"],
+            "AGORA_SNAPSHOT": r["snapshot"], "PYTHONPATH": str(README.parent),
+        }  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        proc.stop()
+    assert out.returncode == 0, out.stderr
+    assert "alice filled 3 at 10010" in out.stdout
+    assert "cancel all" in out.stdout and "cancelled=1" in out.stdout
+    assert "local book" in out.stdout
