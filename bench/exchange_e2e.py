@@ -189,6 +189,8 @@ def subscriber_main(feed: str, sockets: int, seconds: float, out: mp.Queue) -> N
                 now = time.time_ns()
                 prev = last[i].get(topic)
                 for m in msgs:
+                    if m["type"] == "heartbeat":
+                        continue  # carries the stream's last seq, not a new message
                     seq = m["seq"]
                     if prev is not None and seq != prev + 1:
                         gaps[i] += seq - prev - 1
