@@ -56,6 +56,7 @@ __all__ = [
     "LocalBook",
     "LogonRefused",
     "MarketDataClient",
+    "RequestRejected",
     "SessionClosed",
 ]
 
@@ -74,7 +75,17 @@ class SessionClosed(ClientError):
     """The exchange said goodbye or the client was closed while a request was outstanding."""
 
 
-_ids = itertools.count(1)
+class RequestRejected(ClientError):
+    """The exchange answered a request with a session-level ProtocolReject (e.g. rate_limited)."""
+
+    def __init__(self, reason: str, text: str = "", ref_type: str | None = None) -> None:
+        super().__init__(f"request rejected: {reason} {text}".strip())
+        self.reason = reason
+        self.ref_type = ref_type
+
+
+GOODBYE_TOPIC = "*|goodbye"  # the feed topic of the exchange's goodbye (exchange.feed)
+_END = object()  # ends reports(): put on the queue after goodbye or close
 
 
 class ExchangeClient:
@@ -102,16 +113,20 @@ class ExchangeClient:
         self._ctx = context or zmq.asyncio.Context.instance()
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task | None = None
-        self._pending: dict[tuple, asyncio.Future] = {}
-        self._reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
-        self._prefix = f"{self.account}-{os.getpid()}-{next(_ids)}"
+        # Waiters per key, oldest first: two requests may wait on the same key (two cancels
+        # of one order), and each answer resolves the oldest waiter still outstanding.
+        self._pending: dict[tuple, list[asyncio.Future]] = {}
+        self._reports: asyncio.Queue[Any] = asyncio.Queue()
+        # Short and random, so ids stay well under the 64-char limit for any legal account.
+        self._prefix = os.urandom(4).hex()
         self._n = itertools.count(1)
         self.symbols: list[str] = []
         self.protocol_rejects: list[ProtocolReject] = []
         self.closed = False
+        self._gone = False  # the exchange said goodbye
 
     # ------------------------------------------------------------------ session
-    async def connect(self) -> ExchangeClient:
+    async def connect(self, timeout: float | None = 10.0) -> ExchangeClient:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.gateway)
@@ -119,7 +134,14 @@ class ExchangeClient:
         self._reader = asyncio.create_task(self._read(), name=f"agora-client-{self.account}")
         fut = self._expect(("logon",))
         await sock.send(encode(Logon(account=self.account, token=self.token)))
-        reply = await fut
+        try:
+            reply = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            await self.close()
+            raise ClientError(f"no logon reply from {self.gateway} within {timeout} s") from None
+        except BaseException:
+            await self.close()
+            raise
         if not reply.accepted:
             await self.close()
             raise LogonRefused(reply.reason, reply.text)
@@ -135,6 +157,7 @@ class ExchangeClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         self._fail_pending(SessionClosed("client closed"))
+        self._reports.put_nowait(_END)
         if self._sock is not None:
             self._sock.close()
 
@@ -232,63 +255,102 @@ class ExchangeClient:
     async def _target_request(
         self, msg: Any, request_id: str, exec_type: str, oid: int | None, clid: str | None
     ) -> Any:
-        fut = self._expect(("reject", request_id))
         key = (exec_type, "oid", oid) if oid is not None else (exec_type, "clid", clid)
-        self._pending[key] = fut
+        fut = self._expect(("reject", request_id))
+        self._pending.setdefault(key, []).append(fut)
         try:
             await self._send(encode(msg))
             return await fut
         finally:
-            self._pending.pop(key, None)
-            self._pending.pop(("reject", request_id), None)
+            self._forget(key, fut)
+            self._forget(("reject", request_id), fut)
 
     async def cancel_all(self, symbol: str | None = None) -> MassCancelReport | CancelReject:
         """The kill switch: cancel every open order of the account (in `symbol`, or all)."""
         request_id = self.next_client_order_id()
         fut = self._expect(("mass", request_id))
-        self._pending[("reject", request_id)] = fut
+        self._pending.setdefault(("reject", request_id), []).append(fut)
         try:
             await self._send(encode(MassCancel(client_order_id=request_id, symbol=symbol)))
             return await fut
         finally:
-            self._pending.pop(("reject", request_id), None)
+            self._forget(("mass", request_id), fut)
+            self._forget(("reject", request_id), fut)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderInfo]:
         request_id = self.next_client_order_id()
+        """Open orders (in `symbol`, or all); raises RequestRejected if refused (rate_limited)."""
+        request_id = self.next_client_order_id()
         fut = self._expect(("open", request_id))
-        await self._send(encode(OpenOrdersRequest(request_id=request_id, symbol=symbol)))
-        return list((await fut).orders)
+        try:
+            await self._send(encode(OpenOrdersRequest(request_id=request_id, symbol=symbol)))
+            return list((await fut).orders)
+        finally:
+            self._forget(("open", request_id), fut)
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> BookSnapshot:
+    async def fetch_order_book(
+        self, symbol: str, limit: int | None = None, timeout: float | None = 10.0
+    ) -> BookSnapshot:
         """A one-off L2 snapshot from the snapshot service."""
         async with MarketDataClient(settings=self.settings, context=self._ctx) as md:
-            return await md.fetch_order_book(symbol, limit)
+            return await md.fetch_order_book(symbol, limit, timeout=timeout)
 
     # ------------------------------------------------------------------ own reports
     async def reports(self) -> AsyncIterator[ExecutionReport]:
-        """Every execution report of this session's account, as it arrives."""
-        while not self.closed:
-            yield await self._reports.get()
+        """Every execution report of this session's account, as it arrives.
+
+        Ends after the exchange says goodbye or the client is closed.
+        """
+        while True:
+            item = await self._reports.get()
+            if item is _END:
+                self._reports.put_nowait(_END)  # so that every other reader ends too
+                return
+            yield item
 
     watch_orders = reports
 
     # ------------------------------------------------------------------ plumbing
     def _expect(self, key: tuple) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
-        self._pending[key] = fut
+        self._pending.setdefault(key, []).append(fut)
         return fut
+
+    def _forget(self, key: tuple, fut: asyncio.Future) -> None:
+        waiters = self._pending.get(key)
+        if waiters is None:
+            return
+        with contextlib.suppress(ValueError):
+            waiters.remove(fut)
+        if not waiters:
+            del self._pending[key]
 
     async def _send(self, payload: bytes) -> None:
         if self._sock is None or self.closed:
             raise SessionClosed("not connected")
+        if self._gone:
+            raise SessionClosed("the exchange said goodbye")
         await self._sock.send(payload)
 
-    def _resolve(self, key: tuple, msg: Any) -> bool:
-        fut = self._pending.pop(key, None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+    def _settle(self, key: tuple, msg: Any = None, exc: Exception | None = None) -> bool:
+        """Resolve (or fail) the oldest waiter on `key` that is still outstanding."""
+        waiters = self._pending.get(key)
+        while waiters:
+            fut = waiters.pop(0)
+            if fut.done():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(msg)
+            if not waiters:
+                del self._pending[key]
             return True
+        self._pending.pop(key, None)
         return False
+
+    def _resolve(self, key: tuple, msg: Any) -> bool:
+        return self._settle(key, msg)
 
     async def _read(self) -> None:
         assert self._sock is not None
@@ -324,13 +386,24 @@ class ExchangeClient:
             self.protocol_rejects.append(msg)
             if msg.reason == "not_logged_on":
                 self._fail_pending(SessionClosed("the exchange has no session for us"))
+            elif msg.ref_type == "open_orders_request" or (
+                msg.reason == "rate_limited" and msg.ref_type is None
+            ):
+                # Only open-orders requests are refused this way; they are answered in order.
+                exc = RequestRejected(msg.reason, msg.text, msg.ref_type)
+                for key in list(self._pending):
+                    if key[0] == "open" and self._settle(key, exc=exc):
+                        break
         elif kind == "goodbye":
+            self._gone = True
             self._fail_pending(SessionClosed(f"exchange said goodbye: {msg.reason}"))
+            self._reports.put_nowait(_END)
 
     def _fail_pending(self, exc: Exception) -> None:
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
+        for waiters in self._pending.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(exc)
         self._pending.clear()
 
 
@@ -426,16 +499,39 @@ class MarketDataClient:
             self._snap.close()
             self._snap = None
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> BookSnapshot:
+    def _reset_snapshot_socket(self) -> None:
+        # An abandoned request may still be answered: a fresh socket never sees that reply.
+        if self._snap is not None:
+            self._snap.close()
+            self._snap = None
+
+    async def fetch_order_book(
+        self, symbol: str, limit: int | None = None, timeout: float | None = 10.0
+    ) -> BookSnapshot:
+        """An L2 snapshot; raises ClientError if no valid reply comes within `timeout` s."""
         async with self._snap_lock:
             if self._snap is None:
                 self._snap = self._ctx.socket(zmq.DEALER)
                 self._snap.setsockopt(zmq.LINGER, 0)
                 self._snap.connect(self.snapshot)
-            await self._snap.send(encode(SnapshotRequest(symbol=symbol, depth=limit)))
-            (reply,) = decode_batch(await self._snap.recv())
+            done = False
+            try:
+                await self._snap.send(encode(SnapshotRequest(symbol=symbol, depth=limit)))
+                frame = await asyncio.wait_for(self._snap.recv(), timeout)
+                replies = decode_batch(frame)
+                done = True
+            except TimeoutError:
+                raise ClientError(f"no snapshot reply within {timeout} s") from None
+            except ProtocolError as exc:
+                raise ClientError(f"malformed snapshot reply: {exc}") from None
+            finally:
+                if not done:
+                    self._reset_snapshot_socket()
+        reply = replies[0] if len(replies) == 1 else None
         if isinstance(reply, ProtocolReject):
             raise ClientError(f"snapshot refused: {reply.reason} {reply.text}")
+        if not isinstance(reply, BookSnapshot):
+            raise ClientError(f"unexpected snapshot reply: {replies!r:.200}")
         return reply
 
     def _subscribe(self, topic: str) -> zmq.asyncio.Socket:
@@ -445,9 +541,25 @@ class MarketDataClient:
         if self._rcvbuf:
             sock.setsockopt(zmq.RCVBUF, self._rcvbuf)
         sock.setsockopt_string(zmq.SUBSCRIBE, topic)
+        sock.setsockopt_string(zmq.SUBSCRIBE, GOODBYE_TOPIC)  # so that the watch can end
         sock.connect(self.feed)
         self._subs.append(sock)
         return sock
+
+    @staticmethod
+    async def _recv(sock: zmq.asyncio.Socket) -> list[Any] | None:
+        """The messages of the next well-formed frame; None once the exchange says goodbye."""
+        while True:
+            parts = await sock.recv_multipart()
+            if len(parts) != 2:
+                continue  # malformed: skip
+            try:
+                msgs = decode_batch(parts[1])
+            except ProtocolError:
+                continue  # malformed: skip
+            if parts[0] == GOODBYE_TOPIC.encode() or any(m.type == "goodbye" for m in msgs):
+                return None
+            return msgs
 
     def _unsubscribe(self, sock: zmq.asyncio.Socket) -> None:
         if sock in self._subs:
@@ -461,10 +573,11 @@ class MarketDataClient:
         try:
             book.apply_snapshot(await self.fetch_order_book(symbol))
             yield book
-            while True:
-                _topic, payload = await sock.recv_multipart()
+            while (msgs := await self._recv(sock)) is not None:
                 changed = False
-                for delta in decode_batch(payload):
+                for delta in msgs:
+                    if delta.type not in ("book_delta", "heartbeat"):
+                        continue
                     if delta.type == "heartbeat":
                         # The stream's last seq: behind it means we lost its tail.
                         if delta.seq <= book.seq:
@@ -485,9 +598,10 @@ class MarketDataClient:
         sock = self._subscribe(topic)
         last: int | None = None
         try:
-            while True:
-                _topic, payload = await sock.recv_multipart()
-                for msg in decode_batch(payload):
+            while (msgs := await self._recv(sock)) is not None:
+                for msg in msgs:
+                    if not isinstance(getattr(msg, "seq", None), int):
+                        continue
                     if last is not None and msg.seq > last + 1:
                         self.gaps += msg.seq - last - 1
                     if msg.type == "heartbeat":  # the stream's last seq, to reveal a lost tail

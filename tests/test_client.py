@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import zmq
+import zmq.asyncio
 
-from agents.client import ExchangeClient, LocalBook, LogonRefused, MarketDataClient
+from agents.client import (
+    ClientError,
+    ExchangeClient,
+    LocalBook,
+    LogonRefused,
+    MarketDataClient,
+    RequestRejected,
+    SessionClosed,
+)
 from agents.settings import ClientSettings
 from deploy.launch import Proc, start_exchange
-from exchange.protocol import BookDelta, BookSnapshot
+from exchange.protocol import (
+    BookDelta,
+    BookSnapshot,
+    CancelReject,
+    ExecutionReport,
+    Goodbye,
+    LogonReply,
+    ProtocolError,
+    ProtocolReject,
+    Trade,
+    decode,
+    decode_batch,
+    encode_batch,
+)
 from exchange.server import ExchangeServer
 from exchange.settings import ExchangeSettings
 
@@ -224,3 +249,198 @@ def test_agora_watch_shows_the_live_book(exchange: Proc) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "9876" in out.stdout and "AGR" in out.stdout
+
+
+# ------------------------------------------------------------------------------ fake exchange
+# Scripted ZeroMQ peers: deterministic, no exchange process, sleeps never used to synchronise.
+
+FAST = 2.0  # a safety net against hangs in the fake-exchange tests
+
+
+def _er(clid: str, oid: int, exec_type: str, **kw: object) -> ExecutionReport:
+    base: dict = dict(
+        order_id=oid, client_order_id=clid, account="alice", symbol=SYM, side="buy",
+        exec_type=exec_type, order_status=exec_type, order_type="limit", price=100, qty=5,
+        cum_qty=0, leaves_qty=5, seq=1,
+    )  # fmt: skip
+    base.update(kw)
+    return ExecutionReport(**base)
+
+
+@contextlib.asynccontextmanager
+async def fake_gateway(
+    handler: Callable[[Any], list[Any]], logon: bool = True
+) -> AsyncIterator[str]:
+    """A ROUTER that accepts any logon and answers every other message with `handler`."""
+    sock = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind("tcp://127.0.0.1:*")
+
+    async def run() -> None:
+        while True:
+            ident, payload = await sock.recv_multipart()
+            try:
+                msgs = decode_batch(payload)
+            except ProtocolError:
+                msgs = [decode(payload)]
+            for m in msgs:
+                if m.type == "logon":
+                    if not logon:
+                        continue
+                    out = [LogonReply(account=m.account, accepted=True, symbols=[SYM])]
+                else:
+                    out = handler(m)
+                if out:
+                    await sock.send_multipart([ident, encode_batch(out)])
+
+    task = asyncio.create_task(run())
+    try:
+        yield sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
+
+
+async def test_two_cancels_of_one_order_each_get_an_answer() -> None:
+    answered: list[str] = []
+
+    def h(m: Any) -> list[Any]:
+        assert m.type == "cancel_order"
+        answered.append(m.client_order_id)
+        if len(answered) == 1:
+            return [_er("o1", 7, "canceled", leaves_qty=0, qty=0, cancelled_qty=5)]
+        return [
+            CancelReject(
+                client_order_id=m.client_order_id,
+                order_id=7,
+                symbol=SYM,
+                account="alice",
+                response_to="cancel",
+                reject_reason="unknown_order",
+            )
+        ]
+
+    async with fake_gateway(h) as ep, ExchangeClient("alice", gateway=ep) as c:
+        first, second = await asyncio.wait_for(
+            asyncio.gather(c.cancel_order(7, SYM), c.cancel_order(7, SYM)), FAST
+        )
+        assert first.type == "execution_report" and first.exec_type == "canceled"
+        assert second.type == "cancel_reject" and second.client_order_id == answered[1]
+        assert c._pending == {}
+
+
+async def test_rate_limited_open_orders_request_raises() -> None:
+    def h(m: Any) -> list[Any]:
+        return [ProtocolReject(reason="rate_limited", text="too many", ref_type=m.type)]
+
+    async with fake_gateway(h) as ep, ExchangeClient("alice", gateway=ep) as c:
+        with pytest.raises(RequestRejected) as rejected:
+            await asyncio.wait_for(c.fetch_open_orders(), FAST)
+        assert rejected.value.reason == "rate_limited"
+        assert c._pending == {}
+
+
+async def test_client_order_ids_fit_for_the_longest_account() -> None:
+    seen: list[str] = []
+
+    def h(m: Any) -> list[Any]:
+        seen.append(m.client_order_id)
+        return [_er(m.client_order_id, 1, "new")]
+
+    async with fake_gateway(h) as ep, ExchangeClient("a" * 64, gateway=ep) as c:
+        ack = await asyncio.wait_for(c.create_order(SYM, "buy", "limit", 5, 100), FAST)
+        assert ack.exec_type == "new"
+        ids = {c.next_client_order_id() for _ in range(1000)} | set(seen)
+        assert len(ids) == 1001 and max(map(len, ids)) <= 64
+        other = ExchangeClient("a" * 64, gateway=ep)
+        assert other.next_client_order_id() != seen[0]  # two sessions never share ids
+
+
+async def test_goodbye_fails_requests_and_ends_reports() -> None:
+    bye = [Goodbye(reason="bye")]
+    async with fake_gateway(lambda m: bye) as ep, ExchangeClient("alice", gateway=ep) as c:
+        reports = c.reports()
+        with pytest.raises(SessionClosed):
+            await asyncio.wait_for(c.create_order(SYM, "buy", "limit", 5, 100), FAST)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(reports), FAST)
+        with pytest.raises(SessionClosed):
+            await c.create_order(SYM, "buy", "limit", 5, 100)
+
+
+async def test_close_ends_reports_after_the_queued_ones() -> None:
+    async with fake_gateway(lambda m: [_er(m.client_order_id, 1, "new")]) as ep:
+        c = await ExchangeClient("alice", gateway=ep).connect()
+        await asyncio.wait_for(c.create_order(SYM, "buy", "limit", 5, 100), FAST)
+        await c.close()
+        got = [r.exec_type async for r in c.reports()]
+        assert got == ["new"]
+
+
+async def test_connect_times_out_without_a_logon_reply() -> None:
+    async with fake_gateway(lambda m: [], logon=False) as ep:
+        c = ExchangeClient("alice", gateway=ep)
+        with pytest.raises(ClientError, match="no logon reply"):
+            await asyncio.wait_for(c.connect(timeout=0.05), FAST)
+        assert c.closed
+
+
+async def test_abandoned_snapshot_reply_is_not_given_to_the_next_request() -> None:
+    snap = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+    snap.setsockopt(zmq.LINGER, 0)
+    snap.bind("tcp://127.0.0.1:*")
+    md = MarketDataClient(snapshot=snap.getsockopt_string(zmq.LAST_ENDPOINT))
+    try:
+        first = asyncio.create_task(md.fetch_order_book("AAA"))
+        ident, _ = await asyncio.wait_for(snap.recv_multipart(), FAST)
+        first.cancel()  # the caller gives up ...
+        await asyncio.gather(first, return_exceptions=True)
+        late = encode_batch([BookSnapshot(symbol="AAA", seq=1)])
+        await snap.send_multipart([ident, late])  # ... and the reply comes late
+        second = asyncio.create_task(md.fetch_order_book("BBB"))
+        ident, _ = await asyncio.wait_for(snap.recv_multipart(), FAST)
+        await snap.send_multipart([ident, encode_batch([BookSnapshot(symbol="BBB", seq=2)])])
+        assert (await asyncio.wait_for(second, FAST)).symbol == "BBB"
+        # An unanswered request times out, and the one after it still gets its own answer.
+        with pytest.raises(ClientError, match="no snapshot reply"):
+            await md.fetch_order_book("CCC", timeout=0.05)
+        ident, _ = await asyncio.wait_for(snap.recv_multipart(), FAST)  # CCC, never answered
+        third = asyncio.create_task(md.fetch_order_book("DDD"))
+        ident, _ = await asyncio.wait_for(snap.recv_multipart(), FAST)
+        await snap.send_multipart([ident, encode_batch([BookSnapshot(symbol="DDD", seq=3)])])
+        assert (await asyncio.wait_for(third, FAST)).symbol == "DDD"
+    finally:
+        await md.close()
+        snap.close()
+
+
+async def test_watch_skips_malformed_frames_and_ends_on_goodbye() -> None:
+    ctx = zmq.asyncio.Context.instance()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind("tcp://127.0.0.1:*")
+    md = MarketDataClient(
+        feed=pub.getsockopt_string(zmq.LAST_ENDPOINT), snapshot="tcp://127.0.0.1:1"
+    )
+    try:
+        trades = md.watch_trades(SYM)
+        nxt = asyncio.ensure_future(anext(trades))
+        subs = set()
+        while len(subs) < 2:  # the stream's topic and the goodbye topic
+            subs.add(await asyncio.wait_for(pub.recv(), FAST))
+        assert subs == {b"\x01" + f"{SYM}|trades".encode(), b"\x01*|goodbye"}
+        topic = f"{SYM}|trades".encode()
+        trade = Trade(symbol=SYM, trade_id=1, seq=1, price=100, qty=2, aggressor_side="buy")
+        await pub.send_multipart([topic, b"\xc1 not msgpack"])
+        await pub.send_multipart([topic])
+        await pub.send_multipart([topic, encode_batch([trade])])
+        assert (await asyncio.wait_for(nxt, FAST)).trade_id == 1
+        await pub.send_multipart([b"*|goodbye", encode_batch([Goodbye(reason="bye")])])
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(trades), FAST)
+        assert md._subs == []
+    finally:
+        await md.close()
+        pub.close()
