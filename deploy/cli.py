@@ -178,13 +178,28 @@ async def _watch(symbol: str, levels: int, seconds: float) -> None:
 
 
 def _render_feed(symbol: str, book: Any, trades: deque, stats: dict, levels: int, md: Any) -> Group:
-    table = Table(
-        title=f"{symbol}  feed {stats['rate']:,.0f} msgs/s  resyncs {md.resyncs}"
-        + (f"  seq {book.seq}" if book is not None else "  (waiting for a snapshot)")
+    title = f"{symbol}  feed {stats['rate']:,.0f} msgs/s  resyncs {md.resyncs}" + (
+        f"  seq {book.seq}" if book is not None else "  (waiting for a snapshot)"
     )
+    bids, asks = book.levels(levels) if book is not None else ([], [])
+    tape = [(t.trade_id, t.price, t.qty, t.aggressor_side) for t in trades]
+    return Group(_book_table(title, bids, asks), _tape_table("last trades", tape))
+
+
+def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:
+    bids, asks = engine.depth(symbol, 8)
+    tape = [(t.trade_id, t.price, t.qty, t.aggressor) for t in trades]
+    return Group(
+        _book_table(f"{symbol} order book ({engine.phase(symbol)})", bids, asks),
+        _tape_table(f"last trades ({counts['trades']:,} so far)", tape),
+    )
+
+
+def _book_table(title: str, bids: list, asks: list) -> Table:
+    """Bids and asks side by side, best first; levels are (price, qty, count)."""
+    table = Table(title=title)
     for col in ("bid orders", "bid qty", "bid", "ask", "ask qty", "ask orders"):
         table.add_column(col, justify="right")
-    bids, asks = book.levels(levels) if book is not None else ([], [])
     for i in range(max(len(bids), len(asks))):
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
@@ -192,32 +207,17 @@ def _render_feed(symbol: str, book: Any, trades: deque, stats: dict, levels: int
             str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
             str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
         )  # fmt: skip
-    tape = Table(title="last trades")
-    for col in ("trade id", "price", "qty", "aggressor"):
-        tape.add_column(col, justify="right")
-    for t in trades:
-        tape.add_row(str(t.trade_id), str(t.price), str(t.qty), t.aggressor_side)
-    return Group(table, tape)
+    return table
 
 
-def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:
-    bids, asks = engine.depth(symbol, 8)
-    book = Table(title=f"{symbol} order book ({engine.phase(symbol)})")
-    for col in ("bid orders", "bid qty", "bid", "ask", "ask qty", "ask orders"):
-        book.add_column(col, justify="right")
-    for i in range(max(len(bids), len(asks))):
-        b = bids[i] if i < len(bids) else None
-        a = asks[i] if i < len(asks) else None
-        book.add_row(
-            str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
-            str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
-        )  # fmt: skip
-    tape = Table(title=f"last trades ({counts['trades']:,} so far)")
+def _tape_table(title: str, rows: list[tuple]) -> Table:
+    """(trade id, price, qty, aggressor) rows, newest first."""
+    tape = Table(title=title)
     for col in ("trade id", "price", "qty", "aggressor"):
         tape.add_column(col, justify="right")
-    for t in trades:
-        tape.add_row(str(t.trade_id), str(t.price), str(t.qty), t.aggressor)
-    return Group(book, tape)
+    for row in rows:
+        tape.add_row(*(str(v) for v in row))
+    return tape
 
 
 if __name__ == "__main__":

@@ -108,28 +108,11 @@ class _OrderState:
     def report(
         self, seq: int, ts: int, exec_type: str, order_status: str, leaves: int, **extra: Any
     ) -> dict[str, Any]:
-        cum = self.cum
-        msg = {
-            "type": "execution_report",
-            "v": 1,
-            "ts": ts,
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "account": self.account,
-            "symbol": self.symbol,
-            "side": self.side,
-            "exec_type": exec_type,
-            "order_status": order_status,
-            "order_type": self.order_type,
-            "price": self.price,
-            "qty": cum + leaves,
-            "cum_qty": cum,
-            "leaves_qty": leaves,
-            "avg_price": self.notional / cum if cum else 0.0,
-            "seq": seq,
-        }
-        if extra:
-            msg.update(extra)
+        msg = self.info(leaves)
+        msg.update(
+            type="execution_report", v=1, ts=ts, account=self.account, exec_type=exec_type,
+            order_status=order_status, seq=seq, **extra,
+        )  # fmt: skip
         return msg
 
     def info(self, leaves: int) -> dict[str, Any]:

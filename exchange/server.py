@@ -355,12 +355,21 @@ class ExchangeServer:
             )
 
     def _command(self, msg: Any, account: str, ts: int) -> list[tuple] | None:
-        record = _record(msg, account, ts)
+        events, refused = self._apply(_record(msg, account, ts), msg, ts)
+        if msg.type == "mass_cancel" and refused:
+            return None  # the mass cancel itself was rejected: no report
+        return events
+
+    def _apply(self, record: list[Any], request: Any, ts: int) -> tuple[list[tuple], bool]:
+        """Journal a record, run it, and route what it produced (live requests and timers).
+
+        Returns the events and whether every private message was a reject.
+        """
         self.journal.append(record)
         events = _run_record(self.engine, record)
-        box = self.reporter.translate_raw(events, msg)
+        box = self.reporter.translate_raw(events, request)
         private, by_account = self._private, self.by_account
-        refused = True
+        refused = bool(box.private)
         for owner, report in box.private:
             reason = report.get("reject_reason")
             if reason is not None:
@@ -377,9 +386,7 @@ class ExchangeServer:
         public = self._public
         for topic, m in self.feed.publish(box.public, ts):
             public[topic].append(m)
-        if msg.type == "mass_cancel" and refused and box.private:
-            return None  # the mass cancel itself was rejected: no report
-        return events
+        return events, refused
 
     def _logon(self, identity: bytes, msg: Logon, ts: int) -> None:
         reason = self.authenticate(msg.account, msg.token)
@@ -422,10 +429,7 @@ class ExchangeServer:
         self, identity: bytes, reason: str, text: str, ref_type: str | None, ts: int
     ) -> None:
         self.metrics.rejects[reason] += 1
-        self._reply(identity, {
-            "type": "protocol_reject", "v": 1, "ts": ts, "reason": reason, "text": text[:1024],
-            "ref_type": ref_type[:64] if ref_type else None,
-        })  # fmt: skip
+        self._reply(identity, _protocol_reject(reason, text, ref_type, ts))
 
     def _reply(self, identity: bytes, msg: dict) -> None:
         self._private[identity].append(msg)
@@ -435,18 +439,7 @@ class ExchangeServer:
         ts = self.clock()
         engine = self.engine
         if any(ts >= m.wakeup for m in engine._markets.values()):
-            record = ["A", ts]
-            self.journal.append(record)
-            events = _run_record(engine, record)
-            box = self.reporter.translate_raw(events)
-            for owner, report in box.private:
-                for identity in self.by_account.get(owner, ()):
-                    self._private[identity].append(report)
-            for capture in box.drop_copy:
-                self.journal.append([TRADE_RECORD, capture["trade_id"], capture])
-            self._drop.extend(box.drop_copy)
-            for topic, m in self.feed.publish(box.public, ts):
-                self._public[topic].append(m)
+            self._apply(["A", ts], None, ts)
         if self.feed.bar_interval_ns:
             for topic, bar in self.feed.close_bars(ts):
                 self.journal.append(["B", bar["symbol"], bar["seq"]])
@@ -496,19 +489,13 @@ class ExchangeServer:
                 msg = decode(payload)
                 reply = self._snapshot_reply(msg, ts)
             except ProtocolError as exc:
-                reply = {
-                    "type": "protocol_reject", "v": 1, "ts": ts, "reason": exc.reason,
-                    "text": str(exc)[:1024], "ref_type": exc.ref_type,
-                }  # fmt: skip
+                reply = _protocol_reject(exc.reason, str(exc), exc.ref_type, ts)
             _send(sock, [identity, msgpack.packb([reply])])
 
     def _snapshot_reply(self, msg: Any, ts: int) -> dict:
         if isinstance(msg, SnapshotRequest):
             if msg.symbol not in self._symbols:
-                return {
-                    "type": "protocol_reject", "v": 1, "ts": ts, "reason": "unknown_symbol",
-                    "text": f"no symbol {msg.symbol!r}", "ref_type": msg.type,
-                }  # fmt: skip
+                return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
             bids, asks = self.engine.depth(msg.symbol, msg.depth)
             return {
                 "type": "book_snapshot", "v": 1, "ts": ts, "symbol": msg.symbol,
@@ -527,10 +514,9 @@ class ExchangeServer:
                 "type": "trade_replay", "v": 1, "ts": ts, "trades": trades,
                 "end_trade_id": len(self.journal.trade_offsets),
             }  # fmt: skip
-        return {
-            "type": "protocol_reject", "v": 1, "ts": ts, "reason": "unexpected_message",
-            "text": f"{msg.type} is not a snapshot-service request", "ref_type": msg.type,
-        }  # fmt: skip
+        return _protocol_reject(
+            "unexpected_message", f"{msg.type} is not a snapshot-service request", msg.type, ts
+        )
 
     # ------------------------------------------------------------------ sending
     def _flush(self) -> None:
@@ -555,6 +541,14 @@ class ExchangeServer:
             for i in range(0, len(drop), _CHUNK):
                 _send(self._dropsock, [b"trades", packb(drop[i : i + _CHUNK])])
             drop.clear()
+
+
+def _protocol_reject(reason: str, text: str, ref_type: str | None, ts: int) -> dict:
+    """A ProtocolReject as a wire dict, cut to the model's field limits."""
+    return {
+        "type": "protocol_reject", "v": 1, "ts": ts, "reason": reason, "text": text[:1024],
+        "ref_type": ref_type[:64] if ref_type else None,
+    }  # fmt: skip
 
 
 def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
