@@ -1,1 +1,6 @@
-"""Agents: the agent SDK, client, runner, strategies, simulated time (issues 3, 5, 7)."""
+"""Agora's traders: the agent API, the client SDK, the runner, strategies and the sim kernel."""
+
+from agents.agent import Agent, Context
+from agents.events import Fill, OrderUpdate, Quote, TradeTick
+
+__all__ = ["Agent", "Context", "Fill", "OrderUpdate", "Quote", "TradeTick"]
