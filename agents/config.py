@@ -1,0 +1,107 @@
+"""The market definition: one validated file for `agora up`, docker compose and `agora simulate`.
+
+A market is its symbols, its fair-value process, the clearing house's terms and the agent
+populations that trade it. The same file runs live (every population a runner process) and in
+simulated time (every agent in one process), which is what makes "the same strategies trade in
+both" testable.
+
+Files are TOML (standard library, comments allowed); see `examples/market.toml` for every field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clearing.fees import FeeSchedule
+from exchange.symbols import SymbolSpec
+
+__all__ = ["ClearingTerms", "LatencyConfig", "MarketConfig", "Population", "load_market"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LatencyConfig(_Strict):
+    """How late an agent hears and acts, in microseconds.
+
+    `network_us` is one-way (exchange -> agent for market data and reports, agent -> exchange
+    for orders); `kind` says how each message's delay is drawn: "fixed" (always the mean),
+    "uniform" (in [0.5, 1.5] x mean) or "exponential" (with that mean). `decision_us` is the
+    agent's computation time added to every action it takes.
+    """
+
+    kind: Literal["fixed", "uniform", "exponential"] = "fixed"
+    network_us: float = Field(100.0, ge=0)
+    decision_us: float = Field(0.0, ge=0)
+
+
+class Population(_Strict):
+    """`count` agents of one strategy, with shared parameters (each has its own random stream)."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    strategy: str = Field(description="a registry name (see `agora agents list`) or module:Class")
+    count: int = Field(1, ge=0, le=100_000)
+    params: dict[str, Any] = Field(default_factory=dict)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    cash: int | None = Field(None, ge=0, description="starting cash; default: the clearing's")
+    positions: dict[str, int] | None = Field(None, description="starting positions (lots)")
+
+
+class ClearingTerms(_Strict):
+    """What every new account gets and pays (per-population overrides on `Population`)."""
+
+    fees: FeeSchedule = Field(default_factory=FeeSchedule)
+    starting_cash: int = Field(10_000_000, ge=0, description="cash units (cents by default)")
+    starting_positions: dict[str, int] = Field(
+        default_factory=dict, description="lots of each symbol every account starts with"
+    )
+    leverage: float = Field(1.0, ge=1.0, le=100.0, description="1 = no borrowing")
+    short_limit: int = Field(0, ge=0, description="lots an account may be short; 0 = no shorts")
+
+
+class MarketConfig(_Strict):
+    """A whole market. Every field has a default: an empty file is a working market."""
+
+    name: str = "agora"
+    seed: int = 1
+    duration_s: float | None = Field(None, gt=0, description="None: run until stopped")
+    symbols: list[SymbolSpec] = Field(
+        default_factory=lambda: [
+            SymbolSpec(symbol="AGR", reference_price=10_000, band_bps=1_000, halt_move_bps=500)
+        ]
+    )
+    fundamental: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the fair-value process (agents.fundamental.model.FundamentalConfig fields)",
+    )
+    fundamental_interval_s: float = Field(0.1, gt=0)
+    clearing: ClearingTerms = Field(default_factory=ClearingTerms)
+    populations: list[Population] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> MarketConfig:
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"population names must be unique: {names}")
+        symbols = [s.symbol for s in self.symbols]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"symbols must be unique: {symbols}")
+        return self
+
+    @property
+    def agent_count(self) -> int:
+        return sum(p.count for p in self.populations)
+
+
+def load_market(path: str | Path | None) -> MarketConfig:
+    """Read and validate a market file (None: the built-in default market)."""
+    if path is None:
+        return MarketConfig()
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return MarketConfig.model_validate(data)
