@@ -88,3 +88,15 @@ def start_exchange(data_dir: Path, ports: dict[str, str] | None = None, **env: s
     })  # fmt: skip
     full.update(env)
     return Proc([sys.executable, "-m", "exchange"], full)
+
+
+def start_fundamental(bind: str = "tcp://127.0.0.1:*", **env: str) -> Proc:
+    """`python -m agents.fundamental` on a free port (or `bind`); its endpoint is
+    ``proc.ready["fundamental"]``. Extra ``AGORA_FUNDAMENTAL_*`` variables go in `env`."""
+    full = dict(os.environ)
+    full.update({
+        "AGORA_FUNDAMENTAL_BIND": bind,
+        "AGORA_FUNDAMENTAL_LOG_JSON": "1",
+    })  # fmt: skip
+    full.update(env)
+    return Proc([sys.executable, "-m", "agents.fundamental"], full)

@@ -1,0 +1,25 @@
+"""``python -m agents.fundamental``: publish fair values (settings from ``AGORA_FUNDAMENTAL_*``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agents.fundamental.server import FundamentalServer
+from agents.fundamental.settings import FundamentalSettings
+from exchange.logs import configure_logging
+
+
+def main(settings: FundamentalSettings | None = None) -> None:
+    settings = settings or FundamentalSettings()
+    configure_logging(settings.log_json, settings.log_level)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not available on every platform
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    runner(FundamentalServer(settings).serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Pre-trade risk: refuse an order that could break its account's rules if it filled.
+
+Pure (no IO). It runs inside the exchange process, in front of the matching engine, fed from
+two sides:
+
+* the clearing house sends each account's *settled* state (cash, positions, limits, token hash)
+  together with `settled_through`, the last trade id those balances include;
+* the engine's own events tell it about open orders and about fills that clearing has not
+  confirmed yet (trade ids above `settled_through`).
+
+So for every account it knows the worst case: settled balances, plus pending fills, minus what
+every open order could still take if it filled entirely at its limit price (fees included).
+A new order, or a replace that raises exposure, is accepted only if that worst case stays
+within the account's rules (cash >= -credit, -short_limit <= position <= max_position,
+notional <= max_order_notional). Since a fill never costs more than its reservation, whatever
+fills afterwards, settled in any order, leaves the ledger within the rules: the issue's
+invariant, proved by `tests/test_clearing_properties.py` over random flows.
+
+Market orders have no limit price; the host gives `worst_price(symbol, side, qty)`: the price
+of the last level a sweep of the current book would reach (matching follows immediately, so
+that bound holds), or None when there is none to give (an auction), which refuses the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearing.fees import FeeSchedule, fee_for
+
+__all__ = ["AccountRisk", "RiskGate", "hash_token"]
+
+WorstPrice = Callable[[str, str, int], int | None]
+
+
+def hash_token(token: str) -> str:
+    """How tokens are stored and shared: never in the clear outside the account's owner."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class AccountRisk:
+    """One account as the gate sees it."""
+
+    account: str
+    token_hash: str = ""
+    cash: int = 0  # settled, from clearing
+    positions: dict[str, int] = field(default_factory=dict)  # settled
+    credit_limit: int = 0
+    short_limit: int = 0
+    max_position: int | None = None
+    max_order_notional: int | None = None
+    pending_cash: int = 0  # fills beyond settled_through
+    pending_pos: dict[str, int] = field(default_factory=dict)
+    reserved_cash: int = 0  # open buy orders at their limit price, with fees
+    open_buy: dict[str, int] = field(default_factory=dict)  # leaves per symbol
+    open_sell: dict[str, int] = field(default_factory=dict)
+
+    def available_cash(self) -> int:
+        return self.cash + self.pending_cash - self.reserved_cash + self.credit_limit
+
+    def position(self, symbol: str) -> int:
+        return self.positions.get(symbol, 0) + self.pending_pos.get(symbol, 0)
+
+    def funded(self) -> bool:
+        """Do the open orders still fit the rules (after a withdrawal or new limits)?"""
+        if self.available_cash() < 0:
+            return False
+        for symbol, sells in self.open_sell.items():
+            if self.position(symbol) - sells < -self.short_limit:
+                return False
+        if self.max_position is not None:
+            for symbol, buys in self.open_buy.items():
+                if self.position(symbol) + buys > self.max_position:
+                    return False
+        return True
+
+
+class RiskGate:
+    def __init__(
+        self,
+        fees: FeeSchedule | None = None,
+        multipliers: Mapping[str, int] | None = None,
+        worst_price: WorstPrice | None = None,
+    ) -> None:
+        self.fees = fees or FeeSchedule()
+        self.multipliers = dict(multipliers or {})
+        self.worst_price = worst_price
+        # Reservations assume the dearer fee rate: a resting order may end up either side.
+        self._fee_bps = max(self.fees.maker_bps, self.fees.taker_bps, 0.0)
+        self.accounts: dict[str, AccountRisk] = {}
+        self.settled_through = 0
+        self.ready = False  # True once clearing has sent its first state
+        # order_id -> [account, symbol, side, price used for the reservation, qty, leaves, res]
+        self.orders: dict[int, list[Any]] = {}
+        # Fills not yet confirmed by clearing: (trade_id, buyer, seller, symbol, qty, dcash b/s)
+        self.pending: deque[tuple[int, str, str, str, int, int, int]] = deque()
+        self._market_price: tuple[Any, Any, int] | None = None  # (account, clid, worst price)
+
+    # ------------------------------------------------------------------ from clearing
+    def update(self, settled_through: int, states: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Settled state from clearing; returns accounts whose open orders are now unfunded."""
+        for s in states:
+            acct = self.accounts.get(s["account"])
+            if acct is None:
+                acct = self.accounts[s["account"]] = AccountRisk(s["account"])
+            acct.token_hash = s.get("token_hash", acct.token_hash)
+            acct.cash = s["cash"]
+            acct.positions = dict(s.get("positions") or {})
+            acct.credit_limit = s.get("credit_limit", 0)
+            acct.short_limit = s.get("short_limit", 0)
+            acct.max_position = s.get("max_position")
+            acct.max_order_notional = s.get("max_order_notional")
+        if settled_through > self.settled_through:
+            self.settled_through = settled_through
+        pending = self.pending
+        while pending and pending[0][0] <= self.settled_through:
+            _tid, buyer, seller, symbol, qty, dbuy, dsell = pending.popleft()
+            for name, dq, dc in ((buyer, qty, dbuy), (seller, -qty, dsell)):
+                acct = self.accounts.get(name)
+                if acct is not None:
+                    acct.pending_cash -= dc
+                    acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) - dq
+        self.ready = True
+        return [a.account for a in self.accounts.values() if a.open_buy or a.open_sell
+                if not a.funded()]  # fmt: skip
+
+    def authenticate(self, account: str, token: str) -> str | None:
+        if not self.ready:
+            return "clearing_unavailable"
+        acct = self.accounts.get(account)
+        if acct is None:
+            return "unknown_account"
+        if not acct.token_hash or not hmac.compare_digest(acct.token_hash, hash_token(token)):
+            return "invalid_token"
+        return None
+
+    # ------------------------------------------------------------------ checks
+    def _reservation(self, symbol: str, price: int, leaves: int) -> int:
+        notional = price * leaves * self.multipliers.get(symbol, 1)
+        return notional + fee_for(notional, self._fee_bps)
+
+    def check_new(
+        self, account: str, clid: Any, symbol: str, side: str, qty: int, price: int | None
+    ) -> str | None:
+        """None if the order may go to the engine, else the reject reason."""
+        acct = self.accounts.get(account)
+        if acct is None:
+            return "unknown_account"
+        if price is None:
+            if self.worst_price is None:
+                return "no_price_protection"
+            price = self.worst_price(symbol, side, qty)
+            if price is None:
+                return "no_price_protection"
+            self._market_price = (account, clid, price)
+        mult = self.multipliers.get(symbol, 1)
+        if acct.max_order_notional is not None and price * qty * mult > acct.max_order_notional:
+            return "max_order_notional"
+        if side == "buy":
+            if acct.max_position is not None and (
+                acct.position(symbol) + acct.open_buy.get(symbol, 0) + qty > acct.max_position
+            ):
+                return "max_position"
+            if self._reservation(symbol, price, qty) > acct.available_cash():
+                return "insufficient_funds"
+        elif acct.position(symbol) - acct.open_sell.get(symbol, 0) - qty < -acct.short_limit:
+            return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+        return None
+
+    def check_replace(self, account: str, order_id: int | None, qty: int, price: int | None) -> (
+        str | None
+    ):
+        """A replace may only be refused for raising exposure beyond the rules."""
+        order = self.orders.get(order_id) if order_id is not None else None
+        acct = self.accounts.get(account)
+        if order is None or acct is None or order[0] != account:
+            return None  # the engine answers unknown or foreign orders itself
+        _a, symbol, side, old_price, old_qty, leaves, res = order
+        new_leaves = qty - (old_qty - leaves)
+        if new_leaves <= 0:
+            return None
+        new_price = old_price if price is None else price
+        if acct.max_order_notional is not None and (
+            new_price * qty * self.multipliers.get(symbol, 1) > acct.max_order_notional
+        ):
+            return "max_order_notional"
+        if side == "buy":
+            extra = self._reservation(symbol, new_price, new_leaves) - res
+            if extra > 0 and extra > acct.available_cash():
+                return "insufficient_funds"
+            if acct.max_position is not None and new_leaves > leaves and (
+                acct.position(symbol) + acct.open_buy.get(symbol, 0) + new_leaves - leaves
+                > acct.max_position
+            ):
+                return "max_position"
+        elif new_leaves > leaves and (
+            acct.position(symbol) - acct.open_sell.get(symbol, 0) - (new_leaves - leaves)
+            < -acct.short_limit
+        ):
+            return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+        return None
+
+    # ------------------------------------------------------------------ from the engine
+    def on_events(self, events: Iterable[tuple]) -> None:
+        """Follow open orders and fills (engine event tuples, see `exchange.events`)."""
+        for ev in events:
+            kind = ev[0]
+            if kind == "accepted":
+                self._accepted(ev)
+            elif kind == "trade":
+                self._trade(ev)
+            elif kind == "cancelled":
+                order = self.orders.pop(ev[3], None)
+                if order is not None:
+                    self._set_leaves(order, 0)
+            elif kind == "replaced":
+                order = self.orders.get(ev[3])
+                if order is not None:
+                    _k, _s, _sym, oid, _acct, price, qty, leaves, _kept, _ts = ev
+                    if price is not None:
+                        self._set_leaves(order, 0)
+                        order[3] = price
+                    order[4] = qty
+                    self._set_leaves(order, leaves)
+                    if leaves == 0:
+                        del self.orders[oid]
+
+    def _accepted(self, ev: tuple) -> None:
+        _k, _s, symbol, oid, clid, account, side, _otype, price, qty, _tif, _ts = ev
+        if price is None:  # a market order: reserved at the price its check used
+            mp = self._market_price
+            price = mp[2] if mp is not None and mp[0] == account and mp[1] == clid else 0
+        self._market_price = None
+        order = [account, symbol, side, price, qty, 0, 0]
+        self.orders[oid] = order
+        self._set_leaves(order, qty)
+
+    def _set_leaves(self, order: list[Any], leaves: int) -> None:
+        account, symbol, side, price, _qty, old, res = order
+        acct = self.accounts.get(account)
+        order[5] = leaves
+        book = None
+        if acct is not None:
+            book = acct.open_buy if side == "buy" else acct.open_sell
+            book[symbol] = book.get(symbol, 0) + leaves - old
+            if not book[symbol]:
+                del book[symbol]
+        if side == "buy":
+            new_res = self._reservation(symbol, price, leaves) if leaves else 0
+            order[6] = new_res
+            if acct is not None:
+                acct.reserved_cash += new_res - res
+
+    def _trade(self, ev: tuple) -> None:
+        (_k, _s, symbol, trade_id, price, qty, aggressor, buy_oid, buyer, buy_leaves,
+         sell_oid, seller, sell_leaves, _ts) = ev  # fmt: skip
+        for oid, leaves in ((buy_oid, buy_leaves), (sell_oid, sell_leaves)):
+            order = self.orders.get(oid)
+            if order is not None:
+                self._set_leaves(order, leaves)
+                if leaves == 0:
+                    del self.orders[oid]
+        if trade_id <= self.settled_through:
+            return  # already in the settled balances (a journal replay after clearing spoke)
+        notional = price * qty * self.multipliers.get(symbol, 1)
+        fees = self.fees
+        dbuy = -notional - fee_for(notional, fees.rate("taker" if aggressor == "buy" else "maker"))
+        dsell = notional - fee_for(
+            notional, fees.rate("taker" if aggressor == "sell" else "maker")
+        )
+        for name, dq, dc in ((buyer, qty, dbuy), (seller, -qty, dsell)):
+            acct = self.accounts.get(name)
+            if acct is None:
+                acct = self.accounts[name] = AccountRisk(name)
+            acct.pending_cash += dc
+            acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) + dq
+        self.pending.append((trade_id, buyer, seller, symbol, qty, dbuy, dsell))
