@@ -21,7 +21,7 @@ from typing import Any
 
 READY_TIMEOUT_S = 60.0  # a safety net for a broken start, not a synchronisation
 
-__all__ = ["Proc", "start_exchange"]
+__all__ = ["Proc", "start_exchange", "start_fundamental"]
 
 
 class Proc:
