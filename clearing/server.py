@@ -1,0 +1,271 @@
+"""The clearing process: the clearing house behind ZeroMQ sockets.
+
+* consumes the exchange's drop copy (SUB, ``trades`` and ``heartbeat`` topics) and, whenever it
+  is behind (at start, after a gap, or when a heartbeat names a later trade than it has),
+  fetches the missing trades from the exchange's replay service (DEALER to its snapshot
+  ROUTER) until it has settled everything: the Clone pattern, applied to trades;
+* serves the account API on a ROUTER (`clearing.protocol`), and pushes `RiskState` updates to
+  the exchange's gate and `AccountUpdate`s to subscribed owners after every committed change.
+
+Everything is settled and committed (`clearing.house`, `clearing.store`) before any update
+leaves, and every trade is settled in id order exactly once, so a kill -9 at any point loses
+nothing: on restart the process loads the database and catches up from the exchange's journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections import defaultdict
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from clearing.house import ClearingHouse
+from clearing.ledger import OutOfOrder
+from clearing.protocol import (
+    AccountUpdate,
+    ClearingProtocolError,
+    ClearingReject,
+    RiskState,
+    decode,
+    encode,
+)
+from clearing.settings import ClearingSettings
+from clearing.store import Store
+from exchange.protocol import ProtocolError, TradeReplayRequest, decode_batch
+from exchange.protocol import decode as decode_exchange
+from exchange.protocol import encode as encode_exchange
+
+__all__ = ["ClearingServer"]
+
+log = structlog.get_logger("clearing")
+
+_MAX_SUBSCRIBERS = 10_000
+
+
+class ClearingServer:
+    def __init__(self, settings: ClearingSettings | None = None) -> None:
+        self.settings = s = settings or ClearingSettings()
+        self.admin_token = s.resolve_admin_token()
+        self.store = Store(s.db_url)
+        self.house = ClearingHouse(
+            self.store, s.symbols, self.admin_token, fees=s.fees, cash_unit=s.cash_unit,
+            starting_cash=s.starting_cash, starting_positions=s.starting_positions,
+            default_limits=s.default_limits,
+        )  # fmt: skip
+        self.risk_subscribers: set[bytes] = set()
+        self.owner_subscribers: dict[str, set[bytes]] = defaultdict(set)
+        self.exchange_last = 0  # the newest trade id the exchange has told us about
+        self.endpoints: dict[str, str] = {}
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def serve(self) -> None:
+        s = self.settings
+        ctx = zmq.asyncio.Context()
+        api = ctx.socket(zmq.ROUTER)
+        api.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 1_000_000)
+        for topic in (b"trades", b"heartbeat", b"goodbye"):
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        for sock in (api, sub):
+            sock.setsockopt(zmq.LINGER, 1000)
+        self._ctx = ctx
+        self._replay = self._replay_socket()
+        try:
+            api.bind(s.api_bind)
+            self.endpoints["api"] = api.getsockopt_string(zmq.LAST_ENDPOINT)
+            sub.connect(s.exchange_dropcopy)
+            self._api = api
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.stop)
+            log.info(
+                "clearing_ready", settled_through=self.house.ledger.settled_through,
+                accounts=len(self.house.ledger.accounts) - 1, database=self.store.url.split("?")[0],
+                **self.endpoints,
+            )  # fmt: skip
+            print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
+            await self._loop(api, sub)
+        finally:
+            for sock in (api, sub, self._replay):
+                sock.close(linger=0)
+            ctx.term()
+            self.store.close()
+            log.info("clearing_stopped", settled_through=self.house.ledger.settled_through)
+
+    def _replay_socket(self) -> zmq.asyncio.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.settings.exchange_snapshot)
+        return sock
+
+    async def _loop(self, api: zmq.asyncio.Socket, sub: zmq.asyncio.Socket) -> None:
+        poller = zmq.asyncio.Poller()
+        poller.register(api, zmq.POLLIN)
+        poller.register(sub, zmq.POLLIN)
+        beat_s = self.settings.heartbeat_s
+        next_beat = time.monotonic()  # at once: catch up with the exchange on start
+        while not self._stopping.is_set():
+            timeout = max(0.0, next_beat - time.monotonic())
+            ready = dict(await poller.poll(timeout * 1000))
+            if sub in ready:
+                await self._drain_dropcopy(sub)
+            if api in ready:
+                self._drain_api(api)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + beat_s
+                if self.exchange_last > self.house.ledger.settled_through or not self._caught_up:
+                    await self._catch_up()
+                self._heartbeat()
+
+    _caught_up = False
+
+    # ------------------------------------------------------------------ trades in
+    async def _drain_dropcopy(self, sub: zmq.asyncio.Socket) -> None:
+        trades: list[dict[str, Any]] = []
+        for _ in range(10_000):
+            try:
+                _topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            except ValueError:
+                continue  # not a two-frame message: not the exchange's
+            try:
+                msgs = decode_batch(payload)
+            except ProtocolError as exc:
+                log.warning("dropcopy_malformed", reason=exc.reason)
+                continue
+            for m in msgs:
+                if m.type == "trade_capture":
+                    trades.append(m.model_dump())
+                    self.exchange_last = max(self.exchange_last, m.trade_id)
+                elif m.type == "heartbeat":
+                    self.exchange_last = max(self.exchange_last, m.seq)
+                elif m.type == "goodbye":
+                    log.info("exchange_goodbye")
+        if trades:
+            await self._settle(trades)
+
+    async def _settle(self, trades: list[dict[str, Any]]) -> None:
+        settled = self.house.ledger.settled_through
+        if trades[0]["trade_id"] > settled + 1:
+            await self._catch_up()  # a gap: fetch what is missing, then the rest follows
+        try:
+            touched = self.house.settle(trades)
+        except OutOfOrder as exc:
+            log.warning("trade_gap", expected=exc.expected)
+            await self._catch_up()
+            touched = self.house.settle(trades)
+        self._publish(touched)
+
+    async def _catch_up(self) -> None:
+        """Fetch and settle trades from the exchange's journal until none is missing."""
+        s = self.settings
+        while True:
+            start = self.house.ledger.settled_through + 1
+            req = TradeReplayRequest(from_trade_id=start, max_count=1000, token=s.exchange_token)
+            await self._replay.send(encode_exchange(req))
+            if not await self._replay.poll(s.replay_timeout_s * 1000):
+                # The exchange is not answering (down or restarting): start afresh later, with
+                # a new socket so a late answer cannot be mistaken for the next one.
+                self._replay.close(linger=0)
+                self._replay = self._replay_socket()
+                return
+            try:
+                reply = decode_exchange(await self._replay.recv())
+            except ProtocolError as exc:
+                log.warning("replay_malformed", reason=exc.reason)
+                return
+            if reply.type != "trade_replay":
+                log.warning("replay_refused", reply=reply.type, reason=getattr(reply, "reason", ""))
+                return
+            self.exchange_last = max(self.exchange_last, reply.end_trade_id)
+            trades = [t.model_dump() for t in reply.trades]
+            if trades:
+                self._publish(self.house.settle(trades))
+                log.info("caught_up_page", through=self.house.ledger.settled_through,
+                         end=reply.end_trade_id)  # fmt: skip
+            self._caught_up = True
+            if not trades or self.house.ledger.settled_through >= reply.end_trade_id:
+                return
+
+    # ------------------------------------------------------------------ account API
+    def _drain_api(self, api: zmq.asyncio.Socket) -> None:
+        for _ in range(1000):
+            try:
+                frames = api.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue
+            identity, payload = frames
+            ts = time.time_ns()
+            try:
+                msg = decode(payload)
+            except ClearingProtocolError as exc:
+                reply: Any = ClearingReject(reason=exc.reason, text=str(exc)[:1024],
+                                            ref_type=exc.ref_type)  # fmt: skip
+                self._send(identity, reply)
+                continue
+            try:
+                outcome = self.house.handle(msg, ts)
+            except Exception as exc:  # a bug must not take the clearing house down
+                log.exception("request_failed", type=msg.type)
+                self._send(identity, ClearingReject(
+                    request_id=getattr(msg, "request_id", None), ref_type=msg.type,
+                    reason="internal_error", text=str(exc)[:1024],
+                ))  # fmt: skip
+                continue
+            if outcome.subscribe == "risk":
+                if len(self.risk_subscribers) < _MAX_SUBSCRIBERS:
+                    self.risk_subscribers.add(identity)
+            elif outcome.subscribe is not None:
+                subs = self.owner_subscribers[outcome.subscribe]
+                if len(subs) < _MAX_SUBSCRIBERS:
+                    subs.add(identity)
+            self._send(identity, outcome.reply)
+            if outcome.touched:
+                self._publish(outcome.touched)
+
+    def _send(self, identity: bytes, msg: Any) -> None:
+        with contextlib.suppress(zmq.Again, zmq.ZMQError):
+            self._api.send_multipart([identity, encode(msg)], zmq.NOBLOCK)
+
+    def _publish(self, touched: set[str]) -> None:
+        """Push the touched accounts' new state: to the gate, and to each subscribed owner."""
+        if not touched:
+            return
+        if self.risk_subscribers:
+            state = encode(self.house.risk_state(touched))
+            for identity in self.risk_subscribers:
+                with contextlib.suppress(zmq.Again, zmq.ZMQError):
+                    self._api.send_multipart([identity, state], zmq.NOBLOCK)
+        for name in touched:
+            subs = self.owner_subscribers.get(name)
+            acct = self.house.ledger.accounts.get(name)
+            if subs and acct is not None:
+                update = AccountUpdate(balance=self.house.balance(acct))
+                for identity in subs:
+                    self._send(identity, update)
+
+    def _heartbeat(self) -> None:
+        """An empty RiskState: the settled point moved (or not), and clearing is alive."""
+        if self.risk_subscribers:
+            beat = encode(RiskState(
+                settled_through=self.house.ledger.settled_through, full=False, accounts=[],
+            ))  # fmt: skip
+            for identity in self.risk_subscribers:
+                with contextlib.suppress(zmq.Again, zmq.ZMQError):
+                    self._api.send_multipart([identity, beat], zmq.NOBLOCK)
+

@@ -1,0 +1,71 @@
+"""Typed settings of the clearing process, each overridable by an ``AGORA_CLEARING_*`` variable.
+
+The symbols must be the exchange's (same JSON as ``AGORA_EXCHANGE_SYMBOLS``): clearing needs
+their tick and lot sizes to turn prices into cash. `agora up` and docker compose set both from
+the one market file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clearing.fees import FeeSchedule
+from clearing.ledger import Limits
+from exchange.settings import default_symbols
+from exchange.symbols import SymbolSpec
+
+__all__ = ["ClearingSettings"]
+
+
+class ClearingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGORA_CLEARING_", extra="ignore")
+
+    api_bind: str = Field("tcp://127.0.0.1:5559", description="account API (ROUTER)")
+    exchange_dropcopy: str = Field(
+        "tcp://127.0.0.1:5558", description="the exchange's trade stream (PUB) to consume"
+    )
+    exchange_snapshot: str = Field(
+        "tcp://127.0.0.1:5557", description="the exchange's replay service (ROUTER)"
+    )
+    exchange_token: str = Field("", description="token for the exchange's trade replay")
+    data_dir: Path = Field(Path("var/clearing"), description="SQLite database, admin token")
+    database_url: str | None = Field(
+        None, description="any SQLAlchemy URL (postgresql+psycopg://...); default: SQLite file"
+    )
+    admin_token: str = Field(
+        "", description="admin secret; empty: read or create <data_dir>/admin.token"
+    )
+    symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
+    cash_unit: Decimal = Field(Decimal("0.01"), gt=0, description="the smallest unit of cash")
+    fees: FeeSchedule = Field(default_factory=FeeSchedule)
+    starting_cash: int = Field(0, ge=0, description="cash of a new account unless given")
+    starting_positions: dict[str, int] = Field(default_factory=dict)
+    default_limits: Limits = Field(default_factory=Limits)
+    heartbeat_s: float = Field(1.0, gt=0, description="to subscribers; replay check interval")
+    replay_timeout_s: float = Field(2.0, gt=0)
+    log_json: bool | None = None
+    log_level: str = "info"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or str(self.data_dir / "clearing.sqlite")
+
+    def resolve_admin_token(self) -> str:
+        """The configured admin token, or the one kept in the data directory (created once)."""
+        if self.admin_token:
+            return self.admin_token
+        path = self.data_dir / "admin.token"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        return token
