@@ -97,8 +97,9 @@ class RiskGate:
         self.ready = False  # True once clearing has sent its first state
         # order_id -> [account, symbol, side, price used for the reservation, qty, leaves, res]
         self.orders: dict[int, list[Any]] = {}
-        # Fills not yet confirmed by clearing: (trade_id, buyer, seller, symbol, qty, dcash b/s)
-        self.pending: deque[tuple[int, str, str, str, int, int, int]] = deque()
+        # Fills not yet confirmed by clearing:
+        # (trade_id, buyer, seller, symbol, qty, price, aggressor, buyer's cash delta, seller's)
+        self.pending: deque[tuple[int, str, str, str, int, int, str, int, int]] = deque()
         self._market_price: tuple[Any, Any, int] | None = None  # (account, clid, worst price)
 
     # ------------------------------------------------------------------ from clearing
@@ -119,15 +120,39 @@ class RiskGate:
             self.settled_through = settled_through
         pending = self.pending
         while pending and pending[0][0] <= self.settled_through:
-            _tid, buyer, seller, symbol, qty, dbuy, dsell = pending.popleft()
-            for name, dq, dc in ((buyer, qty, dbuy), (seller, -qty, dsell)):
-                acct = self.accounts.get(name)
-                if acct is not None:
-                    acct.pending_cash -= dc
-                    acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) - dq
+            self._unpend(pending.popleft())
         self.ready = True
         return [a.account for a in self.accounts.values() if a.open_buy or a.open_sell
                 if not a.funded()]  # fmt: skip
+
+    def _unpend(self, p: tuple) -> None:
+        _tid, buyer, seller, symbol, qty, _price, _agg, dbuy, dsell = p
+        for name, dq, dc in ((buyer, qty, dbuy), (seller, -qty, dsell)):
+            acct = self.accounts.get(name)
+            if acct is not None:
+                acct.pending_cash -= dc
+                acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) - dq
+
+    def set_terms(self, fees: FeeSchedule | None, multipliers: Mapping[str, int] | None) -> None:
+        """Clearing's fee schedule and cash multipliers (its first full state carries them).
+
+        Fills already pending were costed with the old terms; they are costed again, and every
+        open buy order's reservation too, so the gate agrees with clearing to the cash unit.
+        """
+        if fees is not None:
+            self.fees = fees
+            self._fee_bps = max(fees.maker_bps, fees.taker_bps, 0.0)
+        if multipliers is not None:
+            self.multipliers = dict(multipliers)
+        old = list(self.pending)
+        self.pending.clear()
+        for p in old:
+            self._unpend(p)
+            self._pend(p[0], p[1], p[2], p[3], p[4], p[5], p[6])
+        for order in self.orders.values():
+            leaves = order[5]
+            self._set_leaves(order, 0)
+            self._set_leaves(order, leaves)
 
     def authenticate(self, account: str, token: str) -> str | None:
         if not self.ready:
@@ -267,6 +292,12 @@ class RiskGate:
                     del self.orders[oid]
         if trade_id <= self.settled_through:
             return  # already in the settled balances (a journal replay after clearing spoke)
+        self._pend(trade_id, buyer, seller, symbol, qty, price, aggressor)
+
+    def _pend(
+        self, trade_id: int, buyer: str, seller: str, symbol: str, qty: int, price: int,
+        aggressor: str,
+    ) -> None:  # fmt: skip
         notional = price * qty * self.multipliers.get(symbol, 1)
         fees = self.fees
         dbuy = -notional - fee_for(notional, fees.rate("taker" if aggressor == "buy" else "maker"))
@@ -279,4 +310,4 @@ class RiskGate:
                 acct = self.accounts[name] = AccountRisk(name)
             acct.pending_cash += dc
             acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) + dq
-        self.pending.append((trade_id, buyer, seller, symbol, qty, dbuy, dsell))
+        self.pending.append((trade_id, buyer, seller, symbol, qty, price, aggressor, dbuy, dsell))

@@ -39,7 +39,6 @@ from clearing.protocol import (
 from clearing.settings import ClearingSettings
 from clearing.store import Store
 from exchange.protocol import ProtocolError, TradeReplayRequest, decode_batch
-from exchange.protocol import decode as decode_exchange
 from exchange.protocol import encode as encode_exchange
 
 __all__ = ["ClearingServer"]
@@ -85,7 +84,10 @@ class ClearingServer:
             api.bind(s.api_bind)
             self.endpoints["api"] = api.getsockopt_string(zmq.LAST_ENDPOINT)
             sub.connect(s.exchange_dropcopy)
-            self._api = api
+            # Non-blocking drains and sends go through plain (shadow) sockets: an asyncio
+            # socket's recv returns a future even with NOBLOCK.
+            self._api = zmq.Socket.shadow(api.underlying)
+            self._sub = zmq.Socket.shadow(sub.underlying)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -120,9 +122,9 @@ class ClearingServer:
             timeout = max(0.0, next_beat - time.monotonic())
             ready = dict(await poller.poll(timeout * 1000))
             if sub in ready:
-                await self._drain_dropcopy(sub)
+                await self._drain_dropcopy(self._sub)
             if api in ready:
-                self._drain_api(api)
+                self._drain_api(self._api)
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + beat_s
                 if self.exchange_last > self.house.ledger.settled_through or not self._caught_up:
@@ -132,7 +134,7 @@ class ClearingServer:
     _caught_up = False
 
     # ------------------------------------------------------------------ trades in
-    async def _drain_dropcopy(self, sub: zmq.asyncio.Socket) -> None:
+    async def _drain_dropcopy(self, sub: zmq.Socket) -> None:
         trades: list[dict[str, Any]] = []
         for _ in range(10_000):
             try:
@@ -155,6 +157,7 @@ class ClearingServer:
                 elif m.type == "goodbye":
                     log.info("exchange_goodbye")
         if trades:
+            log.debug("dropcopy_trades", n=len(trades), first=trades[0]["trade_id"])
             await self._settle(trades)
 
     async def _settle(self, trades: list[dict[str, Any]]) -> None:
@@ -174,7 +177,9 @@ class ClearingServer:
         s = self.settings
         while True:
             start = self.house.ledger.settled_through + 1
-            req = TradeReplayRequest(from_trade_id=start, max_count=1000, token=s.exchange_token)
+            req = TradeReplayRequest(
+                from_trade_id=start, max_count=1000, token=s.exchange_token or self.admin_token
+            )
             await self._replay.send(encode_exchange(req))
             if not await self._replay.poll(s.replay_timeout_s * 1000):
                 # The exchange is not answering (down or restarting): start afresh later, with
@@ -183,9 +188,10 @@ class ClearingServer:
                 self._replay = self._replay_socket()
                 return
             try:
-                reply = decode_exchange(await self._replay.recv())
-            except ProtocolError as exc:
-                log.warning("replay_malformed", reason=exc.reason)
+                replies = decode_batch(await self._replay.recv())
+                reply = replies[0]
+            except (ProtocolError, IndexError) as exc:
+                log.warning("replay_malformed", error=str(exc))
                 return
             if reply.type != "trade_replay":
                 log.warning("replay_refused", reply=reply.type, reason=getattr(reply, "reason", ""))
@@ -201,7 +207,7 @@ class ClearingServer:
                 return
 
     # ------------------------------------------------------------------ account API
-    def _drain_api(self, api: zmq.asyncio.Socket) -> None:
+    def _drain_api(self, api: zmq.Socket) -> None:
         for _ in range(1000):
             try:
                 frames = api.recv_multipart(zmq.NOBLOCK)

@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 READY_TIMEOUT_S = 60.0  # a safety net for a broken start, not a synchronisation
 
-__all__ = ["Proc", "start_exchange", "start_fundamental"]
+__all__ = [
+    "Market",
+    "Proc",
+    "free_endpoint",
+    "start_clearing",
+    "start_exchange",
+    "start_fundamental",
+    "start_market",
+]
 
 
 class Proc:
@@ -100,3 +111,72 @@ def start_fundamental(bind: str = "tcp://127.0.0.1:*", **env: str) -> Proc:
     })  # fmt: skip
     full.update(env)
     return Proc([sys.executable, "-m", "agents.fundamental"], full)
+
+
+def free_endpoint(host: str = "127.0.0.1") -> str:
+    """A loopback TCP endpoint whose port is free now.
+
+    Two processes that must know each other's address before either is up (the exchange's
+    gate talks to clearing, clearing reads the exchange's trade stream) cannot both bind ``*``;
+    the launcher picks their ports up front instead.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return f"tcp://{host}:{s.getsockname()[1]}"
+
+
+def start_clearing(
+    data_dir: Path, exchange: dict[str, str], api: str = "tcp://127.0.0.1:*", **env: str
+) -> Proc:
+    """`python -m clearing` reading `exchange`'s drop copy and replay (its ready endpoints)."""
+    full = dict(os.environ)
+    full.update({
+        "AGORA_CLEARING_API_BIND": api,
+        "AGORA_CLEARING_EXCHANGE_DROPCOPY": exchange["dropcopy"],
+        "AGORA_CLEARING_EXCHANGE_SNAPSHOT": exchange["snapshot"],
+        "AGORA_CLEARING_DATA_DIR": str(data_dir),
+        "AGORA_CLEARING_LOG_JSON": "1",
+    })  # fmt: skip
+    full.update(env)
+    return Proc([sys.executable, "-m", "clearing"], full)
+
+
+@dataclass
+class Market:
+    """An exchange with its clearing house, wired to each other (`start_market`)."""
+
+    exchange: Proc
+    clearing: Proc
+    admin_token: str
+    endpoints: dict[str, str]
+
+    def stop(self) -> None:
+        self.exchange.stop()
+        self.clearing.stop()
+
+
+def start_market(
+    data_dir: Path,
+    exchange_env: dict[str, str] | None = None,
+    clearing_env: dict[str, str] | None = None,
+    admin_token: str = "",
+) -> Market:
+    """Exchange + clearing on free loopback ports, sharing one admin token."""
+    token = admin_token or secrets.token_urlsafe(24)
+    ports = {k: free_endpoint() for k in ("gateway", "feed", "snapshot", "dropcopy")}
+    api = free_endpoint()
+    clearing = start_clearing(
+        data_dir / "clearing", ports, api=api, AGORA_CLEARING_ADMIN_TOKEN=token,
+        **(clearing_env or {}),
+    )  # fmt: skip
+    try:
+        exchange = start_exchange(
+            data_dir / "exchange", ports, AGORA_EXCHANGE_CLEARING=api,
+            AGORA_EXCHANGE_CLEARING_TOKEN=token, **(exchange_env or {}),
+        )  # fmt: skip
+    except Exception:
+        clearing.stop()
+        raise
+    endpoints = dict(exchange.ready)
+    endpoints["clearing"] = clearing.ready["api"]
+    return Market(exchange, clearing, token, endpoints)

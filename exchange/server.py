@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
+import importlib
 import json
 import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import structlog
@@ -59,12 +61,42 @@ from exchange.protocol.codec import MAX_MESSAGE_SIZE
 from exchange.reports import Reporter, reject_raw
 from exchange.settings import ExchangeSettings
 
-__all__ = ["Authenticator", "ExchangeServer"]
+__all__ = ["Authenticator", "ExchangeServer", "RiskPlugin", "load_risk_plugin"]
 
 log = structlog.get_logger("exchange")
 
 Authenticator = Callable[[str, str], str | None]
 """(account, token) -> None to accept, or the reason to refuse."""
+
+
+class RiskPlugin(Protocol):
+    """Pre-trade risk and authentication from outside the exchange (the clearing house).
+
+    Loaded by name (`ExchangeSettings.risk_plugin`) so that `exchange` imports nothing of ours.
+    """
+
+    def authenticate(self, account: str, token: str) -> str | None: ...
+
+    def check(self, msg: Any, account: str) -> str | None:
+        """Before a new order or replace reaches the engine: None, or the reject reason."""
+        ...
+
+    def on_events(self, events: list[tuple]) -> None:
+        """Every engine event, live and on journal replay."""
+        ...
+
+    async def run(self, ctx: zmq.asyncio.Context, kill: Callable[[list[str]], None]) -> None:
+        """A task for the plug-in's own sockets; `kill(accounts)` mass-cancels their orders."""
+        ...
+
+
+def load_risk_plugin(settings: ExchangeSettings, engine: Engine) -> RiskPlugin:
+    module, _, name = settings.risk_plugin.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(
+        settings.clearing, settings.resolve_clearing_token(), engine,
+        heartbeat_s=settings.heartbeat_s,
+    )  # fmt: skip
 
 _CHUNK = 256  # messages per outgoing batch frame (well under the size and count limits)
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
@@ -138,10 +170,14 @@ class ExchangeServer:
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = s = settings or ExchangeSettings()
-        self.authenticate = authenticate
         self._wall = clock
         self._last_ts = 0
         self.engine = Engine(s.symbols, ts=0)
+        self.risk: RiskPlugin | None = load_risk_plugin(s, self.engine) if s.clearing else None
+        self.authenticate = self.risk.authenticate if self.risk is not None else authenticate
+        self._replay_token = s.replay_token or (
+            s.resolve_clearing_token() if s.clearing else ""
+        )
         self.reporter = Reporter()
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
         self.journal = Journal(s.journal_path, fsync=s.fsync)
@@ -178,6 +214,8 @@ class ExchangeServer:
             ts = record[1]
             self._last_ts = max(self._last_ts, ts)
             events = _run_record(engine, record)
+            if self.risk is not None:
+                self.risk.on_events(events)
             box = reporter.translate_raw(events)
             feed.publish(box.public, ts)
             n += 1
@@ -233,10 +271,16 @@ class ExchangeServer:
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 50, 1000)
+            if self.risk is not None:
+                self._risk_task = asyncio.create_task(self.risk.run(ctx, self._risk_kill))
             log.info("exchange_ready", symbols=self._symbols, **self.endpoints)
             print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
             await self._loop(gateway, snapshot)
         finally:
+            if self.risk is not None and hasattr(self, "_risk_task"):
+                self._risk_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._risk_task
             self._goodbye()
             self.journal.close()
             for sock in (gateway, snapshot, feed, drop):
@@ -336,6 +380,12 @@ class ExchangeServer:
             return
         session.tokens = tokens - 1.0
         account = session.account
+        if self.risk is not None and (kind == "new_order" or kind == "replace_order"):
+            reason = self.risk.check(msg, account)
+            if reason is not None:
+                metrics.rejects[reason] += 1
+                self._reply(identity, reject_raw(msg, reason, account, ts))
+                return
         if kind == "new_order" or kind == "cancel_order" or kind == "replace_order":
             self._command(msg, account, ts)
         elif kind == "mass_cancel":
@@ -367,6 +417,8 @@ class ExchangeServer:
         """
         self.journal.append(record)
         events = _run_record(self.engine, record)
+        if self.risk is not None:
+            self.risk.on_events(events)
         box = self.reporter.translate_raw(events, request)
         private, by_account = self._private, self.by_account
         refused = bool(box.private)
@@ -433,6 +485,13 @@ class ExchangeServer:
 
     def _reply(self, identity: bytes, msg: dict) -> None:
         self._private[identity].append(msg)
+
+    def _risk_kill(self, accounts: list[str]) -> None:
+        """Clearing says these accounts can no longer fund their open orders: cancel them."""
+        ts = self.clock()
+        for account in accounts:
+            self._apply(["M", ts, account, "risk-kill", None], None, ts)
+        self._flush()
 
     # ------------------------------------------------------------------ timers
     def _on_timer(self) -> None:
@@ -502,6 +561,9 @@ class ExchangeServer:
                 "seq": self.feed.last_seq(msg.symbol, "book"), "bids": bids, "asks": asks,
             }  # fmt: skip
         if isinstance(msg, TradeReplayRequest):
+            if self._replay_token and not hmac.compare_digest(msg.token, self._replay_token):
+                return _protocol_reject("not_authorised", "trade replay needs the clearing "
+                                        "token", msg.type, ts)  # fmt: skip
             self.journal.commit()
             records = self.journal.trades_from(msg.from_trade_id, msg.max_count)
             trades, size = [], 0

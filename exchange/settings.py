@@ -49,8 +49,33 @@ class ExchangeSettings(BaseSettings):
     bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
     feed_hwm: int = Field(100_000, gt=0, description="PUB send high-water mark per subscriber")
     feed_sndbuf: int = Field(0, ge=0, description="kernel send buffer per feed socket; 0 = OS")
+    clearing: str = Field(
+        "",
+        description="the clearing house's account API (e.g. tcp://127.0.0.1:5559); when set, "
+        "logons need the account's token and every order passes pre-trade risk",
+    )
+    clearing_token: str = Field("", description="clearing's admin token (the risk feed)")
+    clearing_token_file: Path = Field(
+        Path("var/clearing/admin.token"), description="read the admin token here when not given"
+    )
+    risk_plugin: str = Field(
+        "clearing.link:ClearingLink", description="the class that talks to clearing (module:Class)"
+    )
+    replay_token: str = Field(
+        "", description="trade replay needs this token (default: the clearing token, if any)"
+    )
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
+
+    def resolve_clearing_token(self) -> str:
+        if self.clearing_token:
+            return self.clearing_token
+        if self.clearing_token_file.exists():
+            return self.clearing_token_file.read_text().strip()
+        raise ValueError(
+            f"clearing is set but no token: set AGORA_EXCHANGE_CLEARING_TOKEN or create "
+            f"{self.clearing_token_file}"
+        )
 
     @property
     def journal_path(self) -> Path:

@@ -1,0 +1,123 @@
+"""The clearing house's presence inside the exchange process: tokens and pre-trade risk.
+
+The exchange knows nothing of clearing (ARCHITECTURE.md: `exchange/` imports nothing of ours);
+it loads this class by name when ``AGORA_EXCHANGE_CLEARING`` is set, and calls it through the
+small plug-in surface `exchange.server.RiskPlugin` describes: `authenticate` at logon, `check`
+before a new order or replace reaches the engine, `on_events` after, and `run` as a task.
+
+`run` keeps a DEALER to clearing's ROUTER: it subscribes to the risk state (with the admin
+token), applies every `RiskState` to the pure `RiskGate`, and subscribes again when clearing
+has been silent for three heartbeats (clearing restarted, or the link broke). Until the first
+state arrives every logon is refused with ``clearing_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from clearing.protocol import ClearingProtocolError, RiskState, RiskSubscribe, decode, encode
+from clearing.risk import RiskGate
+
+__all__ = ["ClearingLink", "worst_price_from"]
+
+log = structlog.get_logger("clearing_link")
+
+
+def worst_price_from(engine: Any) -> Callable[[str, str, int], int | None]:
+    """The bound on a market order's prices: the last level a sweep of the book reaches now.
+
+    Outside continuous trading (an auction collects market orders until the uncross) the
+    static band's edge bounds the uncross price instead.
+    """
+
+    def worst(symbol: str, side: str, qty: int) -> int | None:
+        try:
+            market = engine.market(symbol)
+        except KeyError:
+            return None
+        if market.phase != "continuous":
+            return market.band_high if side == "buy" else market.band_low
+        bids, asks = engine.depth(symbol)
+        levels = asks if side == "buy" else bids
+        if not levels:
+            return market.band_high if side == "buy" else 1  # nothing to trade against
+        left = qty
+        for level in levels:
+            left -= level[1]
+            if left <= 0:
+                return level[0]
+        return levels[-1][0]  # the sweep empties the book; the rest is cancelled
+
+    return worst
+
+
+class ClearingLink:
+    def __init__(self, endpoint: str, admin_token: str, engine: Any, heartbeat_s: float = 1.0):
+        self.endpoint = endpoint
+        self.admin_token = admin_token
+        self.engine = engine
+        self.gate = RiskGate(worst_price=worst_price_from(engine))
+        self.heartbeat_s = heartbeat_s
+        self.states = 0
+
+    # ------------------------------------------------------------------ the plug-in surface
+    def authenticate(self, account: str, token: str) -> str | None:
+        return self.gate.authenticate(account, token)
+
+    def check(self, msg: Any, account: str) -> str | None:
+        if msg.type == "new_order":
+            return self.gate.check_new(
+                account, msg.client_order_id, msg.symbol, msg.side, msg.qty, msg.price
+            )
+        if msg.type == "replace_order":
+            oid = msg.order_id
+            if oid is None:
+                oid = self.engine.order_id_for(account, msg.orig_client_order_id)
+            return self.gate.check_replace(account, oid, msg.qty, msg.price)
+        return None
+
+    def on_events(self, events: list[tuple]) -> None:
+        self.gate.on_events(events)
+
+    async def run(self, ctx: zmq.asyncio.Context, kill: Callable[[list[str]], None]) -> None:
+        """Follow clearing's risk state forever; `kill(accounts)` cancels unfunded orders."""
+        silent_after = 3 * self.heartbeat_s
+        while True:
+            sock = ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.endpoint)
+            try:
+                await sock.send(encode(RiskSubscribe(admin_token=self.admin_token)))
+                while await sock.poll(silent_after * 1000):
+                    try:
+                        msg = decode(await sock.recv())
+                    except ClearingProtocolError as exc:
+                        log.warning("clearing_malformed", reason=exc.reason)
+                        continue
+                    if isinstance(msg, RiskState):
+                        self._apply(msg, kill)
+                    elif msg.type == "clearing_reject":
+                        log.error("clearing_refused", reason=msg.reason, text=msg.text)
+                        break
+                log.warning("clearing_silent", endpoint=self.endpoint)
+            finally:
+                sock.close(linger=0)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.sleep(self.heartbeat_s)  # back off before subscribing again
+
+    def _apply(self, msg: RiskState, kill: Callable[[list[str]], None]) -> None:
+        gate = self.gate
+        if msg.full and (msg.fees != gate.fees or msg.multipliers != gate.multipliers):
+            gate.set_terms(msg.fees, msg.multipliers)
+        unfunded = gate.update(msg.settled_through, [a.model_dump() for a in msg.accounts])
+        self.states += 1
+        if unfunded:
+            log.warning("risk_kill_switch", accounts=unfunded)
+            kill(unfunded)
