@@ -34,7 +34,7 @@ EMA_SPAN = 8.0
 # --------------------------------------------------------------------------- the pure maths
 @dataclass(slots=True, frozen=True)
 class FairValueDraw:
-    """One arriving agent's type: (α, k, σ, W, D, A, δ)."""
+    """One arriving agent's type: (alpha, k, sigma, W, D, A, δ)."""
 
     alpha: float  # weight on the fundamental, in (0, 1)
     k: float  # EMA horizon of the chartist component, in bars, >= 1
@@ -48,9 +48,9 @@ class FairValueDraw:
 def draw_priors(rng: np.random.Generator, p: FairValueTrader.Params) -> FairValueDraw:
     """Draw an agent type from the priors in `p`.
 
-    α ~ Beta(alpha_a, alpha_b); k − 1 ~ Gamma(k_shape, k_scale); σ ~ Gamma(sigma_shape,
+    alpha ~ Beta(alpha_a, alpha_b); k - 1 ~ Gamma(k_shape, k_scale); sigma ~ Gamma(sigma_shape,
     sigma_scale); W ~ Pareto(scale w_min, tail w_tail); D ~ LogNormal(d_mu, d_sigma);
-    A/(1−A) ~ LogNormal(a_mu, a_sigma); δ ~ Gamma(delta_shape, delta_scale).
+    A/(1-A) ~ LogNormal(a_mu, a_sigma); δ ~ Gamma(delta_shape, delta_scale).
     """
     alpha = float(rng.beta(p.alpha_a, p.alpha_b))
     k = 1.0 + float(rng.gamma(p.k_shape, p.k_scale))
@@ -64,7 +64,7 @@ def draw_priors(rng: np.random.Generator, p: FairValueTrader.Params) -> FairValu
 
 
 def l_step(prev: float, close: float, k: float) -> float:
-    """One step of L(t, k) = close(t)/k + (k−1)/k · L(t−1, k)."""
+    """One step of L(t, k) = close(t)/k + (k-1)/k · L(t-1, k)."""
     return close / k + (k - 1.0) / k * prev
 
 
@@ -82,12 +82,12 @@ def ema_close(closes: Sequence[float], k: float) -> float:
 
 
 def fair_estimate(alpha: float, f: float, level: float, sigma: float, z: float) -> float:
-    """The agent's fair log-price α·F + (1−α)·L + σ·z (`level` is L, z a standard normal)."""
+    """The fair log-price alpha·F + (1-alpha)·L + sigma·z (`level` is L, z standard normal)."""
     return alpha * f + (1.0 - alpha) * level + sigma * z
 
 
 def quote_prices(estimate: float, delta: float) -> tuple[float, float]:
-    """(bid, ask) decimal prices exp(estimate − δ), exp(estimate + δ)."""
+    """(bid, ask) decimal prices exp(estimate - δ), exp(estimate + δ)."""
     return math.exp(estimate - delta), math.exp(estimate + delta)
 
 
@@ -151,13 +151,14 @@ class FairValueTrader(Agent):
 
     The crowd's Poisson(λ) arrivals are modelled by slots: each slot is one agent instance whose
     arrivals are exponential with rate `rate_per_s`; at each arrival it plays a *fresh* agent
-    drawn from the priors (`draw_priors`): weight α on the fundamental, chartist horizon k,
-    noise σ, wealth W, information lag D, fraction A of wealth offered, half-spread δ. It
+    drawn from the priors (`draw_priors`): weight alpha on the fundamental, chartist horizon k,
+    noise sigma, wealth W, information lag D, fraction A of wealth offered, half-spread δ. It
     estimates the fair log-price
 
-        est = α·F(t−D) + (1−α)·L(t−D, k) + N(0, σ²),   L(t, k) = close(t)/k + (k−1)/k·L(t−1, k)
+        est = alpha·F(t-D) + (1-alpha)·L(t-D, k) + N(0, sigma²),
+        L(t, k) = close(t)/k + (k-1)/k·L(t-1, k)
 
-    and posts a bid at exp(est − δ) (rounded down to a tick) and an ask at exp(est + δ)
+    and posts a bid at exp(est - δ) (rounded down to a tick) and an ask at exp(est + δ)
     (rounded up), each of max(1, round(W·A)) lots. Its orders are cancelled `lifetime_ns` later.
     N slots of rate λ/N each make a Poisson(λ) crowd.
 
@@ -167,10 +168,10 @@ class FairValueTrader(Agent):
     a fundamental arrives and at each arrival, not on every trade (that keeps the per-trade
     cost of a large population at zero); bars without a sample carry the previous value
     forward. D is rounded to whole bars; lags beyond the kept history (`history_bars`) read the
-    oldest value. Because k is drawn per arrival, L(t−D, k) is recomputed at each arrival by
-    running the recursion over the last ⌈8k⌉ closes up to bar t−D, started at the first of them
+    oldest value. Because k is drawn per arrival, L(t-D, k) is recomputed at each arrival by
+    running the recursion over the last ⌈8k⌉ closes up to bar t-D, started at the first of them
     (the start value keeps a weight below e⁻⁸). k is drawn as 1 + Gamma so that L is a convex
-    average. σ and δ are in log-price units; W in lots.
+    average. sigma and δ are in log-price units; W in lots.
 
     Source: the heterogeneous-agent fair-value model of ARCHITECTURE.md, after C. Chiarella and
     G. Iori, "A simulation analysis of the microstructure of double auction markets",
@@ -196,20 +197,22 @@ class FairValueTrader(Agent):
             default=10_000_000_000, ge=0, description="cancel each order after this (0: never)"
         )
         max_size: int = Field(default=1_000, ge=1, description="cap on one order's size (lots)")
-        alpha_a: float = Field(default=2.0, gt=0.0, description="α ~ Beta(alpha_a, alpha_b)")
-        alpha_b: float = Field(default=2.0, gt=0.0, description="α ~ Beta(alpha_a, alpha_b)")
-        k_shape: float = Field(default=2.0, gt=0.0, description="k − 1 ~ Gamma(shape, scale)")
-        k_scale: float = Field(default=5.0, gt=0.0, description="k − 1 ~ Gamma(shape, scale)")
-        sigma_shape: float = Field(default=2.0, gt=0.0, description="σ ~ Gamma(shape, scale)")
+        alpha_a: float = Field(default=2.0, gt=0.0, description="alpha ~ Beta(alpha_a, alpha_b)")
+        alpha_b: float = Field(default=2.0, gt=0.0, description="alpha ~ Beta(alpha_a, alpha_b)")
+        k_shape: float = Field(default=2.0, gt=0.0, description="k - 1 ~ Gamma(shape, scale)")
+        k_scale: float = Field(default=5.0, gt=0.0, description="k - 1 ~ Gamma(shape, scale)")
+        sigma_shape: float = Field(default=2.0, gt=0.0, description="sigma ~ Gamma(shape, scale)")
         sigma_scale: float = Field(
-            default=0.0005, ge=0.0, description="σ ~ Gamma(shape, scale), log-price (0: σ = 0)"
+            default=0.0005, ge=0.0, description="sigma ~ Gamma(shape, scale), log-price (0: none)"
         )
         w_min: float = Field(default=5.0, gt=0.0, description="W ~ Pareto: scale (lots)")
         w_tail: float = Field(default=1.5, gt=0.0, description="W ~ Pareto: tail exponent")
         d_mu: float = Field(default=0.0, description="D ~ LogNormal(d_mu, d_sigma), in bars")
         d_sigma: float = Field(default=1.0, ge=0.0, description="D ~ LogNormal(d_mu, d_sigma)")
-        a_mu: float = Field(default=-1.0, description="A/(1−A) ~ LogNormal(a_mu, a_sigma)")
-        a_sigma: float = Field(default=0.5, ge=0.0, description="A/(1−A) ~ LogNormal(a_mu, a_sigma)")
+        a_mu: float = Field(default=-1.0, description="A/(1-A) ~ LogNormal(a_mu, a_sigma)")
+        a_sigma: float = Field(
+            default=0.5, ge=0.0, description="A/(1-A) ~ LogNormal(a_mu, a_sigma)"
+        )
         delta_shape: float = Field(default=2.0, gt=0.0, description="δ ~ Gamma(shape, scale)")
         delta_scale: float = Field(
             default=0.0005, ge=0.0, description="δ ~ Gamma(shape, scale), log-price (0: δ = 0)"

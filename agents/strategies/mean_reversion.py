@@ -15,7 +15,7 @@ _TIMER = "mr.sample"
 
 
 def zscore(value: float, mean: float, std: float) -> float | None:
-    """(value − mean) / std, None when std is 0."""
+    """(value - mean) / std, None when std is 0."""
     return None if std <= 0.0 else (value - mean) / std
 
 
@@ -23,11 +23,11 @@ class MeanReversion(Agent):
     """Z-score mean reversion with hysteresis.
 
     Every `sample_interval_ns` it samples the price p (last trade, else mid) into a window of
-    the last `window` samples and computes z = (p − mean)/std over that window (population
+    the last `window` samples and computes z = (p - mean)/std over that window (population
     std, including the new sample). The target position is
 
-        z >  z_entry  ->  −max_position   (rich: sell)
-        z < −z_entry  ->  +max_position   (cheap: buy)
+        z >  z_entry  ->  -max_position   (rich: sell)
+        z < -z_entry  ->  +max_position   (cheap: buy)
         |z| < z_exit  ->  0               (back to fair: flatten)
 
     and is kept unchanged for z_exit ≤ |z| ≤ z_entry. Each sample sends one order of at most
@@ -36,7 +36,7 @@ class MeanReversion(Agent):
 
     Sources: J. M. Poterba and L. H. Summers, "Mean reversion in stock prices", Journal of
     Financial Economics 22(1), 1988; E. Gatev, W. Goetzmann and K. G. Rouwenhorst, "Pairs
-    trading", Review of Financial Studies 19(3), 2006 (the 2σ entry rule).
+    trading", Review of Financial Studies 19(3), 2006 (the 2-sigma entry rule).
     """
 
     class Params(BaseModel):
@@ -91,6 +91,4 @@ class MeanReversion(Agent):
             self.target = p.max_position
         elif abs(z) < p.z_exit:
             self.target = 0
-        trade_toward(
-            self.ctx, self.symbol, self.target, p.order_size, p.market, p.aggressive_ticks
-        )
+        trade_toward(self.ctx, self.symbol, self.target, p.order_size, p.market, p.aggressive_ticks)

@@ -21,11 +21,11 @@ class TrendFollower(Agent):
     Every `sample_interval_ns` it samples the price p (last trade, else mid; nothing is sampled
     before the market has printed or quoted) and keeps the fast and slow simple moving averages
 
-        MA_n(t) = (1/n) · Σ_{i<n} p(t−i),   d(t) = MA_fast(t) − MA_slow(t).
+        MA_n(t) = (1/n) · Σ_{i<n} p(t-i),   d(t) = MA_fast(t) - MA_slow(t).
 
-    The regime is +1 when d > threshold, −1 when d < −threshold, 0 in between. An up-cross (the
+    The regime is +1 when d > threshold, -1 when d < -threshold, 0 in between. An up-cross (the
     regime becomes +1) sets the target position to +max_position, a down-cross to
-    −max_position; the first full window only establishes the regime. Each sample sends one
+    -max_position; the first full window only establishes the regime. Each sample sends one
     order of at most `order_size` lots toward the target (position plus working orders), as a
     market order or an IOC limit `aggressive_ticks` through the opposite best quote, so the
     position never exceeds `max_position` in absolute value.
@@ -45,7 +45,7 @@ class TrendFollower(Agent):
         fast_window: int = Field(default=5, ge=1, description="samples in the fast average")
         slow_window: int = Field(default=20, ge=2, description="samples in the slow average")
         threshold_ticks: float = Field(
-            default=0.0, ge=0.0, description="dead band on MA_fast − MA_slow (ticks)"
+            default=0.0, ge=0.0, description="dead band on MA_fast - MA_slow (ticks)"
         )
         order_size: int = Field(default=5, ge=1, description="largest order per sample (lots)")
         max_position: int = Field(default=20, ge=1, description="absolute position limit (lots)")
@@ -88,6 +88,4 @@ class TrendFollower(Agent):
         if self.regime is not None and regime != self.regime and regime != 0:
             self.target = regime * p.max_position
         self.regime = regime
-        trade_toward(
-            self.ctx, self.symbol, self.target, p.order_size, p.market, p.aggressive_ticks
-        )
+        trade_toward(self.ctx, self.symbol, self.target, p.order_size, p.market, p.aggressive_ticks)
