@@ -61,6 +61,10 @@ __all__ = [
 ]
 
 
+RETRYABLE_LOGON = frozenset({"clearing_unavailable"})
+"""Logon refusals that mean "try again shortly", not "you may not"."""
+
+
 class ClientError(RuntimeError):
     """Base of the SDK's errors."""
 
@@ -127,6 +131,26 @@ class ExchangeClient:
 
     # ------------------------------------------------------------------ session
     async def connect(self, timeout: float | None = 10.0) -> ExchangeClient:
+        """Log on. A refusal that says "not yet" (the exchange is waiting for its clearing
+        house: ``clearing_unavailable``) is retried until `timeout`; any other raises."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.05
+        while True:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            reply = await self._logon_once(left)
+            if reply.accepted:
+                self.symbols = list(reply.symbols)
+                return self
+            if reply.reason not in RETRYABLE_LOGON or (
+                deadline is not None and loop.time() + delay >= deadline
+            ):
+                raise LogonRefused(reply.reason, reply.text)
+            await asyncio.sleep(delay)  # back off, then a fresh session
+            delay = min(delay * 2, 1.0)
+
+    async def _logon_once(self, timeout: float | None) -> Any:
+        self.closed = False
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.gateway)
@@ -144,9 +168,8 @@ class ExchangeClient:
             raise
         if not reply.accepted:
             await self.close()
-            raise LogonRefused(reply.reason, reply.text)
-        self.symbols = list(reply.symbols)
-        return self
+            self._reports = asyncio.Queue()
+        return reply
 
     async def close(self) -> None:
         if self.closed:

@@ -40,6 +40,11 @@ from clearing.ledger import Account, Change, Ledger, Limits, Position
 
 __all__ = ["Store"]
 
+
+def _null_first(row: tuple) -> tuple:
+    """Sort key for rows with NULLs (None does not compare with str or int)."""
+    return tuple((v is not None, v if v is not None else 0) for v in row)
+
 meta = MetaData()
 
 meta_table = Table(
@@ -275,6 +280,8 @@ class Store:
         with self.engine.connect() as conn:
             for table in (accounts_table, positions_table, trades_table, changes_table):
                 cols = [c for c in table.c if c.name != "id"]
-                out[table.name] = sorted(tuple(r) for r in conn.execute(select(*cols)).all())
+                out[table.name] = sorted(
+                    (tuple(r) for r in conn.execute(select(*cols)).all()), key=_null_first
+                )
             out["meta"] = sorted(tuple(r) for r in conn.execute(select(meta_table)).all())
         return out
