@@ -41,6 +41,18 @@ from clearing.ledger import Account, Change, Ledger, Limits, Position
 __all__ = ["Store"]
 
 
+_TRADE_COLS = (
+    "trade_id", "ts", "symbol", "price", "qty", "aggressor", "buy_account", "sell_account",
+    "buy_order_id", "sell_order_id", "buy_fee", "sell_fee",
+)  # fmt: skip
+_CHANGE_COLS = ("ts", "kind", "account", "symbol", "qty_delta", "cash_delta", "fee", "trade_id")
+_ACCOUNT_COLS = (
+    "token_hash", "cash", "deposits", "fees_paid", "leverage", "short_limit", "max_position",
+    "max_order_notional",
+)  # fmt: skip
+_POSITION_COLS = ("qty", "cost", "realised")
+
+
 def _null_first(row: tuple) -> tuple:
     """Sort key for rows with NULLs (None does not compare with str or int)."""
     return tuple((v is not None, v if v is not None else 0) for v in row)
@@ -125,6 +137,9 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         meta.create_all(self.engine)
+        # Which accounts and positions have rows already (insert or update?), read once.
+        self._known_accounts: set[str] | None = None
+        self._known_positions: set[tuple[str, str]] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -174,80 +189,104 @@ class Store:
         for c in changes:
             if c.kind == "trade" and c.trade_id is not None:
                 fees[(c.trade_id, "buy" if c.qty_delta > 0 else "sell")] = c.fee
-        trade_rows = [{
-            "trade_id": t["trade_id"], "ts": t.get("ts", 0), "symbol": t["symbol"],
-            "price": t["price"], "qty": t["qty"], "aggressor": t.get("aggressor_side", "none"),
-            "buy_account": t["buy_account"], "sell_account": t["sell_account"],
-            "buy_order_id": t.get("buy_order_id", 0), "sell_order_id": t.get("sell_order_id", 0),
-            "buy_fee": fees.get((t["trade_id"], "buy"), 0),
-            "sell_fee": fees.get((t["trade_id"], "sell"), 0),
-        } for t in trades]  # fmt: skip
-        change_rows = [{
-            "ts": c.ts, "kind": c.kind, "account": c.account, "symbol": c.symbol,
-            "qty_delta": c.qty_delta, "cash_delta": c.cash_delta, "fee": c.fee,
-            "trade_id": c.trade_id,
-        } for c in changes]  # fmt: skip
+        trade_rows = [(
+            t["trade_id"], t.get("ts", 0), t["symbol"], t["price"], t["qty"],
+            t.get("aggressor_side", "none"), t["buy_account"], t["sell_account"],
+            t.get("buy_order_id", 0), t.get("sell_order_id", 0),
+            fees.get((t["trade_id"], "buy"), 0), fees.get((t["trade_id"], "sell"), 0),
+        ) for t in trades]  # fmt: skip
+        change_rows = [
+            (c.ts, c.kind, c.account, c.symbol, c.qty_delta, c.cash_delta, c.fee, c.trade_id)
+            for c in changes
+        ]
         meta_rows = {"settled_through": str(ledger.settled_through)}
         for symbol, mark in ledger.marks.items():
             meta_rows[f"mark:{symbol}"] = str(mark)
         meta_rows.update(meta_values or {})
+        try:
+            self._commit(trade_rows, change_rows, ledger, touched, changes, meta_rows)
+        except BaseException:
+            self._known_accounts = self._known_positions = None  # re-read after a failure
+            raise
+
+    def _commit(
+        self, trade_rows: list, change_rows: list, ledger: Ledger, touched: Iterable[str],
+        changes: list[Change], meta_rows: dict[str, str],
+    ) -> None:  # fmt: skip
         with self.engine.begin() as conn:
             if trade_rows:
-                conn.execute(insert(trades_table), trade_rows)
+                self._insert(conn, trades_table, _TRADE_COLS, trade_rows)
             if change_rows:
-                conn.execute(insert(changes_table), change_rows)
+                self._insert(conn, changes_table, _CHANGE_COLS, change_rows)
             self._write_accounts(conn, ledger, set(touched) | {c.account for c in changes})
             self._write_meta(conn, meta_rows)
+            added = conn.info.pop("agora_added", [])
+        for accts, positions in added:  # committed: remember them as existing
+            assert self._known_accounts is not None and self._known_positions is not None
+            self._known_accounts.update(accts)
+            self._known_positions.update(positions)
+
+    # Bulk writes go straight to the driver's executemany with positional rows: SQLAlchemy's
+    # per-row parameter processing cost more than SQLite itself (issue 4: >= 20k trades/s).
+    def _mark(self) -> str:
+        return "?" if self.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
+
+    def _insert(self, conn: Connection, table: Table, cols: tuple[str, ...], rows: list) -> None:
+        marks = ", ".join([self._mark()] * len(cols))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})", rows)
+
+    def _update(
+        self, conn: Connection, table: Table, cols: tuple[str, ...], keys: tuple[str, ...],
+        rows: list,
+    ) -> None:  # fmt: skip
+        m = self._mark()
+        sets = ", ".join(f"{c} = {m}" for c in cols)
+        where = " AND ".join(f"{k} = {m}" for k in keys)
+        conn.exec_driver_sql(f"UPDATE {table.name} SET {sets} WHERE {where}", rows)
 
     def _write_accounts(self, conn: Connection, ledger: Ledger, names: set[str]) -> None:
         if not names:
             return
-        existing = {
-            r[0] for r in conn.execute(
-                select(accounts_table.c.account).where(accounts_table.c.account.in_(names))
-            )
-        }  # fmt: skip
-        existing_pos = {
-            (r[0], r[1]) for r in conn.execute(
-                select(positions_table.c.account, positions_table.c.symbol).where(
-                    positions_table.c.account.in_(names)
-                )
-            )
-        }  # fmt: skip
+        known = self._known_accounts
+        known_pos = self._known_positions
+        if known is None or known_pos is None:
+            known = self._known_accounts = {
+                r[0] for r in conn.execute(select(accounts_table.c.account))
+            }
+            known_pos = self._known_positions = {
+                (r[0], r[1])
+                for r in conn.execute(select(positions_table.c.account, positions_table.c.symbol))
+            }
         new_accts, old_accts, new_pos, old_pos = [], [], [], []
+        added_accts, added_pos = [], []
         for name in names:
             acct = ledger.accounts[name]
             lim = acct.limits
-            row = {
-                "account": name, "token_hash": acct.token_hash, "cash": acct.cash,
-                "deposits": acct.deposits, "fees_paid": acct.fees_paid,
-                "leverage": lim.leverage, "short_limit": lim.short_limit,
-                "max_position": lim.max_position, "max_order_notional": lim.max_order_notional,
-            }  # fmt: skip
-            (old_accts if name in existing else new_accts).append(row)
+            values = (
+                acct.token_hash, acct.cash, acct.deposits, acct.fees_paid, lim.leverage,
+                lim.short_limit, lim.max_position, lim.max_order_notional,
+            )  # fmt: skip
+            if name in known:
+                old_accts.append((*values, name))
+            else:
+                new_accts.append((name, *values))
+                added_accts.append(name)
             for symbol, pos in acct.positions.items():
-                prow = {"account": name, "symbol": symbol, "qty": pos.qty, "cost": pos.cost,
-                        "realised": pos.realised}  # fmt: skip
-                (old_pos if (name, symbol) in existing_pos else new_pos).append(prow)
+                if (name, symbol) in known_pos:
+                    old_pos.append((pos.qty, pos.cost, pos.realised, name, symbol))
+                else:
+                    new_pos.append((name, symbol, pos.qty, pos.cost, pos.realised))
+                    added_pos.append((name, symbol))
         if new_accts:
-            conn.execute(insert(accounts_table), new_accts)
+            self._insert(conn, accounts_table, ("account", *_ACCOUNT_COLS), new_accts)
         if old_accts:
-            conn.execute(
-                update(accounts_table).where(accounts_table.c.account == bindparam("b_account")),
-                [{("b_account" if k == "account" else k): v for k, v in r.items()}
-                 for r in old_accts],
-            )  # fmt: skip
+            self._update(conn, accounts_table, _ACCOUNT_COLS, ("account",), old_accts)
         if new_pos:
-            conn.execute(insert(positions_table), new_pos)
+            self._insert(conn, positions_table, ("account", "symbol", *_POSITION_COLS), new_pos)
         if old_pos:
-            conn.execute(
-                update(positions_table).where(
-                    (positions_table.c.account == bindparam("b_account"))
-                    & (positions_table.c.symbol == bindparam("b_symbol"))
-                ),
-                [{("b_" + k if k in ("account", "symbol") else k): v for k, v in r.items()}
-                 for r in old_pos],
-            )  # fmt: skip
+            self._update(conn, positions_table, _POSITION_COLS, ("account", "symbol"), old_pos)
+        # Only once the transaction commits are these rows really there.
+        conn.info.setdefault("agora_added", []).append((added_accts, added_pos))
 
     def _write_meta(self, conn: Connection, rows: Mapping[str, str]) -> None:
         existing = {r[0] for r in conn.execute(select(meta_table.c.key))}
