@@ -28,5 +28,9 @@ class ClientSettings(BaseSettings):
         "tcp://127.0.0.1:5557", description="book snapshots and trade replay (exchange ROUTER)"
     )
     dropcopy: str = Field("tcp://127.0.0.1:5558", description="trades for clearing (exchange PUB)")
+    clearing: str = Field("tcp://127.0.0.1:5559", description="the clearing house's account API")
     account: str | None = Field(None, description="the account to log on as")
     token: str = Field("", description="the account's secret, where the exchange checks one")
+    admin_token: str = Field(
+        "", description="clearing's admin token (admin commands; default: var/clearing/admin.token)"
+    )

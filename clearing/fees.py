@@ -28,11 +28,18 @@ class FeeSchedule(BaseModel):
 
 
 def fee_for(notional: int, bps: float) -> int:
-    """The fee on `notional` cash units at `bps`, rounded to the nearest unit (half to even).
+    """The fee on `notional` cash units at `bps`, truncated toward zero to a whole unit.
 
-    Plain float arithmetic on integers: deterministic on every IEEE-754 machine, and exact
-    enough (a notional below 2**53 / 100 cash units).
+    Exact integer arithmetic on the rate in millionths (bps to two decimals), so every machine
+    gets the same fee. Truncation matters for pre-trade risk: for a non-negative rate the fees
+    of several partial fills never add up to more than the fee of the whole order
+    (floor(a) + floor(b) <= floor(a + b)), so a reservation of the whole order's fee always
+    covers however the order fills. A rebate (negative rate) is truncated too: never more
+    than the exact rebate.
     """
     if not bps:
         return 0
-    return round(notional * bps / 10_000)
+    rate = round(bps * 100)  # millionths of the notional
+    if rate >= 0:
+        return notional * rate // 1_000_000
+    return -(notional * -rate // 1_000_000)

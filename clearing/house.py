@@ -97,7 +97,8 @@ class ClearingHouse:
         disagree.
         """
         ledger = self.ledger
-        batch = [t for t in trades if t["trade_id"] > ledger.settled_through]
+        fresh = {t["trade_id"]: t for t in trades if t["trade_id"] > ledger.settled_through}
+        batch = [fresh[i] for i in sorted(fresh)]  # duplicates within the batch collapse
         expected = ledger.settled_through + 1
         for t in batch:
             if t["trade_id"] != expected:
@@ -106,12 +107,21 @@ class ClearingHouse:
         if not batch:
             return set()
         changes: list[Change] = []
-        for t in batch:
-            out = ledger.settle(t)
-            assert out is not None
-            changes.extend(out)
-        self.store.commit(ledger, changes, batch)
+        try:
+            for t in batch:
+                out = ledger.settle(t)
+                assert out is not None
+                changes.extend(out)
+            self.store.commit(ledger, changes, batch)
+        except BaseException:
+            self.reload()  # memory must never run ahead of the database
+            raise
         return {c.account for c in changes}
+
+    def reload(self) -> None:
+        """Rebuild the ledger from the store (after a failed write)."""
+        self.ledger = Ledger(self.fees, self.multipliers)
+        self.store.load(self.ledger)
 
     # ------------------------------------------------------------------ requests
     def handle(self, msg: Any, ts: int) -> Outcome:

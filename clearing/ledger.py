@@ -226,9 +226,10 @@ class Ledger:
         aggressor = trade.get("aggressor_side", "none")
         buy_fee = fee_for(notional, self.fees.rate("taker" if aggressor == "buy" else "maker"))
         sell_fee = fee_for(notional, self.fees.rate("taker" if aggressor == "sell" else "maker"))
-        # Compute both legs (and open unknown accounts) before changing anything.
-        buyer = self._account_for(trade["buy_account"])
-        seller = self._account_for(trade["sell_account"])
+        # Read everything (a malformed record fails here) before changing anything.
+        buy_name, sell_name = trade["buy_account"], trade["sell_account"]
+        buyer = self._account_for(buy_name)
+        seller = self._account_for(sell_name)
         fees = self.accounts[FEE_ACCOUNT]
         self._leg(buyer, symbol, qty, notional, price, buy_fee)
         self._leg(seller, symbol, -qty, -notional, price, sell_fee)
@@ -298,7 +299,10 @@ class Ledger:
         value = acct.cash
         for symbol, pos in acct.positions.items():
             mark = self.marks.get(symbol)
-            value += pos.qty * mark * self.multipliers.get(symbol, 1) if mark else pos.cost
+            if mark is None:
+                value += pos.cost
+            else:
+                value += pos.qty * mark * self.multipliers.get(symbol, 1)
         return value
 
     def pnl(self, acct: Account) -> int:

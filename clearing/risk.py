@@ -166,6 +166,11 @@ class RiskGate:
 
     # ------------------------------------------------------------------ checks
     def _reservation(self, symbol: str, price: int, leaves: int) -> int:
+        """What `leaves` lots at `price` can cost at most, fees included.
+
+        Fees truncate (`fee_for`), so the fees of the fills an order is split into never add up
+        to more than the whole order's fee at the dearer rate.
+        """
         notional = price * leaves * self.multipliers.get(symbol, 1)
         return notional + fee_for(notional, self._fee_bps)
 

@@ -1,7 +1,7 @@
 """The `agora` command line.
 
 Every sub-command is a thin shell over a core or a process; it parses options and prints.
-Later issues add `exchange`, `clearing`, `agents`, `up`, `watch`, `simulate` here.
+Heavy imports happen inside each command, so `agora --help` stays fast.
 """
 
 from __future__ import annotations
@@ -117,6 +117,110 @@ def exchange(
     if metrics_port is not None:
         overrides["metrics_port"] = metrics_port
     run_exchange(ExchangeSettings(**overrides))
+
+
+@app.command()
+def clearing(
+    data_dir: str = typer.Option(None, help="database directory [env AGORA_CLEARING_DATA_DIR]"),
+    database_url: str = typer.Option(
+        None, help="SQLAlchemy URL instead of SQLite [env AGORA_CLEARING_DATABASE_URL]"
+    ),
+) -> None:
+    """Run the clearing process (account API, settlement of the exchange's trades).
+
+    Every setting comes from AGORA_CLEARING_* environment variables (clearing/settings.py).
+    """
+    from clearing.__main__ import main as run_clearing
+    from clearing.settings import ClearingSettings
+
+    overrides: dict = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    run_clearing(ClearingSettings(**overrides))
+
+
+def _admin_token(token: str | None) -> str:
+    from pathlib import Path
+
+    from agents.settings import ClientSettings
+
+    token = token or ClientSettings().admin_token
+    if token:
+        return token
+    path = Path("var/clearing/admin.token")
+    if path.exists():
+        return path.read_text().strip()
+    raise typer.BadParameter("no admin token: pass --admin-token, set AGORA_ADMIN_TOKEN, or run "
+                             "where var/clearing/admin.token is")  # fmt: skip
+
+
+def _money(units: int) -> str:
+    return f"{units / 100:,.2f}"
+
+
+@app.command()
+def accounts(
+    admin_token: str = typer.Option(None, help="clearing's admin token [env AGORA_ADMIN_TOKEN]"),
+    top: int = typer.Option(50, help="show the best N by PnL"),
+) -> None:
+    """The accounts of a running clearing house as a PnL leaderboard.
+
+    Cash and PnL in currency (cash units / 100); positions in lots.
+    """
+    from agents.settings import ClientSettings
+    from clearing.client import ClearingError, request_sync
+    from clearing.protocol import ListAccounts
+
+    endpoint = ClientSettings().clearing
+    try:
+        reply = request_sync(endpoint, ListAccounts(admin_token=_admin_token(admin_token)))
+    except ClearingError as exc:
+        typer.echo(f"clearing at {endpoint}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    from rich.console import Console
+
+    table = Table(title=f"accounts (settled through trade {reply.settled_through:,})")
+    for col in ("#", "account", "cash", "positions", "equity", "PnL", "fees"):
+        table.add_column(col, justify="left" if col in ("account", "positions") else "right")
+    for i, b in enumerate(reply.accounts[:top], 1):
+        positions = ", ".join(f"{p.symbol} {p.qty:,}" for p in b.positions if p.qty) or "-"
+        table.add_row(
+            str(i), b.account, _money(b.cash), positions, _money(b.equity), _money(b.pnl),
+            _money(b.fees_paid),
+        )  # fmt: skip
+    Console().print(table)
+    typer.echo(f"{len(reply.accounts):,} accounts")
+
+
+@app.command("open-account")
+def open_account(
+    name: str = typer.Argument(None, help="account name (default: clearing picks one)"),
+    cash: int = typer.Option(None, help="starting cash in cash units (cents)"),
+    position: list[str] | None = typer.Option(None, help="SYMBOL=LOTS, repeatable"),
+    admin_token: str = typer.Option(None, help="clearing's admin token [env AGORA_ADMIN_TOKEN]"),
+) -> None:
+    """Open an account (admin) and print its name and secret token (shown only once)."""
+    from agents.settings import ClientSettings
+    from clearing.client import ClearingError, request_sync
+    from clearing.protocol import OpenAccount
+
+    positions = {}
+    for p in position or []:
+        sym, _, lots = p.partition("=")
+        if not lots.isdigit():
+            raise typer.BadParameter(f"--position wants SYMBOL=LOTS, not {p!r}")
+        positions[sym] = int(lots)
+    msg = OpenAccount(admin_token=_admin_token(admin_token), account=name, cash=cash,
+                      positions=positions or None)  # fmt: skip
+    try:
+        reply = request_sync(ClientSettings().clearing, msg)
+    except ClearingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"AGORA_ACCOUNT={reply.account}")
+    typer.echo(f"AGORA_TOKEN={reply.token}")
 
 
 @app.command()
