@@ -324,5 +324,14 @@ def _tape_table(title: str, rows: list[tuple]) -> Table:
     return tape
 
 
+def _register_more() -> None:
+    """Commands kept in their own modules (simulation, recording), registered on `app`."""
+    from deploy import cli_sim
+
+    cli_sim.register(app)
+
+
+_register_more()
+
 if __name__ == "__main__":
     app()
