@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import zmq
@@ -63,6 +63,11 @@ __all__ = [
 
 RETRYABLE_LOGON = frozenset({"clearing_unavailable"})
 """Logon refusals that mean "try again shortly", not "you may not"."""
+
+
+def _swallow(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved, so asyncio does not warn about it
 
 
 class ClientError(RuntimeError):
@@ -128,6 +133,9 @@ class ExchangeClient:
         self.protocol_rejects: list[ProtocolReject] = []
         self.closed = False
         self._gone = False  # the exchange said goodbye
+        # When set, every execution report, cancel reject and mass-cancel report goes here
+        # instead of the `reports()` queue (the agent runner's path: no queue, no task).
+        self.listener: Callable[[Any], None] | None = None
 
     # ------------------------------------------------------------------ session
     async def connect(self, timeout: float | None = 10.0) -> ExchangeClient:
@@ -348,6 +356,19 @@ class ExchangeClient:
         if not waiters:
             del self._pending[key]
 
+    def send_nowait(self, msg: Any) -> None:
+        """Send a request without waiting for its answer (answers go to `listener`/`reports`).
+
+        For hosts that fire many orders from synchronous code (the agent runner).
+        """
+        if self._sock is None or self.closed:
+            raise SessionClosed("not connected")
+        if self._gone:
+            raise SessionClosed("the exchange said goodbye")
+        fut = self._sock.send(encode(msg))
+        if isinstance(fut, asyncio.Future):
+            fut.add_done_callback(_swallow)
+
     async def _send(self, payload: bytes) -> None:
         if self._sock is None or self.closed:
             raise SessionClosed("not connected")
@@ -389,7 +410,10 @@ class ExchangeClient:
     def _dispatch(self, msg: Any) -> None:
         kind = msg.type
         if kind == "execution_report":
-            self._reports.put_nowait(msg)
+            if self.listener is not None:
+                self.listener(msg)
+            else:
+                self._reports.put_nowait(msg)
             et = msg.exec_type
             if et == "new" or et == "rejected":
                 self._resolve(("new", msg.client_order_id), msg)
@@ -398,8 +422,12 @@ class ExchangeClient:
             ):
                 self._resolve((et, "clid", msg.client_order_id), msg)
         elif kind == "cancel_reject":
+            if self.listener is not None:
+                self.listener(msg)
             self._resolve(("reject", msg.client_order_id), msg)
         elif kind == "mass_cancel_report":
+            if self.listener is not None:
+                self.listener(msg)
             self._resolve(("mass", msg.client_order_id), msg)
         elif kind == "open_orders":
             self._resolve(("open", msg.request_id), msg)

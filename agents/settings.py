@@ -12,6 +12,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exchange.symbols import SymbolSpec
+
 __all__ = ["ClientSettings"]
 
 
@@ -29,8 +31,14 @@ class ClientSettings(BaseSettings):
     )
     dropcopy: str = Field("tcp://127.0.0.1:5558", description="trades for clearing (exchange PUB)")
     clearing: str = Field("tcp://127.0.0.1:5559", description="the clearing house's account API")
+    fundamental: str = Field(
+        "", description="the fair-value source (PUB, e.g. tcp://127.0.0.1:5560); empty: none"
+    )
     account: str | None = Field(None, description="the account to log on as")
     token: str = Field("", description="the account's secret, where the exchange checks one")
+    symbols: list[SymbolSpec] | None = Field(
+        None, description="the market's symbol specs as JSON (tick sizes for agent maths)"
+    )
     admin_token: str = Field(
         "", description="clearing's admin token (admin commands; default: var/clearing/admin.token)"
     )

@@ -118,10 +118,11 @@ class ClearingClient:
         cash: int | None = None,
         positions: dict[str, int] | None = None,
         limits: Limits | None = None,
+        if_exists: str = "error",
     ) -> AccountOpened:
         return await self.request(OpenAccount(
             admin_token=self.admin_token, account=account, cash=cash, positions=positions,
-            limits=limits,
+            limits=limits, if_exists=if_exists,
         ))  # fmt: skip
 
     async def deposit(self, account: str, amount: int) -> AccountBalance:

@@ -160,6 +160,14 @@ class ClearingHouse:
         else:
             return Outcome(self._reject(msg, "unexpected_message", f"{msg.type} is not a request"))
 
+        if isinstance(msg, OpenAccount) and msg.account in ledger.accounts and (
+            msg.if_exists == "rotate" and msg.account != FEE_ACCOUNT
+        ):
+            token = secrets.token_urlsafe(24)
+            ledger.accounts[msg.account].token_hash = hash_token(token)
+            self.store.commit(ledger, [], touched=[msg.account])
+            return Outcome(AccountOpened(request_id=msg.request_id, account=msg.account,
+                                         token=token), {msg.account})  # fmt: skip
         if isinstance(msg, OpenAccount):
             name = msg.account or f"acct-{len(ledger.accounts)}"
             while msg.account is None and name in ledger.accounts:
@@ -232,6 +240,7 @@ class ClearingHouse:
             request_id=request_id, account=acct.account, cash=acct.cash, deposits=acct.deposits,
             fees_paid=acct.fees_paid, equity=ledger.equity(acct), pnl=ledger.pnl(acct),
             positions=positions, limits=acct.limits, settled_through=ledger.settled_through,
+            fees=self.fees, multipliers=self.multipliers,
         )  # fmt: skip
 
     def risk_state(self, names: Iterable[str] | None) -> RiskState:

@@ -84,6 +84,11 @@ class OpenAccount(_Admin):
     cash: Annotated[int, Field(ge=0, le=2**62)] | None = None
     positions: dict[str, Annotated[int, Field(ge=0)]] | None = None
     limits: Limits | None = None
+    if_exists: Literal["error", "rotate"] = Field(
+        "error",
+        description="an existing account: refuse, or issue it a new token (its balances "
+        "stay; a restarted agent runner takes its accounts back this way)",
+    )
 
 
 class AccountOpened(_Msg):
@@ -161,6 +166,8 @@ class AccountBalance(_Msg):
     positions: list[PositionInfo] = []
     limits: Limits = Limits()
     settled_through: int
+    fees: FeeSchedule | None = None  # what the account pays: its own book-keeping agrees
+    multipliers: dict[str, int] | None = None  # cash units per tick x lot, per symbol
 
 
 class AccountUpdate(_Msg):

@@ -325,9 +325,13 @@ def _tape_table(title: str, rows: list[tuple]) -> Table:
 
 
 def _register_more() -> None:
-    """Commands kept in their own modules (simulation, recording), registered on `app`."""
+    """Commands kept in their own modules (agents, simulation), registered on `app`."""
+    from agents.cli import app as agents_app
+    from agents.cli import attach
     from deploy import cli_sim
 
+    app.add_typer(agents_app, name="agents")
+    app.command()(attach)
     cli_sim.register(app)
 
 

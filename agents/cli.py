@@ -1,0 +1,212 @@
+"""`python -m agents run|list|attach` (also `agora agents ...` and `agora attach`).
+
+Addresses and credentials come from the environment like every Agora client (`AGORA_GATEWAY`,
+`AGORA_FEED`, `AGORA_SNAPSHOT`, `AGORA_CLEARING`, `AGORA_FUNDAMENTAL`, `AGORA_ADMIN_TOKEN`,
+`AGORA_SYMBOLS`); the options here say what to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agents.config import LatencyConfig, load_market
+from agents.logs import configure
+from agents.settings import ClientSettings
+
+app = typer.Typer(help="Run trading agents against a live market.", no_args_is_help=True)
+
+
+def _params(pairs: list[str] | None) -> dict[str, Any]:
+    """k=v pairs; a value is JSON when it parses as JSON (numbers, true, lists), else text."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param wants key=value, not {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _admin_token(settings: ClientSettings) -> ClientSettings:
+    if settings.admin_token:
+        return settings
+    path = Path("var/clearing/admin.token")
+    if path.exists():
+        return settings.model_copy(update={"admin_token": path.read_text().strip()})
+    return settings
+
+
+def _finish(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"final PnL ({result['agents']} agents, {result['fills']:,} fills)")
+    for col in ("agent", "strategy", "orders", "fills", "cash", "PnL", "errors"):
+        table.add_column(col, justify="left" if col in ("agent", "strategy") else "right")
+    for row in sorted(result["pnl"], key=lambda r: r["pnl"], reverse=True)[:25]:
+        table.add_row(row["agent"], row["strategy"], f"{row['orders']:,}", f"{row['fills']:,}",
+                      f"{row['cash'] / 100:,.2f}", f"{row['pnl'] / 100:,.2f}",
+                      str(row["errors"]))  # fmt: skip
+    Console(stderr=True).print(table)
+    if result["mismatches"]:
+        typer.echo(f"own view and clearing disagree for {len(result['mismatches'])} agents",
+                   err=True)  # fmt: skip
+    print("AGORA_RESULT " + json.dumps(result), flush=True)
+
+
+def _run(specs: list[Any], settings: ClientSettings, symbols: list[Any] | None, seed: int,
+         duration: float) -> dict[str, Any]:  # fmt: skip
+    from agents.runner import Runner
+
+    async def go() -> dict[str, Any]:
+        runner = Runner(specs, settings, symbols, seed)
+        if duration:
+            asyncio.get_running_loop().call_later(duration, runner.stop)
+        return await runner.run()
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(go())
+    return uvloop.run(go())
+
+
+@app.command()
+def run(
+    strategy: str = typer.Argument(None, help="registry name, module:Class or file.py:Class"),
+    count: int = typer.Option(1, help="how many agents"),
+    name: str = typer.Option(None, help="population name (agent names are NAME-0, NAME-1...)"),
+    param: list[str] | None = typer.Option(None, help="strategy parameter key=value"),
+    config: Path = typer.Option(None, help="market file: symbols and --population from it"),
+    population: str = typer.Option(None, help="run this population of --config"),
+    seed: int = typer.Option(None, help="random seed (default: the config's, else 1)"),
+    network_us: float = typer.Option(None, help="one-way network latency, microseconds"),
+    decision_us: float = typer.Option(None, help="decision delay, microseconds"),
+    latency_kind: str = typer.Option(None, help="fixed | uniform | exponential"),
+    cash: int = typer.Option(None, help="starting cash of new accounts (cash units)"),
+    position: list[str] | None = typer.Option(None, help="SYMBOL=LOTS new accounts start with"),
+    account: str = typer.Option(None, help="an existing account (with --token; count 1)"),
+    token: str = typer.Option(None, help="the existing account's token"),
+    duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
+    json_logs: bool = typer.Option(None, "--json-logs/--console-logs"),
+) -> None:
+    """Run COUNT agents of STRATEGY in this process, each with its own account."""
+    from agents.runner import AgentSpec
+    from agents.strategies import load_strategy
+
+    configure(json_logs)
+    settings = _admin_token(ClientSettings())
+    market = load_market(config) if config is not None else None
+    latency = LatencyConfig()
+    params: dict[str, Any] = {}
+    positions = None
+    if population is not None:
+        if market is None:
+            raise typer.BadParameter("--population needs --config")
+        pop = next((p for p in market.populations if p.name == population), None)
+        if pop is None:
+            raise typer.BadParameter(f"no population {population!r} in {config}")
+        strategy = strategy or pop.strategy
+        count = pop.count if count == 1 else count
+        name = name or pop.name
+        params = dict(pop.params)
+        latency = pop.latency
+        cash = cash if cash is not None else pop.cash
+        positions = pop.positions
+    if strategy is None and market is not None and population is None:
+        _finish(_run(_config_specs(market), settings, market.symbols,
+                     seed if seed is not None else market.seed, duration))  # fmt: skip
+        return
+    if strategy is None:
+        raise typer.BadParameter("which strategy? give STRATEGY, --population, or --config")
+    if market is not None:
+        cash = cash if cash is not None else market.clearing.starting_cash
+        positions = positions if positions is not None else market.clearing.starting_positions
+    params.update(_params(param))
+    if position:
+        positions = {k: int(v) for k, v in _params(position).items()}
+    latency = latency.model_copy(update={k: v for k, v in {
+        "network_us": network_us, "decision_us": decision_us, "kind": latency_kind,
+    }.items() if v is not None})  # fmt: skip
+    cls = load_strategy(strategy)
+    name = name or strategy.rsplit(":", 1)[-1].lower()
+    if account is not None and count != 1:
+        raise typer.BadParameter("--account runs exactly one agent")
+    specs = [
+        AgentSpec(cls(params), f"{name}-{i}" if account is None else account, latency,
+                  account=account, token=token, cash=cash, positions=positions)
+        for i in range(count)
+    ]
+    symbols = market.symbols if market is not None else settings.symbols
+    seed = seed if seed is not None else (market.seed if market is not None else 1)
+    _finish(_run(specs, settings, symbols, seed, duration))
+
+
+def _config_specs(market: Any) -> list[Any]:
+    """Every population of a market file, as agents of one runner."""
+    from agents.runner import AgentSpec
+    from agents.strategies import load_strategy
+
+    specs = []
+    for pop in market.populations:
+        cls = load_strategy(pop.strategy)
+        cash = pop.cash if pop.cash is not None else market.clearing.starting_cash
+        positions = (
+            pop.positions if pop.positions is not None else market.clearing.starting_positions
+        )
+        for i in range(pop.count):
+            specs.append(AgentSpec(cls(dict(pop.params)), f"{pop.name}-{i}", pop.latency,
+                                   cash=cash, positions=positions))  # fmt: skip
+    return specs
+
+
+@app.command("list")
+def list_strategies() -> None:
+    """The strategies this installation knows, with their parameters."""
+    from agents.strategies import STRATEGIES
+
+    for key, cls in sorted(STRATEGIES.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        fields = ", ".join(f"{n}={f.default!r}" for n, f in cls.Params.model_fields.items())
+        typer.echo(f"{key:20} {doc}\n{'':20} {fields}")
+
+
+def attach(
+    target: str = typer.Argument(..., help="path/to/my_agent.py:MyAgent or module:Class"),
+    param: list[str] | None = typer.Option(None, help="parameter key=value"),
+    name: str = typer.Option(None, help="agent (and account) name"),
+    account: str = typer.Option(None, help="an existing account [env AGORA_ACCOUNT]"),
+    token: str = typer.Option(None, help="its token [env AGORA_TOKEN]"),
+    cash: int = typer.Option(None, help="starting cash if a new account is opened"),
+    duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
+    config: Path = typer.Option(None, help="market file (symbols)"),
+) -> None:
+    """Attach your own agent class to a running market (one agent, its own account).
+
+    With AGORA_ACCOUNT/AGORA_TOKEN (or --account/--token) it trades that account; otherwise it
+    opens one through clearing with the admin token.
+    """
+    from agents.runner import AgentSpec
+    from agents.strategies import load_strategy
+
+    configure(None)
+    settings = _admin_token(ClientSettings())
+    cls = load_strategy(target)
+    account = account or settings.account
+    token = token if token is not None else (settings.token or None)
+    agent_name = name or account or target.rsplit(":", 1)[-1].lower()
+    spec = AgentSpec(cls(_params(param)), agent_name, account=account, token=token, cash=cash)
+    market = load_market(config) if config is not None else None
+    symbols = market.symbols if market is not None else settings.symbols
+    _finish(_run([spec], settings, symbols, 1, duration))
+
+
+app.command()(attach)
