@@ -449,7 +449,8 @@ class Runner:
                                    "own_cash": mine.cash, "clearing_positions": theirs,
                                    "own_positions": own})  # fmt: skip
             rows.append({"agent": ctx.name, "strategy": type(ctx.agent).__name__,
-                         "cash": bal.cash, "pnl": bal.pnl, "fills": mine.fills,
+                         "cash": bal.cash, "positions": theirs, "pnl": bal.pnl,
+                         "fills": mine.fills,
                          "orders": ctx.orders_sent, "errors": ctx.errors})  # fmt: skip
         result = {
             "agents": len(self.contexts), "fills": self.fills, "max_trade_id": self.max_trade_id,
