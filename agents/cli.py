@@ -87,6 +87,14 @@ def run(
     param: list[str] | None = typer.Option(None, help="strategy parameter key=value"),
     config: Path = typer.Option(None, help="market file: symbols and --population from it"),
     population: str = typer.Option(None, help="run this population of --config"),
+    population_json: str = typer.Option(
+        None, envvar="AGORA_POPULATION", help="a population (the market file's fields) as JSON"
+    ),
+    instance: str = typer.Option(
+        None, envvar="AGORA_INSTANCE",
+        help="suffix for agent names when several copies of a population run ('hostname': "
+        "this host's name, for container replicas)",
+    ),
     seed: int = typer.Option(None, help="random seed (default: the config's, else 1)"),
     network_us: float = typer.Option(None, help="one-way network latency, microseconds"),
     decision_us: float = typer.Option(None, help="decision delay, microseconds"),
@@ -108,12 +116,18 @@ def run(
     latency = LatencyConfig()
     params: dict[str, Any] = {}
     positions = None
-    if population is not None:
+    pop = None
+    if population_json:
+        from agents.config import Population
+
+        pop = Population.model_validate_json(population_json)
+    elif population is not None:
         if market is None:
             raise typer.BadParameter("--population needs --config")
         pop = next((p for p in market.populations if p.name == population), None)
         if pop is None:
             raise typer.BadParameter(f"no population {population!r} in {config}")
+    if pop is not None:
         strategy = strategy or pop.strategy
         count = pop.count if count == 1 else count
         name = name or pop.name
@@ -121,7 +135,7 @@ def run(
         latency = pop.latency
         cash = cash if cash is not None else pop.cash
         positions = pop.positions
-    if strategy is None and market is not None and population is None:
+    if strategy is None and market is not None and population is None and not population_json:
         _finish(_run(_config_specs(market), settings, market.symbols,
                      seed if seed is not None else market.seed, duration))  # fmt: skip
         return
@@ -138,6 +152,10 @@ def run(
     }.items() if v is not None})  # fmt: skip
     cls = load_strategy(strategy)
     name = name or strategy.rsplit(":", 1)[-1].lower()
+    if instance:
+        import socket
+
+        name = f"{name}-{socket.gethostname()[:12] if instance == 'hostname' else instance}"
     if account is not None and count != 1:
         raise typer.BadParameter("--account runs exactly one agent")
     specs = [

@@ -93,6 +93,17 @@ class MarketConfig(_Strict):
             raise ValueError(f"symbols must be unique: {symbols}")
         return self
 
+    def fundamental_model(self) -> dict[str, Any]:
+        """The fair-value process's config (agents.fundamental.model.FundamentalConfig fields):
+        `fundamental` with each symbol starting at its reference price unless given."""
+        model = dict(self.fundamental)
+        model.setdefault("symbols", {
+            s.symbol: str(s.ticks_to_price(s.reference_price)) for s in self.symbols
+        })  # fmt: skip
+        model.setdefault("step_s", self.fundamental_interval_s)
+        model.setdefault("seed", self.seed)
+        return model
+
     @property
     def agent_count(self) -> int:
         return sum(p.count for p in self.populations)

@@ -224,6 +224,61 @@ def open_account(
 
 
 @app.command()
+def up(
+    config: str = typer.Argument(None, help="market file (TOML); default: the built-in market"),
+    data_dir: str = typer.Option("var", help="journal, database, recordings and logs"),
+    free_ports: bool = typer.Option(False, help="any free ports instead of 5555-5560"),
+    duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
+    fresh: bool = typer.Option(False, help="forget the market kept in --data-dir first"),
+) -> None:
+    """Run a whole market here: clearing, exchange, fair value, recorder and the agents.
+
+    The same services docker compose runs (`agora compose`), as local processes. Ctrl-C
+    stops them all and prints the final PnL leaderboard.
+    """
+    from pathlib import Path
+
+    from agents.config import load_market
+    from deploy import up as up_mod
+    from deploy.markets import default_market
+
+    market = load_market(config) if config else default_market()
+    if fresh:
+        up_mod.fresh(Path(data_dir))
+    ports = up_mod.free_ports() if free_ports else None
+    summary = up_mod.Up(market, Path(data_dir), ports=ports).run(duration)
+    failed = [name for name, n in summary.get("restarts", {}).items() if n]
+    if failed:
+        typer.echo(f"services restarted during the run: {', '.join(failed)}", err=True)
+
+
+@app.command()
+def compose(
+    config: str = typer.Argument(None, help="market file (TOML); default: the built-in market"),
+    out: str = typer.Option("-", help="file to write; - = standard output"),
+) -> None:
+    """Write docker-compose.yml for a market (the services `agora up` starts)."""
+    from agents.config import load_market
+    from deploy.compose import render
+    from deploy.markets import default_market
+
+    text = render(load_market(config) if config else default_market())
+    if out == "-":
+        typer.echo(text, nl=False)
+    else:
+        with open(out, "w") as fh:
+            fh.write(text)
+
+
+@app.command("market-file")
+def market_file() -> None:
+    """Print the built-in default market as a TOML file to start your own from."""
+    from deploy.markets import default_market, to_toml
+
+    typer.echo(to_toml(default_market()), nl=False)
+
+
+@app.command()
 def watch(
     symbol: str = typer.Argument("AGR", help="symbol to watch"),
     levels: int = typer.Option(10, help="book levels per side"),

@@ -32,21 +32,36 @@ __all__ = [
     "start_exchange",
     "start_fundamental",
     "start_market",
+    "start_recorder",
 ]
 
 
 class Proc:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    """A child process; `ready` is its ``AGORA_READY`` JSON.
+
+    With `log_path`, stderr (the logs) goes to that file instead of a pipe: a long-running
+    service must never block on a full pipe nobody reads (`agora up`).
+    """
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path | None = None,
+        wait: bool = True,
+    ) -> None:  # fmt: skip
         self.args = args
         self.env = env
+        self.log_path = log_path
+        self._log = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(log_path, "a")  # noqa: SIM115 (closed in stop/kill)
         self.popen = subprocess.Popen(
             args,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.PIPE,
             text=True,
         )
-        self.ready: dict[str, Any] = self._wait_ready()
+        self.ready: dict[str, Any] = self._wait_ready() if wait else {}
 
     def _wait_ready(self) -> dict[str, Any]:
         assert self.popen.stdout is not None
@@ -69,16 +84,26 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
         try:
-            _out, err = self.popen.communicate(timeout=timeout)
+            out, err = self.popen.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.popen.kill()
-            _out, err = self.popen.communicate()
-        return err or ""
+            out, err = self.popen.communicate()
+        self.output = out or ""
+        return self._close_log(err)
 
     def kill(self) -> None:
         """kill -9: no goodbye, no flush."""
         self.popen.kill()
         self.popen.communicate()
+        self._close_log(None)
+
+    def _close_log(self, err: str | None) -> str:
+        if self._log is None:
+            return err or ""
+        self._log.close()
+        self._log = None
+        assert self.log_path is not None
+        return self.log_path.read_text()[-20_000:]
 
     @property
     def returncode(self) -> int | None:
@@ -180,3 +205,20 @@ def start_market(
     endpoints = dict(exchange.ready)
     endpoints["clearing"] = clearing.ready["api"]
     return Market(exchange, clearing, token, endpoints)
+
+
+def start_recorder(feed: str, out_dir: Path, **env: str) -> Proc:
+    """`python -m agents.recorder` on `feed`, writing under `out_dir`.
+
+    Its ready line (``proc.ready["recorder"]``, the absolute output directory) comes once the
+    first feed frame arrived, so whatever the exchange publishes afterwards is recorded. Extra
+    ``AGORA_RECORDER_*`` variables (e.g. the snapshot endpoint) go in `env`.
+    """
+    full = dict(os.environ)
+    full.update({
+        "AGORA_RECORDER_FEED": feed,
+        "AGORA_RECORDER_OUT_DIR": str(out_dir),
+        "AGORA_RECORDER_LOG_JSON": "1",
+    })  # fmt: skip
+    full.update(env)
+    return Proc([sys.executable, "-m", "agents.recorder"], full)

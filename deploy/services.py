@@ -1,0 +1,163 @@
+"""One market, its services: the single source both launchers are derived from.
+
+`agora up` starts these as local processes; `agora compose` writes them as
+`docker-compose.yml`. Both call `services(market, plan)`; only the `Plan` differs (loopback
+and free or default ports locally; service names, 0.0.0.0 binds and fixed ports in
+containers). The tests check that the committed compose file is exactly what this module
+generates, and that every variable it sets is a setting the process reads.
+
+Start order is the list order: clearing (accounts, needed by the exchange's pre-trade gate),
+the exchange, the fundamental-value source, the recorder, then one runner per agent population.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.config import MarketConfig
+
+__all__ = ["DEFAULT_PORTS", "Plan", "Service", "services"]
+
+DEFAULT_PORTS = {
+    "gateway": 5555, "feed": 5556, "snapshot": 5557, "dropcopy": 5558, "clearing": 5559,
+    "fundamental": 5560,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where the services listen and keep their data.
+
+    `hosts` maps a service to the name others reach it by (loopback locally, the compose
+    service name in containers); `bind` is the interface services bind to.
+    """
+
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    bind: str = "127.0.0.1"
+    hosts: dict[str, str] = field(default_factory=dict)  # service -> host; default: bind
+    data_dir: str = "var"
+    admin_token: str = "${AGORA_ADMIN_TOKEN}"
+    log_json: bool = True
+
+    def host(self, service: str) -> str:
+        return self.hosts.get(service, "127.0.0.1" if self.bind == "0.0.0.0" else self.bind)
+
+    def bind_at(self, role: str) -> str:
+        return f"tcp://{self.bind}:{self.ports[role]}"
+
+    def connect(self, service: str, role: str) -> str:
+        return f"tcp://{self.host(service)}:{self.ports[role]}"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str  # run as `python -m <module> <args>`
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)  # role -> port this service binds
+    depends_on: tuple[str, ...] = ()
+    data: str | None = None  # its data directory (a volume in containers)
+    replicas: int = 1
+    health_port: int | None = None  # a TCP port that accepts connections once it is up
+
+    @property
+    def argv(self) -> list[str]:
+        return ["python", "-m", self.module, *self.args]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def services(market: MarketConfig, plan: Plan) -> list[Service]:
+    symbols = _json([s.model_dump(mode="json", exclude_defaults=True) for s in market.symbols])
+    terms = market.clearing
+    log = "true" if plan.log_json else "false"
+    out = [
+        Service(
+            name="clearing",
+            module="clearing",
+            env={
+                "AGORA_CLEARING_API_BIND": plan.bind_at("clearing"),
+                "AGORA_CLEARING_EXCHANGE_DROPCOPY": plan.connect("exchange", "dropcopy"),
+                "AGORA_CLEARING_EXCHANGE_SNAPSHOT": plan.connect("exchange", "snapshot"),
+                "AGORA_CLEARING_DATA_DIR": f"{plan.data_dir}/clearing",
+                "AGORA_CLEARING_ADMIN_TOKEN": plan.admin_token,
+                "AGORA_CLEARING_SYMBOLS": symbols,
+                "AGORA_CLEARING_FEES": _json(terms.fees.model_dump()),
+                "AGORA_CLEARING_STARTING_CASH": str(terms.starting_cash),
+                "AGORA_CLEARING_STARTING_POSITIONS": _json(terms.starting_positions),
+                "AGORA_CLEARING_DEFAULT_LIMITS": _json(
+                    {"leverage": terms.leverage, "short_limit": terms.short_limit}
+                ),
+                "AGORA_CLEARING_LOG_JSON": log,
+            },
+            ports={"clearing": plan.ports["clearing"]},
+            data=f"{plan.data_dir}/clearing",
+            health_port=plan.ports["clearing"],
+        ),
+        Service(
+            name="exchange",
+            module="exchange",
+            env={
+                "AGORA_EXCHANGE_GATEWAY_BIND": plan.bind_at("gateway"),
+                "AGORA_EXCHANGE_FEED_BIND": plan.bind_at("feed"),
+                "AGORA_EXCHANGE_SNAPSHOT_BIND": plan.bind_at("snapshot"),
+                "AGORA_EXCHANGE_DROPCOPY_BIND": plan.bind_at("dropcopy"),
+                "AGORA_EXCHANGE_DATA_DIR": f"{plan.data_dir}/exchange",
+                "AGORA_EXCHANGE_SYMBOLS": symbols,
+                "AGORA_EXCHANGE_CLEARING": plan.connect("clearing", "clearing"),
+                "AGORA_EXCHANGE_CLEARING_TOKEN": plan.admin_token,
+                "AGORA_EXCHANGE_LOG_JSON": log,
+            },
+            ports={r: plan.ports[r] for r in ("gateway", "feed", "snapshot", "dropcopy")},
+            depends_on=("clearing",),
+            data=f"{plan.data_dir}/exchange",
+            health_port=plan.ports["gateway"],
+        ),
+        Service(
+            name="fundamental",
+            module="agents.fundamental",
+            env={
+                "AGORA_FUNDAMENTAL_BIND": plan.bind_at("fundamental"),
+                "AGORA_FUNDAMENTAL_INTERVAL_S": str(market.fundamental_interval_s),
+                "AGORA_FUNDAMENTAL_MODEL": _json(market.fundamental_model()),
+                "AGORA_FUNDAMENTAL_LOG_JSON": log,
+            },
+            ports={"fundamental": plan.ports["fundamental"]},
+            health_port=plan.ports["fundamental"],
+        ),
+        Service(
+            name="recorder",
+            module="agents.recorder",
+            env={
+                "AGORA_RECORDER_FEED": plan.connect("exchange", "feed"),
+                "AGORA_RECORDER_SNAPSHOT": plan.connect("exchange", "snapshot"),
+                "AGORA_RECORDER_OUT_DIR": f"{plan.data_dir}/recorder",
+                "AGORA_RECORDER_LOG_JSON": log,
+            },
+            depends_on=("exchange",),
+            data=f"{plan.data_dir}/recorder",
+        ),
+    ]
+    client_env = {
+        "AGORA_GATEWAY": plan.connect("exchange", "gateway"),
+        "AGORA_FEED": plan.connect("exchange", "feed"),
+        "AGORA_SNAPSHOT": plan.connect("exchange", "snapshot"),
+        "AGORA_CLEARING": plan.connect("clearing", "clearing"),
+        "AGORA_FUNDAMENTAL": plan.connect("fundamental", "fundamental"),
+        "AGORA_ADMIN_TOKEN": plan.admin_token,
+        "AGORA_SYMBOLS": symbols,
+    }
+    for pop in market.populations:
+        out.append(Service(
+            name=f"agents-{pop.name}",
+            module="agents",
+            args=("run", "--seed", str(market.seed)) + (("--json-logs",) if plan.log_json else ()),
+            env={**client_env, "AGORA_POPULATION": _json(pop.model_dump(mode="json"))},
+            depends_on=("exchange", "clearing", "fundamental"),
+        ))  # fmt: skip
+    return out
