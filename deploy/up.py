@@ -101,6 +101,7 @@ class Up:
         import secrets
 
         self.market = market
+        check_market(market)
         self.data_dir = data_dir.resolve()
         token_file = self.data_dir / "admin.token"
         if not admin_token and token_file.exists():
@@ -291,6 +292,18 @@ class Up:
                           f"{a['pnl'] / 100:,.2f}")  # fmt: skip
         self.console.print(table)
         print("AGORA_SUMMARY " + json.dumps(summary), flush=True)
+
+
+def check_market(market: MarketConfig) -> None:
+    """Refuse a market whose populations would fail in their runners (before starting any)."""
+    from agents.strategies import load_strategy
+
+    for pop in market.populations:
+        try:
+            cls = load_strategy(pop.strategy)
+            cls.Params.model_validate(pop.params)
+        except Exception as exc:
+            raise ValueError(f"population {pop.name!r} ({pop.strategy}): {exc}") from None
 
 
 def fresh(data_dir: Path) -> None:

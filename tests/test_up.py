@@ -1,0 +1,123 @@
+"""`agora up` end to end: a market starts, trades flow and settle, the README's custom agent
+attaches and trades, Ctrl-C stops everything, nothing is left running, and the recorder's
+Parquet files hold the trades."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+AGORA = [sys.executable, "-m", "deploy.cli"]
+WAIT_S = 120.0  # a safety net against a hang, never a synchronisation
+
+MARKET = """
+name = "e2e"
+seed = 5
+fundamental_interval_s = 0.2
+
+[[symbols]]
+symbol = "AGR"
+reference_price = 10000
+band_bps = 1000
+
+[clearing]
+starting_cash = 50_000_000
+starting_positions = { AGR = 2000 }
+fees = { maker_bps = -1.0, taker_bps = 2.0 }
+
+[[populations]]
+name = "zi"
+strategy = "zi"
+count = 40
+params = { mean_interval_ns = 250_000_000 }
+
+[[populations]]
+name = "mm"
+strategy = "fixed_spread_mm"
+count = 1
+"""
+
+
+def _line(proc: subprocess.Popen, prefix: str) -> str:
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return line[len(prefix) :]
+    raise AssertionError(f"no {prefix!r} line")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by a dead parent) is not running
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
+    config = tmp_path / "market.toml"
+    config.write_text(MARKET)
+    agent_code = re.search(r"## Attach your own agent\n.*?```python\n(.*?)```",
+                           (ROOT / "README.md").read_text(), re.S)  # fmt: skip
+    assert agent_code, "README lost its custom agent"
+    (tmp_path / "my_agent.py").write_text(agent_code.group(1))
+
+    up = subprocess.Popen(
+        [*AGORA, "up", str(config), "--data-dir", str(tmp_path / "var"), "--free-ports"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        ready = json.loads(_line(up, "AGORA_READY "))
+        ep = ready["endpoints"]
+        env = {
+            **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
+            "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
+            "AGORA_ADMIN_TOKEN": ready["admin_token"],
+        }  # fmt: skip
+        attach = subprocess.run(
+            [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S,
+        )  # fmt: skip
+        assert attach.returncode == 0, attach.stderr[-3000:]
+        result = json.loads(next(x for x in attach.stdout.splitlines()
+                                 if x.startswith("AGORA_RESULT "))[13:])  # fmt: skip
+        assert result["fills"] > 0 and result["mismatches"] == [] and result["errors"] == 0
+        up.send_signal(signal.SIGINT)  # Ctrl-C
+        summary = json.loads(_line(up, "AGORA_SUMMARY "))
+        assert up.wait(timeout=WAIT_S) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+    assert not [p for p in ready["pids"].values() if _alive(p)], "a service outlived agora up"
+    # trades flowed and were settled: clearing's books cover every trade the tape showed
+    assert summary["trades"] > 10
+    settled = max(a["settled_through"] for a in summary["accounts"])
+    assert settled >= summary["trades"]
+    assert summary["agents"]["agents-zi"]["mismatches"] == 0
+    assert any(a["account"] == "mine" for a in summary["accounts"])
+    # the recorder's Parquet files hold them: a contiguous run of trade ids up to the last
+    files = sorted((tmp_path / "var" / "recorder" / "trades").glob("*.parquet"))
+    assert files
+    ids = sorted(i for f in files for i in pq.read_table(f).column("trade_id").to_pylist())
+    assert ids == list(range(ids[0], settled + 1))
+    assert settled - ids[0] + 1 >= summary["trades"]
