@@ -1,9 +1,266 @@
-"""`agora simulate`, `agora sweep`, `agora facts`: the simulated-time commands (issue 7)."""
+"""`agora simulate`, `agora sweep`, `agora facts`: the simulated-time commands (issue 7).
+
+Thin shells: the runs are `agents.sim.sweep` (one code path for a single run and every run of
+a sweep), the statistics `agents.analysis`. Heavy imports happen inside each command so
+`agora --help` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Any
+
 import typer
+
+NS = 1_000_000_000
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: ints with separators, floats to `digits` significant digits, NaN as -."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,d}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def _summary_tables(summary: dict[str, Any]) -> list[Any]:
+    """The run summary as rich tables: counts and speed, then PnL by population."""
+    from rich.table import Table
+
+    main = Table(title=f"{summary['name']} (seed {summary['seed']}, {summary['until_s']:g} s)")
+    main.add_column("metric")
+    main.add_column("value", justify="right")
+    rows = [
+        ("agents", summary["agents"]),
+        ("kernel events", summary["events"]),
+        ("orders", summary["orders"]),
+        ("trades", summary["trades"]),
+        ("volume (lots)", summary["volume"]),
+        ("wall time (s)", summary["wall_s"]),
+        ("events/s", summary["events_per_s"]),
+        ("last price (ticks)", summary["last_price"]),
+    ]
+    facts = summary.get("facts", {})
+    for key, label in (("kurtosis", "return kurtosis"), ("hill", "Hill tail index"),
+                       ("acf_r_1", "ACF r lag 1"), ("acf_abs_1", "ACF |r| lag 1")):  # fmt: skip
+        rows.append((f"{label} ({facts.get('bar_s', 1):g} s bars)", facts.get(key)))
+    for name, value in rows:
+        main.add_row(name, _fmt(value))
+    pnl = Table(title="PnL by population (cash units, marked to the last trade)")
+    pnl.add_column("population")
+    pnl.add_column("PnL", justify="right")
+    for name, value in summary["pnl"].items():
+        pnl.add_row(name, _fmt(value))
+    return [main, pnl]
+
+
+def simulate(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="market TOML file"),
+    seed: int | None = typer.Option(None, help="random seed (default: the file's seed)"),
+    until: float | None = typer.Option(
+        None, help="seconds of simulated time (default: the file's duration_s, else 60)"
+    ),
+    out: Path | None = typer.Option(None, help="output directory (default: var/sim/<name>-<seed>)"),
+    bar: float = typer.Option(1.0, help="bar length for bars.parquet and the facts (s)"),
+    progress: bool = typer.Option(True, help="show a progress bar (simulated time)"),
+) -> None:
+    """Run a market file in simulated time and write its history to Parquet.
+
+    Writes trades, top_of_book, bars (OHLCV), agents (PnL, positions) and fundamental
+    Parquet files plus summary.json, then prints a summary: counts, speed, last price, PnL by
+    population. Same file and seed, same history, bit for bit.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agents.config import load_market
+    from agents.sim.sweep import DEFAULT_UNTIL_S, run_history
+
+    market = load_market(config)
+    seed = market.seed if seed is None else seed
+    until_s = until if until is not None else (market.duration_s or DEFAULT_UNTIL_S)
+    if until_s <= 0:
+        raise typer.BadParameter("--until must be positive")
+    out_dir = out if out is not None else Path("var/sim") / f"{market.name}-{seed}"
+    console = Console()
+    with Progress(
+        TextColumn("[bold]simulating"), BarColumn(),
+        TextColumn("{task.completed:,.1f}/{task.total:,.0f} s simulated"), TimeElapsedColumn(),
+        console=console, disable=not progress, transient=True,
+    ) as bar_:  # fmt: skip
+        task = bar_.add_task("sim", total=until_s)
+        summary = run_history(
+            market, seed, until_s, out_dir, bar_s=bar,
+            progress=lambda t: bar_.update(task, completed=t),
+        )  # fmt: skip
+    for table in _summary_tables(summary):
+        console.print(table)
+    console.print(f"wrote {out_dir}/ ({', '.join(sorted(summary['files']))})")
+
+
+def sweep(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="market TOML file"),
+    param: list[str] | None = typer.Option(
+        None,
+        "--param",
+        help="name=v1,v2,...; name a dotted path into the file, e.g. "
+        "populations.0.params.alpha_a or fundamental.scale (repeatable)",
+    ),
+    random: int = typer.Option(
+        0, "--random", help="N random points, each param drawn uniformly in its min,max"
+    ),
+    seeds: int = typer.Option(1, help="seeds per point: the file's seed, seed+1, ..."),
+    workers: int = typer.Option(1, help="parallel worker processes"),
+    until: float | None = typer.Option(
+        None, help="seconds of simulated time per run (default: duration_s, else 60)"
+    ),
+    out: Path | None = typer.Option(None, help="output directory (default: var/sweep/<name>)"),
+    bar: float = typer.Option(1.0, help="bar length for bars.parquet and the facts (s)"),
+    ray: str | None = typer.Option(
+        None, "--ray", help="run as Ray tasks on this cluster (or 'auto')"
+    ),
+) -> None:
+    """Run every (parameter point x seed) history in parallel; write a manifest.
+
+    Each run writes its Parquet files and manifest.json under DIR/run-XXXX; DIR/manifest.json
+    and DIR/manifest.parquet list every run's parameters, seed and summary statistics (trades,
+    return kurtosis, Hill index, autocorrelations, PnL by population).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from agents.config import load_market
+    from agents.sim import sweep as sw
+
+    market = load_market(config)
+    try:
+        params = [sw.parse_param(p) for p in param or []]
+        if random < 0:
+            raise ValueError("--random must be >= 0")
+        points = sw.random_points(params, random, market.seed) if random else sw.grid_points(params)
+        seed_list = [market.seed + i for i in range(max(1, seeds))]
+        out_dir = out if out is not None else Path("var/sweep") / market.name
+        specs = sw.sweep_specs(market, points, seed_list, out_dir, until, bar)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if ray is not None:
+        try:
+            import ray as _ray  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            typer.echo("--ray needs Ray, which is not installed: pip install 'agora-market[ray]'",
+                       err=True)  # fmt: skip
+            raise typer.Exit(2) from None
+    console = Console()
+    console.print(
+        f"{len(points)} point(s) x {len(seed_list)} seed(s) = {len(specs)} run(s), "
+        + (f"Ray at {ray}" if ray is not None else f"{workers} worker(s)")
+    )
+    with Progress(
+        BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as bar_:
+        task = bar_.add_task("runs", total=len(specs))
+        rows = sw.run_sweep(specs, workers, ray, on_done=lambda _row: bar_.advance(task))
+    paths = sw.write_manifest(rows, out_dir)
+    table = Table(title=f"sweep: {len(rows)} runs")
+    names = [n for n, _ in params]
+    for col in ("run", "seed", *names, "trades", "kurtosis", "Hill", "ACF |r| 1"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for row in rows:
+        f = row["summary"]["facts"]
+        table.add_row(
+            row["run"], str(row["seed"]), *(_fmt(row["params"][n]) for n in names),
+            _fmt(row["summary"]["trades"]), _fmt(f["kurtosis"]), _fmt(f["hill"]),
+            _fmt(f["acf_abs_1"]),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"manifest: {', '.join(str(p) for p in paths.values())}")
+
+
+def facts(
+    path: Path = typer.Argument(..., exists=True, help="a trades Parquet file or a run dir"),
+    real: str = typer.Option("sp500", help="real series to compare: sp500, nasdaq, wti, none"),
+    out: Path | None = typer.Option(
+        None, help="where to write facts.json and the PNGs (default: the run dir)"
+    ),
+    bar: float = typer.Option(1.0, help="bar length of the simulated price series (s)"),
+    symbol: str | None = typer.Option(None, help="symbol (default: the first traded)"),
+    max_lag: int = typer.Option(10, help="ACF of returns at lags 1..max_lag"),
+    plots: bool = typer.Option(True, help="write PNG plots when matplotlib is importable"),
+) -> None:
+    """A stylized-facts report of a history, side by side with a real series.
+
+    The simulated price is the last trade of each bar; log returns at several aggregation
+    scales give: excess kurtosis per scale (heavy tails, aggregational Gaussianity), the Hill
+    tail index, the ACF of returns (no linear memory) and of |returns| (volatility
+    clustering). The real series are daily closes shipped with Agora.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents.analysis.history import closes_from_trades, read_trades, trades_path
+    from agents.analysis.real import REAL_SERIES, load_real
+    from agents.analysis.stylized import facts_table, log_returns
+
+    if real != "none" and real not in REAL_SERIES:
+        raise typer.BadParameter(f"--real must be one of {[*sorted(REAL_SERIES), 'none']}")
+    try:
+        tpath = trades_path(path)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    closes = closes_from_trades(read_trades(tpath), max(1, round(bar * NS)), symbol)
+    if len(closes) < 3:
+        typer.echo(f"{tpath}: too few bars with a price ({len(closes)}) for statistics", err=True)
+        raise typer.Exit(1)
+    sim = facts_table(closes, max_lag=max_lag)
+    series = [(f"simulated ({bar:g} s bars)", log_returns(closes))]
+    columns = {series[0][0]: sim}
+    if real != "none":
+        _, real_closes = load_real(real)
+        label = f"{real} (daily)"
+        columns[label] = facts_table(real_closes, max_lag=max_lag)
+        series.append((label, log_returns(real_closes)))
+
+    table = Table(title=f"stylized facts: {tpath}")
+    table.add_column("fact")
+    for label in columns:
+        table.add_column(label, justify="right")
+    for fact in sim:
+        table.add_row(fact, *(_fmt(col[fact], 3) for col in columns.values()))
+    console = Console()
+    console.print(table)
+
+    out_dir = out if out is not None else tpath.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean = {
+        label: {k: (v if math.isfinite(v) else None) for k, v in col.items()}
+        for label, col in columns.items()
+    }
+    (out_dir / "facts.json").write_text(json.dumps(clean, indent=2))
+    written = [out_dir / "facts.json"]
+    if plots:
+        from agents.analysis.plots import HAVE_MATPLOTLIB, plot_facts
+
+        if HAVE_MATPLOTLIB:
+            written.extend(plot_facts(series, out_dir).values())
+        else:
+            console.print(
+                "no plots: matplotlib is not installed (pip install 'agora-market[plots]')"
+            )
+    console.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `agora` app."""
+    app.command()(simulate)
+    app.command()(sweep)
+    app.command()(facts)

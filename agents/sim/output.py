@@ -8,6 +8,13 @@ Three tables, all plain ``{column: list}`` dicts so they cost nothing to build a
 * ``top_of_book``: ts, symbol, bid, bid_qty, ask, ask_qty, one row per top-of-book change;
 * ``agents``: name, account, strategy, cash, pnl (marked to the last trade), fees, volume,
   fills, orders_sent, open_orders and one ``position_<symbol>`` column per symbol.
+
+Derived tables (not in `tables`, built on request; `write_parquet` writes any of them):
+
+* ``bars`` (`bars`): OHLCV bars from the trades on a regular grid, the series that price
+  statistics and charts want;
+* ``fundamental`` (`fundamental_table`): ts, symbol, value, every F(t) the market published,
+  to hold the traded price against the fair value.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agents.sim.market import SimMarket
 
-__all__ = ["HAVE_PYARROW", "tables", "write_parquet"]
+__all__ = ["HAVE_PYARROW", "bars", "fundamental_table", "tables", "write_parquet"]
 
 try:  # pyarrow is optional for the kernel; only writing Parquet needs it
     import pyarrow as pa
@@ -39,6 +46,77 @@ def tables(market: SimMarket) -> dict[str, dict[str, list]]:
     }
 
 
+def bars(
+    trades: dict[str, list], bar_ns: int = 1_000_000_000, fill: bool = True
+) -> dict[str, list]:
+    """OHLCV bars of `bar_ns` from a trades table (columns ts, symbol, price, qty).
+
+    Columns: ts (bar start, ns), symbol, open, high, low, close (ticks), volume (lots), count
+    (trades), vwap (ticks, float). Per symbol, bars run from the first bar with a trade to the
+    last; with `fill`, a bar without trades is kept with open = high = low = close = the
+    previous close and volume 0 (a regular grid, so returns at different times compare; the
+    zero return is what a quiet bar of a real market shows too), else it is left out. Rows are
+    ordered by symbol (first appearance), then time.
+    """
+    if bar_ns <= 0:
+        raise ValueError(f"bar_ns must be positive, got {bar_ns}")
+    cols: dict[str, list] = {
+        k: [] for k in ("ts", "symbol", "open", "high", "low", "close", "volume", "count", "vwap")
+    }
+    per_symbol: dict[str, dict[int, list[int]]] = {}
+    for ts, sym, px, qty in zip(
+        trades["ts"], trades["symbol"], trades["price"], trades["qty"], strict=True
+    ):
+        b = ts // bar_ns
+        book = per_symbol.setdefault(sym, {})
+        bar = book.get(b)
+        if bar is None:  # open, high, low, close, volume, count, notional
+            book[b] = [px, px, px, px, qty, 1, px * qty]
+        else:
+            if px > bar[1]:
+                bar[1] = px
+            if px < bar[2]:
+                bar[2] = px
+            bar[3] = px
+            bar[4] += qty
+            bar[5] += 1
+            bar[6] += px * qty
+    for sym, book in per_symbol.items():
+        keys = sorted(book)
+        grid = range(keys[0], keys[-1] + 1) if fill else keys
+        prev_close = book[keys[0]][0]
+        for b in grid:
+            bar = book.get(b)
+            if bar is None:
+                o = h = lo = c = prev_close
+                vol = n = 0
+                vwap = float(prev_close)
+            else:
+                o, h, lo, c, vol, n, notional = bar
+                vwap = notional / vol if vol else float(c)
+            prev_close = c
+            for key, value in (("ts", b * bar_ns), ("symbol", sym), ("open", o), ("high", h),
+                               ("low", lo), ("close", c), ("volume", vol), ("count", n),
+                               ("vwap", vwap)):  # fmt: skip
+                cols[key].append(value)
+    return cols
+
+
+def fundamental_table(market: SimMarket) -> dict[str, list]:
+    """Every fair value F(t) the market published: ts, symbol, value (empty without one)."""
+    cols: dict[str, list] = {"ts": [], "symbol": [], "value": []}
+    # the market keeps its published history per symbol for the agents' lazy views
+    f_ts: dict[str, list[int]] = getattr(market, "_f_ts", {})
+    f_val: dict[str, list[float]] = getattr(market, "_f_val", {})
+    rows = [(t, sym, v) for sym in f_ts for t, v in zip(f_ts[sym], f_val[sym], strict=True)]
+    rows.sort(key=lambda row: row[0])  # stable: same-ts values keep the symbol order
+    for t, sym, v in rows:
+        cols["ts"].append(t)
+        cols["symbol"].append(sym)
+        cols["value"].append(float(v))
+    return cols
+
+
 def _schema(name: str, cols: dict[str, list]) -> Any:
     i64, s = pa.int64(), pa.string()
     fixed = {
@@ -46,7 +124,8 @@ def _schema(name: str, cols: dict[str, list]) -> Any:
         "ask": i64, "ask_qty": i64, "cash": i64, "fees": i64, "volume": i64, "fills": i64,
         "orders_sent": i64, "open_orders": i64, "pnl": pa.float64(), "symbol": s,
         "aggressor": s, "buy_account": s, "sell_account": s, "name": s, "account": s,
-        "strategy": s,
+        "strategy": s, "open": i64, "high": i64, "low": i64, "close": i64, "count": i64,
+        "vwap": pa.float64(), "value": pa.float64(),
     }  # fmt: skip
     fields = []
     for col in cols:
@@ -58,7 +137,10 @@ def write_parquet(
     market: SimMarket | dict[str, dict[str, list]], directory: str | Path
 ) -> dict[str, Path]:
     """Write ``trades.parquet``, ``top_of_book.parquet`` and ``agents.parquet`` into
-    `directory` (created if needed); returns the paths. Raises RuntimeError without pyarrow."""
+    `directory` (created if needed); returns the paths. Raises RuntimeError without pyarrow.
+
+    Given a dict of tables instead of a market, writes ``<name>.parquet`` for each of them
+    (e.g. `tables` plus `bars` and `fundamental_table`)."""
     if not HAVE_PYARROW:
         raise RuntimeError("writing Parquet needs pyarrow (pip install pyarrow)")
     data = market if isinstance(market, dict) else tables(market)
@@ -67,10 +149,10 @@ def write_parquet(
     paths = {}
     for name, cols in data.items():
         cols = dict(cols)
-        if name == "trades":
+        if name == "trades" and "buy_account" in cols:
             for key in ("buy_account", "sell_account"):
                 cols[key] = [None if a is None else str(a) for a in cols[key]]
-        if name == "agents":
+        if name == "agents" and "pnl" in cols:
             cols["pnl"] = [float(x) for x in cols["pnl"]]
         table = pa.table(cols, schema=_schema(name, cols))
         path = out / f"{name}.parquet"

@@ -1,0 +1,28 @@
+"""Analysis of simulated and real price histories (stylized facts, the packaged real series).
+
+`agents.analysis.stylized` is numpy only; `agents.analysis.plots` needs matplotlib (the
+``plots`` extra) and is imported only when plots are asked for.
+"""
+
+from agents.analysis.real import REAL_SERIES, load_real
+from agents.analysis.stylized import (
+    acf,
+    aggregate,
+    facts_table,
+    hill_tail_index,
+    kurtosis,
+    log_returns,
+    regular_closes,
+)
+
+__all__ = [
+    "REAL_SERIES",
+    "acf",
+    "aggregate",
+    "facts_table",
+    "hill_tail_index",
+    "kurtosis",
+    "load_real",
+    "log_returns",
+    "regular_closes",
+]

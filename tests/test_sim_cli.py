@@ -1,0 +1,222 @@
+"""`agora simulate`, `agora sweep` and `agora facts` end to end on a tiny market (CliRunner)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.config import load_market
+from agents.sim.sweep import grid_points, parse_param, random_points, set_path, sweep_specs
+from deploy.cli import app
+
+pq = pytest.importorskip("pyarrow.parquet")
+
+HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+name = "tiny"
+seed = 7
+duration_s = 5
+fundamental_interval_s = 0.1
+
+[[symbols]]
+symbol = "AGR"
+reference_price = 10_000
+
+[fundamental]
+scale = 0.001
+step_s = 0.1
+
+[[populations]]
+name = "fv"
+strategy = "fair_value"
+count = 6
+[populations.params]
+rate_per_s = 2.0
+lifetime_ns = 3_000_000_000
+
+[[populations]]
+name = "zi"
+strategy = "zi"
+count = 4
+[populations.params]
+mean_interval_ns = 500_000_000
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path) -> None:
+    out = invoke("simulate", tiny, "--until", "8", "--out", tmp_path / "a", "--no-progress")
+    assert "trades" in out and "PnL by population" in out and "fv" in out
+    invoke("simulate", tiny, "--until", "8", "--out", tmp_path / "b")
+    a, b = tmp_path / "a", tmp_path / "b"
+    expected = {
+        "trades": ["ts", "trade_id", "symbol", "price", "qty", "aggressor", "buy_account",
+                   "sell_account"],
+        "top_of_book": ["ts", "symbol", "bid", "bid_qty", "ask", "ask_qty"],
+        "bars": ["ts", "symbol", "open", "high", "low", "close", "volume", "count", "vwap"],
+        "agents": ["name", "account", "strategy", "cash", "pnl", "fees", "volume", "fills",
+                   "orders_sent", "open_orders", "position_AGR"],
+        "fundamental": ["ts", "symbol", "value"],
+    }  # fmt: skip
+    for name, columns in expected.items():
+        assert pq.read_table(a / f"{name}.parquet").column_names == columns, name
+    trades = pq.read_table(a / "trades.parquet")
+    summary = json.loads((a / "summary.json").read_text())
+    assert trades.num_rows == summary["trades"] > 0
+    assert max(trades.column("ts").to_pylist()) <= 8 * 10**9
+    # same seed, same history, to the byte
+    for name in ("trades", "top_of_book", "bars", "agents", "fundamental"):
+        assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes()
+    assert json.loads((b / "summary.json").read_text())["trades"] == summary["trades"]
+    bars = pq.read_table(a / "bars.parquet").to_pydict()
+    assert sum(bars["count"]) == trades.num_rows
+    assert sum(bars["volume"]) == sum(trades.column("qty").to_pylist())
+    agents = pq.read_table(a / "agents.parquet").to_pydict()
+    assert len(agents["name"]) == 10
+
+
+def test_simulate_seed_option_changes_the_history(tiny: Path, tmp_path: Path) -> None:
+    invoke("simulate", tiny, "--until", "5", "--out", tmp_path / "s7")
+    invoke("simulate", tiny, "--until", "5", "--seed", "8", "--out", tmp_path / "s8")
+    t7 = pq.read_table(tmp_path / "s7" / "trades.parquet").to_pydict()
+    t8 = pq.read_table(tmp_path / "s8" / "trades.parquet").to_pydict()
+    assert (t7["ts"], t7["price"]) != (t8["ts"], t8["price"])
+    assert json.loads((tmp_path / "s8" / "summary.json").read_text())["seed"] == 8
+
+
+def test_simulate_default_output_directory(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    invoke("simulate", tiny, "--until", "2")
+    assert (tmp_path / "var" / "sim" / "tiny-7" / "trades.parquet").is_file()
+
+
+def test_sweep_grid_times_seeds_in_parallel(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    text = invoke(
+        "sweep", tiny, "--param", "fundamental.scale=0.0005,0.002", "--seeds", "2",
+        "--workers", "2", "--until", "4", "--out", out,
+    )  # fmt: skip
+    assert "4 run(s)" in text
+    runs = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert runs == ["run-0000", "run-0001", "run-0002", "run-0003"]
+    rows = json.loads((out / "manifest.json").read_text())
+    assert [(r["params"]["fundamental.scale"], r["seed"]) for r in rows] == [
+        (0.0005, 7), (0.0005, 8), (0.002, 7), (0.002, 8)
+    ]  # fmt: skip
+    table = pq.read_table(out / "manifest.parquet").to_pydict()
+    assert table["run"] == runs
+    assert table["fundamental.scale"] == [0.0005, 0.0005, 0.002, 0.002]
+    for key in ("trades", "facts.kurtosis", "facts.hill", "pnl.fv", "pnl.zi"):
+        assert key in table
+    for row, run in zip(rows, runs, strict=True):
+        trades = pq.read_table(out / run / "trades.parquet")
+        assert trades.num_rows == row["summary"]["trades"]
+        own = json.loads((out / run / "manifest.json").read_text())
+        assert own["params"] == row["params"] and own["seed"] == row["seed"]
+    # same seed, another scale: another fair-value path
+    f0 = pq.read_table(out / "run-0000" / "fundamental.parquet").column("value").to_pylist()
+    f2 = pq.read_table(out / "run-0002" / "fundamental.parquet").column("value").to_pylist()
+    assert f0 != f2
+
+
+def test_sweep_run_reproduces_the_single_run(tiny: Path, tmp_path: Path) -> None:
+    invoke("sweep", tiny, "--param", "fundamental.scale=0.001", "--until", "4",
+           "--out", tmp_path / "sw")  # fmt: skip
+    invoke("simulate", tiny, "--until", "4", "--out", tmp_path / "one")
+    assert (tmp_path / "sw" / "run-0000" / "trades.parquet").read_bytes() == (
+        tmp_path / "one" / "trades.parquet"
+    ).read_bytes()
+
+
+def test_sweep_random_points_and_bad_parameters(tiny: Path, tmp_path: Path) -> None:
+    text = invoke(
+        "sweep", tiny, "--param", "populations.0.params.alpha_a=1.0,5.0", "--random", "3",
+        "--until", "2", "--out", tmp_path / "rnd",
+    )  # fmt: skip
+    rows = json.loads((tmp_path / "rnd" / "manifest.json").read_text())
+    assert "3 point(s)" in text and len(rows) == 3
+    assert all(1.0 <= r["params"]["populations.0.params.alpha_a"] <= 5.0 for r in rows)
+    bad = CliRunner().invoke(app, ["sweep", str(tiny), "--param", "populations.0.params.nope=1"])
+    assert bad.exit_code != 0 and "nope" in bad.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+def test_sweep_ray_without_ray_says_how_to_install(tiny: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["sweep", str(tiny), "--ray", "auto", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert "pip install 'agora-market[ray]'" in result.output
+
+
+def test_facts_prints_a_table_and_writes_plots(tiny: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    invoke("simulate", tiny, "--until", "60", "--out", run)
+    text = invoke("facts", run, "--real", "sp500")
+    for fact in ("kurtosis (scale 1)", "Hill tail index", "ACF r lag 1", "ACF |r| lag 10"):
+        assert fact in text
+    assert "sp500" in text
+    facts = json.loads((run / "facts.json").read_text())
+    assert set(facts) == {"simulated (1 s bars)", "sp500 (daily)"}
+    assert facts["simulated (1 s bars)"]["returns"] > 30
+    pngs = {"returns_hist.png", "acf.png", "kurtosis_scale.png"}
+    if HAVE_MPL:
+        for name in pngs:
+            assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a trades file works as well as a directory; --real none; plots elsewhere or not at all
+    out = tmp_path / "facts"
+    text = invoke("facts", run / "trades.parquet", "--real", "none", "--out", out, "--no-plots")
+    assert "sp500" not in text
+    assert (out / "facts.json").is_file() and not any((out / n).exists() for n in pngs)
+
+
+def test_facts_rejects_unknown_real_series(tiny: Path, tmp_path: Path) -> None:
+    invoke("simulate", tiny, "--until", "3", "--out", tmp_path / "r")
+    result = CliRunner().invoke(app, ["facts", str(tmp_path / "r"), "--real", "gold"])
+    assert result.exit_code != 0
+
+
+def test_example_market_files_are_valid() -> None:
+    for name in ("market.toml", "fair_value.toml"):
+        config = load_market(ROOT / "examples" / name)
+        assert any(p.strategy == "fair_value" for p in config.populations)
+        sweep_specs(config, [{}], [1], "/nonexistent")  # validates every population's params
+
+
+def test_parameter_helpers() -> None:
+    assert parse_param("a.b=1,2.5,x,true") == ("a.b", [1, 2.5, "x", True])
+    with pytest.raises(ValueError):
+        parse_param("novalues=")
+    data: dict = {"populations": [{"params": {}}], "fundamental": {}}
+    set_path(data, "populations.0.params.alpha_a", 3.0)
+    set_path(data, "fundamental.jumps.rate", 0.1)
+    assert data == {"populations": [{"params": {"alpha_a": 3.0}}],
+                    "fundamental": {"jumps": {"rate": 0.1}}}  # fmt: skip
+    with pytest.raises(ValueError, match="index"):
+        set_path(data, "populations.3.count", 1)
+    points = grid_points([("a", [1, 2]), ("b", ["x", "y", "z"])])
+    assert len(points) == 6 and points[0] == {"a": 1, "b": "x"} and points[-1] == {"a": 2, "b": "z"}
+    draws = random_points([("n", [1, 3]), ("f", [0.0, 1.0])], 50, seed=1)
+    assert draws == random_points([("n", [1, 3]), ("f", [0.0, 1.0])], 50, seed=1)
+    assert {d["n"] for d in draws} == {1, 2, 3}
+    assert all(0.0 <= d["f"] <= 1.0 for d in draws)
+    with pytest.raises(ValueError):
+        random_points([("a", [1, 2, 3])], 2, seed=1)
