@@ -25,7 +25,7 @@ import contextlib
 import json
 import signal
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,18 @@ from exchange.symbols import SymbolSpec
 __all__ = ["AgentSpec", "LiveContext", "Runner"]
 
 log = structlog.get_logger("runner")
+
+
+def _raise_fd_limit() -> None:
+    """One TCP connection per agent: lift the soft open-files limit to the hard one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 class _Latency:
@@ -95,6 +107,7 @@ class LiveContext(Context):
         self._last_departure = 0.0
         self._last_arrival = 0.0
         self.errors = 0
+        self.calls = 0  # handler calls (decisions)
 
     # ------------------------------------------------------------------ the host's part
     def now(self) -> int:
@@ -145,11 +158,15 @@ class LiveContext(Context):
     def set_timer(self, name: str, interval_ns: int, repeat: bool = True) -> None:
         self.cancel_timer(name)
         delay = max(interval_ns, 1) / 1e9
-        self._timers[name] = self._loop.call_later(delay, self._fire, name, delay, repeat)
+        at = self._loop.time() + delay
+        self._timers[name] = self._loop.call_at(at, self._fire, name, delay, repeat, at)
 
-    def _fire(self, name: str, delay: float, repeat: bool) -> None:
+    def _fire(self, name: str, delay: float, repeat: bool, due: float) -> None:
+        now = self._loop.time()
+        self.runner.timer_lateness.append(now - due)
         if repeat:
-            self._timers[name] = self._loop.call_later(delay, self._fire, name, delay, repeat)
+            at = max(due + delay, now)  # fixed rate, without a burst after a stall
+            self._timers[name] = self._loop.call_at(at, self._fire, name, delay, repeat, at)
         else:
             self._timers.pop(name, None)
         self.call(self.agent.on_timer, name)
@@ -173,6 +190,7 @@ class LiveContext(Context):
         """Run one handler; an exception is the agent's problem, not the runner's."""
         if self.runner.stopped_agents:
             return
+        self.calls += 1
         try:
             handler(*args)
         except Exception:
@@ -232,9 +250,13 @@ class Runner:
         self.stopped_agents = False
         self.max_trade_id = 0
         self.fills = 0
+        self.timer_lateness: deque[float] = deque(maxlen=100_000)  # seconds late, recent timers
+        self.started_at = 0.0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        _raise_fd_limit()
         self._ctx = zmq.asyncio.Context()
+        self._ctx.set(zmq.MAX_SOCKETS, 65_536)  # one order-entry socket per agent
         self.md = MarketDataClient(settings=s, context=self._ctx)
         self.result: dict[str, Any] = {}
 
@@ -294,6 +316,7 @@ class Runner:
             spec.agent.bind(ctx)
             self.contexts.append(ctx)
         self._start_market_data()
+        self.started_at = self.loop.time()
         for ctx in self.contexts:
             ctx.call(ctx.agent.on_start)
         log.info("runner_started", agents=len(self.contexts), symbols=list(self.symbol_specs))
@@ -397,7 +420,16 @@ class Runner:
 
     # ------------------------------------------------------------------ stop
     async def _shutdown(self, cancel_timeout: float = 10.0, settle_timeout: float = 30.0) -> dict:
-        log.info("runner_stopping", agents=len(self.contexts))
+        elapsed = self.loop.time() - self.started_at
+        calls = sum(ctx.calls for ctx in self.contexts)
+        late = sorted(self.timer_lateness)
+        self.load = {
+            "seconds": round(elapsed, 3), "decisions": calls,
+            "decisions_per_s": round(calls / elapsed, 1) if elapsed else 0.0,
+            "timer_late_p50_ms": round(late[len(late) // 2] * 1e3, 2) if late else None,
+            "timer_late_p99_ms": round(late[int(len(late) * 0.99)] * 1e3, 2) if late else None,
+        }  # fmt: skip
+        log.info("runner_stopping", agents=len(self.contexts), **self.load)
         for ctx in self.contexts:
             ctx.call(ctx.agent.on_stop)
             ctx.cancel_timers()
@@ -456,7 +488,7 @@ class Runner:
             "agents": len(self.contexts), "fills": self.fills, "max_trade_id": self.max_trade_id,
             "orders": sum(c.orders_sent for c in self.contexts),
             "errors": sum(c.errors for c in self.contexts), "mismatches": mismatches,
-            "pnl": rows,
+            "load": getattr(self, "load", {}), "pnl": rows,
         }  # fmt: skip
         log.info("runner_stopped", agents=result["agents"], orders=result["orders"],
                  fills=result["fills"], mismatches=len(mismatches))  # fmt: skip
