@@ -58,7 +58,9 @@ class ClearingTerms(_Strict):
     fees: FeeSchedule = Field(default_factory=FeeSchedule)
     starting_cash: int = Field(10_000_000, ge=0, description="cash units (cents by default)")
     starting_positions: dict[str, int] = Field(
-        default_factory=dict, description="lots of each symbol every account starts with"
+        default_factory=lambda: {"*": 1_000},
+        description='lots of each symbol every account starts with; "*": every symbol '
+        "(without shares to sell, nobody could sell: short selling is off by default)",
     )
     leverage: float = Field(1.0, ge=1.0, le=100.0, description="1 = no borrowing")
     short_limit: int = Field(0, ge=0, description="lots an account may be short; 0 = no shorts")
@@ -85,6 +87,10 @@ class MarketConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> MarketConfig:
+        every = self.clearing.starting_positions.pop("*", None)
+        if every is not None:
+            for spec in self.symbols:
+                self.clearing.starting_positions.setdefault(spec.symbol, every)
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names):
             raise ValueError(f"population names must be unique: {names}")

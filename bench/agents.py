@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _path  # noqa: F401  (first: keeps bench/ off the import path)
+
 from deploy.launch import start_market
 
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# This file is named like the package it measures: keep its own folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import _path  # noqa: F401  (first: keeps bench/ off the import path)
 
-from clearing.fees import FeeSchedule  # noqa: E402
-from clearing.house import ClearingHouse  # noqa: E402
-from clearing.ledger import Ledger  # noqa: E402
-from clearing.store import Store  # noqa: E402
-from exchange.settings import default_symbols  # noqa: E402
+from clearing.fees import FeeSchedule
+from clearing.house import ClearingHouse
+from clearing.ledger import Ledger
+from clearing.store import Store
+from exchange.settings import default_symbols
 
 
 def make_trades(n: int, accounts: int, seed: int = 1) -> list[dict]:

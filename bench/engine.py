@@ -28,6 +28,7 @@ import resource
 import time
 from collections import Counter
 
+import _path  # noqa: F401  (first: keeps bench/ off the import path)
 import numpy as np
 
 from exchange.engine import Engine

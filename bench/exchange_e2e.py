@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _path  # noqa: F401  (first: keeps bench/ off the import path)
 import msgpack
 import numpy as np
 import zmq

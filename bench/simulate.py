@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import _path  # noqa: F401  (first: keeps bench/ off the import path)
+
 from agents.agent import Agent
 from agents.config import LatencyConfig, MarketConfig
 from agents.sim import SimMarket

@@ -54,9 +54,15 @@ delivered to handlers (the `Agent` API has none); status changes are recorded in
 Timed engine transitions (halt ends, batch auctions) run at their due time through
 `engine.advance`, as the exchange process's timer does.
 
-Not modelled here (yet): the clearing house's pre-trade risk (cash, short limits); orders are
-checked by the engine only. Starting cash and positions seed each agent's own `Portfolio`.
-`finish` calls `on_stop` but does not cancel the agents' open orders.
+The clearing house's cores run here too (``clearing=True``, the default): every account is
+opened in a `clearing.ledger.Ledger` with the config's starting cash, positions and limits;
+every new order and replace passes the same `clearing.risk.RiskGate` the live exchange uses
+(refused with the same reasons, as execution reports or cancel rejects); every trade is
+settled in the ledger when it happens, and the gate hears the settled state every
+`_GATE_SYNC` trades (live, it hears it when clearing has settled: the reservations and pending
+fills cover the gap either way). So an agent that is short of cash or shares is refused in
+simulated time exactly as it would be live, and `sim.ledger` holds clearing's view of every
+account. `finish` calls `on_stop` but does not cancel the agents' open orders.
 """
 
 from __future__ import annotations
@@ -75,9 +81,12 @@ from agents.events import Quote, TradeTick
 from agents.portfolio import OpenOrder, Portfolio
 from agents.sim.kernel import Kernel
 from clearing.fees import FeeSchedule
+from clearing.ledger import Ledger, Limits, multiplier
+from clearing.link import worst_price_from
+from clearing.risk import RiskGate
 from exchange.engine import Engine
 from exchange.events import BOOK, STATUS, TRADE
-from exchange.reports import Reporter
+from exchange.reports import Reporter, reject_raw
 from exchange.symbols import SymbolSpec
 
 __all__ = ["SimContext", "SimMarket", "resolve_strategy"]
@@ -91,6 +100,7 @@ _NEW, _CANCEL, _REPLACE, _CANCEL_ALL = 0, 1, 2, 3
 _REPORT, _QUOTE, _TRADE, _FUND = 0, 1, 2, 3
 
 _BLOCK = 512  # latency draws taken from the generator at once
+_GATE_SYNC = 256  # settled trades between two settled-state updates of the risk gate
 
 
 class SimContext(Context):
@@ -292,6 +302,7 @@ class SimMarket:
         starting_positions: Mapping[str, int] | None = None,
         start_ns: int = 0,
         record_arrivals: bool = False,
+        clearing: bool = True,
     ) -> None:
         """`config` gives the symbols, fees, starting cash/positions and fundamental settings
         (explicit keyword arguments override it); `seed` defaults to ``config.seed``.
@@ -320,6 +331,20 @@ class SimMarket:
         self.start_ns = start_ns
         self.engine = Engine(specs, ts=start_ns)
         self.reporter = Reporter()
+        # the clearing house's cores: ledger (settlement) and the exchange's pre-trade gate
+        self.ledger: Ledger | None = None
+        self.gate: RiskGate | None = None
+        if clearing:
+            mult = {sp.symbol: multiplier(sp.tick_size, sp.lot_size, Decimal("0.01"))
+                    for sp in specs}  # fmt: skip
+            self.multipliers = mult
+            self.limits = Limits(leverage=config.clearing.leverage,
+                                 short_limit=config.clearing.short_limit)  # fmt: skip
+            self.ledger = Ledger(self.fees, mult)
+            self.gate = RiskGate(self.fees, mult, worst_price_from(self.engine))
+            self.gate.update(0, [])
+        self._unsynced: set[str] = set()
+        self._trades_since_sync = 0
         self._books = {s: self.engine.book(s) for s in self.symbols}
 
         self.agents: list[SimContext] = []
@@ -409,7 +434,14 @@ class SimMarket:
             cash=self.starting_cash if cash is None else cash,
             positions=dict(self.starting_positions if positions is None else positions),
             fees=self.fees,
+            multipliers=getattr(self, "multipliers", None),
         )
+        if self.ledger is not None and self.gate is not None:
+            self.ledger.open_account(
+                account, portfolio.cash, portfolio.positions, self.limits,
+                cost_prices={s: sp.reference_price for s, sp in self.specs.items()},
+            )  # fmt: skip
+            self.gate.update(self.ledger.settled_through, [self._risk_state(account)])
         ctx = SimContext(self, agent, name, account, latency, portfolio)
         agent.bind(ctx)
         self.agents.append(ctx)
@@ -513,16 +545,52 @@ class SimMarket:
         ctx.refresh()
         ctx.agent.on_timer(name)
 
+    def _risk_state(self, account: str) -> dict[str, Any]:
+        assert self.ledger is not None
+        acct = self.ledger.accounts[account]
+        lim = acct.limits
+        return {
+            "account": account, "token_hash": "", "cash": acct.cash,
+            "positions": {s: p.qty for s, p in acct.positions.items()},
+            "credit_limit": acct.credit_limit, "short_limit": lim.short_limit,
+            "max_position": lim.max_position, "max_order_notional": lim.max_order_notional,
+        }  # fmt: skip
+
+    def _refuse(self, ctx: SimContext, order: OpenOrder, reason: str, ts: int, kind: str) -> None:
+        """The gate said no: the agent hears it as the live exchange would say it."""
+        oid = self.engine.order_id_for(ctx.account, order.client_order_id) or 0
+        report = reject_raw(None, reason, ctx.account, ts, order.symbol, oid,
+                            order.client_order_id, kind)  # fmt: skip
+        if kind == "new":
+            report["side"] = order.side
+            report["price"] = order.price
+            report["order_type"] = "limit" if order.price is not None else "market"
+        ctx._push((_REPORT, report))
+
     def _arrive(self, ctx: SimContext, batch: list) -> None:
         """An agent's messages reach the engine."""
         if ctx._out is batch:
             ctx._out = None
         ts = self.kernel.now
         engine = self.engine
+        gate = self.gate
         account = ctx.account
         arrivals = self.arrivals
         for msg in batch:
             kind = msg[0]
+            if gate is not None and (kind == _NEW or kind == _REPLACE):
+                if kind == _NEW:
+                    o = msg[1]
+                    reason = gate.check_new(account, o.client_order_id, o.symbol, o.side,
+                                            o.qty, o.price)  # fmt: skip
+                else:
+                    o = msg[1]
+                    oid = engine.order_id_for(account, o.client_order_id)
+                    reason = gate.check_replace(account, oid, msg[2], msg[3])
+                if reason is not None:
+                    self.orders_in += 1
+                    self._refuse(ctx, o, reason, ts, "new" if kind == _NEW else "replace")
+                    continue
             if kind == _NEW:
                 _, order, otype, tif, post_only = msg
                 events = engine.submit(
@@ -587,9 +655,38 @@ class SimMarket:
             self._publish(items, now, _FUND)
 
     # ------------------------------------------------------------------ engine output
+    def _clear(self, events: list[tuple]) -> None:
+        """Clearing's part: the gate follows the engine; trades settle in the ledger now."""
+        gate, ledger = self.gate, self.ledger
+        assert gate is not None and ledger is not None
+        gate.on_events(events)
+        for ev in events:
+            if ev[0] == TRADE:
+                ledger.settle({
+                    "trade_id": ev[3], "symbol": ev[2], "price": ev[4], "qty": ev[5],
+                    "aggressor_side": ev[6], "buy_account": ev[8], "sell_account": ev[11],
+                    "ts": ev[13],
+                })  # fmt: skip
+                self._unsynced.add(ev[8])
+                self._unsynced.add(ev[11])
+                self._trades_since_sync += 1
+        if self._trades_since_sync >= _GATE_SYNC:
+            self.sync_gate()
+
+    def sync_gate(self) -> None:
+        """Tell the gate what is settled (clearing's `RiskState` push, in simulated time)."""
+        if self.gate is None or self.ledger is None:
+            return
+        states = [self._risk_state(a) for a in self._unsynced]
+        self._unsynced.clear()
+        self._trades_since_sync = 0
+        self.gate.update(self.ledger.settled_through, states)
+
     def _process(self, events: list[tuple], ts: int, new_order: OpenOrder | None) -> None:
         """Record, publish and report the events of one engine call made at `ts`."""
         self.engine_events += len(events)
+        if self.gate is not None:
+            self._clear(events)
         touched: dict[str, None] | None = None
         status = False
         ticks: list[tuple] | None = None
