@@ -226,6 +226,20 @@ class ClearingHouse:
             request_id=msg.request_id, account=msg.account, trades=records, next_after=nxt,
         ))  # fmt: skip
 
+    def check_withdraw(self, msg: Withdraw) -> ClearingReject | None:
+        """Would `msg` be carried out (admin token, account, funds)? Changes nothing."""
+        if not self._is_admin(msg.admin_token):
+            return self._reject(msg, "not_authorised", "admin token required")
+        acct = self.ledger.accounts.get(msg.account)
+        if acct is None or msg.account == FEE_ACCOUNT:
+            return self._reject(msg, "unknown_account", f"no account {msg.account!r}")
+        deposits = acct.deposits - msg.amount
+        credit = int((acct.limits.leverage - 1.0) * max(deposits, 0))
+        if acct.cash - msg.amount < -credit:
+            return self._reject(msg, "insufficient_funds",
+                                f"{msg.account}: cash {acct.cash} cannot cover {msg.amount}")
+        return None
+
     # ------------------------------------------------------------------ views
     def balance(self, acct: Account, request_id: str = "0") -> AccountBalance:
         ledger = self.ledger
@@ -243,7 +257,7 @@ class ClearingHouse:
             fees=self.fees, multipliers=self.multipliers,
         )  # fmt: skip
 
-    def risk_state(self, names: Iterable[str] | None) -> RiskState:
+    def risk_state(self, names: Iterable[str] | None, released: Iterable[str] = ()) -> RiskState:
         """Settled state for the exchange's gate: every account (names None) or those named."""
         ledger = self.ledger
         full = names is None
@@ -259,8 +273,10 @@ class ClearingHouse:
                 positions={s: p.qty for s, p in acct.positions.items()},
                 credit_limit=acct.credit_limit, short_limit=lim.short_limit,
                 max_position=lim.max_position, max_order_notional=lim.max_order_notional,
+                leverage=lim.leverage,
             ))  # fmt: skip
         return RiskState(
             settled_through=ledger.settled_through, full=full, accounts=states,
             fees=self.fees if full else None, multipliers=self.multipliers if full else None,
+            released=list(released),
         )  # fmt: skip

@@ -22,7 +22,15 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from clearing.protocol import ClearingProtocolError, RiskState, RiskSubscribe, decode, encode
+from clearing.protocol import (
+    ClearingProtocolError,
+    HoldReply,
+    HoldRequest,
+    RiskState,
+    RiskSubscribe,
+    decode,
+    encode,
+)
 from clearing.risk import RiskGate
 
 __all__ = ["ClearingLink", "worst_price_from"]
@@ -94,7 +102,7 @@ class ClearingLink:
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(self.endpoint)
             try:
-                await sock.send(encode(RiskSubscribe(admin_token=self.admin_token)))
+                await sock.send(encode(RiskSubscribe(admin_token=self.admin_token, gate=True)))
                 while await sock.poll(silent_after * 1000):
                     try:
                         msg = decode(await sock.recv())
@@ -103,6 +111,11 @@ class ClearingLink:
                         continue
                     if isinstance(msg, RiskState):
                         self._apply(msg, kill)
+                    elif isinstance(msg, HoldRequest):
+                        reason = self.gate.hold(msg.hold_id, msg.account, msg.amount)
+                        await sock.send(encode(HoldReply(
+                            hold_id=msg.hold_id, ok=reason is None, reason=reason,
+                        )))  # fmt: skip
                     elif msg.type == "clearing_reject":
                         log.error("clearing_refused", reason=msg.reason, text=msg.text)
                         break
@@ -116,7 +129,9 @@ class ClearingLink:
         gate = self.gate
         if msg.full and (msg.fees != gate.fees or msg.multipliers != gate.multipliers):
             gate.set_terms(msg.fees, msg.multipliers)
-        unfunded = gate.update(msg.settled_through, [a.model_dump() for a in msg.accounts])
+        unfunded = gate.update(
+            msg.settled_through, [a.model_dump() for a in msg.accounts], msg.released
+        )
         self.states += 1
         if unfunded:
             log.warning("risk_kill_switch", accounts=unfunded)

@@ -34,6 +34,8 @@ __all__ = [
     "ClearingReject",
     "Deposit",
     "Heartbeat",
+    "HoldReply",
+    "HoldRequest",
     "ListAccounts",
     "OpenAccount",
     "PositionInfo",
@@ -124,6 +126,28 @@ class RiskSubscribe(_Admin):
     """The exchange's gate: send every account's `AccountState` now and on every change."""
 
     type: Literal["risk_subscribe"] = "risk_subscribe"
+    gate: bool = False  # True: a pre-trade gate, which must also answer `HoldRequest`s
+
+
+class HoldRequest(_Msg):
+    """Clearing -> the exchange's gate: set `amount` of `account`'s cash aside for a withdrawal.
+
+    A withdrawal must not take cash that open orders or fills not yet settled already count
+    on; only the gate knows those, so it holds the amount (or refuses) before clearing pays
+    out. The hold is released by the `RiskState` that carries the withdrawal (`released`).
+    """
+
+    type: Literal["hold_request"] = "hold_request"
+    hold_id: RequestId
+    account: Name
+    amount: Amount
+
+
+class HoldReply(_Msg):
+    type: Literal["hold_reply"] = "hold_reply"
+    hold_id: RequestId
+    ok: bool
+    reason: str | None = None
 
 
 class BalanceRequest(_Owner):
@@ -214,6 +238,7 @@ class AccountState(BaseModel):
     short_limit: int
     max_position: int | None
     max_order_notional: int | None
+    leverage: float = 1.0
 
 
 class RiskState(_Msg):
@@ -225,6 +250,7 @@ class RiskState(_Msg):
     accounts: list[AccountState]
     fees: FeeSchedule | None = None  # on full states: the gate computes fees as clearing does
     multipliers: dict[str, int] | None = None
+    released: list[str] = []  # withdrawal holds these balances now include (or abandoned)
 
 
 class ClearingReject(_Msg):
@@ -250,7 +276,8 @@ class Heartbeat(_Msg):
 ClearingMessage = Annotated[
     OpenAccount | AccountOpened | Deposit | Withdraw | SetLimits | ListAccounts | RiskSubscribe
     | BalanceRequest | Subscribe | TradeHistoryRequest | AccountBalance | AccountUpdate
-    | AccountList | TradeHistory | RiskState | ClearingReject | Ack | Heartbeat,
+    | AccountList | TradeHistory | RiskState | ClearingReject | Ack | Heartbeat | HoldRequest
+    | HoldReply,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(ClearingMessage)

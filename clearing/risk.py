@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,11 +58,13 @@ class AccountRisk:
     pending_cash: int = 0  # fills beyond settled_through
     pending_pos: dict[str, int] = field(default_factory=dict)
     reserved_cash: int = 0  # open buy orders at their limit price, with fees
+    held: int = 0  # cash set aside for withdrawals clearing has not paid out yet
+    leverage: float = 1.0
     open_buy: dict[str, int] = field(default_factory=dict)  # leaves per symbol
     open_sell: dict[str, int] = field(default_factory=dict)
 
     def available_cash(self) -> int:
-        return self.cash + self.pending_cash - self.reserved_cash + self.credit_limit
+        return self.cash + self.pending_cash - self.reserved_cash - self.held + self.credit_limit
 
     def position(self, symbol: str) -> int:
         return self.positions.get(symbol, 0) + self.pending_pos.get(symbol, 0)
@@ -101,10 +104,41 @@ class RiskGate:
         # (trade_id, buyer, seller, symbol, qty, price, aggressor, buyer's cash delta, seller's)
         self.pending: deque[tuple[int, str, str, str, int, int, str, int, int]] = deque()
         self._market_price: tuple[Any, Any, int] | None = None  # (account, clid, worst price)
+        self.holds: dict[str, tuple[str, int]] = {}  # hold id -> (account, amount held)
 
     # ------------------------------------------------------------------ from clearing
-    def update(self, settled_through: int, states: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Settled state from clearing; returns accounts whose open orders are now unfunded."""
+    def hold(self, hold_id: str, account: str, amount: int) -> str | None:
+        """Set cash aside for a withdrawal, or say why not.
+
+        With leverage the credit line shrinks with the deposits, so a withdrawal of `amount`
+        costs ``leverage x amount`` of buying power.
+        """
+        acct = self.accounts.get(account)
+        if acct is None:
+            return "unknown_account"
+        need = math.ceil(amount * acct.leverage)
+        if need > acct.available_cash():
+            return "insufficient_funds"
+        acct.held += need
+        self.holds[hold_id] = (account, need)
+        return None
+
+    def release(self, hold_ids: Iterable[str]) -> None:
+        for hold_id in hold_ids:
+            held = self.holds.pop(hold_id, None)
+            if held is not None and held[0] in self.accounts:
+                self.accounts[held[0]].held -= held[1]
+
+    def update(
+        self, settled_through: int, states: Iterable[Mapping[str, Any]],
+        released: Iterable[str] = (),
+    ) -> list[str]:  # fmt: skip
+        """Settled state from clearing; returns accounts whose open orders are now unfunded.
+
+        `released`: withdrawal holds that these balances already include (or that clearing
+        abandoned); their cash stops being held in the same step, so it is never counted
+        twice or not at all.
+        """
         for s in states:
             acct = self.accounts.get(s["account"])
             if acct is None:
@@ -116,6 +150,8 @@ class RiskGate:
             acct.short_limit = s.get("short_limit", 0)
             acct.max_position = s.get("max_position")
             acct.max_order_notional = s.get("max_order_notional")
+            acct.leverage = s.get("leverage", 1.0)
+        self.release(released)
         if settled_through > self.settled_through:
             self.settled_through = settled_through
         pending = self.pending

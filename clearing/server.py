@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 import time
@@ -32,6 +33,7 @@ from clearing.protocol import (
     AccountUpdate,
     ClearingProtocolError,
     ClearingReject,
+    HoldRequest,
     RiskState,
     decode,
     encode,
@@ -59,6 +61,9 @@ class ClearingServer:
             default_limits=s.default_limits,
         )  # fmt: skip
         self.risk_subscribers: set[bytes] = set()
+        self.gates: set[bytes] = set()  # risk subscribers that also answer withdrawal holds
+        self._holds: dict[str, dict[str, Any]] = {}  # withdrawals waiting for the gate
+        self._hold_ids = itertools.count(1)
         self.owner_subscribers: dict[str, set[bytes]] = defaultdict(set)
         self.exchange_last = 0  # the newest trade id the exchange has told us about
         self.endpoints: dict[str, str] = {}
@@ -125,6 +130,8 @@ class ClearingServer:
                 await self._drain_dropcopy(self._sub)
             if api in ready:
                 self._drain_api(self._api)
+            if self._holds:
+                self._expire_holds()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + beat_s
                 if self.exchange_last > self.house.ledger.settled_through or not self._caught_up:
@@ -224,6 +231,14 @@ class ClearingServer:
                                             ref_type=exc.ref_type)  # fmt: skip
                 self._send(identity, reply)
                 continue
+            if msg.type == "hold_reply":
+                self._on_hold_reply(identity, msg)
+                continue
+            if msg.type == "withdraw" and self.gates:
+                self._start_hold(identity, msg)
+                continue
+            if msg.type == "risk_subscribe" and msg.gate:
+                self.gates = {identity}  # one exchange per clearing house: the newest gate
             try:
                 outcome = self.house.handle(msg, ts)
             except Exception as exc:  # a bug must not take the clearing house down
@@ -244,16 +259,62 @@ class ClearingServer:
             if outcome.touched:
                 self._publish(outcome.touched)
 
+    # ------------------------------------------------------------------ withdrawals
+    def _start_hold(self, identity: bytes, msg: Any) -> None:
+        """A withdrawal waits until the exchange's gate has set the cash aside (`HoldRequest`)."""
+        refused = self.house.check_withdraw(msg)
+        if refused is not None:
+            self._send(identity, refused)
+            return
+        hold_id = f"w{next(self._hold_ids)}"
+        self._holds[hold_id] = {
+            "identity": identity, "msg": msg, "waiting": set(self.gates),
+            "deadline": time.monotonic() + self.settings.hold_timeout_s,
+        }  # fmt: skip
+        request = HoldRequest(hold_id=hold_id, account=msg.account, amount=msg.amount)
+        for gate in self.gates:
+            self._send(gate, request)
+
+    def _on_hold_reply(self, identity: bytes, reply: Any) -> None:
+        hold = self._holds.get(reply.hold_id)
+        if hold is None:
+            return  # expired already (and released)
+        if not reply.ok:
+            self._end_hold(reply.hold_id, reply.reason or "refused_by_gate")
+            return
+        hold["waiting"].discard(identity)
+        if not hold["waiting"]:
+            self._end_hold(reply.hold_id, None)
+
+    def _expire_holds(self) -> None:
+        now = time.monotonic()
+        for hold_id in [h for h, v in self._holds.items() if v["deadline"] < now]:
+            self._end_hold(hold_id, "risk_unavailable")
+
+    def _end_hold(self, hold_id: str, refused: str | None) -> None:
+        hold = self._holds.pop(hold_id)
+        msg, identity = hold["msg"], hold["identity"]
+        if refused is not None:
+            self._publish(set(), released=[hold_id])
+            self._send(identity, ClearingReject(
+                request_id=msg.request_id, ref_type=msg.type, reason=refused,
+                text=f"the exchange's risk gate: {refused}",
+            ))  # fmt: skip
+            return
+        outcome = self.house.handle(msg, time.time_ns())
+        self._send(identity, outcome.reply)
+        self._publish(outcome.touched, released=[hold_id])
+
     def _send(self, identity: bytes, msg: Any) -> None:
         with contextlib.suppress(zmq.Again, zmq.ZMQError):
             self._api.send_multipart([identity, encode(msg)], zmq.NOBLOCK)
 
-    def _publish(self, touched: set[str]) -> None:
+    def _publish(self, touched: set[str], released: list[str] | None = None) -> None:
         """Push the touched accounts' new state: to the gate, and to each subscribed owner."""
-        if not touched:
+        if not touched and not released:
             return
         if self.risk_subscribers:
-            state = encode(self.house.risk_state(touched))
+            state = encode(self.house.risk_state(touched, released or ()))
             for identity in self.risk_subscribers:
                 with contextlib.suppress(zmq.Again, zmq.ZMQError):
                     self._api.send_multipart([identity, state], zmq.NOBLOCK)

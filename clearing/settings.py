@@ -49,6 +49,9 @@ class ClearingSettings(BaseSettings):
     default_limits: Limits = Field(default_factory=Limits)
     heartbeat_s: float = Field(1.0, gt=0, description="to subscribers; replay check interval")
     replay_timeout_s: float = Field(2.0, gt=0)
+    hold_timeout_s: float = Field(
+        5.0, gt=0, description="how long a withdrawal waits for the exchange's gate to hold it"
+    )
     log_json: bool | None = None
     log_level: str = "info"
 

@@ -249,3 +249,27 @@ async def test_kill_9_clearing_mid_stream_loses_and_duplicates_nothing(tmp_path:
     assert trade_changes == [c for c in reference["changes"] if c[1] in ("trade", "fee")]
     assert len(trade_changes) == 3 * total  # two legs and the fee, once per trade
     assert live["meta"] == reference["meta"]
+
+
+async def test_withdrawal_cannot_take_cash_that_open_orders_count_on(market: Market) -> None:
+    ep = market.endpoints
+    admin = ClearingClient(ep["clearing"], admin_token=market.admin_token)
+    alice = await admin.open_account("alice", cash=50_000)
+    ca = await ExchangeClient("alice", alice.token, gateway=ep["gateway"]).connect()
+    try:
+        resting = await ca.create_order("AGR", "buy", "limit", 3, 10_000)  # reserves 30,015
+        assert resting.exec_type == "new"
+        with pytest.raises(ClearingError) as refused:
+            await admin.withdraw("alice", 30_000)  # clearing alone would pay this out
+        assert refused.value.reason == "insufficient_funds"
+        after = await admin.withdraw("alice", 19_000)  # what the open order leaves free
+        assert after.cash == 31_000
+        # the gate has the new balance: the open order still fits, nothing more does
+        more = await ca.create_order("AGR", "buy", "limit", 1, 10_000)
+        assert more.exec_type == "rejected" and more.reject_reason == "insufficient_funds"
+        cancel = await ca.cancel_order(resting.order_id, "AGR")
+        assert cancel.exec_type == "canceled"
+        assert (await admin.withdraw("alice", 31_000)).cash == 0
+    finally:
+        await ca.close()
+        await admin.close()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clearing.fees import FeeSchedule
-from clearing.ledger import FEE_ACCOUNT, Ledger, Limits, multiplier
+from clearing.ledger import FEE_ACCOUNT, Ledger, LedgerError, Limits, multiplier
 from clearing.link import worst_price_from
 from clearing.risk import RiskGate
 from exchange.engine import Engine
@@ -50,6 +50,7 @@ op = st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     st.tuples(st.just("replace"), st.integers(0, 50), st.integers(1, 40), st.integers(-5, 5)),
     st.tuples(st.just("settle"), st.integers(0, 20)),
+    st.tuples(st.just("withdraw"), st.sampled_from(ACCOUNTS), st.integers(1, 30_000)),
 )  # fmt: skip
 
 
@@ -61,6 +62,7 @@ def _state(ledger: Ledger, name: str) -> dict:
         "positions": {s: p.qty for s, p in acct.positions.items()},
         "credit_limit": acct.credit_limit, "short_limit": lim.short_limit,
         "max_position": lim.max_position, "max_order_notional": lim.max_order_notional,
+        "leverage": lim.leverage,
     }  # fmt: skip
 
 
@@ -80,6 +82,8 @@ def _random_ops(rnd: random.Random, n: int) -> list[tuple]:
             ops.append(("cancel", rnd.randint(0, 500)))
         elif r < 0.9:
             ops.append(("replace", rnd.randint(0, 500), rnd.randint(1, 40), rnd.randint(-3, 3)))
+        elif r < 0.95:
+            ops.append(("withdraw", rnd.choice(ACCOUNTS), rnd.randint(1, 30_000)))
         else:
             ops.append(("settle", rnd.randint(0, 30)))
     return ops
@@ -123,6 +127,7 @@ def check_flow(setup: list[dict], fees: tuple[float, float], ops: list[tuple]) -
     gate.update(0, [_state(ledger, n) for n in ACCOUNTS])
 
     unsettled: list[dict] = []
+    withdrawn = 0
     order_ids: list[tuple[str, int]] = []
     ts = 0
     accepted = refused = 0
@@ -175,6 +180,18 @@ def check_flow(setup: list[dict], fees: tuple[float, float], ops: list[tuple]) -
                 run(engine.replace(acct, o[2], price, oid, None, ts))
         elif o[0] == "settle":
             settle(o[1])
+        elif o[0] == "withdraw":
+            # clearing asks the gate to hold the cash, pays out, then tells the gate (released)
+            _, acct, amount = o
+            hold_id = f"w{ts}"
+            if gate.hold(hold_id, acct, amount) is None:
+                try:
+                    ledger.withdraw(acct, amount)
+                    withdrawn += amount
+                except LedgerError:
+                    pass  # clearing refuses on its own numbers too; the hold is released
+                unfunded = gate.update(ledger.settled_through, [_state(ledger, acct)], [hold_id])
+                assert unfunded == []
     settle(len(unsettled))
 
     assert ledger.violations == []
@@ -191,7 +208,7 @@ def check_flow(setup: list[dict], fees: tuple[float, float], ops: list[tuple]) -
         total = sum(a.positions[symbol].qty for a in ledger.accounts.values()
                     if symbol in a.positions)  # fmt: skip
         assert total == initial_pos[symbol]
-    assert sum(a.cash for a in ledger.accounts.values()) == initial_cash
+    assert sum(a.cash for a in ledger.accounts.values()) == initial_cash - withdrawn
     fees_total = sum(a.fees_paid for n, a in ledger.accounts.items() if n != FEE_ACCOUNT)
     assert ledger.accounts[FEE_ACCOUNT].cash == fees_total
     # the gate and the ledger agree on every settled balance once nothing is pending

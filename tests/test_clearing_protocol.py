@@ -62,6 +62,8 @@ EXAMPLES: list[BaseModel] = [
     P.ClearingReject(reason="malformed"),
     P.Ack(request_id="ack"),
     P.Heartbeat(settled_through=0),
+    P.HoldRequest(hold_id="w1", account="alice", amount=500),
+    P.HoldReply(hold_id="w1", ok=False, reason="insufficient_funds"),
 ]
 
 MESSAGE_CLASSES = typing.get_args(typing.get_args(P.ClearingMessage)[0])
@@ -69,7 +71,7 @@ MESSAGE_CLASSES = typing.get_args(typing.get_args(P.ClearingMessage)[0])
 
 def test_examples_cover_every_message_type() -> None:
     assert {type(m) for m in EXAMPLES} == set(MESSAGE_CLASSES)
-    assert len(MESSAGE_CLASSES) == 18
+    assert len(MESSAGE_CLASSES) == 20
 
 
 @pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: m.type)
