@@ -38,9 +38,9 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
 def _admin_token(settings: ClientSettings) -> ClientSettings:
     if settings.admin_token:
         return settings
-    path = Path("var/clearing/admin.token")
-    if path.exists():
-        return settings.model_copy(update={"admin_token": path.read_text().strip()})
+    for path in (Path("var/admin.token"), Path("var/clearing/admin.token")):
+        if path.exists():  # agora up's, then a standalone clearing's
+            return settings.model_copy(update={"admin_token": path.read_text().strip()})
     return settings
 
 

@@ -149,11 +149,11 @@ def _admin_token(token: str | None) -> str:
     token = token or ClientSettings().admin_token
     if token:
         return token
-    path = Path("var/clearing/admin.token")
-    if path.exists():
-        return path.read_text().strip()
+    for path in (Path("var/admin.token"), Path("var/clearing/admin.token")):
+        if path.exists():  # agora up's, then a standalone clearing's
+            return path.read_text().strip()
     raise typer.BadParameter("no admin token: pass --admin-token, set AGORA_ADMIN_TOKEN, or run "
-                             "where var/clearing/admin.token is")  # fmt: skip
+                             "where var/admin.token (agora up) is")  # fmt: skip
 
 
 def _money(units: int) -> str:

@@ -100,6 +100,25 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
         result = json.loads(next(x for x in attach.stdout.splitlines()
                                  if x.startswith("AGORA_RESULT "))[13:])  # fmt: skip
         assert result["fills"] > 0 and result["mismatches"] == [] and result["errors"] == 0
+        # the leaderboard of the running market
+        board = subprocess.run([*AGORA, "accounts"], env=env, capture_output=True, text=True,
+                               timeout=WAIT_S, cwd=tmp_path)  # fmt: skip
+        assert board.returncode == 0, board.stderr
+        assert "mine" in board.stdout and "42 accounts" in board.stdout
+        # the README's feed example prints trades as they happen
+        feed_code = re.search(r"## Subscribe to the price feed\n\n```python\n(.*?)```",
+                              (ROOT / "README.md").read_text(), re.S)  # fmt: skip
+        assert feed_code, "README lost its feed example"
+        (tmp_path / "feed.py").write_text(feed_code.group(1))
+        feed = subprocess.Popen([sys.executable, "feed.py"], env=env, cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            trade_id, price, qty, side = _line(feed, "").split()
+            assert int(trade_id) > 0 and float(price) > 0 and int(qty) > 0
+            assert side in ("buy", "sell", "none")
+        finally:
+            feed.kill()
+            feed.wait()
         up.send_signal(signal.SIGINT)  # Ctrl-C
         summary = json.loads(_line(up, "AGORA_SUMMARY "))
         assert up.wait(timeout=WAIT_S) == 0
