@@ -85,6 +85,7 @@ def run(
     count: int = typer.Option(1, help="how many agents"),
     name: str = typer.Option(None, help="population name (agent names are NAME-0, NAME-1...)"),
     param: list[str] | None = typer.Option(None, help="strategy parameter key=value"),
+    symbol: str = typer.Option(None, help="the symbol to trade (the strategy's `symbol`)"),
     config: Path = typer.Option(None, help="market file: symbols and --population from it"),
     population: str = typer.Option(None, help="run this population of --config"),
     population_json: str = typer.Option(
@@ -145,6 +146,8 @@ def run(
         cash = cash if cash is not None else market.clearing.starting_cash
         positions = positions if positions is not None else market.clearing.starting_positions
     params.update(_params(param))
+    if symbol is not None:
+        params["symbol"] = symbol
     if position:
         positions = {k: int(v) for k, v in _params(position).items()}
     latency = latency.model_copy(update={k: v for k, v in {

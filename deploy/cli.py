@@ -279,6 +279,26 @@ def market_file() -> None:
 
 
 @app.command()
+def record(
+    out_dir: str = typer.Option(None, help="where the Parquet files go [AGORA_RECORDER_OUT_DIR]"),
+    rotate_s: float = typer.Option(None, help="one file per channel per this many seconds"),
+) -> None:
+    """Record the exchange's feed (trades, top of book, L2 deltas, status, bars) to Parquet.
+
+    The `recorder` service of `agora up` and docker compose; settings from AGORA_RECORDER_*.
+    """
+    from agents.recorder.__main__ import main as run_recorder
+    from agents.recorder.settings import RecorderSettings
+
+    overrides: dict = {}
+    if out_dir is not None:
+        overrides["out_dir"] = out_dir
+    if rotate_s is not None:
+        overrides["rotate_s"] = rotate_s
+    run_recorder(RecorderSettings(**overrides))
+
+
+@app.command()
 def watch(
     symbol: str = typer.Argument("AGR", help="symbol to watch"),
     levels: int = typer.Option(10, help="book levels per side"),
