@@ -129,6 +129,9 @@ class ClearingHouse:
             return self._handle(msg, ts)
         except LedgerError as exc:
             return Outcome(self._reject(msg, exc.reason, str(exc)))
+        except BaseException:
+            self.reload()  # a failed write: memory must not keep what the store did not
+            raise
 
     def _reject(self, msg: Any, reason: str, text: str = "") -> ClearingReject:
         return ClearingReject(

@@ -45,6 +45,9 @@ __all__ = [
     "multiplier",
 ]
 
+MAX_CASH = 2**62
+"""Largest balance (cash units or lots) an account may be given: room below the 64-bit columns."""
+
 FEE_ACCOUNT = "_fees"
 """Where fees go (and rebates come from), so total cash is conserved exactly."""
 
@@ -165,8 +168,10 @@ class Ledger:
         """Open `account` with its initial allocation (positions cost at `cost_prices`)."""
         if account in self.accounts:
             raise LedgerError("account_exists", f"account {account!r} already exists")
-        if cash < 0 or any(q < 0 for q in (positions or {}).values()):
-            raise LedgerError("invalid_amount", "initial cash and positions must be >= 0")
+        if not 0 <= cash <= MAX_CASH or any(
+            not 0 <= q <= MAX_CASH for q in (positions or {}).values()
+        ):
+            raise LedgerError("invalid_amount", f"initial cash and positions: 0..{MAX_CASH}")
         acct = Account(account, cash=cash, deposits=cash, limits=limits or Limits())
         acct.token_hash = token_hash
         changes = [Change("open", account, cash, ts=ts)]
@@ -190,6 +195,8 @@ class Ledger:
         if amount <= 0:
             raise LedgerError("invalid_amount", "a deposit must be > 0")
         acct = self.get(account)
+        if acct.cash + amount > MAX_CASH:
+            raise LedgerError("invalid_amount", f"cash would exceed {MAX_CASH}")
         acct.cash += amount
         acct.deposits += amount
         return Change("deposit", account, amount, ts=ts)

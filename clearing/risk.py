@@ -300,7 +300,11 @@ class RiskGate:
         _k, _s, symbol, oid, clid, account, side, _otype, price, qty, _tif, _ts = ev
         if price is None:  # a market order: reserved at the price its check used
             mp = self._market_price
-            price = mp[2] if mp is not None and mp[0] == account and mp[1] == clid else 0
+            if mp is not None and mp[0] == account and mp[1] == clid:
+                price = mp[2]
+            else:  # replayed from the journal: the bound now (the band edge in an auction)
+                bound = self.worst_price(symbol, side, qty) if self.worst_price else None
+                price = bound or 0
         self._market_price = None
         order = [account, symbol, side, price, qty, 0, 0]
         self.orders[oid] = order
@@ -309,6 +313,8 @@ class RiskGate:
     def _set_leaves(self, order: list[Any], leaves: int) -> None:
         account, symbol, side, price, _qty, old, res = order
         acct = self.accounts.get(account)
+        if acct is None:  # a journal replay before clearing spoke: the state fills in later
+            acct = self.accounts[account] = AccountRisk(account)
         order[5] = leaves
         book = None
         if acct is not None:

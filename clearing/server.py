@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import secrets
 import signal
 import time
 from collections import defaultdict
@@ -176,7 +177,13 @@ class ClearingServer:
         except OutOfOrder as exc:
             log.warning("trade_gap", expected=exc.expected)
             await self._catch_up()
-            touched = self.house.settle(trades)
+            try:
+                touched = self.house.settle(trades)
+            except OutOfOrder:
+                # Still a gap (the replay service is not answering): these trades are in the
+                # exchange's journal; the heartbeat-driven catch-up fetches them in order.
+                self._caught_up = False
+                return
         self._publish(touched)
 
     async def _catch_up(self) -> None:
@@ -237,8 +244,6 @@ class ClearingServer:
             if msg.type == "withdraw" and self.gates:
                 self._start_hold(identity, msg)
                 continue
-            if msg.type == "risk_subscribe" and msg.gate:
-                self.gates = {identity}  # one exchange per clearing house: the newest gate
             try:
                 outcome = self.house.handle(msg, ts)
             except Exception as exc:  # a bug must not take the clearing house down
@@ -248,9 +253,11 @@ class ClearingServer:
                     reason="internal_error", text=str(exc)[:1024],
                 ))  # fmt: skip
                 continue
-            if outcome.subscribe == "risk":
+            if outcome.subscribe == "risk":  # the admin token was checked
                 if len(self.risk_subscribers) < _MAX_SUBSCRIBERS:
                     self.risk_subscribers.add(identity)
+                if msg.gate:
+                    self.gates = {identity}  # one exchange per clearing house: the newest
             elif outcome.subscribe is not None:
                 subs = self.owner_subscribers[outcome.subscribe]
                 if len(subs) < _MAX_SUBSCRIBERS:
@@ -266,7 +273,7 @@ class ClearingServer:
         if refused is not None:
             self._send(identity, refused)
             return
-        hold_id = f"w{next(self._hold_ids)}"
+        hold_id = f"w{next(self._hold_ids)}-{secrets.token_hex(8)}"  # not guessable
         self._holds[hold_id] = {
             "identity": identity, "msg": msg, "waiting": set(self.gates),
             "deadline": time.monotonic() + self.settings.hold_timeout_s,
@@ -277,8 +284,8 @@ class ClearingServer:
 
     def _on_hold_reply(self, identity: bytes, reply: Any) -> None:
         hold = self._holds.get(reply.hold_id)
-        if hold is None:
-            return  # expired already (and released)
+        if hold is None or identity not in hold["waiting"]:
+            return  # expired already (and released), or not from a gate we asked
         if not reply.ok:
             self._end_hold(reply.hold_id, reply.reason or "refused_by_gate")
             return
@@ -301,7 +308,14 @@ class ClearingServer:
                 text=f"the exchange's risk gate: {refused}",
             ))  # fmt: skip
             return
-        outcome = self.house.handle(msg, time.time_ns())
+        try:
+            outcome = self.house.handle(msg, time.time_ns())
+        except Exception as exc:  # the store failed: refuse, release, stay up
+            log.exception("withdrawal_failed", hold_id=hold_id)
+            self._publish(set(), released=[hold_id])
+            self._send(identity, ClearingReject(request_id=msg.request_id, ref_type=msg.type,
+                                                reason="internal_error", text=str(exc)[:1024]))
+            return
         self._send(identity, outcome.reply)
         self._publish(outcome.touched, released=[hold_id])
 

@@ -9,15 +9,18 @@ ready line says which. A restart after a crash can pin the ports it had before.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import selectors
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,15 @@ __all__ = [
 class Proc:
     """A child process; `ready` is its ``AGORA_READY`` JSON.
 
-    With `log_path`, stderr (the logs) goes to that file instead of a pipe: a long-running
-    service must never block on a full pipe nobody reads (`agora up`).
+    Its pipes are always drained (the ready line by the starter, the rest by reader threads),
+    so a chatty child can never block on a full pipe. With `log_path`, stderr (the logs) goes
+    to that file instead. `output` holds the stdout after the ready line (e.g. a runner's
+    ``AGORA_RESULT``), complete once the process has stopped.
     """
 
     def __init__(
         self, args: list[str], env: dict[str, str], log_path: Path | None = None,
-        wait: bool = True,
+        wait: bool = True, **popen: Any,
     ) -> None:  # fmt: skip
         self.args = args
         self.env = env
@@ -59,47 +64,112 @@ class Proc:
             env=env,
             stdout=subprocess.PIPE,
             stderr=self._log if self._log is not None else subprocess.PIPE,
-            text=True,
+            **popen,
         )
+        self._out = bytearray()  # stdout after the ready line
+        self._err = bytearray()
+        self._err_done = False
+        self._err_seen = 0  # how far `wait_log` has looked
+        self._cond = threading.Condition()
+        self._readers: list[threading.Thread] = []
+        if self.popen.stderr is not None:
+            self._drain(self.popen.stderr.fileno(), self._err)
         self.ready: dict[str, Any] = self._wait_ready() if wait else {}
 
+    def _drain(self, fd: int, into: bytearray) -> None:
+        def read() -> None:
+            while chunk := os.read(fd, 65536):
+                with self._cond:
+                    into.extend(chunk)
+                    self._cond.notify_all()
+            with self._cond:
+                if into is self._err:
+                    self._err_done = True
+                self._cond.notify_all()
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        self._readers.append(thread)
+
     def _wait_ready(self) -> dict[str, Any]:
+        """Read stdout (raw, so no line waits unseen in a buffer) up to the ready line."""
         assert self.popen.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.popen.stdout, selectors.EVENT_READ)
+        fd = self.popen.stdout.fileno()
+        buf = b""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            if not sel.select(timeout=deadline - time.monotonic()):
+            ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
+            if not ready:
                 break
-            line = self.popen.stdout.readline()
-            if not line:  # the process exited before it was ready
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the process exited before it was ready
                 break
-            if line.startswith("AGORA_READY "):
-                return json.loads(line[len("AGORA_READY ") :])
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.startswith(b"AGORA_READY "):
+                    self._out.extend(buf)
+                    self._drain(fd, self._out)
+                    return json.loads(line[len(b"AGORA_READY ") :])
         err = self.stop()
         raise RuntimeError(f"{self.args} did not become ready:\n{err[-4000:]}")
 
+    def wait_log(self, pred: Callable[[str], bool], timeout: float = READY_TIMEOUT_S) -> str:
+        """The next stderr line (of those not yet looked at) for which `pred` is true.
+
+        Event-driven: it wakes when the reader thread adds output. Raises `LookupError` if the
+        stream ends (or `timeout`, a safety net, passes) first. Only for stderr piped here.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                end = self._err.rfind(b"\n") + 1
+                if end > self._err_seen:
+                    lines = self._err[self._err_seen : end].decode(errors="replace")
+                    for line in lines.splitlines():
+                        self._err_seen += len(line.encode()) + 1
+                        if pred(line):
+                            return line
+                    self._err_seen = end
+                left = deadline - time.monotonic()
+                if self._err_done or left <= 0:
+                    raise LookupError("no such log line")
+                self._cond.wait(left)
+
+    def stderr_text(self, timeout: float = 10.0) -> str:
+        """Everything on stderr so far; once the process has exited, all of it."""
+        with self._cond:
+            if self.popen.poll() is not None:
+                self._cond.wait_for(lambda: self._err_done, timeout)
+            return self._err.decode(errors="replace")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
-        """Signal the process, wait for it, return its stderr."""
+        """Signal the process, wait for it (kill -9 after `timeout`), return its stderr."""
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
         try:
-            out, err = self.popen.communicate(timeout=timeout)
+            self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.popen.kill()
-            out, err = self.popen.communicate()
-        self.output = out or ""
-        return self._close_log(err)
+            self.popen.wait()
+        return self._finish()
 
     def kill(self) -> None:
         """kill -9: no goodbye, no flush."""
         self.popen.kill()
-        self.popen.communicate()
-        self._close_log(None)
+        self.popen.wait()
+        self._finish()
 
-    def _close_log(self, err: str | None) -> str:
+    def _finish(self) -> str:
+        for thread in self._readers:
+            thread.join(timeout=5)
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self.output = self._out.decode(errors="replace")
         if self._log is None:
-            return err or ""
+            return self._err.decode(errors="replace")
         self._log.close()
         self._log = None
         assert self.log_path is not None

@@ -53,17 +53,10 @@ class _Child(Proc):
     """A service process in its own session (Ctrl-C in the terminal does not reach it)."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        import subprocess
-
-        self.args, self.env, self.log_path = args, env, log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "a")  # noqa: SIM115 (closed in stop/kill)
-        self.popen = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            start_new_session=True,
+        super().__init__(
+            args, env, log_path=log_path, start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )  # fmt: skip
-        self.ready = self._wait_ready()
 
 
 @dataclass

@@ -549,6 +549,9 @@ class ExchangeServer:
                 reply = self._snapshot_reply(msg, ts)
             except ProtocolError as exc:
                 reply = _protocol_reject(exc.reason, str(exc), exc.ref_type, ts)
+            except Exception as exc:  # a request must never take the exchange down
+                log.exception("snapshot_request_failed")
+                reply = _protocol_reject("internal_error", type(exc).__name__, None, ts)
             _send(sock, [identity, msgpack.packb([reply])])
 
     def _snapshot_reply(self, msg: Any, ts: int) -> dict:
@@ -561,7 +564,9 @@ class ExchangeServer:
                 "seq": self.feed.last_seq(msg.symbol, "book"), "bids": bids, "asks": asks,
             }  # fmt: skip
         if isinstance(msg, TradeReplayRequest):
-            if self._replay_token and not hmac.compare_digest(msg.token, self._replay_token):
+            if self._replay_token and not hmac.compare_digest(
+                msg.token.encode(), self._replay_token.encode()  # bytes: any text compares
+            ):
                 return _protocol_reject("not_authorised", "trade replay needs the clearing "
                                         "token", msg.type, ts)  # fmt: skip
             self.journal.commit()

@@ -233,17 +233,25 @@ def _random_flow(clients: list[WireClient], n: int, seed: int) -> None:
 
 def test_feed_rebuilds_the_book_and_late_joiners_converge(exchange: Proc, ctx: zmq.Context) -> None:
     r = exchange.ready
+    def has_delta(sub: FeedSubscriber) -> bool:
+        return any(m.type == "book_delta" for _, m in sub.messages)
+
     early = FeedSubscriber(ctx, r["feed"], [f"{SYM}|"])
     snaps = SnapshotClient(ctx, r["snapshot"])
-    # A subscription takes effect asynchronously: the early subscriber starts from a
-    # snapshot too (the Clone pattern), so whatever it missed before joining is covered.
-    start = snaps.snapshot(SYM)
     clients = [WireClient(ctx, r["gateway"], f"trader{i}") for i in range(4)]
-    _random_flow(clients, 150, seed=1)
+    # A subscription takes effect asynchronously (the slow joiner): as in the Clone pattern,
+    # a subscriber takes its snapshot once its subscription has delivered something, so the
+    # deltas it holds reach back to the snapshot whatever the machine's load.
+    _random_flow(clients, 10, seed=1)
+    early.poll_until(has_delta)
+    start = snaps.snapshot(SYM)
+    _random_flow(clients, 140, seed=3)
 
     late = FeedSubscriber(ctx, r["feed"], [f"{SYM}|book"])
+    _random_flow(clients, 10, seed=2)
+    late.poll_until(has_delta)
     late_snap = snaps.snapshot(SYM)
-    _random_flow(clients, 150, seed=2)
+    _random_flow(clients, 140, seed=4)
     final = snaps.snapshot(SYM)
     assert final.seq > late_snap.seq > start.seq
 

@@ -9,9 +9,7 @@ some amount of time.
 from __future__ import annotations
 
 import json
-import queue
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -166,34 +164,23 @@ def test_settings_topics() -> None:
 
 
 class StderrLines:
-    """Reads a child's stderr on a thread so a test can wait for one log event in it."""
+    """Waits for one log event in a child's stderr (read by `Proc`'s own reader thread)."""
 
     def __init__(self, proc: Proc) -> None:
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        assert proc.popen.stderr is not None
-        self._thread = threading.Thread(target=self._read, args=(proc.popen.stderr,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line)
-        self.lines.put(None)
+        self.proc = proc
 
     def wait_for(self, event: str) -> dict[str, Any]:
-        while (line := self.lines.get(timeout=SAFETY_S)) is not None:
-            self.seen.append(line)
-            with_event = json.loads(line) if line.startswith("{") else {}
-            if with_event.get("event") == event:
-                return with_event
-        raise AssertionError(f"the process ended without logging {event}:\n{''.join(self.seen)}")
+        def is_event(line: str) -> bool:
+            return line.startswith("{") and json.loads(line).get("event") == event
+
+        try:
+            return json.loads(self.proc.wait_log(is_event, SAFETY_S))
+        except LookupError:
+            raise AssertionError(f"no {event} in:\n{self.rest()}") from None
 
     def rest(self) -> str:
-        """Everything logged, once the process has ended (its stderr closed)."""
-        while (line := self.lines.get(timeout=SAFETY_S)) is not None:
-            self.seen.append(line)
-        self.lines.put(None)  # so that a second call returns at once
-        return "".join(self.seen)
+        """Everything logged so far (all of it once the process has ended)."""
+        return self.proc.stderr_text()
 
 
 async def cross(gateway: str, n: int) -> list[tuple[int, int, int]]:
