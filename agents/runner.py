@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 from collections import defaultdict, deque
@@ -268,6 +269,10 @@ class Runner:
                 self.max_trade_id = tid
 
     def stop(self) -> None:
+        """First call: stop cleanly. A second one (Ctrl-C again): leave now."""
+        if self._stop.is_set():
+            log.warning("runner_forced_exit")
+            os._exit(130)
         self._stop.set()
 
     # ------------------------------------------------------------------ start
@@ -460,8 +465,12 @@ class Runner:
         rows, mismatches = [], []
         deadline = self.loop.time() + timeout
         for ctx in self.contexts:
+            left = deadline - self.loop.time()
+            if left <= 0:  # clearing is too slow or gone: say so for the rest, do not hang
+                mismatches.append({"agent": ctx.name, "error": "clearing did not answer"})
+                continue
             owner = ClearingClient(s.clearing, account=ctx.account, token=ctx.client.token,
-                                   ctx=self._ctx)  # fmt: skip
+                                   ctx=self._ctx, timeout=left)  # fmt: skip
             try:
                 while True:
                     bal = await owner.balance()

@@ -74,6 +74,7 @@ class ClearingLink:
         self.gate = RiskGate(worst_price=worst_price_from(engine))
         self.heartbeat_s = heartbeat_s
         self.states = 0
+        self._seq = 0
 
     # ------------------------------------------------------------------ the plug-in surface
     def authenticate(self, account: str, token: str) -> str | None:
@@ -110,6 +111,12 @@ class ClearingLink:
                         log.warning("clearing_malformed", reason=exc.reason)
                         continue
                     if isinstance(msg, RiskState):
+                        if not msg.full and msg.seq != self._seq + 1:
+                            # a lost update: the settled point may have moved past balances
+                            # we never saw; start again from a full state
+                            log.warning("risk_state_gap", expected=self._seq + 1, got=msg.seq)
+                            break
+                        self._seq = msg.seq
                         self._apply(msg, kill)
                     elif isinstance(msg, HoldRequest):
                         reason = self.gate.hold(msg.hold_id, msg.account, msg.amount)
@@ -129,6 +136,10 @@ class ClearingLink:
         gate = self.gate
         if msg.full and (msg.fees != gate.fees or msg.multipliers != gate.multipliers):
             gate.set_terms(msg.fees, msg.multipliers)
+        if msg.full and msg.holds is not None:
+            # holds clearing no longer waits on (it restarted, or paid out and the release
+            # was lost) stop holding: the balances in this state are the truth
+            gate.release([h for h in gate.holds if h not in set(msg.holds)])
         unfunded = gate.update(
             msg.settled_through, [a.model_dump() for a in msg.accounts], msg.released
         )

@@ -251,6 +251,8 @@ class RiskState(_Msg):
     fees: FeeSchedule | None = None  # on full states: the gate computes fees as clearing does
     multipliers: dict[str, int] | None = None
     released: list[str] = []  # withdrawal holds these balances now include (or abandoned)
+    holds: list[str] | None = None  # on full states: the holds clearing still waits on
+    seq: int = 0  # per clearing process, +1 per state sent: a gap means a lost update
 
 
 class ClearingReject(_Msg):

@@ -65,6 +65,7 @@ class ClearingServer:
         self.gates: set[bytes] = set()  # risk subscribers that also answer withdrawal holds
         self._holds: dict[str, dict[str, Any]] = {}  # withdrawals waiting for the gate
         self._hold_ids = itertools.count(1)
+        self._risk_seq = 0  # RiskState messages sent; each carries its number
         self.owner_subscribers: dict[str, set[bytes]] = defaultdict(set)
         self.exchange_last = 0  # the newest trade id the exchange has told us about
         self.endpoints: dict[str, str] = {}
@@ -78,6 +79,7 @@ class ClearingServer:
         ctx = zmq.asyncio.Context()
         api = ctx.socket(zmq.ROUTER)
         api.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        api.setsockopt(zmq.SNDHWM, 1_000_000)  # risk states must not be dropped at the HWM
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 1_000_000)
         for topic in (b"trades", b"heartbeat", b"goodbye"):
@@ -262,7 +264,11 @@ class ClearingServer:
                 subs = self.owner_subscribers[outcome.subscribe]
                 if len(subs) < _MAX_SUBSCRIBERS:
                     subs.add(identity)
-            self._send(identity, outcome.reply)
+            reply = outcome.reply
+            if outcome.subscribe == "risk":  # the full state: where the stream starts
+                reply = reply.model_copy(update={"seq": self._risk_seq,
+                                                 "holds": list(self._holds)})  # fmt: skip
+            self._send(identity, reply)
             if outcome.touched:
                 self._publish(outcome.touched)
 
@@ -328,7 +334,10 @@ class ClearingServer:
         if not touched and not released:
             return
         if self.risk_subscribers:
-            state = encode(self.house.risk_state(touched, released or ()))
+            self._risk_seq += 1
+            state = encode(self.house.risk_state(touched, released or ()).model_copy(
+                update={"seq": self._risk_seq}
+            ))  # fmt: skip
             for identity in self.risk_subscribers:
                 with contextlib.suppress(zmq.Again, zmq.ZMQError):
                     self._api.send_multipart([identity, state], zmq.NOBLOCK)
@@ -343,8 +352,10 @@ class ClearingServer:
     def _heartbeat(self) -> None:
         """An empty RiskState: the settled point moved (or not), and clearing is alive."""
         if self.risk_subscribers:
+            self._risk_seq += 1
             beat = encode(RiskState(
                 settled_through=self.house.ledger.settled_through, full=False, accounts=[],
+                seq=self._risk_seq,
             ))  # fmt: skip
             for identity in self.risk_subscribers:
                 with contextlib.suppress(zmq.Again, zmq.ZMQError):

@@ -3,7 +3,9 @@
     agora compose [MARKET.toml] > docker-compose.yml
 
 The committed file is this module's output for the default market; a test regenerates it and
-fails if the two differ, so the two launchers cannot drift apart.
+fails if the two differ, so the two launchers cannot drift apart. The admin token has no
+default (compose refuses to start without `AGORA_ADMIN_TOKEN`), and published ports bind the
+host's loopback only.
 
 Inside containers services bind 0.0.0.0 and find each other by service name. The order-entry,
 market-data, snapshot, clearing and fundamental ports are published on the host (so host
@@ -22,7 +24,8 @@ from deploy.services import DEFAULT_PORTS, Plan, services
 __all__ = ["compose", "compose_plan", "to_yaml"]
 
 PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental")
-ADMIN_TOKEN = "${AGORA_ADMIN_TOKEN:-change-me}"
+# No default: `docker compose up` refuses to start until the user sets a secret of their own.
+ADMIN_TOKEN = "${AGORA_ADMIN_TOKEN:?set AGORA_ADMIN_TOKEN to a secret of your own}"
 
 
 def compose_plan() -> Plan:
@@ -48,7 +51,9 @@ def compose(market: MarketConfig) -> dict[str, Any]:
             # replicas of one population need distinct agent (account) names
             entry["environment"]["AGORA_INSTANCE"] = "hostname"
             entry["deploy"] = {"replicas": svc.replicas}
-        ports = [f"{port}:{port}" for role, port in svc.ports.items() if role in PUBLISHED]
+        # published on the host's loopback only: other hosts reach the market when you choose
+        ports = [f"127.0.0.1:{port}:{port}" for role, port in svc.ports.items()
+                 if role in PUBLISHED]  # fmt: skip
         if ports:
             entry["ports"] = ports
         if svc.data:
@@ -114,7 +119,8 @@ HEADER = """\
 #
 #   docker compose up                      a full market
 #   docker compose up --scale agents-zi=3  three runners of the zi population
-#   AGORA_ADMIN_TOKEN=... docker compose up   (set your own admin token!)
+#   AGORA_ADMIN_TOKEN=... docker compose up   (required: your own admin secret)
+#   Ports are published on 127.0.0.1; edit them to expose the market to other hosts.
 """
 
 

@@ -101,8 +101,9 @@ class Up:
             admin_token = token_file.read_text().strip()
         self.admin_token = admin_token or secrets.token_urlsafe(24)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        token_file.write_text(self.admin_token + "\n")
-        token_file.chmod(0o600)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never 0644
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.admin_token + "\n")
         self.plan = Plan(ports=ports or dict(DEFAULT_PORTS), data_dir=str(self.data_dir),
                          admin_token=self.admin_token)  # fmt: skip
         self.services = services(market, self.plan)

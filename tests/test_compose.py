@@ -21,7 +21,7 @@ from agents.fundamental.settings import FundamentalSettings
 from agents.recorder.settings import RecorderSettings
 from agents.settings import ClientSettings
 from clearing.settings import ClearingSettings
-from deploy.compose import compose, render
+from deploy.compose import ADMIN_TOKEN, compose, render
 from deploy.markets import default_market
 from deploy.services import Plan, services
 from exchange.settings import ExchangeSettings
@@ -89,7 +89,7 @@ def test_every_variable_is_a_setting_the_process_reads_and_accepts(
             if key.startswith("AGORA_"):
                 monkeypatch.delenv(key)
         for key, value in env.items():
-            monkeypatch.setenv(key, value.replace("${AGORA_ADMIN_TOKEN:-change-me}", "t"))
+            monkeypatch.setenv(key, value.replace(ADMIN_TOKEN, "t"))
         for cls in SETTINGS[module]:
             cls()  # raises on any value the settings refuse
 
@@ -103,7 +103,8 @@ def test_ports_and_volumes_agree_with_the_settings(
         binds = {v for k, v in env.items() if k.endswith("_BIND")}
         bound_ports = {b.rsplit(":", 1)[1] for b in binds}
         for mapping in svc.get("ports", []):
-            host, container = mapping.split(":")
+            ip, host, container = mapping.split(":")
+            assert ip == "127.0.0.1", (name, mapping)  # the host's loopback unless edited
             assert host == container and container in bound_ports, (name, mapping)
         for volume in svc.get("volumes", []):
             vol_name, path = volume.split(":")
