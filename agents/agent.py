@@ -41,7 +41,10 @@ from agents.events import Fill, OrderUpdate, Quote, TradeTick
 from agents.portfolio import OpenOrder, Portfolio
 from exchange.symbols import SymbolSpec
 
-__all__ = ["Agent", "Context", "NoParams", "agent_rng", "dispatch_report", "order_update"]
+__all__ = [
+    "Agent", "Context", "NoParams", "agent_rng", "dispatch_report", "order_update",
+    "wants_reports",
+]  # fmt: skip
 
 
 class NoParams(BaseModel):
@@ -297,12 +300,29 @@ def order_update(report: Mapping[str, Any]) -> OrderUpdate:
     )
 
 
+def wants_reports(cls: type[Agent]) -> bool:
+    """Whether `cls` overrides `on_order` or `on_fill` (else its reports are book-keeping only)."""
+    wants = _WANTS_REPORTS.get(cls)
+    if wants is None:
+        wants = _WANTS_REPORTS[cls] = (
+            cls.on_order is not Agent.on_order or cls.on_fill is not Agent.on_fill
+        )
+    return wants
+
+
+_WANTS_REPORTS: dict[type, bool] = {}
+
+
 def dispatch_report(agent: Agent, report: Mapping[str, Any]) -> None:
     """Deliver one of the agent's own reports: book-keeping first, then `on_order`, `on_fill`.
 
     Both hosts call this, so an agent's view of its orders, position and cash is updated the
-    same way live and in simulated time.
+    same way live and in simulated time. An agent with neither handler gets the book-keeping
+    only, straight from the dict (`Portfolio.apply_report`: same result, no update objects).
     """
+    if not wants_reports(type(agent)):
+        agent.ctx.portfolio.apply_report(report)
+        return
     update = order_update(report)
     fill = agent.ctx.portfolio.apply(update)
     agent.on_order(update)

@@ -8,7 +8,9 @@ checks exactly that).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agents.events import Fill, OrderUpdate
 from clearing.fees import FeeSchedule, fee_for
@@ -89,22 +91,60 @@ class Portfolio:
 
     def _fill(self, u: OrderUpdate) -> Fill:
         assert u.last_price is not None
-        notional = u.last_price * u.last_qty * self.multipliers.get(u.symbol, 1)
         liquidity = u.liquidity or "taker"
-        fee = fee_for(notional, self.fees.rate(liquidity))
-        if u.side == "buy":
-            self.cash -= notional + fee
-            self.positions[u.symbol] = self.positions.get(u.symbol, 0) + u.last_qty
-        else:
-            self.cash += notional - fee
-            self.positions[u.symbol] = self.positions.get(u.symbol, 0) - u.last_qty
-        self.fees_paid += fee
-        self.volume += u.last_qty
-        self.fills += 1
+        fee = self._book_fill(u.symbol, u.side, u.last_price, u.last_qty, liquidity)
         return Fill(
             u.client_order_id, u.order_id, u.symbol, u.side, u.last_price, u.last_qty,
             liquidity, fee, u.trade_id or 0, u.ts,
         )  # fmt: skip
+
+    def _book_fill(self, symbol: str, side: str, price: int, qty: int, liquidity: str) -> int:
+        """Cash, position, fee and counters of one fill (both `apply` paths); returns the fee."""
+        notional = price * qty * self.multipliers.get(symbol, 1)
+        fee = fee_for(notional, self.fees.rate(liquidity))
+        if side == "buy":
+            self.cash -= notional + fee
+            self.positions[symbol] = self.positions.get(symbol, 0) + qty
+        else:
+            self.cash += notional - fee
+            self.positions[symbol] = self.positions.get(symbol, 0) - qty
+        self.fees_paid += fee
+        self.volume += qty
+        self.fills += 1
+        return fee
+
+    def apply_report(self, report: Mapping[str, Any]) -> None:
+        """`apply(order_update(report))` for an agent that wants neither update nor fill.
+
+        The same book-keeping straight from the wire dict: most of a simulated crowd has no
+        `on_order`/`on_fill`, and building an `OrderUpdate` (and a `Fill`) per report only to
+        throw it away was the largest single cost of delivering its reports.
+        """
+        if report["type"] == "cancel_reject":
+            order = self.orders.get(report.get("orig_client_order_id") or "")
+            if order is not None:
+                order.cancel_pending = False
+            return
+        exec_type = report["exec_type"]
+        if exec_type == "trade":
+            last_qty = report.get("last_qty", 0)
+            last_price = report.get("last_price")
+            if last_qty > 0 and last_price is not None:
+                self._book_fill(report["symbol"], report["side"], last_price, last_qty,
+                                report.get("liquidity") or "taker")  # fmt: skip
+        clid = report["client_order_id"]
+        order = self.orders.get(clid)
+        if order is None:
+            return
+        if exec_type == "replaced":
+            order.price = report.get("price")
+        order.order_id = report["order_id"] or order.order_id
+        order.qty = report["qty"]
+        order.cum_qty = report["cum_qty"]
+        order.leaves_qty = report["leaves_qty"]
+        status = order.status = report["order_status"]
+        if status in _DONE:
+            del self.orders[clid]
 
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus positions marked at `marks` (ticks per symbol), in cash units."""

@@ -71,21 +71,23 @@ import importlib
 import itertools
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from heapq import heappush
 from typing import Any
 
-from agents.agent import Agent, Context, agent_rng, dispatch_report
+import numpy as np
+
+from agents.agent import Agent, Context, agent_rng, dispatch_report, wants_reports
 from agents.config import LatencyConfig, MarketConfig, Population
 from agents.events import Quote, TradeTick
 from agents.portfolio import OpenOrder, Portfolio
 from agents.sim.kernel import Kernel
 from clearing.fees import FeeSchedule
 from clearing.ledger import Ledger, Limits, multiplier
-from clearing.link import worst_price_from
 from clearing.risk import RiskGate
 from exchange.engine import Engine
-from exchange.events import BOOK, STATUS, TRADE
+from exchange.events import BOOK, REJECTED, STATUS, TRADE
 from exchange.reports import Reporter, reject_raw
 from exchange.symbols import SymbolSpec
 
@@ -100,7 +102,8 @@ _NEW, _CANCEL, _REPLACE, _CANCEL_ALL = 0, 1, 2, 3
 _REPORT, _QUOTE, _TRADE, _FUND = 0, 1, 2, 3
 
 _BLOCK = 512  # latency draws taken from the generator at once
-_GATE_SYNC = 256  # settled trades between two settled-state updates of the risk gate
+_GATE_SYNC = 2048  # settled trades between two settled-state updates of the risk gate
+_NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 
 
 class SimContext(Context):
@@ -121,7 +124,14 @@ class SimContext(Context):
         )
         self.agent = agent
         self._market = market
-        self._kernel = market.kernel
+        kernel = self._kernel = market.kernel
+        # the kernel's scheduling recipe, inlined on the hot paths (see kernel.py: "Speed")
+        self._heap = kernel._heap
+        self._bits = kernel._bits
+        self._next_seq = kernel._next_seq
+        self._arrive_cb = market._arrive
+        self._fire_cb = market._fire
+        self._deliver_cb = market._deliver
         self.latency = latency
         self._lat_rng = agent_rng(seed, name + ":latency")
         self._net_ns = round(latency.network_us * _NS_PER_US)
@@ -134,6 +144,8 @@ class SimContext(Context):
         self.wants_book = cls.on_book is not Agent.on_book
         self.wants_trade = cls.on_trade is not Agent.on_trade
         self.wants_fundamental = cls.on_fundamental is not Agent.on_fundamental
+        # reports only update the portfolio: no handler runs, so no view refresh either
+        self.plain_reports = not wants_reports(cls)
         # channels: the list of the batch in flight (None: nothing in flight), its arrival
         # time, and the time it was sent (messages sent at the same instant share a batch)
         self._out: list | None = None
@@ -165,7 +177,8 @@ class SimContext(Context):
                 block = self._lat_rng.uniform(0.5 * mean, 1.5 * mean, _BLOCK)
             else:
                 block = self._lat_rng.exponential(mean, _BLOCK)
-            draws.extend(round(x) for x in reversed(block.tolist()))
+            # rint rounds half to even, exactly as round() does: the same integers, at once
+            draws.extend(np.rint(block[::-1]).astype(np.int64).tolist())
         d = draws.pop()
         if self.draw_log is not None:
             self.draw_log.append(d)
@@ -176,20 +189,26 @@ class SimContext(Context):
         return self._kernel.now
 
     def _send(self, msg: tuple) -> None:
-        kernel = self._kernel
-        now = kernel.now
+        now = self._kernel.now
         batch = self._out
         if batch is not None and self._out_sent == now:
             batch.append(msg)  # same handler call (or same instant): same packet
             return
-        at = now + self._dec_ns + self.draw_latency()
+        draws = self._draws
+        if self._fixed:
+            at = now + self._dec_ns + self._net_ns
+        elif draws and self.draw_log is None:
+            at = now + self._dec_ns + draws.pop()
+        else:
+            at = now + self._dec_ns + self.draw_latency()
         self._out_sent = now
         if batch is not None and at <= self._out_at:
             batch.append(msg)  # FIFO: cannot overtake the message still in flight
             return
         batch = self._out = [msg]
         self._out_at = at
-        kernel.schedule(at, self._market._arrive, self, batch)
+        heappush(self._heap, (at, self._bits(32), self._next_seq(), self._arrive_cb,
+                              (self, batch)))  # fmt: skip
 
     def _send_new(self, order: OpenOrder, order_type: str, tif: str, post_only: bool) -> None:
         self._send((_NEW, order, order_type, tif, post_only))
@@ -209,11 +228,10 @@ class SimContext(Context):
             raise ValueError(f"timer interval must be positive, got {interval_ns}")
         token = next(self._timer_ids)
         self._timers[name] = token
-        kernel = self._kernel
-        kernel.schedule(
-            kernel.now + interval_ns, self._market._fire, self, name, token,
-            interval_ns if repeat else 0,
-        )  # fmt: skip
+        heappush(self._heap, (
+            self._kernel.now + interval_ns, self._bits(32), self._next_seq(), self._fire_cb,
+            (self, name, token, interval_ns if repeat else 0),
+        ))  # fmt: skip
 
     def cancel_timer(self, name: str) -> None:
         self._timers.pop(name, None)
@@ -257,20 +275,26 @@ class SimContext(Context):
 
     def _push(self, item: tuple) -> None:
         """An item for this agent, arriving one network latency from now (FIFO)."""
-        kernel = self._kernel
-        now = kernel.now
+        now = self._kernel.now
         batch = self._in
         if batch is not None and self._in_sent == now:
             batch.append(item)
             return
-        at = now + self.draw_latency()
+        draws = self._draws
+        if self._fixed:
+            at = now + self._net_ns
+        elif draws and self.draw_log is None:
+            at = now + draws.pop()  # draw_latency() in short
+        else:
+            at = now + self.draw_latency()
         self._in_sent = now
         if batch is not None and at <= self._in_at:
             batch.append(item)
             return
         batch = self._in = [item]
         self._in_at = at
-        kernel.schedule(at, self._market._deliver, self, batch)
+        heappush(self._heap, (at, self._bits(32), self._next_seq(), self._deliver_cb,
+                              (self, batch)))  # fmt: skip
 
 
 class _Bucket:
@@ -341,7 +365,7 @@ class SimMarket:
             self.limits = Limits(leverage=config.clearing.leverage,
                                  short_limit=config.clearing.short_limit)  # fmt: skip
             self.ledger = Ledger(self.fees, mult)
-            self.gate = RiskGate(self.fees, mult, worst_price_from(self.engine))
+            self.gate = RiskGate(self.fees, mult, _worst_price(self.engine))
             self.gate.update(0, [])
         self._unsynced: set[str] = set()
         self._trades_since_sync = 0
@@ -390,6 +414,7 @@ class SimMarket:
             for k in ("ts", "trade_id", "symbol", "price", "qty", "aggressor",
                       "buy_account", "sell_account")
         }  # fmt: skip
+        self._trade_cols = tuple(self.trades.values())  # the same lists, in that order
         self.status: list[tuple] = []  # raw STATUS events (phase changes)
         self.arrivals: list[tuple] | None = [] if record_arrivals else None
         self.orders_in = 0  # messages that reached the engine
@@ -535,12 +560,15 @@ class SimMarket:
         ctx.agent.on_start()
 
     def _fire(self, ctx: SimContext, name: str, token: int, interval: int) -> None:
-        if ctx._timers.get(name) != token:
+        timers = ctx._timers
+        if timers.get(name) != token:
             return  # cancelled or replaced
         if interval:
-            self.kernel.schedule(self.kernel.now + interval, self._fire, ctx, name, token, interval)
+            kernel = self.kernel
+            heappush(kernel._heap, (kernel.now + interval, kernel._bits(32), kernel._next_seq(),
+                                    self._fire, (ctx, name, token, interval)))  # fmt: skip
         else:
-            del ctx._timers[name]
+            del timers[name]
         self.handler_calls += 1
         ctx.refresh()
         ctx.agent.on_timer(name)
@@ -655,24 +683,6 @@ class SimMarket:
             self._publish(items, now, _FUND)
 
     # ------------------------------------------------------------------ engine output
-    def _clear(self, events: list[tuple]) -> None:
-        """Clearing's part: the gate follows the engine; trades settle in the ledger now."""
-        gate, ledger = self.gate, self.ledger
-        assert gate is not None and ledger is not None
-        gate.on_events(events)
-        for ev in events:
-            if ev[0] == TRADE:
-                ledger.settle({
-                    "trade_id": ev[3], "symbol": ev[2], "price": ev[4], "qty": ev[5],
-                    "aggressor_side": ev[6], "buy_account": ev[8], "sell_account": ev[11],
-                    "ts": ev[13],
-                })  # fmt: skip
-                self._unsynced.add(ev[8])
-                self._unsynced.add(ev[11])
-                self._trades_since_sync += 1
-        if self._trades_since_sync >= _GATE_SYNC:
-            self.sync_gate()
-
     def sync_gate(self) -> None:
         """Tell the gate what is settled (clearing's `RiskState` push, in simulated time)."""
         if self.gate is None or self.ledger is None:
@@ -683,48 +693,65 @@ class SimMarket:
         self.gate.update(self.ledger.settled_through, states)
 
     def _process(self, events: list[tuple], ts: int, new_order: OpenOrder | None) -> None:
-        """Record, publish and report the events of one engine call made at `ts`."""
+        """Record, publish and report the events of one engine call made at `ts`.
+
+        With the clearing cores on, clearing's part comes first: the gate follows the engine
+        and every trade settles in the ledger now (the gate hears the settled state every
+        `_GATE_SYNC` trades). Both happen in the one pass over the events that records them
+        (the gate is handed the events it follows, not the L2 deltas it skips); nothing the
+        pass records reads the gate or the ledger, so the order of the two parts is free.
+        """
         self.engine_events += len(events)
-        if self.gate is not None:
-            self._clear(events)
-        touched: dict[str, None] | None = None
+        ledger = self.ledger
+        touched: list[str] | None = None  # symbols whose book changed, in order
         status = False
         ticks: list[tuple] | None = None
         want_ticks = self._trade_listeners
-        tr = self.trades
         levels_of = self._levels
         blog = self._blog
-        private: list[tuple] = []  # what the reporter needs: all but the L2 deltas
+        private: list[tuple] = []  # what the reporter and the gate need: all but L2 deltas
         keep = private.append
+        trades = 0
+        rejected = False  # only an engine reject becomes a report that needs filling in
         for ev in events:
             kind = ev[0]
-            if kind != BOOK:
-                keep(ev)
             if kind == BOOK:
                 sym = ev[2]
                 key = (ev[3], ev[4])
                 levels = levels_of[sym]
-                old = levels.get(key, (0, 0))
                 if ev[6]:
+                    old = levels.get(key, _NO_LEVEL)
                     levels[key] = (ev[5], ev[6])
                 else:
-                    levels.pop(key, None)
+                    old = levels.pop(key, _NO_LEVEL)
                 blog[sym].append((ts, key, old))
                 if touched is None:
-                    touched = {sym: None}
-                else:
-                    touched[sym] = None
-            elif kind == TRADE:
+                    touched = [sym]
+                elif sym not in touched:
+                    touched.append(sym)
+                continue
+            keep(ev)
+            if kind == TRADE:
                 (_, _seq, sym, trade_id, price, qty, aggressor, _bo, buy_acct, _bl, _so,
                  sell_acct, _sl, _ts) = ev  # fmt: skip
-                tr["ts"].append(ts)
-                tr["trade_id"].append(trade_id)
-                tr["symbol"].append(sym)
-                tr["price"].append(price)
-                tr["qty"].append(qty)
-                tr["aggressor"].append(aggressor)
-                tr["buy_account"].append(buy_acct)
-                tr["sell_account"].append(sell_acct)
+                if ledger is not None:
+                    ledger.settle({
+                        "trade_id": trade_id, "symbol": sym, "price": price, "qty": qty,
+                        "aggressor_side": aggressor, "buy_account": buy_acct,
+                        "sell_account": sell_acct, "ts": _ts,
+                    })  # fmt: skip
+                    self._unsynced.add(buy_acct)
+                    self._unsynced.add(sell_acct)
+                    trades += 1
+                (c_ts, c_id, c_sym, c_px, c_qty, c_agg, c_buy, c_sell) = self._trade_cols
+                c_ts.append(ts)
+                c_id.append(trade_id)
+                c_sym.append(sym)
+                c_px.append(price)
+                c_qty.append(qty)
+                c_agg.append(aggressor)
+                c_buy.append(buy_acct)
+                c_sell.append(sell_acct)
                 t_ts = self._t_ts[sym]
                 t_ts.append(ts)
                 self._t_px[sym].append(price)
@@ -738,6 +765,15 @@ class SimMarket:
             elif kind == STATUS:
                 self.status.append(ev)
                 status = True
+            elif kind == REJECTED:
+                rejected = True
+        gate = self.gate
+        if gate is not None:
+            gate.on_events(private)
+            if trades:
+                self._trades_since_sync += trades
+                if self._trades_since_sync >= _GATE_SYNC:
+                    self.sync_gate()
         if touched is not None:
             for sym in touched:
                 book = self._books[sym]
@@ -776,7 +812,7 @@ class SimMarket:
             ctx = by_account.get(account)
             if ctx is None:
                 continue
-            if new_order is not None and report.get("exec_type") == "rejected":
+            if rejected and new_order is not None and report.get("exec_type") == "rejected":
                 # the engine's reject has no request to name side/type/price: fill them in
                 report["side"] = new_order.side
                 report["price"] = new_order.price
@@ -859,6 +895,19 @@ class SimMarket:
         if ctx._in is batch:
             ctx._in = None
         self.handler_calls += 1
+        if ctx.plain_reports:
+            # reports run no handler of this agent: book-keeping only, and no view refresh
+            # (the next handler's refresh shows the same view either way)
+            apply = ctx.portfolio.apply_report
+            done = 0
+            for item in batch:
+                if item[0] != _REPORT:
+                    break
+                apply(item[1])
+                done += 1
+            else:
+                return
+            batch = batch[done:]
         ctx.refresh()
         agent = ctx.agent
         idxs = ctx._idx
@@ -966,6 +1015,39 @@ class SimMarket:
             cols["ask"].append(q.ask)
             cols["ask_qty"].append(q.ask_qty)
         return cols
+
+
+def _worst_price(engine: Engine) -> Callable[[str, str, int], int | None]:
+    """`clearing.link.worst_price_from(engine)`, the same answers without building the depth.
+
+    The live function lists both sides of the book level by level for every market order the
+    gate checks; here the best level (the heap's top, always live) answers almost every check,
+    and only a sweep past it sorts the one side it walks.
+    """
+
+    def worst(symbol: str, side: str, qty: int) -> int | None:
+        try:
+            market = engine.market(symbol)
+        except KeyError:
+            return None
+        if market.phase != "continuous":
+            return market.band_high if side == "buy" else market.band_low
+        book_side = market.book.asks if side == "buy" else market.book.bids
+        levels = book_side.levels
+        if not levels:
+            return market.band_high if side == "buy" else 1  # nothing to trade against
+        best = book_side.heap[0] * book_side.sign
+        left = qty - levels[best].qty
+        if left <= 0:
+            return best
+        price = best
+        for price in sorted(levels, reverse=book_side.is_bid)[1:]:
+            left -= levels[price].qty
+            if left <= 0:
+                return price
+        return price  # the sweep empties the book; the rest is cancelled
+
+    return worst
 
 
 def _fundamental_from_config(config: MarketConfig, specs: Mapping[str, SymbolSpec], seed: int):

@@ -40,7 +40,13 @@ def reference_ticks(ctx: Context, symbol: str, order: tuple[str, ...] = ("last",
     Sources: "last" (last trade), "mid" (top-of-book mid), "fundamental" (F(t) converted to
     ticks), "reference" (the spec's reference price, always available).
     """
-    for source in (*order, "last", "mid", "fundamental"):
+    try:  # the sources to try, built once per `order` (a hot path of the crowd)
+        chain = _CHAINS[order]
+    except (KeyError, TypeError):  # new, or not hashable (a list)
+        chain = (*order, "last", "mid", "fundamental")
+        if isinstance(order, tuple):
+            _CHAINS[order] = chain
+    for source in chain:
         if source == "last":
             last = ctx.last_price(symbol)
             if last is not None:
@@ -56,6 +62,9 @@ def reference_ticks(ctx: Context, symbol: str, order: tuple[str, ...] = ("last",
         elif source == "reference":
             break
     return float(ctx.spec(symbol).reference_price)
+
+
+_CHAINS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def market_price(ctx: Context, symbol: str, source: str = "last") -> float | None:

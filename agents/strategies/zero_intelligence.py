@@ -7,7 +7,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.agent import Agent
-from agents.strategies._common import ExpiryQueue, exp_interval, reference_ticks, resolve_symbol
+from agents.strategies._common import ExpiryQueue, reference_ticks, resolve_symbol
 
 __all__ = ["ZeroIntelligence"]
 
@@ -78,14 +78,26 @@ class ZeroIntelligence(Agent):
 
     def on_start(self) -> None:
         p = self.params
-        self.symbol = resolve_symbol(self.ctx, p.symbol)
+        ctx = self.ctx
+        self.symbol = resolve_symbol(ctx, p.symbol)
         self._order = (p.anchor,)
         self._expiry = ExpiryQueue(_EXPIRE)
+        # The crowd's hot path runs once per order: the parameters and the generator's
+        # methods are looked up once here, not per arrival (same draws, same order).
+        rng = ctx.rng
+        self._random = rng.random
+        self._integers = rng.integers
+        self._exponential = rng.exponential
+        self._size_range = (p.min_size, p.max_size + 1)
+        self._offset_range = (p.min_offset_ticks, p.max_offset_ticks + 1)
         self._schedule()
 
     def _schedule(self) -> None:
         p = self.params
-        wait = exp_interval(self.ctx, p.mean_interval_ns) if p.poisson else p.mean_interval_ns
+        if p.poisson:  # exp_interval(ctx, mean), with the method looked up once
+            wait = max(1, int(self._exponential(p.mean_interval_ns)))
+        else:
+            wait = p.mean_interval_ns
         self.ctx.set_timer(_TIMER, wait, repeat=False)
 
     def on_timer(self, name: str) -> None:
@@ -98,15 +110,17 @@ class ZeroIntelligence(Agent):
     def _arrive(self) -> None:
         p = self.params
         ctx = self.ctx
-        rng = ctx.rng
-        side = "buy" if rng.random() < 0.5 else "sell"
-        qty = int(rng.integers(p.min_size, p.max_size + 1))
-        if rng.random() < p.market_prob:
+        random = self._random
+        integers = self._integers
+        side = "buy" if random() < 0.5 else "sell"
+        qty = int(integers(*self._size_range))
+        if random() < p.market_prob:
             ctx.submit(self.symbol, side, qty)
             return
         anchor = round(reference_ticks(ctx, self.symbol, self._order))
-        offset = int(rng.integers(p.min_offset_ticks, p.max_offset_ticks + 1))
+        offset = int(integers(*self._offset_range))
         price = anchor - offset if side == "buy" else anchor + offset
-        price = max(1, price)
+        if price < 1:
+            price = 1
         clid = ctx.submit(self.symbol, side, qty, price)
         self._expiry.track(ctx, clid, p.lifetime_ns)
