@@ -136,6 +136,9 @@ class ExchangeClient:
         # When set, every execution report, cancel reject and mass-cancel report goes here
         # instead of the `reports()` queue (the agent runner's path: no queue, no task).
         self.listener: Callable[[Any], None] | None = None
+        # Called with a reason when the session is gone (goodbye, or an exchange that no longer
+        # knows us after a restart): a host can log on again (`connect`).
+        self.on_lost: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ session
     async def connect(self, timeout: float | None = 10.0) -> ExchangeClient:
@@ -159,6 +162,7 @@ class ExchangeClient:
 
     async def _logon_once(self, timeout: float | None) -> Any:
         self.closed = False
+        self._gone = False
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.gateway)
@@ -437,6 +441,8 @@ class ExchangeClient:
             self.protocol_rejects.append(msg)
             if msg.reason == "not_logged_on":
                 self._fail_pending(SessionClosed("the exchange has no session for us"))
+                if self.on_lost is not None:
+                    self.on_lost("not_logged_on")
             elif msg.ref_type == "open_orders_request" or (
                 msg.reason == "rate_limited" and msg.ref_type is None
             ):
@@ -449,6 +455,8 @@ class ExchangeClient:
             self._gone = True
             self._fail_pending(SessionClosed(f"exchange said goodbye: {msg.reason}"))
             self._reports.put_nowait(_END)
+            if self.on_lost is not None:
+                self.on_lost("goodbye")
 
     def _fail_pending(self, exc: Exception) -> None:
         for waiters in self._pending.values():

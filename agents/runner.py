@@ -44,6 +44,7 @@ from agents.settings import ClientSettings
 from clearing.client import ClearingClient, ClearingError
 from clearing.fees import FeeSchedule
 from exchange.protocol import CancelOrder, MassCancel, NewOrder, ReplaceOrder
+from exchange.reports import reject_raw
 from exchange.symbols import SymbolSpec
 
 __all__ = ["AgentSpec", "LiveContext", "Runner"]
@@ -107,6 +108,7 @@ class LiveContext(Context):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_departure = 0.0
         self._last_arrival = 0.0
+        self._reconnecting: asyncio.Future | None = None
         self.errors = 0
         self.calls = 0  # handler calls (decisions)
 
@@ -129,10 +131,41 @@ class LiveContext(Context):
     def _ship(self, msg: Any) -> None:
         if self.runner.stopping_sends:
             return
+        if self._reconnecting is None:
+            try:
+                self.client.send_nowait(msg)
+                return
+            except Exception as exc:
+                log.warning("send_failed", agent=self.name, error=str(exc))
+                self.session_lost("send_failed")
+        # Not connected: the agent hears a reject (no order stays "pending" forever).
+        if msg.type == "new_order":
+            self.on_report_dict(reject_raw(msg, "not_connected", self.account, time.time_ns()))
+
+    def session_lost(self, why: str) -> None:
+        """The exchange went away (goodbye, or restarted without us): log on again, with
+        backoff, until it answers. Its journal keeps our open orders; fills reach us again."""
+        if self._reconnecting is not None or self.runner.stopping_sends:
+            return
+        log.warning("session_lost", agent=self.name, why=why)
+        self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
         try:
-            self.client.send_nowait(msg)
-        except Exception as exc:  # a closed session: the agent hears it as a reject
-            log.warning("send_failed", agent=self.name, error=str(exc))
+            while not self.runner.stopping_sends:
+                await asyncio.sleep(delay)  # backoff between logon attempts
+                try:
+                    await self.client.close()
+                    await self.client.connect(timeout=5.0)
+                    self.client.listener = self.on_report
+                    log.info("session_restored", agent=self.name)
+                    return
+                except Exception as exc:
+                    log.info("reconnect_failed", agent=self.name, error=str(exc)[:200])
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reconnecting = None
 
     def _send_new(self, order: OpenOrder, order_type: str, tif: str, post_only: bool) -> None:
         self._depart(NewOrder(
@@ -203,7 +236,9 @@ class LiveContext(Context):
         """An execution report, cancel reject or mass-cancel report from the exchange."""
         if msg.type == "mass_cancel_report":
             return  # every cancelled order also has its own report
-        report = msg.model_dump()
+        self.on_report_dict(msg.model_dump())
+
+    def on_report_dict(self, report: dict[str, Any]) -> None:
         at = self._loop.time() + self.latency.network()
         if at < self._last_arrival:
             at = self._last_arrival  # reports keep their order
@@ -318,6 +353,7 @@ class Runner:
             ctx = LiveContext(self, spec.agent, spec.name, account, client, spec.latency,
                               self.seed, self.symbol_specs, portfolio)  # fmt: skip
             client.listener = ctx.on_report
+            client.on_lost = ctx.session_lost
             spec.agent.bind(ctx)
             self.contexts.append(ctx)
         self._start_market_data()
@@ -408,20 +444,24 @@ class Runner:
                     self._fan_out(fundamental_groups, on_fundamental)
 
         for symbol in self.symbol_specs:
-            self._tasks.append(asyncio.create_task(self._guard(books(symbol), "book")))
-            self._tasks.append(asyncio.create_task(self._guard(trades(symbol), "trades")))
+            self._tasks.append(asyncio.create_task(self._guard(books, symbol, "book")))
+            self._tasks.append(asyncio.create_task(self._guard(trades, symbol, "trades")))
         if self.settings.fundamental:
             self._tasks.append(asyncio.create_task(
-                self._guard(fundamentals(self.settings.fundamental), "fundamental")
+                self._guard(fundamentals, self.settings.fundamental, "fundamental")
             ))  # fmt: skip
 
-    async def _guard(self, coro: Any, what: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("market_data_failed", stream=what)
+    async def _guard(self, follow: Callable[[str], Any], arg: str, what: str) -> None:
+        """Follow a stream; when it ends (the exchange said goodbye) or fails, follow it
+        again after a pause, so a restarted exchange is picked up again."""
+        while not self.stopping_sends:
+            try:
+                await follow(arg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("market_data_failed", stream=what)
+            await asyncio.sleep(1.0)  # back off before resubscribing
 
     # ------------------------------------------------------------------ stop
     async def _shutdown(self, cancel_timeout: float = 10.0, settle_timeout: float = 30.0) -> dict:

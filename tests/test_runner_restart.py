@@ -1,0 +1,51 @@
+"""A runner survives its exchange being killed (-9) and restarted: the agents log on again,
+keep trading, and still agree with clearing at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from test_clearing_process import exchange_trade_count, settled_through
+
+from deploy.launch import Proc, start_exchange, start_market
+
+
+async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> None:
+    market = start_market(tmp_path)
+    ep = market.endpoints
+    env = {
+        **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
+        "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
+        "AGORA_ADMIN_TOKEN": market.admin_token,
+    }  # fmt: skip
+    runner = Proc([sys.executable, "-m", "agents", "run", "zi", "--count", "10",
+                   "--cash", "10000000", "--position", "AGR=1000",
+                   "--param", "mean_interval_ns=50000000", "--json-logs"], env)  # fmt: skip
+    exchange = market.exchange
+    try:
+        await settled_through(ep["clearing"], market.admin_token, 20)  # trading
+        exchange.kill()  # kill -9: no goodbye
+        ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
+        exchange = start_exchange(
+            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
+            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+        )  # fmt: skip
+        before = await exchange_trade_count(ep["snapshot"], market.admin_token)
+        runner.wait_log(lambda line: '"session_restored"' in line)
+        # trades made after the restart settle too
+        await settled_through(ep["clearing"], market.admin_token, before + 20)
+        runner.stop(signal.SIGINT, timeout=60)
+        line = next(x for x in runner.output.splitlines() if x.startswith("AGORA_RESULT "))
+        result = json.loads(line[len("AGORA_RESULT ") :])
+    finally:
+        if runner.returncode is None:
+            runner.kill()
+        exchange.stop()
+        market.clearing.stop()
+    assert runner.returncode == 0
+    assert result["errors"] == 0 and result["mismatches"] == []
+    assert result["max_trade_id"] >= before + 20
