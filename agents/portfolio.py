@@ -54,6 +54,7 @@ class Portfolio:
         self.fees_paid = 0
         self.volume = 0
         self.fills = 0
+        self.trade_ids: set[int] = set()  # the fills booked, by exchange trade id
 
     def position(self, symbol: str) -> int:
         return self.positions.get(symbol, 0)
@@ -92,16 +93,24 @@ class Portfolio:
     def _fill(self, u: OrderUpdate) -> Fill:
         assert u.last_price is not None
         liquidity = u.liquidity or "taker"
-        fee = self._book_fill(u.symbol, u.side, u.last_price, u.last_qty, liquidity)
+        fee = self._book_fill(u.symbol, u.side, u.last_price, u.last_qty, liquidity, u.trade_id)
         return Fill(
             u.client_order_id, u.order_id, u.symbol, u.side, u.last_price, u.last_qty,
             liquidity, fee, u.trade_id or 0, u.ts,
         )  # fmt: skip
 
-    def _book_fill(self, symbol: str, side: str, price: int, qty: int, liquidity: str) -> int:
+    def _book_fill(
+        self, symbol: str, side: str, price: int, qty: int, liquidity: str,
+        trade_id: int | None = None, fee: int | None = None,
+    ) -> int:  # fmt: skip
         """Cash, position, fee and counters of one fill (both `apply` paths); returns the fee."""
+        if trade_id:
+            if trade_id in self.trade_ids:
+                return 0  # booked already (recovered from clearing before its report came)
+            self.trade_ids.add(trade_id)
         notional = price * qty * self.multipliers.get(symbol, 1)
-        fee = fee_for(notional, self.fees.rate(liquidity))
+        if fee is None:
+            fee = fee_for(notional, self.fees.rate(liquidity))
         if side == "buy":
             self.cash -= notional + fee
             self.positions[symbol] = self.positions.get(symbol, 0) + qty
@@ -131,7 +140,8 @@ class Portfolio:
             last_price = report.get("last_price")
             if last_qty > 0 and last_price is not None:
                 self._book_fill(report["symbol"], report["side"], last_price, last_qty,
-                                report.get("liquidity") or "taker")  # fmt: skip
+                                report.get("liquidity") or "taker",
+                                report.get("trade_id"))  # fmt: skip
         clid = report["client_order_id"]
         order = self.orders.get(clid)
         if order is None:
@@ -145,6 +155,28 @@ class Portfolio:
         status = order.status = report["order_status"]
         if status in _DONE:
             del self.orders[clid]
+
+    def recover(self, records: Any) -> int:
+        """Book fills this view never heard of, from clearing's trade records of the account.
+
+        An exchange that dies between journalling a trade and sending its reports leaves the
+        agent without them (clearing settles them from the journal). After such a gap the
+        runner asks clearing for the account's trades and books the missing ones here, with
+        clearing's own fee; returns how many.
+        """
+        n = 0
+        for r in records:
+            if r.trade_id not in self.trade_ids:
+                self._book_fill(r.symbol, r.side, r.price, r.qty, r.liquidity, r.trade_id, r.fee)
+                n += 1
+        return n
+
+    def resync_orders(self, open_ids: set[str]) -> int:
+        """Forget orders the exchange no longer has open (done while we were away)."""
+        gone = [clid for clid in self.orders if clid not in open_ids]
+        for clid in gone:
+            del self.orders[clid]
+        return len(gone)
 
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus positions marked at `marks` (ticks per symbol), in cash units."""

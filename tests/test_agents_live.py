@@ -109,6 +109,7 @@ def test_a_mixed_crowd_trades_settles_and_agrees_with_clearing(tmp_path: Path) -
     assert result["errors"] == 0, proc.stderr[-4000:]
     assert result["fills"] > 20  # both sides of a trade between two agents count
     assert result["mismatches"] == []
+    assert result["recovered_fills"] == 0  # no session was lost: every report arrived
     strategies_that_traded = {r["strategy"] for r in result["pnl"] if r["fills"]}
     assert len(strategies_that_traded) >= 4, strategies_that_traded
     # every trade was between two of these agents: the lots only changed hands

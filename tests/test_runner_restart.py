@@ -47,5 +47,5 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
         exchange.stop()
         market.clearing.stop()
     assert runner.returncode == 0
-    assert result["errors"] == 0 and result["mismatches"] == []
+    assert result["errors"] == 0 and result["mismatches"] == []  # after recovering lost reports
     assert result["max_trade_id"] >= before + 20
