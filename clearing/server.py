@@ -138,10 +138,28 @@ class ClearingServer:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + beat_s
                 if self.exchange_last > self.house.ledger.settled_through or not self._caught_up:
-                    await self._catch_up()
+                    self._start_catch_up()
                 self._heartbeat()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
 
     _caught_up = False
+    _catching_up: asyncio.Task | None = None
+
+    def _start_catch_up(self) -> None:
+        """Catch up in the background: the account API keeps answering while the replay
+        service is slow or gone (one catch-up at a time; a finished one may be restarted)."""
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.create_task(self._guarded_catch_up())
+
+    async def _guarded_catch_up(self) -> None:
+        try:
+            await self._catch_up()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the store failed: the next heartbeat tries again
+            log.exception("catch_up_failed")
+            self._caught_up = False
 
     # ------------------------------------------------------------------ trades in
     async def _drain_dropcopy(self, sub: zmq.Socket) -> None:
@@ -171,21 +189,17 @@ class ClearingServer:
             await self._settle(trades)
 
     async def _settle(self, trades: list[dict[str, Any]]) -> None:
-        settled = self.house.ledger.settled_through
-        if trades[0]["trade_id"] > settled + 1:
-            await self._catch_up()  # a gap: fetch what is missing, then the rest follows
+        if self._catching_up is not None and not self._catching_up.done():
+            return  # the catch-up settles these in order from the journal
         try:
             touched = self.house.settle(trades)
         except OutOfOrder as exc:
+            # A gap: these trades (and the missing ones) are in the exchange's journal; the
+            # catch-up fetches them in order, without holding up the account API.
             log.warning("trade_gap", expected=exc.expected)
-            await self._catch_up()
-            try:
-                touched = self.house.settle(trades)
-            except OutOfOrder:
-                # Still a gap (the replay service is not answering): these trades are in the
-                # exchange's journal; the heartbeat-driven catch-up fetches them in order.
-                self._caught_up = False
-                return
+            self._caught_up = False
+            self._start_catch_up()
+            return
         self._publish(touched)
 
     async def _catch_up(self) -> None:
