@@ -141,7 +141,9 @@ class ExchangeClient:
         self.on_lost: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ session
-    async def connect(self, timeout: float | None = 10.0) -> ExchangeClient:
+    async def connect(
+        self, timeout: float | None = 10.0, retry: frozenset[str] | None = None
+    ) -> ExchangeClient:
         """Log on. A refusal that says "not yet" (the exchange is waiting for its clearing
         house: ``clearing_unavailable``) is retried until `timeout`; any other raises."""
         loop = asyncio.get_running_loop()
@@ -153,7 +155,7 @@ class ExchangeClient:
             if reply.accepted:
                 self.symbols = list(reply.symbols)
                 return self
-            if reply.reason not in RETRYABLE_LOGON or (
+            if reply.reason not in (retry if retry is not None else RETRYABLE_LOGON) or (
                 deadline is not None and loop.time() + delay >= deadline
             ):
                 raise LogonRefused(reply.reason, reply.text)

@@ -64,6 +64,9 @@ def _raise_fd_limit() -> None:
         pass
 
 
+_FRESH_TOKEN_RETRY = frozenset({"clearing_unavailable", "invalid_token"})
+
+
 class _Latency:
     """Per-agent delays in seconds, drawn from the agent's own latency stream."""
 
@@ -354,7 +357,9 @@ class Runner:
         for spec, account, token, balance in accounts:
             client = ExchangeClient(account, token, gateway=s.gateway, settings=s,
                                     context=self._ctx)  # fmt: skip
-            await client.connect()
+            # A token just issued may not have reached the exchange's gate yet: retry a short
+            # while on invalid_token too (the clearing's state is on its way).
+            await client.connect(retry=_FRESH_TOKEN_RETRY)
             if not self.symbol_specs:
                 self.symbol_specs = {sym: SymbolSpec(symbol=sym) for sym in client.symbols}
             portfolio = Portfolio(

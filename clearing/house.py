@@ -60,6 +60,7 @@ class Outcome:
 
     reply: Any
     touched: set[str] = field(default_factory=set)
+    revoked: str | None = None  # an account whose token was replaced
     subscribe: str | None = None  # "risk" or an account name: the sender subscribes
 
 
@@ -170,7 +171,7 @@ class ClearingHouse:
             ledger.accounts[msg.account].token_hash = hash_token(token)
             self.store.commit(ledger, [], touched=[msg.account])
             return Outcome(AccountOpened(request_id=msg.request_id, account=msg.account,
-                                         token=token), {msg.account})  # fmt: skip
+                                         token=token), {msg.account}, revoked=msg.account)
         if isinstance(msg, OpenAccount):
             name = msg.account or f"acct-{len(ledger.accounts)}"
             while msg.account is None and name in ledger.accounts:

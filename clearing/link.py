@@ -74,6 +74,8 @@ class ClearingLink:
         self.gate = RiskGate(worst_price=worst_price_from(engine))
         self.heartbeat_s = heartbeat_s
         self.states = 0
+        # set by the exchange: end the sessions of these accounts that used an old token
+        self.revalidate: Callable[[list[str]], None] | None = None
         self._seq = 0
 
     # ------------------------------------------------------------------ the plug-in surface
@@ -144,6 +146,10 @@ class ClearingLink:
             msg.settled_through, [a.model_dump() for a in msg.accounts], msg.released
         )
         self.states += 1
+        if gate.token_changed:
+            changed, gate.token_changed = gate.token_changed, []
+            if self.revalidate is not None:
+                self.revalidate(changed)
         if unfunded:
             log.warning("risk_kill_switch", accounts=unfunded)
             kill(unfunded)

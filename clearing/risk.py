@@ -105,6 +105,7 @@ class RiskGate:
         self.pending: deque[tuple[int, str, str, str, int, int, str, int, int]] = deque()
         self._market_price: tuple[Any, Any, int] | None = None  # (account, clid, worst price)
         self.holds: dict[str, tuple[str, int]] = {}  # hold id -> (account, amount held)
+        self.token_changed: list[str] = []  # accounts whose token changed (the host drains it)
 
     # ------------------------------------------------------------------ from clearing
     def hold(self, hold_id: str, account: str, amount: int) -> str | None:
@@ -143,7 +144,10 @@ class RiskGate:
             acct = self.accounts.get(s["account"])
             if acct is None:
                 acct = self.accounts[s["account"]] = AccountRisk(s["account"])
-            acct.token_hash = s.get("token_hash", acct.token_hash)
+            new_hash = s.get("token_hash", acct.token_hash)
+            if acct.token_hash and new_hash != acct.token_hash:
+                self.token_changed.append(acct.account)  # its old sessions must end
+            acct.token_hash = new_hash
             acct.cash = s["cash"]
             acct.positions = dict(s.get("positions") or {})
             acct.credit_limit = s.get("credit_limit", 0)

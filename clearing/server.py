@@ -278,6 +278,8 @@ class ClearingServer:
                 subs = self.owner_subscribers[outcome.subscribe]
                 if len(subs) < _MAX_SUBSCRIBERS:
                     subs.add(identity)
+            if outcome.revoked is not None:  # an old token's subscriptions end with it
+                self.owner_subscribers.pop(outcome.revoked, None)
             reply = outcome.reply
             if outcome.subscribe == "risk":  # the full state: where the stream starts
                 reply = reply.model_copy(update={"seq": self._risk_seq,

@@ -107,12 +107,13 @@ def _accept_all(account: str, token: str) -> str | None:
 
 
 class _Session:
-    __slots__ = ("account", "last", "tokens")
+    __slots__ = ("account", "last", "token", "tokens")
 
-    def __init__(self, account: str, burst: float, now: float) -> None:
+    def __init__(self, account: str, burst: float, now: float, token: str = "") -> None:
         self.account = account
         self.tokens = burst
         self.last = now
+        self.token = token  # kept to re-check the session if the account's token changes
 
 
 class _Metrics:
@@ -272,6 +273,8 @@ class ExchangeServer:
             gc.freeze()
             gc.set_threshold(50_000, 50, 1000)
             if self.risk is not None:
+                if hasattr(self.risk, "revalidate"):
+                    self.risk.revalidate = self._revalidate
                 self._risk_task = asyncio.create_task(self.risk.run(ctx, self._risk_kill))
             log.info("exchange_ready", symbols=self._symbols, **self.endpoints)
             print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
@@ -454,7 +457,7 @@ class ExchangeServer:
             })  # fmt: skip
             log.info("logon_refused", account=msg.account, reason=reason)
             return
-        self.sessions[identity] = _Session(msg.account, self._burst, time.monotonic())
+        self.sessions[identity] = _Session(msg.account, self._burst, time.monotonic(), msg.token)
         self.by_account[msg.account].add(identity)
         self.metrics.sessions = len(self.sessions)
         self._reply(identity, {
@@ -485,6 +488,22 @@ class ExchangeServer:
 
     def _reply(self, identity: bytes, msg: dict) -> None:
         self._private[identity].append(msg)
+
+    def _revalidate(self, accounts: list[str]) -> None:
+        """These accounts' tokens changed: sessions logged on with an old token end now."""
+        ts = self.clock()
+        for account in accounts:
+            for identity in list(self.by_account.get(account, ())):
+                session = self.sessions.get(identity)
+                if session is None or self.authenticate(account, session.token) is None:
+                    continue
+                del self.sessions[identity]
+                self.by_account[account].discard(identity)
+                self._protocol_reject(identity, "session_revoked",
+                                      "the account's token was changed", None, ts)  # fmt: skip
+                log.info("session_revoked", account=account)
+        self.metrics.sessions = len(self.sessions)
+        self._flush()
 
     def _risk_kill(self, accounts: list[str]) -> None:
         """Clearing says these accounts can no longer fund their open orders: cancel them."""

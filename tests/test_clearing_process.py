@@ -273,3 +273,36 @@ async def test_withdrawal_cannot_take_cash_that_open_orders_count_on(market: Mar
     finally:
         await ca.close()
         await admin.close()
+
+
+async def test_a_new_token_ends_the_sessions_and_subscriptions_of_the_old_one(
+    market: Market,
+) -> None:
+    from agents.client import SessionClosed
+
+    ep = market.endpoints
+    admin = ClearingClient(ep["clearing"], admin_token=market.admin_token)
+    old = await admin.open_account("alice", cash=100_000)
+    old_session = await ExchangeClient("alice", old.token, gateway=ep["gateway"]).connect()
+    new = await admin.open_account("alice", if_exists="rotate")
+    assert new.token != old.token
+    # once the exchange knows the new token, it has ended the old one's session
+    new_session = await ExchangeClient("alice", new.token, gateway=ep["gateway"]).connect(
+        retry=frozenset({"invalid_token"})
+    )
+    try:
+        with pytest.raises(SessionClosed):
+            await old_session.create_order("AGR", "buy", "limit", 1, 10_000)
+        assert (await new_session.create_order("AGR", "buy", "limit", 1, 10_000)).exec_type == (
+            "new"
+        )
+        with pytest.raises(LogonRefused) as refused:
+            await ExchangeClient("alice", old.token, gateway=ep["gateway"]).connect()
+        assert refused.value.reason == "invalid_token"
+        with pytest.raises(ClearingError) as exc:
+            await ClearingClient(ep["clearing"], account="alice", token=old.token).balance()
+        assert exc.value.reason == "invalid_token"
+    finally:
+        await old_session.close()
+        await new_session.close()
+        await admin.close()
