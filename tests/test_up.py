@@ -80,12 +80,16 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
     assert agent_code, "README lost its custom agent"
     (tmp_path / "my_agent.py").write_text(agent_code.group(1))
 
+    up_err = open(tmp_path / "up.err", "w")  # noqa: SIM115 (closed below)
     up = subprocess.Popen(
         [*AGORA, "up", str(config), "--data-dir", str(tmp_path / "var"), "--free-ports"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=up_err, text=True, cwd=tmp_path,
     )  # fmt: skip
     try:
-        ready = json.loads(_line(up, "AGORA_READY "))
+        try:
+            ready = json.loads(_line(up, "AGORA_READY "))
+        except AssertionError:
+            raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
         ep = ready["endpoints"]
         env = {
             **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
@@ -120,12 +124,16 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
             feed.kill()
             feed.wait()
         up.send_signal(signal.SIGINT)  # Ctrl-C
-        summary = json.loads(_line(up, "AGORA_SUMMARY "))
+        try:
+            summary = json.loads(_line(up, "AGORA_SUMMARY "))
+        except AssertionError:
+            raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
         assert up.wait(timeout=WAIT_S) == 0
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
+        up_err.close()
 
     assert not [p for p in ready["pids"].values() if _alive(p)], "a service outlived agora up"
     # trades flowed and were settled: clearing's books cover every trade the tape showed
