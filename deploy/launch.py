@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import select
 import signal
@@ -209,15 +210,34 @@ def start_fundamental(bind: str = "tcp://127.0.0.1:*", **env: str) -> Proc:
 
 
 def free_endpoint(host: str = "127.0.0.1") -> str:
-    """A loopback TCP endpoint whose port is free now.
+    """A loopback TCP endpoint whose port is free now, chosen outside the ephemeral range.
 
     Two processes that must know each other's address before either is up (the exchange's
     gate talks to clearing, clearing reads the exchange's trade stream) cannot both bind ``*``;
-    the launcher picks their ports up front instead.
+    the launcher picks their ports up front instead. Not from the kernel's ephemeral range:
+    between the pick and the bind, any outgoing connection (clearing connecting to the
+    exchange, agents logging on) could be given that very port as its source.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return f"tcp://{host}:{s.getsockname()[1]}"
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(20_000, 65_000) if not low <= p <= high]
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.choice(candidates)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return f"tcp://{host}:{port}"
+    raise RuntimeError("no free port found")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
 
 
 def start_clearing(
