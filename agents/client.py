@@ -64,6 +64,11 @@ __all__ = [
 RETRYABLE_LOGON = frozenset({"clearing_unavailable"})
 """Logon refusals that mean "try again shortly", not "you may not"."""
 
+PROPAGATING_LOGON = frozenset({"unknown_account", "invalid_token"})
+"""Refusals retried for `PROPAGATION_S` only: an account opened (or a token issued) a moment
+ago may not have reached the exchange's gate yet; after that they are final."""
+PROPAGATION_S = 2.0
+
 
 def _swallow(fut: asyncio.Future) -> None:
     if not fut.cancelled():
@@ -145,9 +150,12 @@ class ExchangeClient:
         self, timeout: float | None = 10.0, retry: frozenset[str] | None = None
     ) -> ExchangeClient:
         """Log on. A refusal that says "not yet" (the exchange is waiting for its clearing
-        house: ``clearing_unavailable``) is retried until `timeout`; any other raises."""
+        house: ``clearing_unavailable``) is retried until `timeout`; ``unknown_account`` and
+        ``invalid_token`` for `PROPAGATION_S` (a new account or token on its way to the
+        exchange); any other raises at once. `retry` replaces the first set."""
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        started = loop.time()
+        deadline = None if timeout is None else started + timeout
         delay = 0.05
         while True:
             left = None if deadline is None else max(0.0, deadline - loop.time())
@@ -155,9 +163,10 @@ class ExchangeClient:
             if reply.accepted:
                 self.symbols = list(reply.symbols)
                 return self
-            if reply.reason not in (retry if retry is not None else RETRYABLE_LOGON) or (
-                deadline is not None and loop.time() + delay >= deadline
-            ):
+            retryable = reply.reason in (retry if retry is not None else RETRYABLE_LOGON) or (
+                reply.reason in PROPAGATING_LOGON and loop.time() - started < PROPAGATION_S
+            )
+            if not retryable or (deadline is not None and loop.time() + delay >= deadline):
                 raise LogonRefused(reply.reason, reply.text)
             await asyncio.sleep(delay)  # back off, then a fresh session
             delay = min(delay * 2, 1.0)

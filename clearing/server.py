@@ -284,9 +284,9 @@ class ClearingServer:
             if outcome.subscribe == "risk":  # the full state: where the stream starts
                 reply = reply.model_copy(update={"seq": self._risk_seq,
                                                  "holds": list(self._holds)})  # fmt: skip
-            self._send(identity, reply)
-            if outcome.touched:
+            if outcome.touched:  # the gate hears of a change before the requester does
                 self._publish(outcome.touched)
+            self._send(identity, reply)
 
     # ------------------------------------------------------------------ withdrawals
     def _start_hold(self, identity: bytes, msg: Any) -> None:
