@@ -56,6 +56,7 @@ class AccountRisk:
     max_position: int | None = None
     max_order_notional: int | None = None
     pending_cash: int = 0  # fills beyond settled_through
+    pending_debits: int = 0  # their cash outflows alone (<= 0): what a withdrawal must leave
     pending_pos: dict[str, int] = field(default_factory=dict)
     reserved_cash: int = 0  # open buy orders at their limit price, with fees
     held: int = 0  # cash set aside for withdrawals clearing has not paid out yet
@@ -118,7 +119,12 @@ class RiskGate:
         if acct is None:
             return "unknown_account"
         need = math.ceil(amount * acct.leverage)
-        if need > acct.available_cash():
+        # Clearing pays a withdrawal out at once, before the fills still pending settle in
+        # trade order; a pending sale's proceeds may settle after a pending purchase, so only
+        # the pending outflows count here (the cash must cover every step, not just the end).
+        free = (acct.cash + acct.pending_debits - acct.reserved_cash - acct.held
+                + acct.credit_limit)  # fmt: skip
+        if need > free:
             return "insufficient_funds"
         acct.held += need
         self.holds[hold_id] = (account, need)
@@ -171,6 +177,7 @@ class RiskGate:
             acct = self.accounts.get(name)
             if acct is not None:
                 acct.pending_cash -= dc
+                acct.pending_debits -= min(dc, 0)
                 acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) - dq
 
     def set_terms(self, fees: FeeSchedule | None, multipliers: Mapping[str, int] | None) -> None:
@@ -360,5 +367,6 @@ class RiskGate:
             if acct is None:
                 acct = self.accounts[name] = AccountRisk(name)
             acct.pending_cash += dc
+            acct.pending_debits += min(dc, 0)
             acct.pending_pos[symbol] = acct.pending_pos.get(symbol, 0) + dq
         self.pending.append((trade_id, buyer, seller, symbol, qty, price, aggressor, dbuy, dsell))
