@@ -44,7 +44,8 @@ count = 3
 [[populations]]
 name = "mm"
 strategy = "fixed_spread_mm"
-count = 1
+count = 2
+params = { half_spread_ticks = 1, size = 20, requote_interval_ns = 200_000_000 }
 """
 POPULATIONS = {"zi", "fv", "noise", "mm"}
 AGORA = [sys.executable, "-m", "deploy.cli"]
