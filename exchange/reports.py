@@ -108,11 +108,19 @@ class _OrderState:
     def report(
         self, seq: int, ts: int, exec_type: str, order_status: str, leaves: int, **extra: Any
     ) -> dict[str, Any]:
-        msg = self.info(leaves)
-        msg.update(
-            type="execution_report", v=1, ts=ts, account=self.account, exec_type=exec_type,
-            order_status=order_status, seq=seq, **extra,
-        )  # fmt: skip
+        # One literal (the `info` fields, then the report's own): a third cheaper than
+        # building `info` and updating it, and this runs once or twice per order.
+        cum = self.cum
+        msg = {
+            "order_id": self.order_id, "client_order_id": self.client_order_id,
+            "symbol": self.symbol, "side": self.side, "order_type": self.order_type,
+            "price": self.price, "qty": cum + leaves, "cum_qty": cum, "leaves_qty": leaves,
+            "avg_price": self.notional / cum if cum else 0.0, "type": "execution_report",
+            "v": 1, "ts": ts, "account": self.account, "exec_type": exec_type,
+            "order_status": order_status, "seq": seq,
+        }  # fmt: skip
+        if extra:
+            msg.update(extra)
         return msg
 
     def info(self, leaves: int) -> dict[str, Any]:
