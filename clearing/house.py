@@ -200,7 +200,10 @@ class ClearingHouse:
             self.store.commit(ledger, [], touched=[msg.account])
             return Outcome(Ack(request_id=msg.request_id), {msg.account})
         if isinstance(msg, ListAccounts):
-            accounts = [self.balance(a) for n, a in ledger.accounts.items() if n != FEE_ACCOUNT]
+            accounts = [  # the fee terms once per account would bloat a large list
+                self.balance(a).model_copy(update={"fees": None, "multipliers": None})
+                for n, a in ledger.accounts.items() if n != FEE_ACCOUNT
+            ]
             accounts.sort(key=lambda b: b.pnl, reverse=True)
             return Outcome(AccountList(
                 request_id=msg.request_id, accounts=accounts,

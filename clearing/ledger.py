@@ -278,8 +278,9 @@ class Ledger:
             pos.cost -= closed_cost
         else:
             # Flipping through zero: close the whole old position, open the rest at `price`.
-            unit = dcost / dqty
-            close_value = round(unit * -old)
+            # dcost is price x dqty x multiplier exactly, so this division is exact (integers
+            # all the way: no float rounding of large balances).
+            close_value = dcost // dqty * -old
             pos.realised += -close_value - pos.cost
             pos.cost = dcost - close_value
         pos.qty = new

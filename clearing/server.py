@@ -273,7 +273,10 @@ class ClearingServer:
                 if len(self.risk_subscribers) < _MAX_SUBSCRIBERS:
                     self.risk_subscribers.add(identity)
                 if msg.gate:
-                    self.gates = {identity}  # one exchange per clearing house: the newest
+                    # one exchange per clearing house: the newest gate replaces the old ones
+                    # (a reconnecting gate has a new identity; the old one is gone)
+                    self.risk_subscribers -= self.gates - {identity}
+                    self.gates = {identity}
             elif outcome.subscribe is not None:
                 subs = self.owner_subscribers[outcome.subscribe]
                 if len(subs) < _MAX_SUBSCRIBERS:
