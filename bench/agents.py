@@ -19,7 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import _path  # noqa: F401  (first: keeps bench/ off the import path)
+try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
+    import _path  # noqa: F401
+except ModuleNotFoundError:  # a multiprocessing child: the parent's path is clean already
+    pass
 
 from deploy.launch import start_market
 

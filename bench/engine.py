@@ -28,7 +28,10 @@ import resource
 import time
 from collections import Counter
 
-import _path  # noqa: F401  (first: keeps bench/ off the import path)
+try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
+    import _path  # noqa: F401
+except ModuleNotFoundError:  # a multiprocessing child: the parent's path is clean already
+    pass
 import numpy as np
 
 from exchange.engine import Engine

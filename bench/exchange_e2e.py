@@ -27,7 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (first: keeps bench/ off the import path)
+try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
+    import _path  # noqa: F401
+except ModuleNotFoundError:  # a multiprocessing child: the parent's path is clean already
+    pass
 import msgpack
 import numpy as np
 import zmq
@@ -286,6 +289,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="1-second scenarios (smoke test)")
     parser.add_argument(
+        "--feed-rate", type=float, default=8_000,
+        help="messages/s offered while measuring the feed (its rate follows the order flow)",
+    )
+    parser.add_argument(
         "--only", default="", help="comma-separated subset: closed,pipelined,batched,open,feed"
     )
     args = parser.parse_args()
@@ -308,8 +315,8 @@ def main() -> None:
     if want("feed"):
         # About 10,000 feed messages/s: each order makes a book delta and often a trade and
         # a top-of-book update.
-        run_scenario("open", args.clients, secs, rate=8_000, subscribers=10)
-        run_scenario("open", args.clients, secs, rate=8_000, subscribers=50)
+        run_scenario("open", args.clients, secs, rate=args.feed_rate, subscribers=10)
+        run_scenario("open", args.clients, secs, rate=args.feed_rate, subscribers=50)
 
 
 if __name__ == "__main__":

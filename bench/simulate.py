@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import _path  # noqa: F401  (first: keeps bench/ off the import path)
+try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
+    import _path  # noqa: F401
+except ModuleNotFoundError:  # a multiprocessing child: the parent's path is clean already
+    pass
 
 from agents.agent import Agent
 from agents.config import LatencyConfig, MarketConfig
