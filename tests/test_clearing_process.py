@@ -81,10 +81,16 @@ async def test_trades_settle_with_fees_and_owners_read_only_their_records(market
 
     ca = await ExchangeClient("alice", alice.token, gateway=ep["gateway"]).connect()
     cb = await ExchangeClient("bob", bob.token, gateway=ep["gateway"]).connect()
+    watcher = ClearingClient(ep["clearing"], account="alice", token=alice.token)
+    updates = watcher.watch()
     try:
+        assert (await anext(updates)).cash == 1_000_000  # the balance now, then every change
         assert (await cb.create_order("AGR", "sell", "limit", 40, 10_000)).exec_type == "new"
         fill = await ca.create_order("AGR", "buy", "limit", 30, 10_000)
         assert fill.exec_type == "new"
+        pushed = await asyncio.wait_for(anext(updates), WAIT_S)  # pushed when it settled
+        assert pushed.settled_through >= 1 and pushed.positions[0].qty == 30
+        await watcher.close()
         await settled_through(ep["clearing"], market.admin_token, 1)
 
         mine = ClearingClient(ep["clearing"], account="alice", token=alice.token)
