@@ -11,6 +11,13 @@ trick), so each recorded price costs O(1) amortised, plus a plain deque of all w
 know the price in force at the window's start. The band is cached in ``low``/``high`` and only
 recomputed when a price is recorded or the oldest window entry expires, because the engine
 reads it on every aggressive order.
+
+A trade at the price already in force (``last``) is not recorded at all. The rule only looks at
+the *set* of prices in force during the window, and the price-in-force timeline is a step
+function that such a trade leaves unchanged: while the earlier entry at that price is in the
+window the price is in the set through it, and once it expires it becomes the anchor, so the
+price stays in the set exactly as long as the skipped entry would have kept it there. Most fills
+repeat the last price, so this skips most of the work (and keeps the window short).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class VolatilityBreaker:
         "_min",
         "expires",
         "high",
+        "last",
         "low",
         "move_bps",
         "window_ns",
@@ -43,6 +51,7 @@ class VolatilityBreaker:
     def reset(self, price: int) -> None:
         """Forget history; `price` is the price in force from now (after an auction, say)."""
         self._anchor = price  # the price in force when the window opened
+        self.last = price  # the price in force now: the last recorded trade, or the reset price
         self._all: deque[tuple[int, int]] = deque()  # (ts, price) of every trade in the window
         self._min: deque[tuple[int, int]] = deque()  # increasing prices
         self._max: deque[tuple[int, int]] = deque()  # decreasing prices
@@ -55,9 +64,16 @@ class VolatilityBreaker:
         return self.low, self.high
 
     def record(self, ts: int, price: int) -> None:
-        """A trade happened at `price` (call once per price level traded, in time order)."""
+        """A trade happened at `price` (call once per price level traded, in time order).
+
+        A price equal to ``last`` changes nothing (see the module docstring), so callers may skip
+        the call in that case; the engine does.
+        """
         if ts >= self.expires:
             self._expire(ts)
+        if price == self.last:
+            return
+        self.last = price
         entry = (ts, price)
         self._all.append(entry)
         lo, hi = self._min, self._max

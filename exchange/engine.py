@@ -73,6 +73,7 @@ R = SimpleNamespace(**{r.name: r.value for r in RejectReason})
 C = SimpleNamespace(**{c.name: c.value for c in CancelReason})
 _C_USER, _C_MASS, _C_IOC, _C_FOK = C.USER, C.MASS_CANCEL, C.IOC, C.FOK
 _C_NOLIQ, _C_STP, _C_HALTED = C.NO_LIQUIDITY, C.SELF_TRADE, C.HALTED
+_R_UNKNOWN_ORDER = R.UNKNOWN_ORDER
 
 
 class Market:
@@ -225,10 +226,6 @@ class Engine:
         self._next_order_id = oid + 1
         if client_order_id is not None:
             clids[client_order_id] = oid
-        order = Order(
-            oid, client_order_id, account, symbol, side, order_type, price, qty, tif, post_only,
-            stp, ts,
-        )  # fmt: skip
         book.seq = seq = book.seq + 1
         out.append(
             (
@@ -247,16 +244,29 @@ class Engine:
             )
         )
 
+        # Match first: an Order object (~0.2 us) is built only if something is left of it, and a
+        # marketable order usually fills in full.
+        leaves = qty
+        stopped = crosses = None
+        if phase == _CONTINUOUS:
+            if side == BUY:
+                heap = book.asks.heap
+                crosses = heap and (price is None or price >= heap[0])
+            else:
+                heap = book.bids.heap
+                crosses = heap and (price is None or price <= -heap[0])
+            if crosses and tif != FOK:
+                leaves, stopped = self._take(m, side, price, qty, oid, account, stp, out, ts)
+                if not leaves and stopped is None:
+                    return out
+        order = Order(
+            oid, client_order_id, account, symbol, side, order_type, price, qty, tif, post_only,
+            stp, ts,
+        )  # fmt: skip
         if phase != _CONTINUOUS:  # collecting for an auction: no matching
             self._rest(m, order, out)
             return out
 
-        if side == BUY:
-            heap = book.asks.heap
-            crosses = heap and (price is None or price >= heap[0])
-        else:
-            heap = book.bids.heap
-            crosses = heap and (price is None or price <= -heap[0])
         if not crosses and price is not None and (tif == GTC or tif == DAY):
             # The common case, inlined: a passive limit order joins the back of its level.
             self._orders[oid] = order
@@ -272,11 +282,12 @@ class Engine:
             out.append((BOOK, seq, symbol, side, price, level.qty, level.count))
             return out
 
-        stopped = None
-        if tif == FOK and not self._fillable(m, order, ts):
-            stopped = _C_FOK
-        elif crosses:
-            stopped = self._take(m, order, out, ts)
+        if tif == FOK:
+            if not self._fillable(m, order, ts):
+                stopped = _C_FOK
+            elif crosses:
+                leaves, stopped = self._take(m, side, price, qty, oid, account, stp, out, ts)
+        order.leaves = leaves
         self._after_take(m, order, stopped, out, ts, registered=False)
         return out
 
@@ -295,10 +306,17 @@ class Engine:
                 if clids is not None:
                     order_id = clids.get(client_order_id)
             order = self._orders.get(order_id) if order_id is not None else None
-        except TypeError:  # an unhashable id or account names no order
-            order = None
-        if order is None or order.account != account:
-            self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # the reject
+        except TypeError:  # an unhashable id or account: _lookup words the reject
+            self._lookup(out, "cancel", account, order_id, client_order_id, ts)
+            return out
+        if order is None:  # unknown or already filled: two cancels in three in the bench
+            out.append(
+                (REJECTED, 0, "", order_id or 0, client_order_id, account, "cancel",
+                 _R_UNKNOWN_ORDER, ts)
+            )  # fmt: skip
+            return out
+        if order.account != account:
+            self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # NOT_OWNER
             return out
         m = self._markets[order.symbol]
         if ts >= m.wakeup:
@@ -452,7 +470,9 @@ class Engine:
             if opp_best is not None and (
                 new_price >= opp_best if side == BUY else new_price <= opp_best
             ):
-                stopped = self._take(m, twin, out, ts)
+                twin.leaves, stopped = self._take(
+                    m, side, new_price, twin.leaves, twin.order_id, account, twin.stp, out, ts
+                )
             self._after_take(m, twin, stopped, out, ts, registered=True)
         else:
             self._rest(m, twin, out, registered=True)
@@ -668,8 +688,10 @@ class Engine:
     ) -> Order | None:
         """Resolve the target of a cancel/replace, rejecting unknown or foreign orders."""
         try:
-            if order_id is None:
-                order_id = self._clids.get(account, {}).get(clid) if clid is not None else None
+            if order_id is None and clid is not None:
+                clids = self._clids.get(account)
+                if clids is not None:
+                    order_id = clids.get(clid)
             order = self._orders.get(order_id) if order_id is not None else None
         except TypeError:  # an unhashable id or account names no order
             order = None
@@ -760,14 +782,21 @@ class Engine:
                     return True
         return False
 
-    def _take(self, m: Market, taker: Order, out: list, ts: int) -> str | None:
-        """Match `taker` against the opposite side. Returns why it stopped early, if it did.
+    def _take(
+        self, m: Market, side: str, limit: int | None, leaves: int, tid: int, tacct: Any,
+        stp: str, out: list, ts: int,
+    ) -> tuple[int, str | None]:  # fmt: skip
+        """Match an incoming order (given by its fields: side, limit price or None, leaves, id,
+        account, self-trade policy) against the opposite side. Returns its leaves and why it
+        stopped early, if it did.
 
-        The innermost loop runs once per fill; everything that can be done once per price
-        level (the level's quantity, its BOOK event, the breaker) is kept out of it.
+        The taker is passed by fields, not as an Order, so that one that fills in full never
+        needs an Order object. The innermost loop runs once per fill; everything that can be
+        done once per price level (the level's quantity, its BOOK event, the breaker) is kept
+        out of it.
         """
         book = m.book
-        buy = taker.side == BUY
+        buy = side == BUY
         opp = book.asks if buy else book.bids
         opp_side = SELL if buy else BUY
         levels, heap, sign = opp.levels, opp.heap, opp.sign
@@ -778,16 +807,13 @@ class Engine:
             if ts >= breaker.expires:
                 breaker.band(ts)
             low, high = breaker.low, breaker.high
-        limit = taker.price
-        leaves = taker.leaves
-        tid, tacct = taker.order_id, taker.account
         acct = tacct if tacct is not None else _NOBODY
         symbol = book.symbol
         seq = book.seq
         trade_id = self._trade_id
         orders = self._orders
         append = out.append
-        aggressor = taker.side
+        aggressor = side
         stopped = None
         fill = 0  # the last fill's quantity
         while leaves and heap:
@@ -809,7 +835,7 @@ class Engine:
                     q.popleft()  # a lazily-deleted entry
                     continue
                 if maker.account == acct:  # self-trade prevention
-                    if taker.stp == STP_CANCEL_NEWEST:
+                    if stp == STP_CANCEL_NEWEST:
                         stopped = _C_STP
                         break
                     q.popleft()
@@ -820,7 +846,7 @@ class Engine:
                     seq += 1
                     append((CANCELLED, seq, symbol, maker.order_id, maker.account, ml, _C_STP, ts))
                     del orders[maker.order_id]
-                    if taker.stp == STP_CANCEL_BOTH:
+                    if stp == STP_CANCEL_BOTH:
                         stopped = _C_STP
                         break
                     continue
@@ -857,15 +883,14 @@ class Engine:
                 if taken > cancelled:
                     book.last_price = px
                     book.last_qty = fill
-                    if breaker is not None:
+                    if breaker is not None and px != breaker.last:  # else a no-op
                         breaker.record(ts, px)
                         low, high = breaker.low, breaker.high
             if stopped:
                 break
         book.seq = seq
         self._trade_id = trade_id
-        taker.leaves = leaves
-        return stopped
+        return leaves, stopped
 
     def _after_take(
         self, m: Market, order: Order, stopped: str | None, out: list, ts: int, registered: bool
