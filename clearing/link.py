@@ -42,7 +42,8 @@ def worst_price_from(engine: Any) -> Callable[[str, str, int], int | None]:
     """The bound on a market order's prices: the last level a sweep of the book reaches now.
 
     Outside continuous trading (an auction collects market orders until the uncross) the
-    static band's edge bounds the uncross price instead.
+    static band's edge bounds the uncross price instead. The best level (the heap's top,
+    always live) answers almost every check; only a sweep past it sorts the side it walks.
     """
 
     def worst(symbol: str, side: str, qty: int) -> int | None:
@@ -52,16 +53,20 @@ def worst_price_from(engine: Any) -> Callable[[str, str, int], int | None]:
             return None
         if market.phase != "continuous":
             return market.band_high if side == "buy" else market.band_low
-        bids, asks = engine.depth(symbol)
-        levels = asks if side == "buy" else bids
+        book_side = market.book.asks if side == "buy" else market.book.bids
+        levels = book_side.levels
         if not levels:
             return market.band_high if side == "buy" else 1  # nothing to trade against
-        left = qty
-        for level in levels:
-            left -= level[1]
+        best = book_side.heap[0] * book_side.sign
+        left = qty - levels[best].qty
+        if left <= 0:
+            return best
+        price = best
+        for price in sorted(levels, reverse=book_side.is_bid)[1:]:
+            left -= levels[price].qty
             if left <= 0:
-                return level[0]
-        return levels[-1][0]  # the sweep empties the book; the rest is cancelled
+                return price
+        return price  # the sweep empties the book; the rest is cancelled
 
     return worst
 

@@ -71,7 +71,7 @@ import importlib
 import itertools
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from heapq import heappush
 from typing import Any
@@ -85,6 +85,7 @@ from agents.portfolio import OpenOrder, Portfolio
 from agents.sim.kernel import Kernel
 from clearing.fees import FeeSchedule
 from clearing.ledger import Ledger, Limits, multiplier
+from clearing.link import worst_price_from
 from clearing.risk import RiskGate
 from exchange.engine import Engine
 from exchange.events import BOOK, REJECTED, STATUS, TRADE
@@ -365,7 +366,7 @@ class SimMarket:
             self.limits = Limits(leverage=config.clearing.leverage,
                                  short_limit=config.clearing.short_limit)  # fmt: skip
             self.ledger = Ledger(self.fees, mult)
-            self.gate = RiskGate(self.fees, mult, _worst_price(self.engine))
+            self.gate = RiskGate(self.fees, mult, worst_price_from(self.engine))
             self.gate.update(0, [])
         self._unsynced: set[str] = set()
         self._trades_since_sync = 0
@@ -1015,39 +1016,6 @@ class SimMarket:
             cols["ask"].append(q.ask)
             cols["ask_qty"].append(q.ask_qty)
         return cols
-
-
-def _worst_price(engine: Engine) -> Callable[[str, str, int], int | None]:
-    """`clearing.link.worst_price_from(engine)`, the same answers without building the depth.
-
-    The live function lists both sides of the book level by level for every market order the
-    gate checks; here the best level (the heap's top, always live) answers almost every check,
-    and only a sweep past it sorts the one side it walks.
-    """
-
-    def worst(symbol: str, side: str, qty: int) -> int | None:
-        try:
-            market = engine.market(symbol)
-        except KeyError:
-            return None
-        if market.phase != "continuous":
-            return market.band_high if side == "buy" else market.band_low
-        book_side = market.book.asks if side == "buy" else market.book.bids
-        levels = book_side.levels
-        if not levels:
-            return market.band_high if side == "buy" else 1  # nothing to trade against
-        best = book_side.heap[0] * book_side.sign
-        left = qty - levels[best].qty
-        if left <= 0:
-            return best
-        price = best
-        for price in sorted(levels, reverse=book_side.is_bid)[1:]:
-            left -= levels[price].qty
-            if left <= 0:
-                return price
-        return price  # the sweep empties the book; the rest is cancelled
-
-    return worst
 
 
 def _fundamental_from_config(config: MarketConfig, specs: Mapping[str, SymbolSpec], seed: int):
