@@ -72,11 +72,9 @@ def _run(specs: list[Any], settings: ClientSettings, symbols: list[Any] | None, 
             asyncio.get_running_loop().call_later(duration, runner.stop)
         return await runner.run()
 
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(go())
-    return uvloop.run(go())
+    from exchange.loop import run
+
+    return run(go())
 
 
 @app.command()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,18 +23,14 @@ try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
 except ModuleNotFoundError:  # a multiprocessing child: the parent's path is clean already
     pass
 
-from deploy.launch import start_market
+from deploy.launch import client_env, start_market
 
 
 def run_one(count: int, seconds: float, interval_ms: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         market = start_market(Path(d))
         ep = market.endpoints
-        env = {
-            **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
-            "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
-            "AGORA_ADMIN_TOKEN": market.admin_token,
-        }  # fmt: skip
+        env = client_env(ep, market.admin_token)
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "agents", "run", "zi", "--count", str(count),

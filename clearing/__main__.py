@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from clearing.server import ClearingServer
 from clearing.settings import ClearingSettings
 from exchange.logs import configure_logging
+from exchange.loop import run
 
 
 def main(settings: ClearingSettings | None = None) -> None:
     settings = settings or ClearingSettings()
     configure_logging(settings.log_json, settings.log_level)
-    try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    runner(ClearingServer(settings).serve())
+    run(ClearingServer(settings).serve())
 
 
 if __name__ == "__main__":

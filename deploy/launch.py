@@ -31,6 +31,7 @@ READY_TIMEOUT_S = 60.0  # a safety net for a broken start, not a synchronisation
 __all__ = [
     "Market",
     "Proc",
+    "client_env",
     "free_endpoint",
     "start_clearing",
     "start_exchange",
@@ -238,6 +239,22 @@ def _ephemeral_range() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32_768, 60_999  # Linux's default
+
+
+_CLIENT_VARS = {
+    "gateway": "AGORA_GATEWAY", "feed": "AGORA_FEED", "snapshot": "AGORA_SNAPSHOT",
+    "clearing": "AGORA_CLEARING", "fundamental": "AGORA_FUNDAMENTAL",
+}  # fmt: skip
+
+
+def client_env(endpoints: dict[str, str], admin_token: str = "") -> dict[str, str]:
+    """This process's environment plus what an Agora client needs to reach these endpoints
+    (``AGORA_GATEWAY``, ``AGORA_FEED``, ... and the admin token for opening accounts)."""
+    env = dict(os.environ)
+    env.update({var: endpoints[key] for key, var in _CLIENT_VARS.items() if key in endpoints})
+    if admin_token:
+        env["AGORA_ADMIN_TOKEN"] = admin_token
+    return env
 
 
 def start_clearing(

@@ -120,15 +120,6 @@ class Up:
             "fundamental": self.plan.connect("fundamental", "fundamental"),
         }
 
-    def client_env(self) -> dict[str, str]:
-        """What a user's own program needs to attach (AGORA_GATEWAY, ...)."""
-        ep = self.endpoints
-        return {
-            "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
-            "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
-            "AGORA_FUNDAMENTAL": ep["fundamental"], "AGORA_ADMIN_TOKEN": self.admin_token,
-        }  # fmt: skip
-
     # ------------------------------------------------------------------ start / stop
     def _spawn(self, svc: Service) -> _Child:
         env = {**os.environ, **svc.env}

@@ -9,12 +9,11 @@ difference in its ``AGORA_RESULT`` line).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from deploy.launch import start_fundamental, start_market
+from deploy.launch import client_env, start_fundamental, start_market
 
 CROWD = """
 seed = 3
@@ -88,11 +87,7 @@ def test_a_mixed_crowd_trades_settles_and_agrees_with_clearing(tmp_path: Path) -
         ),
     )
     ep = market.endpoints
-    env = dict(
-        os.environ, AGORA_GATEWAY=ep["gateway"], AGORA_FEED=ep["feed"],
-        AGORA_SNAPSHOT=ep["snapshot"], AGORA_CLEARING=ep["clearing"],
-        AGORA_ADMIN_TOKEN=market.admin_token, AGORA_FUNDAMENTAL=fundamental.ready["fundamental"],
-    )  # fmt: skip
+    env = client_env({**ep, "fundamental": fundamental.ready["fundamental"]}, market.admin_token)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "agents", "run", "--config", str(config), "--duration", "6",

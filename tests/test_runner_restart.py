@@ -4,24 +4,19 @@ keep trading, and still agree with clearing at the end."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
 from test_clearing_process import exchange_trade_count, settled_through
 
-from deploy.launch import Proc, start_exchange, start_market
+from deploy.launch import Proc, client_env, start_exchange, start_market
 
 
 async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> None:
     market = start_market(tmp_path)
     ep = market.endpoints
-    env = {
-        **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
-        "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
-        "AGORA_ADMIN_TOKEN": market.admin_token,
-    }  # fmt: skip
+    env = client_env(ep, market.admin_token)
     runner = Proc([sys.executable, "-m", "agents", "run", "zi", "--count", "10",
                    "--cash", "10000000", "--position", "AGR=1000",
                    "--param", "mean_interval_ns=50000000", "--json-logs"], env)  # fmt: skip

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from deploy.launch import client_env
+
 ROOT = Path(__file__).resolve().parent.parent
 AGORA = [sys.executable, "-m", "deploy.cli"]
 WAIT_S = 120.0  # a safety net against a hang, never a synchronisation
@@ -91,11 +93,7 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
         except AssertionError:
             raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
         ep = ready["endpoints"]
-        env = {
-            **os.environ, "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
-            "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
-            "AGORA_ADMIN_TOKEN": ready["admin_token"],
-        }  # fmt: skip
+        env = client_env(ep, ready["admin_token"])
         attach = subprocess.run(
             [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5"],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S,

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from agents.fundamental.server import FundamentalServer
 from agents.fundamental.settings import FundamentalSettings
 from exchange.logs import configure_logging
+from exchange.loop import run
 
 
 def main(settings: FundamentalSettings | None = None) -> None:
     settings = settings or FundamentalSettings()
     configure_logging(settings.log_json, settings.log_level)
-    try:
-        import uvloop
-    except ImportError:  # uvloop is not available on every platform
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    runner(FundamentalServer(settings).serve())
+    run(FundamentalServer(settings).serve())
 
 
 if __name__ == "__main__":

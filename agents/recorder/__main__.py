@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from agents.recorder.server import RecorderServer
 from agents.recorder.settings import RecorderSettings
 from exchange.logs import configure_logging
+from exchange.loop import run
 
 
 def main(settings: RecorderSettings | None = None) -> None:
     settings = settings or RecorderSettings()
     configure_logging(settings.log_json, settings.log_level)
-    try:
-        import uvloop
-    except ImportError:  # uvloop is not available on every platform
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    runner(RecorderServer(settings).serve())
+    run(RecorderServer(settings).serve())
 
 
 if __name__ == "__main__":
