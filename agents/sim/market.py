@@ -67,6 +67,7 @@ account. `finish` calls `on_stop` but does not cancel the agents' open orders.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import itertools
 from bisect import bisect_right
@@ -104,6 +105,7 @@ _REPORT, _QUOTE, _TRADE, _FUND = 0, 1, 2, 3
 
 _BLOCK = 512  # latency draws taken from the generator at once
 _GATE_SYNC = 2048  # settled trades between two settled-state updates of the risk gate
+_GC_GEN0 = 50_000  # young-generation threshold while the kernel runs (see `SimMarket.run`)
 _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 
 
@@ -536,11 +538,25 @@ class SimMarket:
 
     def run(self, until_ns: int | None = None, duration_ns: int | None = None,
             max_events: int | None = None) -> int:  # fmt: skip
-        """Start if needed, then run the kernel up to `until_ns` (or `duration_ns` from now)."""
+        """Start if needed, then run the kernel up to `until_ns` (or `duration_ns` from now).
+
+        While the kernel runs, the garbage collector's young generation is collected every
+        `_GC_GEN0` allocations instead of every 700 (restored on return): a run allocates
+        millions of short-lived tuples and dicts that die young anyway, and the default
+        threshold made the collector a fifth of the run's time (`bench/simulate.py`: 67k ->
+        81k events/s over 8 simulated minutes). Reference cycles are still collected.
+        """
         self.start()
         if duration_ns is not None:
             until_ns = self.kernel.now + duration_ns
-        return self.kernel.run(until_ns, max_events)
+        old = gc.get_threshold()
+        if old[0] and old[0] < _GC_GEN0:
+            gc.set_threshold(_GC_GEN0, *old[1:])
+        try:
+            return self.kernel.run(until_ns, max_events)
+        finally:
+            if gc.get_threshold()[0] == _GC_GEN0 and old[0] != _GC_GEN0:
+                gc.set_threshold(*old)
 
     def finish(self) -> None:
         """Call every agent's `on_stop` (the orders they send then never arrive)."""
