@@ -221,20 +221,46 @@ class Ledger:
 
     # ------------------------------------------------------------------ settlement
     def settle(self, trade: Mapping[str, Any]) -> list[Change] | None:
-        """Settle one trade capture (a wire dict or model fields); None if already settled."""
+        """Settle one trade capture (a wire dict or model fields); None if already settled.
+
+        Returns the balance changes to persist: the buyer's and seller's legs and the fees.
+        """
         trade_id = trade["trade_id"]
+        if trade_id <= self.settled_through:
+            return None
+        # Read everything (a malformed record fails here) before changing anything.
+        symbol, price, qty = trade["symbol"], trade["price"], trade["qty"]
+        buy_name, sell_name = trade["buy_account"], trade["sell_account"]
+        ts = trade.get("ts", 0)
+        fees = self.settle_trade(
+            trade_id, symbol, price, qty, trade.get("aggressor_side", "none"), buy_name,
+            sell_name,
+        )  # fmt: skip
+        if fees is None:
+            return None
+        notional, buy_fee, sell_fee = fees
+        return [
+            Change("trade", buy_name, -notional - buy_fee, symbol, qty, buy_fee, trade_id, ts),
+            Change("trade", sell_name, notional - sell_fee, symbol, -qty, sell_fee, trade_id, ts),
+            Change("fee", FEE_ACCOUNT, buy_fee + sell_fee, trade_id=trade_id, ts=ts),
+        ]
+
+    def settle_trade(
+        self, trade_id: int, symbol: str, price: int, qty: int, aggressor: str, buy_name: str,
+        sell_name: str,
+    ) -> tuple[int, int, int] | None:  # fmt: skip
+        """`settle` from plain values, without the change records (the simulator's path).
+
+        Returns (notional, buyer's fee, seller's fee), or None if already settled.
+        """
         if trade_id <= self.settled_through:
             return None
         if trade_id != self.settled_through + 1:
             raise OutOfOrder(self.settled_through + 1, trade_id)
-        symbol, price, qty = trade["symbol"], trade["price"], trade["qty"]
-        ts = trade.get("ts", 0)
         notional = price * qty * self.multipliers.get(symbol, 1)
-        aggressor = trade.get("aggressor_side", "none")
-        buy_fee = fee_for(notional, self.fees.rate("taker" if aggressor == "buy" else "maker"))
-        sell_fee = fee_for(notional, self.fees.rate("taker" if aggressor == "sell" else "maker"))
-        # Read everything (a malformed record fails here) before changing anything.
-        buy_name, sell_name = trade["buy_account"], trade["sell_account"]
+        rate = self.fees.rate
+        buy_fee = fee_for(notional, rate("taker" if aggressor == "buy" else "maker"))
+        sell_fee = fee_for(notional, rate("taker" if aggressor == "sell" else "maker"))
         buyer = self._account_for(buy_name)
         seller = self._account_for(sell_name)
         fees = self.accounts[FEE_ACCOUNT]
@@ -243,15 +269,9 @@ class Ledger:
         fees.cash += buy_fee + sell_fee
         self.marks[symbol] = price
         self.settled_through = trade_id
-        for acct in (buyer, seller):
-            self._check_rules(acct, symbol, trade_id)
-        return [
-            Change("trade", buyer.account, -notional - buy_fee, symbol, qty, buy_fee, trade_id, ts),
-            Change(
-                "trade", seller.account, notional - sell_fee, symbol, -qty, sell_fee, trade_id, ts
-            ),
-            Change("fee", FEE_ACCOUNT, buy_fee + sell_fee, trade_id=trade_id, ts=ts),
-        ]
+        self._check_rules(buyer, symbol, trade_id)
+        self._check_rules(seller, symbol, trade_id)
+        return notional, buy_fee, sell_fee
 
     def _account_for(self, account: str) -> Account:
         acct = self.accounts.get(account)

@@ -322,22 +322,32 @@ class RiskGate:
         self._set_leaves(order, qty)
 
     def _set_leaves(self, order: list[Any], leaves: int) -> None:
+        """Move an order's leaves (and a buy's cash reservation) to `leaves`.
+
+        Runs for every order event the gate follows, so the reservation is `_reservation`
+        inlined (same integer maths).
+        """
         account, symbol, side, price, _qty, old, res = order
         acct = self.accounts.get(account)
         if acct is None:  # a journal replay before clearing spoke: the state fills in later
             acct = self.accounts[account] = AccountRisk(account)
         order[5] = leaves
-        book = None
-        if acct is not None:
-            book = acct.open_buy if side == "buy" else acct.open_sell
-            book[symbol] = book.get(symbol, 0) + leaves - old
-            if not book[symbol]:
-                del book[symbol]
         if side == "buy":
-            new_res = self._reservation(symbol, price, leaves) if leaves else 0
+            book = acct.open_buy
+            if leaves:
+                notional = price * leaves * self.multipliers.get(symbol, 1)
+                new_res = notional + fee_for(notional, self._fee_bps)
+            else:
+                new_res = 0
             order[6] = new_res
-            if acct is not None:
-                acct.reserved_cash += new_res - res
+            acct.reserved_cash += new_res - res
+        else:
+            book = acct.open_sell
+        n = book.get(symbol, 0) + leaves - old
+        if n:
+            book[symbol] = n
+        elif symbol in book:
+            del book[symbol]
 
     def _trade(self, ev: tuple) -> None:
         (_k, _s, symbol, trade_id, price, qty, aggressor, buy_oid, buyer, buy_leaves,

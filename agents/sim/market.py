@@ -752,11 +752,8 @@ class SimMarket:
                 (_, _seq, sym, trade_id, price, qty, aggressor, _bo, buy_acct, _bl, _so,
                  sell_acct, _sl, _ts) = ev  # fmt: skip
                 if ledger is not None:
-                    ledger.settle({
-                        "trade_id": trade_id, "symbol": sym, "price": price, "qty": qty,
-                        "aggressor_side": aggressor, "buy_account": buy_acct,
-                        "sell_account": sell_acct, "ts": _ts,
-                    })  # fmt: skip
+                    ledger.settle_trade(trade_id, sym, price, qty, aggressor, buy_acct,
+                                        sell_acct)  # fmt: skip
                     self._unsynced.add(buy_acct)
                     self._unsynced.add(sell_acct)
                     trades += 1
