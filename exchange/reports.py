@@ -68,18 +68,26 @@ class Outbox:
     drop_copy: list[TradeCapture] = field(default_factory=list)  # to the clearing house
 
 
-@dataclass
 class RawOutbox:
     """The same, as plain wire dicts (`Reporter.translate_raw`): what the exchange process sends.
 
     Each dict is exactly what ``encode(model)`` would pack, minus fields left at their defaults,
     and validates strictly as its model (`translate` does that for every message, so every test
     that uses `translate` checks the dicts the process sends).
+
+    A plain slotted class, not a dataclass: one is built per engine call, and the dataclass's
+    default factories cost as much as translating an acknowledgement.
     """
 
-    private: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
-    public: list[dict[str, Any]] = field(default_factory=list)
-    drop_copy: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = ("drop_copy", "private", "public")
+
+    def __init__(self) -> None:
+        self.private: list[tuple[Any, dict[str, Any]]] = []
+        self.public: list[dict[str, Any]] = []
+        self.drop_copy: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return f"RawOutbox(private={self.private}, public={self.public}, drop={self.drop_copy})"
 
 
 class _OrderState:
@@ -123,6 +131,35 @@ class _OrderState:
             msg.update(extra)
         return msg
 
+    def fill_report(
+        self, seq: int, ts: int, leaves: int, qty: int, price: int, trade_id: int, liquidity: str
+    ) -> dict[str, Any]:
+        """`report(..., "trade", ...)` with the fill's fields, as one literal (the hot path)."""
+        cum = self.cum
+        return {
+            "order_id": self.order_id, "client_order_id": self.client_order_id,
+            "symbol": self.symbol, "side": self.side, "order_type": self.order_type,
+            "price": self.price, "qty": cum + leaves, "cum_qty": cum, "leaves_qty": leaves,
+            "avg_price": self.notional / cum if cum else 0.0, "type": "execution_report",
+            "v": 1, "ts": ts, "account": self.account, "exec_type": "trade",
+            "order_status": "filled" if leaves == 0 else "partially_filled", "seq": seq,
+            "last_qty": qty, "last_price": price, "trade_id": trade_id, "liquidity": liquidity,
+        }  # fmt: skip
+
+    def cancel_report(
+        self, seq: int, ts: int, kind: str, cancelled: int, reason: str
+    ) -> dict[str, Any]:
+        """`report(..., kind, kind, 0, cancelled_qty=..., text=...)` as one literal."""
+        cum = self.cum
+        return {
+            "order_id": self.order_id, "client_order_id": self.client_order_id,
+            "symbol": self.symbol, "side": self.side, "order_type": self.order_type,
+            "price": self.price, "qty": cum, "cum_qty": cum, "leaves_qty": 0,
+            "avg_price": self.notional / cum if cum else 0.0, "type": "execution_report",
+            "v": 1, "ts": ts, "account": self.account, "exec_type": kind,
+            "order_status": kind, "seq": seq, "cancelled_qty": cancelled, "text": reason,
+        }  # fmt: skip
+
     def info(self, leaves: int) -> dict[str, Any]:
         """An `OrderInfo` dict (for open-order queries)."""
         cum = self.cum
@@ -161,8 +198,14 @@ class Reporter:
             drop_copy=[_model(msg) for msg in raw.drop_copy],
         )
 
-    def translate_raw(self, events: list[tuple], request: Request | None = None) -> RawOutbox:
-        """Messages for `events` as wire dicts (no validation: the hot path of the process)."""
+    def translate_raw(
+        self, events: list[tuple], request: Request | None = None, market_data: bool = True
+    ) -> RawOutbox:
+        """Messages for `events` as wire dicts (no validation: the hot path of the process).
+
+        `market_data=False` leaves out the public trade and drop-copy messages of trades (the
+        simulator records trades from the events themselves and needs the reports only).
+        """
         box = RawOutbox()
         private = box.private.append
         public = box.public.append
@@ -178,7 +221,7 @@ class Reporter:
                 continue
             ts = ev[-1]
             if kind == TRADE:
-                self._trade(ev, box)
+                self._trade(ev, box, market_data)
             elif kind == ACCEPTED:
                 _, seq, symbol, oid, clid, account, side, otype, price, qty, _tif, ts = ev
                 state = _OrderState(
@@ -191,9 +234,7 @@ class Reporter:
                 _, seq, _symbol, oid, account, cancelled, reason, ts = ev
                 state = self._orders.pop(oid)
                 kind_ = "expired" if reason == CancelReason.EXPIRED else "canceled"
-                private((account, state.report(
-                    seq, ts, kind_, kind_, 0, cancelled_qty=cancelled, text=reason,
-                )))  # fmt: skip
+                private((account, state.cancel_report(seq, ts, kind_, cancelled, reason)))
             elif kind == REPLACED:
                 _, seq, _symbol, oid, account, price, qty, leaves, _kept, ts = ev
                 state = self._orders[oid]
@@ -211,38 +252,41 @@ class Reporter:
                 self._reject(ev, request, box)
         return box
 
-    def _trade(self, ev: tuple, box: RawOutbox) -> None:
+    def _trade(self, ev: tuple, box: RawOutbox, market_data: bool = True) -> None:
         (_, seq, symbol, trade_id, price, qty, aggressor, buy_oid, buy_acct, buy_leaves,
          sell_oid, sell_acct, sell_leaves, ts) = ev  # fmt: skip
-        box.public.append({
-            "type": "trade", "v": 1, "ts": ts, "symbol": symbol, "trade_id": trade_id,
-            "seq": seq, "price": price, "qty": qty, "aggressor_side": aggressor,
-        })  # fmt: skip
-        box.drop_copy.append({
-            "type": "trade_capture", "v": 1, "ts": ts, "trade_id": trade_id, "seq": seq,
-            "symbol": symbol, "price": price, "qty": qty, "buy_account": _account(buy_acct),
-            "sell_account": _account(sell_acct), "buy_order_id": buy_oid,
-            "sell_order_id": sell_oid, "aggressor_side": aggressor,
-        })  # fmt: skip
-        for side, oid, account, leaves in (
-            ("buy", buy_oid, buy_acct, buy_leaves),
-            ("sell", sell_oid, sell_acct, sell_leaves),
-        ):
-            state = self._orders[oid]
-            state.cum += qty
-            state.notional += qty * price
-            if aggressor == "none":
-                liquidity = "auction"
-            else:
-                liquidity = "taker" if aggressor == side else "maker"
-            box.private.append((account, state.report(
-                seq, ts, "trade", "filled" if leaves == 0 else "partially_filled", leaves,
-                last_qty=qty, last_price=price, trade_id=trade_id, liquidity=liquidity,
-            )))  # fmt: skip
-            if leaves == 0:
-                # Done: a fill to zero is an order's last event, so forget it now and the
-                # table holds open orders only.
-                del self._orders[oid]
+        if market_data:
+            box.public.append({
+                "type": "trade", "v": 1, "ts": ts, "symbol": symbol, "trade_id": trade_id,
+                "seq": seq, "price": price, "qty": qty, "aggressor_side": aggressor,
+            })  # fmt: skip
+            box.drop_copy.append({
+                "type": "trade_capture", "v": 1, "ts": ts, "trade_id": trade_id, "seq": seq,
+                "symbol": symbol, "price": price, "qty": qty, "buy_account": _account(buy_acct),
+                "sell_account": _account(sell_acct), "buy_order_id": buy_oid,
+                "sell_order_id": sell_oid, "aggressor_side": aggressor,
+            })  # fmt: skip
+        orders = self._orders
+        private = box.private.append
+        notional = qty * price
+        if aggressor == "none":
+            buy_liq = sell_liq = "auction"
+        elif aggressor == "buy":
+            buy_liq, sell_liq = "taker", "maker"
+        else:
+            buy_liq, sell_liq = "maker", "taker"
+        # Done orders (a fill to zero is an order's last event) are forgotten at once, so the
+        # table holds open orders only.
+        state = orders[buy_oid] if buy_leaves else orders.pop(buy_oid)
+        state.cum += qty
+        state.notional += notional
+        private((buy_acct, state.fill_report(seq, ts, buy_leaves, qty, price, trade_id, buy_liq)))
+        state = orders[sell_oid] if sell_leaves else orders.pop(sell_oid)
+        state.cum += qty
+        state.notional += notional
+        private(
+            (sell_acct, state.fill_report(seq, ts, sell_leaves, qty, price, trade_id, sell_liq))
+        )
 
     def _reject(self, ev: tuple, request: Request | None, box: RawOutbox) -> None:
         _, _seq, symbol, oid, clid, account, kind, reason, ts = ev

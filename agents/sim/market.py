@@ -820,7 +820,7 @@ class SimMarket:
                     while log and log[0][0] < horizon:
                         log.popleft()
 
-        box = self.reporter.translate_raw(private)
+        box = self.reporter.translate_raw(private, None, False)
         by_account = self._by_account
         for account, report in box.private:
             ctx = by_account.get(account)
