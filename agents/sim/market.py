@@ -89,7 +89,7 @@ from clearing.ledger import Ledger, Limits, multiplier
 from clearing.link import worst_price_from
 from clearing.risk import RiskGate
 from exchange.engine import Engine
-from exchange.events import BOOK, REJECTED, STATUS, TRADE
+from exchange.events import ACCEPTED, BOOK, CANCELLED, REJECTED, STATUS, TRADE
 from exchange.reports import Reporter, reject_raw
 from exchange.symbols import SymbolSpec
 
@@ -718,14 +718,17 @@ class SimMarket:
         (the gate is handed the events it follows, not the L2 deltas it skips); nothing the
         pass records reads the gate or the ledger, so the order of the two parts is free.
         """
+        if len(events) == 2:
+            ev, delta = events
+            if delta[0] == BOOK and (ev[0] == ACCEPTED or ev[0] == CANCELLED):
+                self._process_rest(ev, delta, ts)
+                return
         self.engine_events += len(events)
         ledger = self.ledger
         touched: list[str] | None = None  # symbols whose book changed, in order
         status = False
         ticks: list[tuple] | None = None
         want_ticks = self._trade_listeners
-        levels_of = self._levels
-        blog = self._blog
         private: list[tuple] = []  # what the reporter and the gate need: all but L2 deltas
         keep = private.append
         trades = 0
@@ -734,14 +737,7 @@ class SimMarket:
             kind = ev[0]
             if kind == BOOK:
                 sym = ev[2]
-                key = (ev[3], ev[4])
-                levels = levels_of[sym]
-                if ev[6]:
-                    old = levels.get(key, _NO_LEVEL)
-                    levels[key] = (ev[5], ev[6])
-                else:
-                    old = levels.pop(key, _NO_LEVEL)
-                blog[sym].append((ts, key, old))
+                self._level(ev, ts)
                 if touched is None:
                     touched = [sym]
                 elif sym not in touched:
@@ -790,35 +786,7 @@ class SimMarket:
                     self.sync_gate()
         if touched is not None:
             for sym in touched:
-                book = self._books[sym]
-                bids, asks = book.bids, book.asks
-                bheap, aheap = bids.heap, asks.heap
-                if bheap:
-                    b = -bheap[0]
-                    bq = bids.levels[b].qty
-                else:
-                    b, bq = None, 0
-                if aheap:
-                    a = aheap[0]
-                    aq = asks.levels[a].qty
-                else:
-                    a, aq = None, 0
-                top = (b, bq, a, aq)
-                if top != self._top[sym]:
-                    self._top[sym] = top
-                    quote = Quote(sym, b, bq, a, aq, ts)
-                    q_ts = self._q_ts[sym]
-                    q_ts.append(ts)
-                    self._q[sym].append(quote)
-                    self._version += 1
-                    self._published_at = ts
-                    if self._book_listeners:
-                        self._publish([(_QUOTE, sym, len(q_ts) - 1, quote)], ts, _QUOTE)
-                log = blog[sym]
-                if len(log) > 4096:  # forget changes every agent has heard of
-                    horizon = ts - self._max_view_ns
-                    while log and log[0][0] < horizon:
-                        log.popleft()
+                self._book_changed(sym, ts)
 
         box = self.reporter.translate_raw(private, None, False)
         by_account = self._by_account
@@ -836,6 +804,65 @@ class SimMarket:
             self._publish(ticks, ts, _TRADE)
         if status:  # a phase change may move the next timed transition (halt end, batch)
             self._schedule_wake()
+
+    def _process_rest(self, ev: tuple, delta: tuple, ts: int) -> None:
+        """`_process` for the commonest engine output by far: one order accepted to rest (or
+        cancelled) and its level's delta. The same steps in the same order, without the
+        general loop's bookkeeping."""
+        self.engine_events += 2
+        self._level(delta, ts)
+        gate = self.gate
+        if gate is not None:
+            gate.on_events((ev,))
+        self._book_changed(delta[2], ts)
+        for account, report in self.reporter.translate_raw((ev,), None, False).private:
+            ctx = self._by_account.get(account)
+            if ctx is not None:
+                ctx._push((_REPORT, report))
+
+    def _level(self, ev: tuple, ts: int) -> None:
+        """Mirror one L2 delta (for delayed depth views: `depth_at`)."""
+        sym = ev[2]
+        key = (ev[3], ev[4])
+        levels = self._levels[sym]
+        if ev[6]:
+            old = levels.get(key, _NO_LEVEL)
+            levels[key] = (ev[5], ev[6])
+        else:
+            old = levels.pop(key, _NO_LEVEL)
+        self._blog[sym].append((ts, key, old))
+
+    def _book_changed(self, sym: str, ts: int) -> None:
+        """Publish the top of book of `sym` if it moved; forget depth changes all have heard."""
+        book = self._books[sym]
+        bids, asks = book.bids, book.asks
+        bheap, aheap = bids.heap, asks.heap
+        if bheap:
+            b = -bheap[0]
+            bq = bids.levels[b].qty
+        else:
+            b, bq = None, 0
+        if aheap:
+            a = aheap[0]
+            aq = asks.levels[a].qty
+        else:
+            a, aq = None, 0
+        top = (b, bq, a, aq)
+        if top != self._top[sym]:
+            self._top[sym] = top
+            quote = Quote(sym, b, bq, a, aq, ts)
+            q_ts = self._q_ts[sym]
+            q_ts.append(ts)
+            self._q[sym].append(quote)
+            self._version += 1
+            self._published_at = ts
+            if self._book_listeners:
+                self._publish([(_QUOTE, sym, len(q_ts) - 1, quote)], ts, _QUOTE)
+        log = self._blog[sym]
+        if len(log) > 4096:  # forget changes every agent has heard of
+            horizon = ts - self._max_view_ns
+            while log and log[0][0] < horizon:
+                log.popleft()
 
     def _publish(self, items: list[tuple], ts: int, channel: int) -> None:
         """Hand public items of one channel to every agent with a handler for them."""
