@@ -74,6 +74,7 @@ C = SimpleNamespace(**{c.name: c.value for c in CancelReason})
 _C_USER, _C_MASS, _C_IOC, _C_FOK = C.USER, C.MASS_CANCEL, C.IOC, C.FOK
 _C_NOLIQ, _C_STP, _C_HALTED = C.NO_LIQUIDITY, C.SELF_TRADE, C.HALTED
 _R_UNKNOWN_ORDER = R.UNKNOWN_ORDER
+_new_object = object.__new__
 
 
 class Market:
@@ -203,6 +204,7 @@ class Engine:
             reason = self._invalid(m, side, order_type, qty, price, tif, post_only, stp)
             if reason is not None:
                 return self._reject(out, symbol, 0, client_order_id, account, "new", reason, ts)
+        oid = self._next_order_id
         if client_order_id is not None:
             try:
                 clids = self._clids[account]
@@ -210,22 +212,21 @@ class Engine:
                 clids = self._clids[account] = {}
             except TypeError:  # an unhashable account: refuse, never raise
                 return self._reject(out, symbol, 0, None, None, "new", R.INVALID_ACCOUNT, ts)
+            # Check and claim the client order id in one probe of the (large, cache-cold) dict:
+            # nothing after this point can refuse the order, so claiming early is safe.
             try:
-                duplicate = client_order_id in clids
+                known = clids.setdefault(client_order_id, oid)
             except TypeError:
                 return self._reject(
                     out, symbol, 0, None, account, "new", R.INVALID_CLIENT_ORDER_ID, ts
                 )
-            if duplicate:
+            if known is not oid:  # (ids are unique, so only a fresh claim returns this object)
                 return self._reject(
                     out, symbol, 0, client_order_id, account, "new", R.DUPLICATE_CLIENT_ORDER_ID, ts
                 )
 
         # -- accepted ----------------------------------------------------------------------
-        oid = self._next_order_id
         self._next_order_id = oid + 1
-        if client_order_id is not None:
-            clids[client_order_id] = oid
         book.seq = seq = book.seq + 1
         out.append(
             (
@@ -244,8 +245,8 @@ class Engine:
             )
         )
 
-        # Match first: an Order object (~0.2 us) is built only if something is left of it, and a
-        # marketable order usually fills in full.
+        # Match first: an Order object (~0.15 us) is built only if something is left of it, and
+        # a marketable order usually fills in full.
         leaves = qty
         stopped = crosses = None
         if phase == _CONTINUOUS:
@@ -259,16 +260,30 @@ class Engine:
                 leaves, stopped = self._take(m, side, price, qty, oid, account, stp, out, ts)
                 if not leaves and stopped is None:
                     return out
-        order = Order(
-            oid, client_order_id, account, symbol, side, order_type, price, qty, tif, post_only,
-            stp, ts,
-        )  # fmt: skip
+        # Order(...) spelled out: object.__new__ plus slot stores skips type.__call__ and the
+        # __init__ frame entered from C (~80 ns less per order on CPython 3.11). Keep the fields
+        # in step with Order.__init__.
+        order = _new_object(Order)
+        order.order_id = oid
+        order.client_order_id = client_order_id
+        order.account = account
+        order.symbol = symbol
+        order.side = side
+        order.order_type = order_type
+        order.price = price
+        order.qty = qty
+        order.leaves = leaves
+        order.tif = tif
+        order.post_only = post_only
+        order.stp = stp
+        order.ts = ts
         if phase != _CONTINUOUS:  # collecting for an auction: no matching
             self._rest(m, order, out)
             return out
 
-        if not crosses and price is not None and (tif == GTC or tif == DAY):
-            # The common case, inlined: a passive limit order joins the back of its level.
+        if stopped is None and price is not None and (tif == GTC or tif == DAY):
+            # The common case, inlined (_after_take then _rest): a limit order that did not
+            # cross, or crossed and was not filled in full, joins the back of its level.
             self._orders[oid] = order
             half = book.bids if side == BUY else book.asks
             try:
@@ -276,9 +291,9 @@ class Engine:
             except KeyError:
                 level = half.level(price)
             level.orders.append(order)
-            level.qty += qty
+            level.qty += leaves
             level.count += 1
-            book.seq = seq = seq + 1
+            book.seq = seq = book.seq + 1  # (re-read: _take may have moved it)
             out.append((BOOK, seq, symbol, side, price, level.qty, level.count))
             return out
 
@@ -287,7 +302,7 @@ class Engine:
                 stopped = _C_FOK
             elif crosses:
                 leaves, stopped = self._take(m, side, price, qty, oid, account, stp, out, ts)
-        order.leaves = leaves
+            order.leaves = leaves
         self._after_take(m, order, stopped, out, ts, registered=False)
         return out
 
@@ -299,22 +314,23 @@ class Engine:
         ts: int = 0,
     ) -> list[tuple]:
         """Cancel one open order by engine id or by the client order id it was entered with."""
-        out: list[tuple] = []
+        orders = self._orders
         try:
             if order_id is None and client_order_id is not None:
-                clids = self._clids.get(account)
-                if clids is not None:
-                    order_id = clids.get(client_order_id)
-            order = self._orders.get(order_id) if order_id is not None else None
+                order_id = self._clids[account].get(client_order_id)
+            order = orders.get(order_id) if order_id is not None else None
+        except KeyError:  # an account that never named an order: order_id is still None
+            order = None
         except TypeError:  # an unhashable id or account: _lookup words the reject
+            out: list[tuple] = []
             self._lookup(out, "cancel", account, order_id, client_order_id, ts)
             return out
         if order is None:  # unknown or already filled: two cancels in three in the bench
-            out.append(
+            return [
                 (REJECTED, 0, "", order_id or 0, client_order_id, account, "cancel",
                  _R_UNKNOWN_ORDER, ts)
-            )  # fmt: skip
-            return out
+            ]  # fmt: skip
+        out = []
         if order.account != account:
             self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # NOT_OWNER
             return out
@@ -336,7 +352,7 @@ class Engine:
         side = order.side
         left = order.leaves
         order.leaves = 0
-        del self._orders[order.order_id]
+        del orders[order_id]  # (the key the order was found by: equal to order.order_id)
         book.seq = seq = book.seq + 1
         out.append((CANCELLED, seq, symbol, order.order_id, account, left, _C_USER, ts))
         half = book.bids if side == BUY else book.asks
