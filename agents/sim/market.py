@@ -104,7 +104,8 @@ _NEW, _CANCEL, _REPLACE, _CANCEL_ALL = 0, 1, 2, 3
 _REPORT, _QUOTE, _TRADE, _FUND = 0, 1, 2, 3
 
 _BLOCK = 512  # latency draws taken from the generator at once
-_GATE_SYNC = 2048  # settled trades between two settled-state updates of the risk gate
+_GATE_SYNC = 8192  # settled trades between two settled-state updates of the risk gate (the
+# gate counts unsettled fills as pending, so its answers do not depend on this; only its cost)
 _GC_GEN0 = 50_000  # young-generation threshold while the kernel runs (see `SimMarket.run`)
 _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 
