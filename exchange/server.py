@@ -99,6 +99,7 @@ def load_risk_plugin(settings: ExchangeSettings, engine: Engine) -> RiskPlugin:
     )  # fmt: skip
 
 _CHUNK = 256  # messages per outgoing batch frame (well under the size and count limits)
+_FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
 
 
@@ -332,6 +333,7 @@ class ExchangeServer:
         sock = self._gw
         t0 = time.perf_counter()
         n = 0
+        unflushed = 0  # requests handled since the last flush
         while n < 10_000:  # bounded, so timers and the snapshot service still get a turn
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
@@ -340,12 +342,19 @@ class ExchangeServer:
             n += 1
             if len(frames) != 2:
                 continue  # a ROUTER frame is [identity, payload]; anything else is not ours
-            self._on_frame(frames[0], frames[1])
+            unflushed += self._on_frame(frames[0], frames[1])
+            if unflushed >= _FLUSH_EVERY:
+                # Answer what is done before reading on: with batched entry a drain can hold
+                # thousands of orders, and holding every reply until the socket is empty left
+                # the clients idle, then the exchange idle waiting for their next frames.
+                self._flush()
+                unflushed = 0
         self._flush()
         if n:
             self.metrics.latency.observe(time.perf_counter() - t0)
 
-    def _on_frame(self, identity: bytes, payload: bytes) -> None:
+    def _on_frame(self, identity: bytes, payload: bytes) -> int:
+        """Handle one gateway frame (a message or a batch); returns how many requests."""
         ts = self.clock()
         try:
             if payload[:1] and payload[0] in _ARRAY_MARKERS:
@@ -354,9 +363,10 @@ class ExchangeServer:
                 msgs = [decode(payload)]
         except ProtocolError as exc:
             self._protocol_reject(identity, exc.reason, str(exc), exc.ref_type, ts)
-            return
+            return 1
         for msg in msgs:
             self._on_request(identity, msg, ts)
+        return len(msgs)
 
     def _on_request(self, identity: bytes, msg: Any, ts: int) -> None:
         metrics = self.metrics
