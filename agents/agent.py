@@ -180,8 +180,8 @@ class Context:
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', not {side!r}")
         clid = f"{self.name}.{next(self._ids)}"
-        order = OpenOrder(clid, symbol, side, price, qty, leaves_qty=qty)
-        self.portfolio.sent(order)
+        order = OpenOrder(clid, symbol, side, price, qty, 0, qty)  # positional: a hot path
+        self.portfolio.orders[clid] = order  # Portfolio.sent, inlined
         self.orders_sent += 1
         self._send_new(order, "limit" if price is not None else "market", tif, post_only)
         return clid

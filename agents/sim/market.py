@@ -815,7 +815,18 @@ class SimMarket:
         gate = self.gate
         if gate is not None:
             gate.on_events((ev,))
-        self._book_changed(delta[2], ts)
+        # Only a change at or inside the best price can move the top of book (one level
+        # changed); most orders rest behind it, so most calls skip straight to the log.
+        sym = delta[2]
+        top = self._top[sym]
+        if delta[3] == "buy":
+            inside = top[0] is None or delta[4] >= top[0]
+        else:
+            inside = top[2] is None or delta[4] <= top[2]
+        if inside:
+            self._book_changed(sym, ts)
+        elif len(self._blog[sym]) > 4096:
+            self._trim_log(sym, ts)
         for account, report in self.reporter.translate_raw((ev,), None, False).private:
             ctx = self._by_account.get(account)
             if ctx is not None:
@@ -859,11 +870,15 @@ class SimMarket:
             self._published_at = ts
             if self._book_listeners:
                 self._publish([(_QUOTE, sym, len(q_ts) - 1, quote)], ts, _QUOTE)
+        if len(self._blog[sym]) > 4096:
+            self._trim_log(sym, ts)
+
+    def _trim_log(self, sym: str, ts: int) -> None:
+        """Forget depth changes every agent has heard of."""
         log = self._blog[sym]
-        if len(log) > 4096:  # forget changes every agent has heard of
-            horizon = ts - self._max_view_ns
-            while log and log[0][0] < horizon:
-                log.popleft()
+        horizon = ts - self._max_view_ns
+        while log and log[0][0] < horizon:
+            log.popleft()
 
     def _publish(self, items: list[tuple], ts: int, channel: int) -> None:
         """Hand public items of one channel to every agent with a handler for them."""

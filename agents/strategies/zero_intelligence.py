@@ -94,17 +94,18 @@ class ZeroIntelligence(Agent):
         self._offset = (p.min_offset_ticks, p.max_offset_ticks - p.min_offset_ticks + 1)
         self._schedule()
 
-    def _draw(self) -> list[float]:
+    def _refill(self) -> list[float]:
         """The uniforms not used yet, refilled to hold at least the five an arrival may use."""
-        u = self._uniforms
-        if len(u) < 5:
-            self._uniforms = u = self._random(_BLOCK).tolist() + u
+        self._uniforms = u = self._random(_BLOCK).tolist() + self._uniforms
         return u
 
     def _schedule(self) -> None:
         p = self.params
         if p.poisson:  # exponential waiting time by inversion of one uniform
-            wait = max(1, int(-p.mean_interval_ns * log(1.0 - self._draw().pop())))
+            u = self._uniforms
+            if len(u) < 5:
+                u = self._refill()
+            wait = max(1, int(-p.mean_interval_ns * log(1.0 - u.pop())))
         else:
             wait = p.mean_interval_ns
         self.ctx.set_timer(_TIMER, wait, repeat=False)
@@ -119,7 +120,10 @@ class ZeroIntelligence(Agent):
     def _arrive(self) -> None:
         p = self.params
         ctx = self.ctx
-        pop = self._draw().pop
+        u = self._uniforms
+        if len(u) < 5:
+            u = self._refill()
+        pop = u.pop
         side = "buy" if pop() < 0.5 else "sell"
         lo, n = self._size
         qty = lo + _below(pop(), n)
