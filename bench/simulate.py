@@ -7,8 +7,12 @@ The reference market, when the strategy zoo (`agents.strategies.STRATEGIES`) is 
 every 100 ms), 2 market makers (one fixed-spread, one Avellaneda-Stoikov) and 12 trend
 followers, one symbol. Without the zoo, the same head counts of simple local random agents.
 
-Printed: kernel events/s (heap pops), agent handler calls, orders/s (messages that reached the
-engine: new, cancel, replace, mass cancel), trades, simulated and wall time. Wall time is the
+Printed: kernel events/s (heap pops), deliveries/s (the events a kernel with one message per
+event would pop: each message at the engine, each report and public item at each agent, each
+timer; ours pops fewer because one pop carries everything an agent sends or receives in one
+instant, and one publication to all agents with the same latency), agent handler calls,
+orders/s (messages that reached the engine: new, cancel, replace, mass cancel), trades,
+simulated and wall time. Wall time is the
 run only (building the market is not counted). `--profile` runs under cProfile and prints
 the top functions by own time.
 """
@@ -123,7 +127,12 @@ def main() -> None:
     trades = len(market.trades["ts"])
     print(f"wall time      {wall:10.2f} s   (simulated {duration / NS:,.0f} s, "
           f"x{duration / NS / wall:,.1f} real time)")  # fmt: skip
-    print(f"kernel events  {events:10,d}     {events / wall:12,.0f} events/s")
+    print(f"kernel events  {events:10,d}     {events / wall:12,.0f} events/s   (heap pops)")
+    deliveries = market.deliveries
+    print(
+        f"deliveries     {deliveries:10,d}     {deliveries / wall:12,.0f} events/s   "
+        "(one per message, report, public item per agent, timer: see SimMarket.deliveries)"
+    )
     print(
         f"handler calls  {_handler_calls(market) - calls_before:10,d}     (incl. bucket deliveries)"
     )

@@ -519,3 +519,23 @@ def test_batch_auctions_run_on_the_virtual_clock():
     ]
     assert [ev[3] for ev in sim.status] == ["auction"] * len(sim.status)
     assert len(sim.status) == 4  # one STATUS per batch (100..400 ms), each a wake-up
+
+
+class BuyThenCancel(Agent):
+    def on_start(self) -> None:
+        self.ctx.set_timer("go", MS, repeat=False)
+
+    def on_timer(self, name: str) -> None:
+        self.ctx.cancel(self.ctx.buy("AGR", 1, 9_000))
+
+
+def test_deliveries_count_each_message_while_the_kernel_pops_batches():
+    sim = SimMarket(seed=3)
+    sim.add_agent(BuyThenCancel(), "bc", latency=LatencyConfig(network_us=100))
+    sim.run(until_ns=10 * MS)
+    # pops: on_start, the timer, the two messages' arrival (one packet), the two reports
+    # (produced at the same instant: one packet back)
+    assert sim.kernel.events_processed == 4
+    # deliveries: on_start, the timer, 2 messages at the engine, 2 reports at the agent
+    assert sim.deliveries == 6
+    assert sim.orders_in == 2

@@ -423,6 +423,11 @@ class SimMarket:
         self.arrivals: list[tuple] | None = [] if record_arrivals else None
         self.orders_in = 0  # messages that reached the engine
         self.handler_calls = 0  # agent deliveries: timers, reports batches, public data
+        # Events as a kernel with one message per event would count them: each message that
+        # reaches the engine, each report or public item that reaches an agent, each timer and
+        # market-internal step. The kernel pops fewer (`kernel.events_processed`): one pop
+        # carries an agent's messages of one instant, or a publication to a bucket of agents.
+        self.deliveries = 0
         self.engine_events = 0
 
         # fundamental value
@@ -574,6 +579,7 @@ class SimMarket:
 
     # ------------------------------------------------------------------ kernel callbacks
     def _start_agent(self, ctx: SimContext) -> None:
+        self.deliveries += 1
         ctx.refresh()
         ctx.agent.on_start()
 
@@ -588,6 +594,7 @@ class SimMarket:
         else:
             del timers[name]
         self.handler_calls += 1
+        self.deliveries += 1
         ctx.refresh()
         ctx.agent.on_timer(name)
 
@@ -617,6 +624,7 @@ class SimMarket:
         """An agent's messages reach the engine."""
         if ctx._out is batch:
             ctx._out = None
+        self.deliveries += len(batch)
         ts = self.kernel.now
         engine = self.engine
         gate = self.gate
@@ -669,6 +677,7 @@ class SimMarket:
         if now != self._wake_at:
             return  # superseded by an earlier wake-up, which rescheduled
         self._wake_at = _NEVER
+        self.deliveries += 1
         events = self.engine.advance(now)
         if events:
             self._process(events, now, None)
@@ -684,6 +693,7 @@ class SimMarket:
     def _fundamental_step(self, dt_ns: int) -> None:
         kernel = self.kernel
         now = kernel.now
+        self.deliveries += 1
         values = self.fundamental.step(dt_ns / 1e9)
         kernel.schedule(now + self.fundamental_interval_ns, self._fundamental_step,
                         self.fundamental_interval_ns)  # fmt: skip
@@ -908,6 +918,7 @@ class SimMarket:
         if bucket.batch is batch:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
+        self.deliveries += len(bucket.members) * len(batch)
         for ctx in bucket.members:
             ctx.refresh()
             idxs = ctx._idx
@@ -922,6 +933,7 @@ class SimMarket:
         if bucket.batch is batch:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
+        self.deliveries += len(bucket.members) * len(batch)
         for ctx in bucket.members:
             ctx.refresh()
             idxs = ctx._idx
@@ -937,6 +949,7 @@ class SimMarket:
         if bucket.batch is batch:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
+        self.deliveries += len(bucket.members) * len(batch)
         for ctx in bucket.members:
             ctx.refresh()
             idxs = ctx._idx
@@ -952,6 +965,7 @@ class SimMarket:
         if ctx._in is batch:
             ctx._in = None
         self.handler_calls += 1
+        self.deliveries += len(batch)
         if ctx.plain_reports:
             # reports run no handler of this agent: book-keeping only, and no view refresh
             # (the next handler's refresh shows the same view either way)
