@@ -228,6 +228,8 @@ class Ledger:
         trade_id = trade["trade_id"]
         if trade_id <= self.settled_through:
             return None
+        if trade_id != self.settled_through + 1:
+            raise OutOfOrder(self.settled_through + 1, trade_id)
         # Read everything (a malformed record fails here) before changing anything.
         symbol, price, qty = trade["symbol"], trade["price"], trade["qty"]
         buy_name, sell_name = trade["buy_account"], trade["sell_account"]

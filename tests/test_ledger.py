@@ -327,6 +327,8 @@ def test_gap_raises_out_of_order_and_changes_nothing() -> None:
     assert ledger.settle(trade(5, "b", "s", 10, 1)) is None  # at or below: duplicate
     assert ledger.settle(trade(6, "b", "s", 10, 1)) is not None
     assert ledger.settled_through == 6
+    with pytest.raises(OutOfOrder):  # a gap is named before the record is read
+        ledger.settle({"trade_id": 9})
 
 
 def test_unknown_accounts_are_auto_opened() -> None:

@@ -53,3 +53,22 @@ def test_every_agents_own_view_equals_the_ledger_after_a_busy_run() -> None:
         assert acct.cash >= 0 and all(p.qty >= 0 for p in acct.positions.values())
     total = sum(p.qty for a in sim.ledger.accounts.values() for p in a.positions.values())
     assert total == 30 * 200
+
+
+def test_an_agent_added_mid_run_leaves_the_gate_in_step_with_the_ledger() -> None:
+    sim = SimMarket(MarketConfig(), seed=5)
+    zi = load_strategy("zi")
+    for i in range(20):
+        sim.add_agent(zi({"mean_interval_ns": 20_000_000}), f"z{i}",
+                      latency=LatencyConfig(network_us=100))  # fmt: skip
+    sim.run(duration_ns=5 * S)
+    assert sim.ledger is not None and sim.gate is not None
+    assert sim.ledger.settled_through > 50
+    sim.add_agent(zi(), "late", latency=LatencyConfig(network_us=100))
+    for name, acct in sim.ledger.accounts.items():
+        g = sim.gate.accounts.get(name)
+        if g is None:
+            continue  # the fee account
+        assert g.cash + g.pending_cash == acct.cash, name
+        for symbol, pos in acct.positions.items():
+            assert g.position(symbol) == pos.qty, (name, symbol)

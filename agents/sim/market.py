@@ -475,7 +475,11 @@ class SimMarket:
                 account, portfolio.cash, portfolio.positions, self.limits,
                 cost_prices={s: sp.reference_price for s, sp in self.specs.items()},
             )  # fmt: skip
-            self.gate.update(self.ledger.settled_through, [self._risk_state(account)])
+            # The gate hears the new account together with every account that traded since
+            # the last sync: `update` retires all pending fills up to `settled_through`, so a
+            # one-account update mid-run would leave the others without their recent fills.
+            self._unsynced.add(account)
+            self.sync_gate()
         ctx = SimContext(self, agent, name, account, latency, portfolio)
         agent.bind(ctx)
         self.agents.append(ctx)
