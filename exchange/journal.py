@@ -11,7 +11,8 @@ the journal detects it, truncates the file to the last good record and says so. 
 torn record can have been acknowledged, because acknowledgements are sent only after the write.
 
 Writes are grouped: `append` buffers, `commit` writes the buffer in one call (and fsyncs when
-asked). The exchange commits once per batch of requests, before it sends any reply.
+asked). The exchange commits after every few hundred requests it handles (a few thousand with
+fsync) and at the end of each drain of its gateway, always before it sends the replies.
 """
 
 from __future__ import annotations
