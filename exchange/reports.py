@@ -114,12 +114,13 @@ class _OrderState:
         self.notional = 0
 
     def report(
-        self, seq: int, ts: int, exec_type: str, order_status: str, leaves: int, **extra: Any
+        self, seq: int, ts: int, exec_type: str, order_status: str, leaves: int
     ) -> dict[str, Any]:
         # One literal (the `info` fields, then the report's own): a third cheaper than
-        # building `info` and updating it, and this runs once or twice per order.
+        # building `info` and updating it, and this runs once or twice per order. Fills and
+        # cancels carry fields of their own: `fill_report`, `cancel_report`.
         cum = self.cum
-        msg = {
+        return {
             "order_id": self.order_id, "client_order_id": self.client_order_id,
             "symbol": self.symbol, "side": self.side, "order_type": self.order_type,
             "price": self.price, "qty": cum + leaves, "cum_qty": cum, "leaves_qty": leaves,
@@ -127,9 +128,6 @@ class _OrderState:
             "v": 1, "ts": ts, "account": self.account, "exec_type": exec_type,
             "order_status": order_status, "seq": seq,
         }  # fmt: skip
-        if extra:
-            msg.update(extra)
-        return msg
 
     def fill_report(
         self, seq: int, ts: int, leaves: int, qty: int, price: int, trade_id: int, liquidity: str
