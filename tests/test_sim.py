@@ -332,6 +332,69 @@ def test_lazy_view_and_depth_lag_by_the_agents_latency():
             assert asks == [(10_005, 2, 1)]
 
 
+class ViewReader(Agent):
+    """Reads its view at some timer firings only (every `every`-th), by accessor or dict."""
+
+    def __init__(self, every: int, by_dict: bool) -> None:
+        super().__init__()
+        self.every, self.by_dict, self.n = every, by_dict, 0
+
+    def on_start(self) -> None:
+        self.views: dict[int, tuple] = {}
+        self.ctx.set_timer("look", 700 * US)
+
+    def on_timer(self, name: str) -> None:
+        self.n += 1
+        self.last_fire = self.ctx.now()
+        if self.n % self.every:
+            return
+        ctx = self.ctx
+        if self.by_dict:
+            view = (ctx.quotes.get("AGR"), ctx.last_prices.get("AGR"),
+                    ctx.fundamentals.get("AGR"))  # fmt: skip
+        else:
+            view = (ctx.quote("AGR"), ctx.last_price("AGR"), ctx.fundamental("AGR"))
+        self.views[ctx.now()] = view
+
+
+def test_a_view_read_late_is_what_the_reading_handler_should_see():
+    """The view is brought up to date when read: whatever was skipped before, a read shows the
+    last item of each stream published up to ``now - view latency`` of the reading handler."""
+    sim = SimMarket(seed=11, fundamental=Walk(), fundamental_interval_ns=3 * MS)
+    for i in range(12):
+        kind = ("fixed", "uniform", "exponential")[i % 3]
+        sim.add_agent(
+            RandomTrader(), f"r{i}", latency=LatencyConfig(kind=kind, network_us=50 + 10 * i)
+        )
+    latency = LatencyConfig(network_us=300)
+    readers = [ViewReader(1, False), ViewReader(3, False), ViewReader(5, True)]
+    ctxs = [sim.add_agent(r, f"reader{i}", latency=latency) for i, r in enumerate(readers)]
+    sim.run(until_ns=400 * MS)
+    quotes, trades = sim.quotes("AGR"), sim.trades
+    assert len(quotes) > 50 and len(trades["ts"]) > 20
+
+    def expected(now: int) -> tuple:
+        h = now - 300 * US
+        q = [x for x in quotes if x.ts <= h]
+        t = [p for ts, p in zip(trades["ts"], trades["price"], strict=True) if ts <= h]
+        f = (h // (3 * MS)) if h >= 0 else None  # Walk's value published at k * 3 ms
+        return (q[-1] if q else None, t[-1] if t else None,
+                None if f is None else pytest.approx(100.0 + f * 0.003))  # fmt: skip
+
+    for r in readers:
+        assert len(r.views) > 100
+        for now, view in r.views.items():
+            assert view == expected(now), now
+    # the sparse readers saw what the every-time reader saw at the same instants
+    for r in readers[1:]:
+        assert all(readers[0].views[now] == view for now, view in r.views.items())
+    # read after the run: the view at the agent's last handler, by accessor and by dict
+    for r, ctx in zip(readers, ctxs, strict=True):
+        view = (ctx.quote("AGR"), ctx.last_price("AGR"), ctx.fundamental("AGR"))
+        assert view == expected(r.last_fire)
+        assert view == (ctx.quotes["AGR"], ctx.last_prices["AGR"], ctx.fundamentals["AGR"])
+
+
 class Fifo(Agent):
     """Submits and at once cancels, with random latency: the cancel must never overtake."""
 

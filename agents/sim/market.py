@@ -35,10 +35,10 @@ The model of time and latency
   they send travels on their own channels and ties at the engine are drawn at random). Top of
   book and fair values published in the same instant are conflated (the handler sees the
   last); every trade is delivered. Everybody else's view (`ctx.quotes`, `ctx.last_prices`,
-  `ctx.fundamentals`, `ctx.book`) is brought up to date lazily, just before any of its
-  handlers runs, to what was published up to ``now - view latency``, where the view latency is
-  the agent's mean network latency (equal to its latency for ``kind="fixed"``). A view never
-  goes back in time.
+  `ctx.fundamentals`, `ctx.book`) shows, in any of its handlers, what was published up to
+  ``now - view latency``, where the view latency is the agent's mean network latency (equal to
+  its latency for ``kind="fixed"``). It is brought up to date lazily, per symbol and stream,
+  when the handler reads it. A view never goes back in time.
 * `ctx.book(symbol, levels)` is the depth as published at ``now - view latency``: the market
   keeps a short log of level changes and undoes the ones the agent cannot have heard of yet.
 * Timers are local: `set_timer(name, interval)` fires exactly ``interval`` ns later.
@@ -160,11 +160,11 @@ class SimContext(Context):
         self._in_sent = -1
         self._timers: dict[str, int] = {}
         self._timer_ids = itertools.count(1)
-        self._seen_at = -1  # virtual time of the last view refresh
-        self._seen_version = -1  # the market's publication count at the last refresh
-        self._complete_version = -1  # ... at the last refresh that showed everything
-        # per symbol: [index of the quote, of the trade, of the fair value] shown to the agent
-        self._idx: dict[str, list[int]] = {s: [-1, -1, -1] for s in self.symbols}
+        # The view: what was published up to `_horizon` (``now - view latency`` when the
+        # agent's latest handler started; -1: no handler yet), brought up to date per symbol
+        # and stream when something reads it (see `_Cursor`).
+        self._horizon = -1
+        self._cur: dict[str, _Cursor] = {s: _Cursor(market, s) for s in self.symbols}
         self.draw_log: list[int] | None = None  # set to a list to record every latency draw
         self.initial_cash = portfolio.cash
         self.initial_positions = dict(portfolio.positions)
@@ -245,37 +245,64 @@ class SimContext(Context):
 
     # ------------------------------------------------------------------ the agent's view
     def refresh(self) -> None:
-        """Bring quotes, last prices and fair values up to ``now - view latency``."""
-        m = self._market
-        version = m._version
-        if self._complete_version == version:
-            return  # nothing published since the view was last complete
-        now = self._kernel.now
-        if self._seen_at == now and self._seen_version == version:
-            return
-        self._seen_at = now
-        self._seen_version = version
-        horizon = now - self._view_ns
-        idxs = self._idx
-        for sym, q_ts, q_val, t_ts, t_px, f_ts, f_val in m._hist:
-            idx = idxs[sym]
-            i = idx[0] + 1  # the first item not shown yet
-            if i < len(q_ts) and q_ts[i] <= horizon:
-                i = bisect_right(q_ts, horizon, i) - 1
-                idx[0] = i
-                self.quotes[sym] = q_val[i]
-            i = idx[1] + 1
-            if i < len(t_ts) and t_ts[i] <= horizon:
-                i = bisect_right(t_ts, horizon, i) - 1
-                idx[1] = i
-                self.last_prices[sym] = t_px[i]
-            i = idx[2] + 1
-            if i < len(f_ts) and f_ts[i] <= horizon:
-                i = bisect_right(f_ts, horizon, i) - 1
-                idx[2] = i
-                self.fundamentals[sym] = f_val[i]
-        if m._published_at <= horizon:
-            self._complete_version = version
+        """Show what was published up to ``now - view latency`` (what every handler sees)."""
+        self._horizon = self._kernel.now - self._view_ns
+
+    # The view is brought up to date when read, not when a handler starts: most handlers
+    # read one stream of one symbol (a crowd trader reads the last price), or nothing. What
+    # a read returns is what an eager update at the handler's start would have shown, because
+    # the horizon is fixed for the handler and published history is only ever appended to.
+    def quote(self, symbol: str) -> Quote | None:
+        cur = self._cur.get(symbol)
+        if cur is not None and cur.qh != self._horizon:
+            cur.sync_quote(self)
+        return self._quotes.get(symbol)
+
+    def last_price(self, symbol: str) -> int | None:
+        cur = self._cur.get(symbol)
+        if cur is not None and cur.th != self._horizon:
+            cur.sync_trade(self)
+        return self._last_prices.get(symbol)
+
+    def fundamental(self, symbol: str) -> float | None:
+        cur = self._cur.get(symbol)
+        if cur is not None and cur.fh != self._horizon:
+            cur.sync_fundamental(self)
+        return self._fundamentals.get(symbol)
+
+    # The dicts themselves (`ctx.quotes` ...) are up to date whenever they are read, too.
+    @property  # type: ignore[override]
+    def quotes(self) -> dict[str, Quote]:
+        for cur in self._cur.values():
+            if cur.qh != self._horizon:
+                cur.sync_quote(self)
+        return self._quotes
+
+    @quotes.setter
+    def quotes(self, value: dict[str, Quote]) -> None:
+        self._quotes = value
+
+    @property  # type: ignore[override]
+    def last_prices(self) -> dict[str, int]:
+        for cur in self._cur.values():
+            if cur.th != self._horizon:
+                cur.sync_trade(self)
+        return self._last_prices
+
+    @last_prices.setter
+    def last_prices(self, value: dict[str, int]) -> None:
+        self._last_prices = value
+
+    @property  # type: ignore[override]
+    def fundamentals(self) -> dict[str, float]:
+        for cur in self._cur.values():
+            if cur.fh != self._horizon:
+                cur.sync_fundamental(self)
+        return self._fundamentals
+
+    @fundamentals.setter
+    def fundamentals(self, value: dict[str, float]) -> None:
+        self._fundamentals = value
 
     def _push(self, item: tuple) -> None:
         """An item for this agent, arriving one network latency from now (FIFO)."""
@@ -299,6 +326,48 @@ class SimContext(Context):
         self._in_at = at
         heappush(self._heap, (at, self._bits(32), self._next_seq(), self._deliver_cb,
                               (self, batch)))  # fmt: skip
+
+
+class _Cursor:
+    """One agent's position in one symbol's published history, per stream (quotes, trades,
+    fair values): the index of the item it shows, and the horizon it was brought up to."""
+
+    __slots__ = ("f", "f_ts", "f_val", "fh", "q", "q_ts", "q_val", "qh", "sym", "t", "t_px",
+                 "t_ts", "th")  # fmt: skip
+
+    def __init__(self, market: SimMarket, sym: str) -> None:
+        self.sym = sym
+        self.q = self.t = self.f = -1  # nothing shown yet
+        self.qh = self.th = self.fh = -1  # the horizon of the last update, per stream
+        self.q_ts, self.q_val = market._q_ts[sym], market._q[sym]
+        self.t_ts, self.t_px = market._t_ts[sym], market._t_px[sym]
+        self.f_ts, self.f_val = market._f_ts[sym], market._f_val[sym]
+
+    # Each brings one stream up to the context's horizon: the last item published at or
+    # before it, never an earlier one than shown already (a view does not go back in time).
+    def sync_quote(self, ctx: SimContext) -> None:
+        h = self.qh = ctx._horizon
+        ts = self.q_ts
+        i = self.q + 1
+        if i < len(ts) and ts[i] <= h:
+            i = self.q = bisect_right(ts, h, i) - 1
+            ctx._quotes[self.sym] = self.q_val[i]
+
+    def sync_trade(self, ctx: SimContext) -> None:
+        h = self.th = ctx._horizon
+        ts = self.t_ts
+        i = self.t + 1
+        if i < len(ts) and ts[i] <= h:
+            i = self.t = bisect_right(ts, h, i) - 1
+            ctx._last_prices[self.sym] = self.t_px[i]
+
+    def sync_fundamental(self, ctx: SimContext) -> None:
+        h = self.fh = ctx._horizon
+        ts = self.f_ts
+        i = self.f + 1
+        if i < len(ts) and ts[i] <= h:
+            i = self.f = bisect_right(ts, h, i) - 1
+            ctx._fundamentals[self.sym] = self.f_val[i]
 
 
 class _Bucket:
@@ -398,13 +467,6 @@ class SimMarket:
         self._t_px: dict[str, list[int]] = {s: [] for s in self.symbols}
         self._f_ts: dict[str, list[int]] = {s: [] for s in self.symbols}
         self._f_val: dict[str, list[float]] = {s: [] for s in self.symbols}
-        self._hist = [
-            (s, self._q_ts[s], self._q[s], self._t_ts[s], self._t_px[s], self._f_ts[s],
-             self._f_val[s])
-            for s in self.symbols
-        ]  # fmt: skip
-        self._version = 0  # items published so far (a view that saw them all is complete)
-        self._published_at = -1  # time of the last publication
         # depth: current levels and a log of recent changes, to show an agent a delayed book
         self._levels: dict[str, dict[tuple[str, int], tuple[int, int]]] = {
             s: {} for s in self.symbols
@@ -584,7 +646,7 @@ class SimMarket:
     # ------------------------------------------------------------------ kernel callbacks
     def _start_agent(self, ctx: SimContext) -> None:
         self.deliveries += 1
-        ctx.refresh()
+        ctx._horizon = self.kernel.now - ctx._view_ns
         ctx.agent.on_start()
 
     def _fire(self, ctx: SimContext, name: str, token: int, interval: int) -> None:
@@ -599,7 +661,7 @@ class SimMarket:
             del timers[name]
         self.handler_calls += 1
         self.deliveries += 1
-        ctx.refresh()
+        ctx._horizon = self.kernel.now - ctx._view_ns
         ctx.agent.on_timer(name)
 
     def _risk_state(self, account: str) -> dict[str, Any]:
@@ -709,8 +771,6 @@ class SimMarket:
             ts_list.append(now)
             self._f_val[sym].append(float(value))
             items.append((_FUND, sym, len(ts_list) - 1, float(value)))
-            self._version += 1
-            self._published_at = now
         if items and self._fund_listeners:
             self._publish(items, now, _FUND)
 
@@ -780,8 +840,6 @@ class SimMarket:
                 t_ts = self._t_ts[sym]
                 t_ts.append(ts)
                 self._t_px[sym].append(price)
-                self._version += 1
-                self._published_at = ts
                 if want_ticks:
                     if ticks is None:
                         ticks = []
@@ -880,8 +938,6 @@ class SimMarket:
             q_ts = self._q_ts[sym]
             q_ts.append(ts)
             self._q[sym].append(quote)
-            self._version += 1
-            self._published_at = ts
             if self._book_listeners:
                 self._publish([(_QUOTE, sym, len(q_ts) - 1, quote)], ts, _QUOTE)
         if len(self._blog[sym]) > 4096:
@@ -915,22 +971,27 @@ class SimMarket:
             for item in items:
                 ctx._push(item)
 
-    # One delivery event per bucket and publication: each member's view is refreshed, then its
-    # handler runs. Quotes and fair values of one instant are conflated (the handler sees the
-    # latest); every trade is delivered.
+    # One delivery event per bucket and publication: each member's handler runs with its view
+    # at its horizon. Quotes and fair values of one instant are conflated (the handler sees the
+    # latest); every trade is delivered. An item older than what the view shows already runs
+    # no handler (and moves no view back), so the stream is brought up to date before the
+    # comparison.
     def _deliver_quotes(self, bucket: _Bucket, batch: list) -> None:
         if bucket.batch is batch:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
         self.deliveries += len(bucket.members) * len(batch)
+        now = self.kernel.now
         for ctx in bucket.members:
-            ctx.refresh()
-            idxs = ctx._idx
+            h = ctx._horizon = now - ctx._view_ns
+            curs = ctx._cur
             for _, sym, i, quote in batch:
-                idx = idxs[sym]
-                if i >= idx[0]:
-                    idx[0] = i
-                    ctx.quotes[sym] = quote
+                cur = curs[sym]
+                if cur.qh != h:
+                    cur.sync_quote(ctx)
+                if i >= cur.q:
+                    cur.q = i
+                    ctx._quotes[sym] = quote
                     ctx.agent.on_book(quote)
 
     def _deliver_trades(self, bucket: _Bucket, batch: list) -> None:
@@ -938,15 +999,18 @@ class SimMarket:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
         self.deliveries += len(bucket.members) * len(batch)
+        now = self.kernel.now
         for ctx in bucket.members:
-            ctx.refresh()
-            idxs = ctx._idx
+            h = ctx._horizon = now - ctx._view_ns
+            curs = ctx._cur
             on_trade = ctx.agent.on_trade
             for _, sym, i, tick in batch:
-                idx = idxs[sym]
-                if i > idx[1]:
-                    idx[1] = i
-                    ctx.last_prices[sym] = tick.price
+                cur = curs[sym]
+                if cur.th != h:
+                    cur.sync_trade(ctx)
+                if i > cur.t:
+                    cur.t = i
+                    ctx._last_prices[sym] = tick.price
                 on_trade(tick)
 
     def _deliver_fundamentals(self, bucket: _Bucket, batch: list) -> None:
@@ -954,25 +1018,28 @@ class SimMarket:
             bucket.batch = None
         self.handler_calls += len(bucket.members)
         self.deliveries += len(bucket.members) * len(batch)
+        now = self.kernel.now
         for ctx in bucket.members:
-            ctx.refresh()
-            idxs = ctx._idx
+            h = ctx._horizon = now - ctx._view_ns
+            curs = ctx._cur
             for _, sym, i, value in batch:
-                idx = idxs[sym]
-                if i >= idx[2]:
-                    idx[2] = i
-                    ctx.fundamentals[sym] = value
+                cur = curs[sym]
+                if cur.fh != h:
+                    cur.sync_fundamental(ctx)
+                if i >= cur.f:
+                    cur.f = i
+                    ctx._fundamentals[sym] = value
                     ctx.agent.on_fundamental(sym, value)
 
     def _deliver(self, ctx: SimContext, batch: list) -> None:
-        """Items reach one agent (its own channel): refresh its view, then its handlers."""
+        """Items reach one agent (its own channel): its handlers run with its view."""
         if ctx._in is batch:
             ctx._in = None
         self.handler_calls += 1
         self.deliveries += len(batch)
         if ctx.plain_reports:
-            # reports run no handler of this agent: book-keeping only, and no view refresh
-            # (the next handler's refresh shows the same view either way)
+            # reports run no handler of this agent: book-keeping only, and the view stays
+            # where it is (the next handler's view is the same either way)
             apply = ctx.portfolio.apply_report
             done = 0
             for item in batch:
@@ -983,30 +1050,37 @@ class SimMarket:
             else:
                 return
             batch = batch[done:]
-        ctx.refresh()
+        h = ctx._horizon = self.kernel.now - ctx._view_ns
         agent = ctx.agent
-        idxs = ctx._idx
+        curs = ctx._cur
         for item in batch:
             kind = item[0]
             if kind == _REPORT:
                 dispatch_report(agent, item[1])
                 continue
             _, sym, i, obj = item
-            idx = idxs[sym]
+            cur = curs[sym]
             if kind == _QUOTE:
-                if i >= idx[0]:
-                    idx[0] = i
-                    ctx.quotes[sym] = obj
+                if cur.qh != h:
+                    cur.sync_quote(ctx)
+                if i >= cur.q:
+                    cur.q = i
+                    ctx._quotes[sym] = obj
                     agent.on_book(obj)
             elif kind == _TRADE:
-                if i > idx[1]:
-                    idx[1] = i
-                    ctx.last_prices[sym] = obj.price
+                if cur.th != h:
+                    cur.sync_trade(ctx)
+                if i > cur.t:
+                    cur.t = i
+                    ctx._last_prices[sym] = obj.price
                 agent.on_trade(obj)
-            elif i >= idx[2]:
-                idx[2] = i
-                ctx.fundamentals[sym] = obj
-                agent.on_fundamental(sym, obj)
+            else:
+                if cur.fh != h:
+                    cur.sync_fundamental(ctx)
+                if i >= cur.f:
+                    cur.f = i
+                    ctx._fundamentals[sym] = obj
+                    agent.on_fundamental(sym, obj)
 
     # ------------------------------------------------------------------ views
     def depth_at(
