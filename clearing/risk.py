@@ -288,13 +288,11 @@ class RiskGate:
         for ev in events:
             kind = ev[0]
             if kind == "accepted":
-                self._accepted(ev)
+                self.on_accepted(ev)
             elif kind == "trade":
                 self._trade(ev)
             elif kind == "cancelled":
-                order = self.orders.pop(ev[3], None)
-                if order is not None:
-                    self._set_leaves(order, 0)
+                self.on_cancelled(ev)
             elif kind == "replaced":
                 order = self.orders.get(ev[3])
                 if order is not None:
@@ -307,7 +305,15 @@ class RiskGate:
                     if leaves == 0:
                         del self.orders[oid]
 
-    def _accepted(self, ev: tuple) -> None:
+    # `on_events` for one event of a known kind (the simulator's commonest path)
+    def on_cancelled(self, ev: tuple) -> None:
+        """A CANCELLED event: the order's leaves and reservation go."""
+        order = self.orders.pop(ev[3], None)
+        if order is not None:
+            self._set_leaves(order, 0)
+
+    def on_accepted(self, ev: tuple) -> None:
+        """An ACCEPTED event: the order is followed, its leaves reserved."""
         _k, _s, symbol, oid, clid, account, side, _otype, price, qty, _tif, _ts = ev
         if price is None:  # a market order: reserved at the price its check used
             mp = self._market_price

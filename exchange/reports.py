@@ -221,18 +221,9 @@ class Reporter:
             if kind == TRADE:
                 self._trade(ev, box, market_data)
             elif kind == ACCEPTED:
-                _, seq, symbol, oid, clid, account, side, otype, price, qty, _tif, ts = ev
-                state = _OrderState(
-                    oid, str(clid) if clid is not None else str(oid), _account(account), symbol,
-                    side, otype, price, qty,
-                )  # fmt: skip
-                self._orders[oid] = state
-                private((account, state.report(seq, ts, "new", "new", qty)))
+                private((ev[5], self.accepted(ev)))
             elif kind == CANCELLED:
-                _, seq, _symbol, oid, account, cancelled, reason, ts = ev
-                state = self._orders.pop(oid)
-                kind_ = "expired" if reason == CancelReason.EXPIRED else "canceled"
-                private((account, state.cancel_report(seq, ts, kind_, cancelled, reason)))
+                private((ev[4], self.cancelled(ev)))
             elif kind == REPLACED:
                 _, seq, _symbol, oid, account, price, qty, leaves, _kept, ts = ev
                 state = self._orders[oid]
@@ -249,6 +240,25 @@ class Reporter:
             elif kind == REJECTED:
                 self._reject(ev, request, box)
         return box
+
+    # One event each, for a caller that knows the event's kind (the simulator's commonest
+    # path: an order accepted to rest, or cancelled); `translate_raw` uses them too.
+    def accepted(self, ev: tuple) -> dict[str, Any]:
+        """The "new" report of an ACCEPTED event (its owner is ``ev[5]``); opens its state."""
+        _, seq, symbol, oid, clid, account, side, otype, price, qty, _tif, ts = ev
+        state = _OrderState(
+            oid, str(clid) if clid is not None else str(oid), _account(account), symbol,
+            side, otype, price, qty,
+        )  # fmt: skip
+        self._orders[oid] = state
+        return state.report(seq, ts, "new", "new", qty)
+
+    def cancelled(self, ev: tuple) -> dict[str, Any]:
+        """The report of a CANCELLED event (its owner is ``ev[4]``); closes its state."""
+        _, seq, _symbol, oid, _acct, cancelled, reason, ts = ev
+        state = self._orders.pop(oid)
+        kind = "expired" if reason == CancelReason.EXPIRED else "canceled"
+        return state.cancel_report(seq, ts, kind, cancelled, reason)
 
     def _trade(self, ev: tuple, box: RawOutbox, market_data: bool = True) -> None:
         (_, seq, symbol, trade_id, price, qty, aggressor, buy_oid, buy_acct, buy_leaves,

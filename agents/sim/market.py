@@ -884,9 +884,13 @@ class SimMarket:
         general loop's bookkeeping."""
         self.engine_events += 2
         self._level(delta, ts)
+        accepted = ev[0] == ACCEPTED
         gate = self.gate
         if gate is not None:
-            gate.on_events((ev,))
+            if accepted:
+                gate.on_accepted(ev)
+            else:
+                gate.on_cancelled(ev)
         # Only a change at or inside the best price can move the top of book (one level
         # changed); most orders rest behind it, so most calls skip straight to the log.
         sym = delta[2]
@@ -899,10 +903,14 @@ class SimMarket:
             self._book_changed(sym, ts)
         elif len(self._blog[sym]) > 4096:
             self._trim_log(sym, ts)
-        for account, report in self.reporter.translate_raw((ev,), None, False).private:
-            ctx = self._by_account.get(account)
-            if ctx is not None:
-                ctx._push((_REPORT, report))
+        if accepted:
+            ctx = self._by_account.get(ev[5])
+            report = self.reporter.accepted(ev)
+        else:
+            ctx = self._by_account.get(ev[4])
+            report = self.reporter.cancelled(ev)
+        if ctx is not None:
+            ctx._push((_REPORT, report))
 
     def _level(self, ev: tuple, ts: int) -> None:
         """Mirror one L2 delta (for delayed depth views: `depth_at`)."""
