@@ -105,6 +105,7 @@ def main() -> None:
     market, kind = build(args.seed)
     duration = round(args.minutes * 60 * NS)
     print(f"market: {kind}, {len(market.agents)} agents, {args.minutes:g} simulated minutes")
+    print(f"cores:  {cores()}")
     calls_before = _handler_calls(market)
     if args.profile:
         import cProfile
@@ -148,6 +149,16 @@ def main() -> None:
             print(f"wrote {name}: {path}")
     if args.profile:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+def cores() -> str:
+    """Which cores run compiled (`agora accel build`), for the record of a figure."""
+    import accel
+
+    active = accel.active()
+    if not active:
+        return "Python (no compiled cores: `agora accel build` compiles them)"
+    return f"compiled ({len(active)} of {len(accel.MODULES)} modules: {', '.join(active)})"
 
 
 def _handler_calls(market: SimMarket) -> int:
