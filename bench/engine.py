@@ -34,7 +34,6 @@ except ModuleNotFoundError:  # a multiprocessing child: the parent's path is cle
     pass
 import numpy as np
 
-import accel  # before the engine: its compiled twin, when built (see accel)
 from exchange.engine import Engine
 from exchange.symbols import SymbolSpec
 
@@ -208,8 +207,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    compiled = [m for m in accel.active() if m.startswith("exchange.")]
-    print(f"cores: {'compiled: ' + ', '.join(compiled) if compiled else 'Python'}")
     print(f"generating {args.messages:,} messages (seed {args.seed}) ...", flush=True)
     stream = make_stream(args.messages, args.seed)
     mix = Counter(m[0] for m in stream)
