@@ -55,18 +55,18 @@ def test_the_finder_takes_only_a_build_of_the_source_on_disk(tmp_path, monkeypat
     finder = accel._Finder()
     path = exchange.__path__
     assert finder.find_spec("exchange.symbols", path) is None  # not one of the cores
-    assert finder.find_spec("exchange.engine", path) is None  # nothing built
-    source = accel.source_of("exchange.engine", path)
-    assert source is not None and source.name == "engine.py"
+    assert finder.find_spec("exchange.reports", path) is None  # nothing built
+    source = accel.source_of("exchange.reports", path)
+    assert source is not None and source.name == "reports.py"
 
     # a build of another version of the source is not taken (an edit makes builds stale)
-    accel.compiled_path("exchange.engine", b"# an older engine\n").write_bytes(b"")
-    assert finder.find_spec("exchange.engine", path) is None
+    accel.compiled_path("exchange.reports", b"# older reports\n").write_bytes(b"")
+    assert finder.find_spec("exchange.reports", path) is None
 
     # a build of exactly this source is
-    current = accel.compiled_path("exchange.engine", source.read_bytes())
+    current = accel.compiled_path("exchange.reports", source.read_bytes())
     current.write_bytes(b"")
-    spec = finder.find_spec("exchange.engine", path)
+    spec = finder.find_spec("exchange.reports", path)
     assert spec is not None and spec.origin == str(current)
     assert isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
 
