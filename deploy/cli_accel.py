@@ -7,7 +7,7 @@ import os
 import typer
 
 app = typer.Typer(
-    help="Compiled cores: the same Python sources compiled by Cython (optional, ~20% faster "
+    help="Compiled cores: the same Python sources compiled by Cython (optional, ~15% faster "
     "simulated runs; a seeded run gives the same trades). Used only while the source they "
     "were built from is unchanged; AGORA_PURE=1 turns them off.",
     no_args_is_help=True,
@@ -33,19 +33,22 @@ def build(
 
 @app.command()
 def status() -> None:
-    """Which cores have a compiled twin that matches their source today."""
-    from accel import MODULES, cache_dir, compiled_path
-    from accel.build import find_source
+    """Which cores have a build of today's source (used unless AGORA_PURE is set)."""
+    from accel import MODULES, cache_dir, compiled_path, disabled
+    from accel.build import BuildError, find_source
 
-    pure = os.environ.get("AGORA_PURE", "") not in ("", "0")
     fresh = 0
     for name in MODULES:
-        ok = compiled_path(name, find_source(name).read_bytes()).is_file()
+        try:
+            ok = compiled_path(name, find_source(name).read_bytes()).is_file()
+        except (BuildError, OSError) as exc:
+            typer.echo(f"error   {name}: {exc}")
+            continue
         fresh += ok
-        typer.echo(f"{'compiled' if ok else 'python  '}  {name}")
+        typer.echo(f"{'built   ' if ok else 'python  '}  {name}")
     typer.echo(
-        f"{fresh}/{len(MODULES)} compiled and current in {cache_dir()}"
-        + (" (not used: AGORA_PURE is set)" if pure else "")
+        f"{fresh}/{len(MODULES)} built from today's source in {cache_dir()}"
+        + (" (not used: AGORA_PURE is set)" if disabled() else "")
     )
 
 

@@ -3,6 +3,7 @@ a compiled module runs a seeded market to the same trades as its Python source."
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import json
 import os
@@ -12,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import COMPILED
 
 import accel
 import exchange
@@ -41,13 +43,22 @@ RUN = textwrap.dedent(
 )
 
 
-def _run(env_extra: dict[str, str]) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("AGORA_PURE", "AGORA_ACCEL_DIR")}
-    env.update(env_extra)
+def _env(**extra: str) -> dict[str, str]:
+    """This environment without the suite's settings for compiled cores, plus `extra`."""
+    drop = ("AGORA_PURE", "AGORA_ACCEL_DIR", "AGORA_TEST_COMPILED")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [sys.executable, "-c", RUN], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def _run(env_extra: dict[str, str]) -> dict:
+    return json.loads(_python(RUN, _env(**env_extra)).stdout.strip().splitlines()[-1])
 
 
 def test_the_finder_takes_only_a_build_of_the_source_on_disk(tmp_path, monkeypatch):
@@ -71,14 +82,43 @@ def test_the_finder_takes_only_a_build_of_the_source_on_disk(tmp_path, monkeypat
     assert isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
 
 
+def test_a_build_made_another_way_is_not_taken(tmp_path, monkeypatch):
+    """The build's name covers how it was compiled (directives, format), not the source only."""
+    monkeypatch.setenv("AGORA_ACCEL_DIR", str(tmp_path))
+    source = accel.source_of("exchange.reports", exchange.__path__)
+    assert source is not None
+    accel.compiled_path("exchange.reports", source.read_bytes()).write_bytes(b"")
+    assert accel._Finder().find_spec("exchange.reports", exchange.__path__) is not None
+    monkeypatch.setattr(accel, "_BUILD_KEY", b"agora-accel:another format\n")
+    assert accel._Finder().find_spec("exchange.reports", exchange.__path__) is None
+
+
+def test_a_build_that_cannot_load_falls_back_to_the_source(tmp_path):
+    source = accel.source_of("exchange.reports", exchange.__path__)
+    assert source is not None
+    bad = tmp_path / accel.compiled_path("exchange.reports", source.read_bytes()).name
+    bad.write_bytes(b"not a shared object")
+    code = (
+        "import accel, exchange.reports as r;"
+        "print(r.__file__, r.Reporter().translate_raw([]).private)"
+    )
+    out = _python(code, _env(AGORA_ACCEL_DIR=str(tmp_path), PYTHONWARNINGS="always"))
+    assert out.stdout.split() == [str(source), "[]"]
+    assert "accel: cannot load" in out.stderr and "agora accel clean" in out.stderr
+
+
 def test_pure_turns_the_finder_off():
     code = "import sys, accel; print(any(isinstance(f, accel._Finder) for f in sys.meta_path))"
-    env = {k: v for k, v in os.environ.items() if k != "AGORA_PURE"}
-    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    off = subprocess.run(
-        [sys.executable, "-c", code], env={**env, "AGORA_PURE": "1"}, capture_output=True, text=True
-    )
-    assert (on.stdout.strip(), off.stdout.strip()) == ("True", "False")
+    on = _python(code, _env()).stdout.strip()
+    off = [_python(code, _env(AGORA_PURE=v)).stdout.strip() for v in ("1", "yes")]
+    assert (on, off) == ("True", ["False", "False"])
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled pass of scripts/test.sh only")
+def test_the_compiled_pass_runs_every_core_compiled():
+    for name in accel.MODULES:
+        importlib.import_module(name)
+    assert accel.active() == list(accel.MODULES)
 
 
 def test_a_compiled_core_trades_exactly_as_its_source(tmp_path, monkeypatch):
