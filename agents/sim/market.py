@@ -70,11 +70,11 @@ from __future__ import annotations
 import gc
 import importlib
 import itertools
-from bisect import bisect_right
-from collections import deque
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from heapq import heappush
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,7 @@ _GATE_SYNC = 8192  # settled trades between two settled-state updates of the ris
 # gate counts unsettled fills as pending, so its answers do not depend on this; only its cost)
 _GC_GEN0 = 50_000  # young-generation threshold while the kernel runs (see `SimMarket.run`)
 _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
+_TS = itemgetter(0)
 
 
 class SimContext(Context):
@@ -471,7 +472,7 @@ class SimMarket:
         self._levels: dict[str, dict[tuple[str, int], tuple[int, int]]] = {
             s: {} for s in self.symbols
         }
-        self._blog: dict[str, deque] = {s: deque() for s in self.symbols}
+        self._blog: dict[str, list[tuple]] = {s: [] for s in self.symbols}  # time order
         self._max_view_ns = 0
 
         # outputs (columns)
@@ -954,9 +955,7 @@ class SimMarket:
     def _trim_log(self, sym: str, ts: int) -> None:
         """Forget depth changes every agent has heard of."""
         log = self._blog[sym]
-        horizon = ts - self._max_view_ns
-        while log and log[0][0] < horizon:
-            log.popleft()
+        del log[: bisect_left(log, ts - self._max_view_ns, key=_TS)]
 
     def _publish(self, items: list[tuple], ts: int, channel: int) -> None:
         """Hand public items of one channel to every agent with a handler for them."""
