@@ -28,8 +28,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "-"
-        return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        return f"{value:,.{digits}g}" if abs(value) < 1e3 else f"{value:,.0f}"
     return str(value)
+
+
+def _cores(compiled: list[str] | None) -> str:
+    """How the speed above was measured: compiled cores (`agora accel build`) or Python."""
+    return f"compiled ({len(compiled)} modules)" if compiled else "Python"
 
 
 def _summary_tables(summary: dict[str, Any]) -> list[Any]:
@@ -47,6 +52,7 @@ def _summary_tables(summary: dict[str, Any]) -> list[Any]:
         ("volume (lots)", summary["volume"]),
         ("wall time (s)", summary["wall_s"]),
         ("events/s", summary["events_per_s"]),
+        ("cores", _cores(summary.get("compiled_cores"))),
         ("last price (ticks)", summary["last_price"]),
     ]
     facts = summary.get("facts", {})

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import COMPILED
 from typer.testing import CliRunner
 
+import accel
 from agents.config import load_market
 from agents.sim.sweep import grid_points, parse_param, random_points, set_path, sweep_specs
 from deploy.cli import app
@@ -81,6 +83,8 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
     trades = pq.read_table(a / "trades.parquet")
     summary = json.loads((a / "summary.json").read_text())
     assert trades.num_rows == summary["trades"] > 0
+    # the speed is recorded with what it was measured on (Python here, compiled in that pass)
+    assert summary["compiled_cores"] == (list(accel.MODULES) if COMPILED else [])
     assert max(trades.column("ts").to_pylist()) <= 8 * 10**9
     # same seed, same history, to the byte
     for name in ("trades", "top_of_book", "bars", "agents", "fundamental"):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+import accel
 from agents.config import MarketConfig
 
 __all__ = [
@@ -229,6 +230,7 @@ def run_history(
         "volume": int(sum(trades["qty"])),
         "wall_s": wall,
         "events_per_s": events / wall if wall > 0 else None,
+        "compiled_cores": accel.active(),  # what the speed was measured with (see accel)
         "last_price": market.last_price(market.symbols[0]) if market.symbols else None,
         "pnl": pnl,
     }
