@@ -111,6 +111,22 @@ _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 _TS = itemgetter(0)
 
 
+def _view_dict(attr: str, horizon: str, sync: str) -> Any:
+    """A view dict of `SimContext` (``ctx.quotes`` ...): every symbol's stream brought up to
+    the context's horizon (`_Cursor`) when the dict is read; `Context.__init__` sets it."""
+
+    def get(self: SimContext) -> dict:
+        for cur in self._cur.values():
+            if getattr(cur, horizon) != self._horizon:
+                getattr(cur, sync)(self)
+        return getattr(self, attr)
+
+    def put(self: SimContext, value: dict) -> None:
+        setattr(self, attr, value)
+
+    return property(get, put)
+
+
 class SimContext(Context):
     """`Context` on the virtual clock: see the module docstring for when things arrive."""
 
@@ -271,39 +287,11 @@ class SimContext(Context):
             cur.sync_fundamental(self)
         return self._fundamentals.get(symbol)
 
-    # The dicts themselves (`ctx.quotes` ...) are up to date whenever they are read, too.
-    @property  # type: ignore[override]
-    def quotes(self) -> dict[str, Quote]:
-        for cur in self._cur.values():
-            if cur.qh != self._horizon:
-                cur.sync_quote(self)
-        return self._quotes
-
-    @quotes.setter
-    def quotes(self, value: dict[str, Quote]) -> None:
-        self._quotes = value
-
-    @property  # type: ignore[override]
-    def last_prices(self) -> dict[str, int]:
-        for cur in self._cur.values():
-            if cur.th != self._horizon:
-                cur.sync_trade(self)
-        return self._last_prices
-
-    @last_prices.setter
-    def last_prices(self, value: dict[str, int]) -> None:
-        self._last_prices = value
-
-    @property  # type: ignore[override]
-    def fundamentals(self) -> dict[str, float]:
-        for cur in self._cur.values():
-            if cur.fh != self._horizon:
-                cur.sync_fundamental(self)
-        return self._fundamentals
-
-    @fundamentals.setter
-    def fundamentals(self, value: dict[str, float]) -> None:
-        self._fundamentals = value
+    # The dicts themselves are up to date whenever they are read, too (a cold path: the
+    # accessors above are what strategies call).
+    quotes = _view_dict("_quotes", "qh", "sync_quote")
+    last_prices = _view_dict("_last_prices", "th", "sync_trade")
+    fundamentals = _view_dict("_fundamentals", "fh", "sync_fundamental")
 
     def _push(self, item: tuple) -> None:
         """An item for this agent, arriving one network latency from now (FIFO)."""
