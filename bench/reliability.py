@@ -48,10 +48,9 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clearing.client import ClearingClient  # noqa: E402
-from deploy.launch import (  # noqa: E402
+from clearing.client import ClearingClient
+from deploy.launch import (
     Market,
-    Proc,
     start_clearing,
     start_exchange,
     start_market,
@@ -213,8 +212,17 @@ def _exchange_trades(snapshot: str, token: str) -> list[dict]:
     nxt = 1
     try:
         while True:
-            s.send(msgpack.packb({"type": "trade_replay_request", "v": 1,
-                                  "from_trade_id": nxt, "max_count": 1000, "token": token}))
+            s.send(
+                msgpack.packb(
+                    {
+                        "type": "trade_replay_request",
+                        "v": 1,
+                        "from_trade_id": nxt,
+                        "max_count": 1000,
+                        "token": token,
+                    }
+                )
+            )
             if not s.poll(30_000):
                 raise TimeoutError("trade replay did not answer")
             (page,) = msgpack.unpackb(s.recv())
@@ -333,14 +341,14 @@ def _restart(tmp: Path, ports: dict, api: str, ex_env: dict, cl_env: dict) -> Ma
 
 def _wait_settled(m: Market, api: str, accounts: dict[str, str], n_trades: int) -> None:
     """Until clearing reports it settled through the exchange's last trade."""
+    account, token = next(iter(accounts.items()))
+
+    async def through() -> int:
+        async with ClearingClient(api, account=account, token=token) as c:
+            return (await c.balance()).settled_through
+
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        account, token = next(iter(accounts.items()))
-
-        async def through() -> int:
-            async with ClearingClient(api, account=account, token=token) as c:
-                return (await c.balance()).settled_through
-
         if asyncio.run(through()) >= n_trades:
             return
         time.sleep(0.2)  # polling a status; the deadline only stops a broken run
@@ -350,10 +358,23 @@ def _wait_settled(m: Market, api: str, accounts: dict[str, str], n_trades: int) 
 # ---------------------------------------------------------------------------- fuzz
 def _mutations(rng: random.Random) -> bytes | list[bytes]:
     base = {
-        "type": rng.choice(["new_order", "cancel_order", "replace_order", "mass_cancel",
-                            "logon", "open_orders_request", "snapshot_request",
-                            "trade_replay_request", "open_account", "balance_request",
-                            "hold_reply", "risk_subscribe", "x" * rng.randint(0, 300)]),
+        "type": rng.choice(
+            [
+                "new_order",
+                "cancel_order",
+                "replace_order",
+                "mass_cancel",
+                "logon",
+                "open_orders_request",
+                "snapshot_request",
+                "trade_replay_request",
+                "open_account",
+                "balance_request",
+                "hold_reply",
+                "risk_subscribe",
+                "x" * rng.randint(0, 300),
+            ]
+        ),
         "v": rng.choice([1, 0, 2, -1, 2**64 - 1, "1", None]),
         "client_order_id": rng.choice(["a", "", "x" * 5000, 5, None, b"\xff\xfe"]),
         "symbol": rng.choice([SYM, "ZZZ", "", None, 3, "A" * 100]),
