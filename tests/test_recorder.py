@@ -9,6 +9,7 @@ some amount of time.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from pathlib import Path
@@ -301,7 +302,7 @@ async def test_a_running_recorder_is_readable_before_it_stops(tmp_path: Path) ->
     exchange = start_exchange(tmp_path / "x", AGORA_EXCHANGE_HEARTBEAT_S="0.05")
     recorder: Proc | None = None
     try:
-        out = tmp_path / "rec"
+        out = tmp_path / "var" / "recorder"  # where `agora up` records, as the README reads it
         recorder = start_recorder(
             exchange.ready["feed"], out, AGORA_RECORDER_SNAPSHOT=exchange.ready["snapshot"],
             AGORA_RECORDER_FLUSH_S="0.2", AGORA_RECORDER_LOG_LEVEL="debug",
@@ -319,7 +320,31 @@ async def test_a_running_recorder_is_readable_before_it_stops(tmp_path: Path) ->
         assert line["why"] == "flush"
         prices = load(out, "trades").column("price").to_pylist()
         assert prices == [f[1] for f in fills]
+        # the README's snippet (pandas, polars, load) reads the live recording as printed
+        shown = _run_readme_reader(tmp_path)
+        assert "100.02" in shown and "book changes" in shown
+        assert recorder.returncode is None
     finally:
         if recorder is not None:
             recorder.stop()
         exchange.stop()
+
+
+def _run_readme_reader(cwd: Path) -> str:
+    """Run the README's `## Read the recorded data` snippet in `cwd`; its stdout."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pandas")
+    pytest.importorskip("polars")
+    root = Path(__file__).resolve().parent.parent
+    code = re.search(r"## Read the recorded data\n.*?```python\n(.*?)```",
+                     (root / "README.md").read_text(), re.S)  # fmt: skip
+    assert code, "README lost its recording example"
+    (cwd / "read_recording.py").write_text(code.group(1))
+    done = subprocess.run(
+        [sys.executable, "read_recording.py"], cwd=cwd, capture_output=True, text=True,
+        timeout=SAFETY_S, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
