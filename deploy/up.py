@@ -121,7 +121,7 @@ class Up:
         self.services = services(market, self.plan)
         self.max_restarts = max_restarts
         self.running: list[_Running] = []
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, log_path=False)
         self.json_out = json_out
         self.env_file = self.data_dir / market_dir.ENV_FILE
         self.summary_file = self.data_dir / "summary.json"
