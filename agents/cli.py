@@ -62,8 +62,9 @@ def _finish(result: dict[str, Any], json_out: bool | None = None) -> None:
     from agents.units import money
 
     table = Table(title=f"final PnL ({result['agents']} agents, {result['fills']:,} fills; "
-                        "cash and PnL in currency, as clearing settled them)")  # fmt: skip
-    for col in ("agent", "strategy", "orders", "fills", "cash", "PnL", "errors"):
+                        "in currency, as clearing settled them; total PnL = trading + inventory, "
+                        "`agora accounts` splits it)")  # fmt: skip
+    for col in ("agent", "strategy", "orders", "fills", "cash", "total PnL", "errors"):
         table.add_column(col, justify="left" if col in ("agent", "strategy") else "right")
     for row in sorted(result["pnl"], key=lambda r: r["pnl"], reverse=True)[:25]:
         table.add_row(row["agent"], row["strategy"], f"{row['orders']:,}", f"{row['fills']:,}",

@@ -72,7 +72,14 @@ def rank(balances: list[Any], market: MarketConfig | None) -> list[Row]:
 
     Without a market (no market file known) the split is unknown: rows keep clearing's total.
     """
+    from decimal import Decimal
+
+    from clearing.ledger import multiplier
+
     starts = {s.symbol: s.reference_price for s in market.symbols} if market else {}
+    # cash units per (tick x lot); a long account list may leave them out of each balance
+    mults = {s.symbol: multiplier(s.tick_size, s.lot_size, Decimal("0.01"))
+             for s in market.symbols} if market else {}  # fmt: skip
     strategies = _strategy_names(market) if market else {}
     rows = []
     for b in balances:
@@ -86,7 +93,7 @@ def rank(balances: list[Any], market: MarketConfig | None) -> list[Row]:
             marks = {p.symbol: p.mark for p in b.positions if p.mark is not None}
             try:
                 parts = split(b.deposits, given, b.cash, positions, starts, marks,
-                              b.multipliers or {})  # fmt: skip
+                              b.multipliers or mults)  # fmt: skip
             except ValueError:
                 parts = None
             if parts is not None and parts.total != b.pnl:
