@@ -6,6 +6,7 @@ Heavy imports happen inside each command, so `agora --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import deque
@@ -310,7 +311,10 @@ def watch(
     """
     import asyncio
 
-    asyncio.run(_watch(symbol, levels, seconds))
+    # Ctrl-C is how a view is left, not an error. asyncio.run turns it into a cancellation of
+    # _watch (which closes the view and its sockets) and raises it again here.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_watch(symbol, levels, seconds))
 
 
 async def _watch(symbol: str, levels: int, seconds: float) -> None:

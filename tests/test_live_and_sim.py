@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import zmq
-
-from exchange.protocol import decode_batch
+from dropcopy import DropCopy
 
 MARKET = """
 name = "both"
@@ -81,30 +79,6 @@ def _ready(up: subprocess.Popen) -> dict:
     raise AssertionError("agora up ended (or hung) before it was ready")
 
 
-def _traders(dropcopy: str, wanted: set[str]) -> set[str]:
-    """Follow the drop copy until a trade of every population in `wanted` went by (or the
-    safety net runs out); returns the populations seen trading (agent names are POP-i)."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SUBSCRIBE, b"trades")
-    sock.connect(dropcopy)
-    seen: set[str] = set()
-    deadline = time.monotonic() + WAIT_S
-    try:
-        while not wanted <= seen and (left := deadline - time.monotonic()) > 0:
-            if not sock.poll(int(left * 1000)):
-                break
-            _topic, payload = sock.recv_multipart()
-            for m in decode_batch(payload):
-                if m.type == "trade_capture":
-                    seen.update(a.rsplit("-", 1)[0] for a in (m.buy_account, m.sell_account))
-    finally:
-        sock.close()
-        ctx.term()
-    return seen
-
-
 def test_the_same_market_file_trades_live_and_simulated(tmp_path: Path) -> None:
     config = tmp_path / "both.toml"
     config.write_text(MARKET)
@@ -116,8 +90,11 @@ def test_the_same_market_file_trades_live_and_simulated(tmp_path: Path) -> None:
             stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp_path,
         )  # fmt: skip
         try:
-            ready = _ready(up)
-            traded = _traders(ready["endpoints"]["dropcopy"], POPULATIONS)
+            drop = DropCopy(_ready(up)["endpoints"]["dropcopy"])
+            try:  # until every population has traded (or the safety net ran out)
+                drop.wait(lambda d: set(d.populations) >= POPULATIONS, WAIT_S)
+            finally:
+                drop.close()
             up.send_signal(signal.SIGTERM)  # stops it as Ctrl-C does
             out, _ = up.communicate(timeout=WAIT_S)
         finally:
@@ -147,4 +124,4 @@ def test_the_same_market_file_trades_live_and_simulated(tmp_path: Path) -> None:
 
     traded_live = {p for p, n in live_fills.items() if n > 0}
     traded_sim = {p for p, n in sim_fills.items() if n > 0}
-    assert traded_live == traded_sim == POPULATIONS, (live_fills, sim_fills, traded)
+    assert traded_live == traded_sim == POPULATIONS, (live_fills, sim_fills, drop.populations)

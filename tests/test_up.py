@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from deploy.launch import client_env
+from deploy.launch import Proc, client_env
 
 ROOT = Path(__file__).resolve().parent.parent
 AGORA = [sys.executable, "-m", "deploy.cli"]
@@ -94,12 +94,15 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
             raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
         ep = ready["endpoints"]
         env = client_env(ep, ready["admin_token"])
-        attach = subprocess.run(
-            [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5"],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S,
-        )  # fmt: skip
-        assert attach.returncode == 0, attach.stderr[-3000:]
-        result = json.loads(next(x for x in attach.stdout.splitlines()
+        # it trades until its first fill (its own log line), then gets a Ctrl-C
+        attach = Proc([*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine"], env,
+                      cwd=tmp_path)  # fmt: skip
+        try:
+            attach.wait_log(lambda line: '"filled"' in line, timeout=WAIT_S)
+        finally:
+            err = attach.stop(signal.SIGINT, timeout=WAIT_S)
+        assert attach.returncode == 0, err[-3000:]
+        result = json.loads(next(x for x in attach.output.splitlines()
                                  if x.startswith("AGORA_RESULT "))[13:])  # fmt: skip
         assert result["fills"] > 0 and result["mismatches"] == [] and result["errors"] == 0
         # the leaderboard of the running market
@@ -118,6 +121,8 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
             trade_id, price, qty, side = _line(feed, "").split()
             assert int(trade_id) > 0 and float(price) > 0 and int(qty) > 0
             assert side in ("buy", "sell", "none")
+            for _ in range(10):  # more trades, so the tape below has seen more than ten
+                _line(feed, "")
         finally:
             feed.kill()
             feed.wait()
