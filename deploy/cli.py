@@ -6,6 +6,7 @@ Heavy imports happen inside each command, so `agora --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import deque
@@ -449,7 +450,10 @@ def watch(
     from agents.units import spec_for
 
     settings = _settings(data_dir)
-    asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
+    # Ctrl-C is how a view is left, not an error. asyncio.run turns it into a cancellation of
+    # _watch (which closes the view and its sockets) and raises it again here.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
 
 
 async def _watch(spec: SymbolSpec, levels: int, seconds: float, settings: Any) -> None:

@@ -220,6 +220,7 @@ def facts(
     clustering). The real series are daily closes shipped with Agora.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agents.analysis.history import closes_from_trades, read_trades, trades_path
@@ -263,15 +264,13 @@ def facts(
     (out_dir / "facts.json").write_text(json.dumps(clean, indent=2))
     written = [out_dir / "facts.json"]
     if plots:
-        from agents.analysis.plots import HAVE_MATPLOTLIB, plot_facts
+        from agents.analysis import plots as charts
 
-        if HAVE_MATPLOTLIB:
-            written.extend(plot_facts(series, out_dir).values())
-        else:
-            console.print(
-                "no plots: matplotlib is not installed (pip install 'agora-market[plots]')"
-            )
-    console.print(f"wrote {', '.join(str(p) for p in written)}")
+        if charts.HAVE_MATPLOTLIB:
+            written.extend(charts.plot_facts(series, out_dir).values())
+        else:  # escaped: rich would take "[plots]" for markup and print nothing of it
+            console.print(escape(f"no plots: matplotlib is not installed ({charts.INSTALL_HINT})"))
+    console.print(escape(f"wrote {', '.join(str(p) for p in written)}"))
 
 
 def register(app: typer.Typer) -> None:

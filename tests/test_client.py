@@ -231,30 +231,48 @@ async def test_logon_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_agora_watch_shows_the_live_book(exchange: Proc) -> None:
+    """The view runs until the order is on screen, then gets a Ctrl-C (not for a fixed time:
+    how soon the first snapshot shows depends on how busy the machine is)."""
     import os
+    import select
+    import signal
     import subprocess
     import sys
+    import time
 
     r = exchange.ready
     env = {**os.environ, "AGORA_FEED": r["feed"], "AGORA_SNAPSHOT": r["snapshot"]}
+    env.update(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")  # rich refreshes as on a terminal
 
     async def place() -> None:
         async with ExchangeClient("gina", settings=settings_for(exchange)) as gina:
             await gina.create_order(SYM, "buy", "limit", 7, 9_876)
 
     asyncio.run(place())
-    out = subprocess.run(
-        [sys.executable, "-m", "deploy.cli", "watch", SYM, "--seconds", "1.5"],
-        env=env, capture_output=True, text=True, timeout=60,
+    view = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "watch", SYM, "--seconds", str(WAIT)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Ctrl-C as on a tty
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert "98.76" in out.stdout and "AGR" in out.stdout  # a price, not 9876 ticks
+    assert view.stdout is not None
+    shown = b""
+    deadline = time.monotonic() + WAIT  # a safety net; the view's --seconds is the same
+    while b"98.76" not in shown and select.select([view.stdout], [], [], WAIT)[0]:
+        chunk = os.read(view.stdout.fileno(), 65536)
+        if not chunk or time.monotonic() > deadline:
+            break
+        shown += chunk
+    view.send_signal(signal.SIGINT)  # Ctrl-C: the view closes and exits 0
+    rest, err = view.communicate(timeout=WAIT)
+    stdout = (shown + rest).decode(errors="replace")
+    assert view.returncode == 0, err.decode(errors="replace")
+    assert "98.76" in stdout and "AGR" in stdout  # a price, not 9876 ticks
 
 
 # ------------------------------------------------------------------------------ fake exchange
 # Scripted ZeroMQ peers: deterministic, no exchange process, sleeps never used to synchronise.
 
-FAST = 2.0  # a safety net against hangs in the fake-exchange tests
+FAST = WAIT  # a safety net against hangs in the fake-exchange tests, never a synchronisation
 
 
 def _er(clid: str, oid: int, exec_type: str, **kw: object) -> ExecutionReport:

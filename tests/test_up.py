@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from agents.market_dir import read_env_file
+from deploy.launch import Proc
 
 ROOT = Path(__file__).resolve().parent.parent
 AGORA = [sys.executable, "-m", "deploy.cli"]
@@ -156,17 +157,18 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
         assert file_env["AGORA_DATA_DIR"] == str(data)
         assert file_env["AGORA_ADMIN_TOKEN_FILE"] == str(token_file)
         # attach finds addresses and token through --data-dir alone (no AGORA_* set)
-        attach = subprocess.run(
-            [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5",
-             "--data-dir", "market"],
-            env=_without_agora_vars(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=WAIT_S,
-        )  # fmt: skip
-        assert attach.returncode == 0, attach.stderr[-3000:]
-        result = json.loads(next(x for x in attach.stdout.splitlines()
+        # it trades until its first fill (its own log line), then gets a Ctrl-C
+        attach = Proc([*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine",
+                       "--data-dir", "market"], _without_agora_vars(), cwd=tmp_path)  # fmt: skip
+        try:
+            attach.wait_log(lambda line: '"filled"' in line, timeout=WAIT_S)
+        finally:
+            err = attach.stop(signal.SIGINT, timeout=WAIT_S)
+        assert attach.returncode == 0, err[-3000:]
+        result = json.loads(next(x for x in attach.output.splitlines()
                                  if x.startswith("AGORA_RESULT "))[13:])  # fmt: skip
         assert result["fills"] > 0 and result["mismatches"] == [] and result["errors"] == 0
-        assert token not in attach.stdout + attach.stderr
+        assert token not in attach.output + err
         # the leaderboard of the running market, found through AGORA_DATA_DIR
         board = subprocess.run([*AGORA, "accounts"], capture_output=True, text=True,
                                env={**_without_agora_vars(), "AGORA_DATA_DIR": str(data)},
@@ -195,6 +197,8 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
             trade_id, price, qty, side = _line(feed, "").split()
             assert int(trade_id) > 0 and float(price) > 0 and int(qty) > 0
             assert side in ("buy", "sell", "none")
+            for _ in range(10):  # more trades, so the tape below has seen more than ten
+                _line(feed, "")
         finally:
             feed.kill()
             feed.wait()

@@ -14,7 +14,11 @@ import numpy as np
 
 from agents.analysis.stylized import acf, aggregate, kurtosis
 
-__all__ = ["HAVE_MATPLOTLIB", "plot_facts"]
+__all__ = ["HAVE_MATPLOTLIB", "INSTALL_HINT", "plot_facts"]
+
+INSTALL_HINT = "pip install -e '.[plots]'"
+"""How to get matplotlib from a checkout (the README's install); brackets and all, so print it
+through `rich.markup.escape` where rich renders markup."""
 
 try:
     from matplotlib.figure import Figure
@@ -43,7 +47,7 @@ def plot_facts(
     and ``kurtosis_scale.png`` (excess kurtosis vs aggregation scale: aggregational
     Gaussianity) for each (label, returns) of `series`; returns the paths."""
     if not HAVE_MATPLOTLIB:
-        raise RuntimeError("plots need matplotlib: pip install 'agora-market[plots]'")
+        raise RuntimeError(f"plots need matplotlib: {INSTALL_HINT}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
