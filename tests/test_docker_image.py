@@ -15,6 +15,7 @@ visible there (its .pth file is not processed), only the wheel is.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shlex
@@ -114,7 +115,8 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (Path(site) / "_agora_test_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     outside = base / "elsewhere"
     outside.mkdir()
-    return {"python": python, "bin": venv / "bin", "wheel": wheel, "cwd": outside, "site": Path(site)}
+    return {"python": python, "bin": venv / "bin", "wheel": wheel, "cwd": outside,
+            "site": Path(site)}  # fmt: skip
 
 
 def _run(image: dict[str, Path], argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -162,8 +164,6 @@ def test_every_module_of_the_wheel_imports_from_the_wheel(image: dict[str, Path]
     )
     done = _run(image, [str(image["python"]), "-c", script, *modules])
     assert done.returncode == 0, done.stderr[-3000:]
-    import json
-
     files = json.loads(done.stdout)
     assert files, "no module imported"
     for name, file in files.items():
