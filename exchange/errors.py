@@ -183,7 +183,7 @@ def _describe_one(err: Mapping[str, Any], loc: tuple, model: type[BaseModel] | N
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     shown = _shown(err.get("input"), loc)
-    if shown is not None and shown in msg:
+    if shown is not None and isinstance(err.get("input"), str) and shown in msg:
         shown = None  # the message already quotes it
     text = f"{where}: {msg}" if where else msg
     return f"{text} (got {shown})" if shown is not None else text
