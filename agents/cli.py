@@ -202,6 +202,7 @@ def run(
 def _config_specs(market: Any) -> list[Any]:
     """Every population of a market file, as agents of one runner."""
     from agents.runner import AgentSpec
+
     specs = []
     for pop in market.populations:
         cls = _strategy(pop.strategy)
