@@ -11,10 +11,11 @@ while it serves:
 * ``fundamental``: a fair value published on its feed within the timeout;
 * ``tcp``: the port accepts a TCP connection (for anything else).
 
-One image runs every service, so the service's environment (or the command line) says which
-probe and where: ``AGORA_HEALTH_PROBE`` (default ``tcp``) and ``AGORA_HEALTH_ENDPOINT``, e.g.
-``tcp://127.0.0.1:5557``; compose sets both per service. Several endpoints may be given,
-comma-separated; all must answer. A bind address (``tcp://0.0.0.0:5555`` or ``tcp://*:5555``)
+One image runs every service, so the command line or the service's environment says which
+probe and where: ``python -m deploy.health exchange tcp://127.0.0.1:5557``, or
+``AGORA_HEALTH_PROBE`` (default ``tcp``) and ``AGORA_HEALTH_ENDPOINT``. Compose gives the probe
+as an argument and the endpoint in the environment; Kubernetes readiness probes give both.
+Several endpoints may be given, comma-separated; all must answer. A bind address (``tcp://0.0.0.0:5555`` or ``tcp://*:5555``)
 is checked on loopback, since that is where the service listens too. No endpoint means nothing
 to check (a one-off command, an agent runner or a recorder binds no port): healthy.
 """
@@ -137,12 +138,15 @@ def main(environ: Mapping[str, str] | None = None, argv: Sequence[str] | None = 
     )
     parser.add_argument("probe", nargs="?", choices=sorted(PROBES),
                         help=f"what to ask (default: {ENV_PROBE}, else tcp)")  # fmt: skip
+    parser.add_argument("endpoint", nargs="?",
+                        help=f"where, e.g. tcp://127.0.0.1:5557 (default: {ENV_ENDPOINT})")
     args = parser.parse_args([] if argv is None and environ is not None else argv)
     probe = args.probe or env.get(ENV_PROBE, "tcp")
     if probe not in PROBES:
         print(f"{ENV_PROBE}={probe!r}: not one of {', '.join(sorted(PROBES))}", file=sys.stderr)
         return 1
-    endpoints = [e for e in env.get(ENV_ENDPOINT, "").split(",") if e.strip()]
+    where = args.endpoint or env.get(ENV_ENDPOINT, "")
+    endpoints = [e for e in where.split(",") if e.strip()]
     try:
         timeout = float(env.get(ENV_TIMEOUT, "2"))
     except ValueError:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from deploy import health
-from deploy.launch import start_fundamental, start_market
+from deploy.launch import free_endpoint, start_fundamental, start_market
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +124,33 @@ def test_a_port_that_only_accepts_connections_is_not_a_healthy_service() -> None
         assert health.main(env, ["tcp"]) == 0
         for probe in ("exchange", "clearing", "fundamental"):
             assert health.main(env, [probe]) == 1, probe
+
+
+def test_kubernetes_readiness_asks_the_service_on_its_own_port() -> None:
+    checked = 0
+    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for manifest in yaml.safe_load_all(path.read_text()):
+            if not manifest or manifest.get("kind") not in ("Deployment", "StatefulSet"):
+                continue
+            for c in manifest["spec"]["template"]["spec"]["containers"]:
+                probe = c.get("readinessProbe", {}).get("exec")
+                if probe is None:
+                    continue
+                python, flag, module, kind, endpoint = probe["command"]
+                assert (python, flag, module) == ("python", "-m", "deploy.health"), path.name
+                assert kind in health.PROBES and kind != "tcp", path.name
+                port = int(endpoint.rsplit(":", 1)[1])
+                assert port in {p["containerPort"] for p in c["ports"]}, path.name
+                binds = [e["value"] for e in c["env"] if e["name"].endswith("_BIND")]
+                assert any(b.endswith(f":{port}") for b in binds), path.name
+                checked += 1
+    assert checked == 3  # exchange, clearing, fundamental
+
+
+def test_the_endpoint_may_be_given_on_the_command_line(tmp_path: Path) -> None:
+    market = start_market(tmp_path)
+    try:
+        assert health.main({}, ["exchange", market.endpoints["snapshot"]]) == 0
+        assert health.main({}, ["exchange", free_endpoint()]) == 1  # nobody there
+    finally:
+        market.stop()
