@@ -15,9 +15,10 @@ One image runs every service, so the command line or the service's environment s
 probe and where: ``python -m deploy.health exchange tcp://127.0.0.1:5557``, or
 ``AGORA_HEALTH_PROBE`` (default ``tcp``) and ``AGORA_HEALTH_ENDPOINT``. Compose gives the probe
 as an argument and the endpoint in the environment; Kubernetes readiness probes give both.
-Several endpoints may be given, comma-separated; all must answer. A bind address (``tcp://0.0.0.0:5555`` or ``tcp://*:5555``)
-is checked on loopback, since that is where the service listens too. No endpoint means nothing
-to check (a one-off command, an agent runner or a recorder binds no port): healthy.
+Several endpoints may be given, comma-separated; all must answer. A bind address
+(``tcp://0.0.0.0:5555`` or ``tcp://*:5555``) is checked on loopback, since that is where the
+service listens too. No endpoint means nothing to check (a one-off command, an agent runner
+or a recorder binds no port): healthy.
 """
 
 from __future__ import annotations
