@@ -1,6 +1,7 @@
 """``python -m agents``: run, list and attach trading agents (see `agents.cli`)."""
 
 from agents.cli import app
+from exchange.errors import guard
 
 if __name__ == "__main__":
-    app()
+    guard(app, "agents")

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import structlog
 from pydantic import BaseModel, ConfigDict
 
 from agents.events import Fill, OrderUpdate, Quote, TradeTick
@@ -90,6 +91,10 @@ class Agent:
     def on_fill(self, fill: Fill) -> None:
         """One of this agent's orders traded (after `on_order` for the same report)."""
 
+    def on_reject(self, update: OrderUpdate) -> None:
+        """An order, replace or cancel was refused (after `on_order` for the same report);
+        `update.reason` says why, e.g. "unknown_symbol", "insufficient_funds"."""
+
     def on_fundamental(self, symbol: str, value: float) -> None:
         """A new fair value F(t) (a decimal price) for `symbol`."""
 
@@ -129,6 +134,7 @@ class Context:
         self.fundamentals: dict[str, float] = {}
         self.log = log
         self._ids = itertools.count(1)
+        self._warned_symbols: set[str] = set()
         self.orders_sent = 0
 
     # ------------------------------------------------------------------ the host's part
@@ -175,16 +181,29 @@ class Context:
     ) -> str:
         """Send an order (a limit order when `price` is given, else a market order).
 
-        Returns its client order id at once; the outcome arrives as `on_order` updates.
+        Returns its client order id at once; the outcome arrives as `on_order` updates (and
+        `on_reject` if it is refused: a symbol the market does not list is also logged).
         """
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be 'buy' or 'sell', not {side!r}")
+        if symbol not in self.specs and self.specs:
+            self._unknown_symbol(symbol)
         clid = f"{self.name}.{next(self._ids)}"
         order = OpenOrder(clid, symbol, side, price, qty, 0, qty)  # positional: a hot path
         self.portfolio.orders[clid] = order  # Portfolio.sent, inlined
         self.orders_sent += 1
         self._send_new(order, "limit" if price is not None else "market", tif, post_only)
         return clid
+
+    def _unknown_symbol(self, symbol: str) -> None:
+        """Say once per symbol that the market does not list it (a typo in a strategy or its
+        parameters); the order still goes out and comes back rejected ("unknown_symbol")."""
+        if symbol in self._warned_symbols:
+            return
+        self._warned_symbols.add(symbol)
+        log = self.log if self.log is not None else structlog.get_logger("agents")
+        log.warning("order_for_unknown_symbol", agent=self.name, symbol=symbol,
+                    symbols=self.symbols)  # fmt: skip
 
     def buy(self, symbol: str, qty: int, price: int | None = None, **kw: Any) -> str:
         return self.submit(symbol, "buy", qty, price, **kw)
@@ -301,11 +320,13 @@ def order_update(report: Mapping[str, Any]) -> OrderUpdate:
 
 
 def wants_reports(cls: type[Agent]) -> bool:
-    """Whether `cls` overrides `on_order` or `on_fill` (else its reports are book-keeping only)."""
+    """Whether `cls` overrides `on_order`, `on_fill` or `on_reject` (else its reports are
+    book-keeping only)."""
     wants = _WANTS_REPORTS.get(cls)
     if wants is None:
         wants = _WANTS_REPORTS[cls] = (
             cls.on_order is not Agent.on_order or cls.on_fill is not Agent.on_fill
+            or cls.on_reject is not Agent.on_reject
         )
     return wants
 
@@ -328,3 +349,5 @@ def dispatch_report(agent: Agent, report: Mapping[str, Any]) -> None:
     agent.on_order(update)
     if fill is not None:
         agent.on_fill(fill)
+    elif update.exec_type == "rejected" or update.exec_type == "cancel_rejected":
+        agent.on_reject(update)

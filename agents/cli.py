@@ -22,6 +22,7 @@ from agents import market_dir
 from agents.config import LatencyConfig, load_market
 from agents.logs import configure
 from agents.settings import ClientSettings
+from exchange.errors import UserError
 
 app = typer.Typer(help="Run trading agents against a live market.", no_args_is_help=True)
 
@@ -38,6 +39,17 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _strategy(target: str) -> type:
+    """The strategy class `target` names; a name that is not one is the user's mistake."""
+    from agents.strategies import load_strategy
+
+    try:
+        return load_strategy(target)
+    except ValueError as exc:  # load_strategy's "no such strategy ..." messages
+        raise UserError(str(exc)) from None
+
 
 
 DATA_DIR_HELP = ("the market's data directory (agora up --data-dir): its addresses and admin "
@@ -126,7 +138,6 @@ def run(
 ) -> None:
     """Run COUNT agents of STRATEGY in this process, each with its own account."""
     from agents.runner import AgentSpec
-    from agents.strategies import load_strategy
 
     configure(json_logs)
     settings = _settings(data_dir)
@@ -170,7 +181,7 @@ def run(
     latency = latency.model_copy(update={k: v for k, v in {
         "network_us": network_us, "decision_us": decision_us, "kind": latency_kind,
     }.items() if v is not None})  # fmt: skip
-    cls = load_strategy(strategy)
+    cls = _strategy(strategy)
     name = name or strategy.rsplit(":", 1)[-1].lower()
     if instance:
         import socket
@@ -191,11 +202,10 @@ def run(
 def _config_specs(market: Any) -> list[Any]:
     """Every population of a market file, as agents of one runner."""
     from agents.runner import AgentSpec
-    from agents.strategies import load_strategy
 
     specs = []
     for pop in market.populations:
-        cls = load_strategy(pop.strategy)
+        cls = _strategy(pop.strategy)
         cash = pop.cash if pop.cash is not None else market.clearing.starting_cash
         positions = (
             pop.positions if pop.positions is not None else market.clearing.starting_positions
@@ -204,6 +214,38 @@ def _config_specs(market: Any) -> list[Any]:
             specs.append(AgentSpec(cls(dict(pop.params)), f"{pop.name}-{i}", pop.latency,
                                    cash=cash, positions=positions))  # fmt: skip
     return specs
+
+
+MARKET_CHECK_S = 1.5
+"""How long `attach` waits for the exchange to answer before saying that none runs."""
+
+
+def _require_market(settings: ClientSettings, timeout: float = MARKET_CHECK_S) -> None:
+    """Ask the exchange's snapshot service one question; no answer in `timeout` s means no
+    market runs there, which the user hears at once (with how to start one) rather than after
+    the runner's long logon wait."""
+    import msgpack
+    import zmq
+
+    from exchange.protocol import SnapshotRequest, encode
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(settings.snapshot)
+        sock.send(encode(SnapshotRequest(symbol="AGR")))
+        if sock.poll(int(timeout * 1000)):
+            msgpack.unpackb(sock.recv())
+            return
+    finally:
+        sock.close()
+        ctx.term()
+    raise UserError(
+        f"no market answers at {settings.snapshot} (AGORA_SNAPSHOT): start one with `agora up` "
+        "in another terminal, or point AGORA_GATEWAY, AGORA_FEED, AGORA_SNAPSHOT and "
+        "AGORA_CLEARING at a running one"
+    )
 
 
 @app.command("list")
@@ -237,11 +279,11 @@ def attach(
     otherwise it opens one through clearing with the admin token.
     """
     from agents.runner import AgentSpec
-    from agents.strategies import load_strategy
 
     configure(None)
     settings = _settings(data_dir)
-    cls = load_strategy(target)
+    cls = _strategy(target)
+    _require_market(settings)
     account = account or settings.account
     token = token if token is not None else (settings.token or None)
     agent_name = name or account or target.rsplit(":", 1)[-1].lower()

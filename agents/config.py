@@ -14,9 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clearing.fees import FeeSchedule
+from exchange.errors import UserError, describe_validation
 from exchange.symbols import SymbolSpec
 
 __all__ = ["ClearingTerms", "LatencyConfig", "MarketConfig", "Population", "load_market"]
@@ -67,12 +68,14 @@ class ClearingTerms(_Strict):
 
 
 class MarketConfig(_Strict):
-    """A whole market. Every field has a default: an empty file is a working market."""
+    """A whole market. Every field but the symbols has a default (a file must list its
+    `[[symbols]]`: a market that silently trades a default symbol is a typo's result)."""
 
     name: str = "agora"
     seed: int = 1
     duration_s: float | None = Field(None, gt=0, description="None: run until stopped")
     symbols: list[SymbolSpec] = Field(
+        min_length=1,
         default_factory=lambda: [
             SymbolSpec(symbol="AGR", reference_price=10_000, band_bps=1_000, halt_move_bps=500)
         ]
@@ -97,6 +100,21 @@ class MarketConfig(_Strict):
         symbols = [s.symbol for s in self.symbols]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"symbols must be unique: {symbols}")
+        listed = ", ".join(symbols)
+        unknown = sorted(set(self.clearing.starting_positions) - set(symbols))
+        if unknown:
+            raise ValueError(f"clearing.starting_positions names {', '.join(unknown)}, not a "
+                             f"symbol of this market (its [[symbols]]: {listed})")  # fmt: skip
+        for pop in self.populations:
+            unknown = sorted(set(pop.positions or {}) - set(symbols))
+            if unknown:
+                raise ValueError(f"population {pop.name!r}: positions names "
+                                 f"{', '.join(unknown)}, not a symbol of this market "
+                                 f"(its [[symbols]]: {listed})")  # fmt: skip
+            symbol = pop.params.get("symbol")
+            if isinstance(symbol, str) and symbol not in symbols:
+                raise ValueError(f"population {pop.name!r} trades {symbol!r}, not a symbol of "
+                                 f"this market (its [[symbols]]: {listed})")  # fmt: skip
         return self
 
     def fundamental_model(self) -> dict[str, Any]:
@@ -116,9 +134,22 @@ class MarketConfig(_Strict):
 
 
 def load_market(path: str | Path | None) -> MarketConfig:
-    """Read and validate a market file (None: the built-in default market)."""
+    """Read and validate a market file (None: the built-in default market).
+
+    A mistake in the file is a `UserError` naming the file and what is wrong with it (line and
+    column of a syntax error; the field, or the nearest valid name of an unknown key).
+    """
     if path is None:
         return MarketConfig()
     with open(path, "rb") as fh:
-        data = tomllib.load(fh)
-    return MarketConfig.model_validate(data)
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: not valid TOML: {exc}") from None
+    if not data.get("symbols"):
+        raise UserError(f"{path}: the market lists no [[symbols]]; add one, e.g. "
+                        '[[symbols]] symbol = "AGR" (`agora market-file` prints a whole market)')
+    try:
+        return MarketConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe_validation(exc, MarketConfig)}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exchange.settings import Endpoint, OptionalEndpoint
 from exchange.symbols import SymbolSpec
 
 __all__ = ["ClientSettings"]
@@ -24,14 +25,18 @@ class ClientSettings(BaseSettings):
     # and a .env file may hold both; a client must not refuse to start over the exchange's keys.
     model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore")
 
-    gateway: str = Field("tcp://127.0.0.1:5555", description="order entry (exchange ROUTER)")
-    feed: str = Field("tcp://127.0.0.1:5556", description="market data (exchange PUB)")
-    snapshot: str = Field(
+    gateway: Endpoint = Field("tcp://127.0.0.1:5555", description="order entry (exchange ROUTER)")
+    feed: Endpoint = Field("tcp://127.0.0.1:5556", description="market data (exchange PUB)")
+    snapshot: Endpoint = Field(
         "tcp://127.0.0.1:5557", description="book snapshots and trade replay (exchange ROUTER)"
     )
-    dropcopy: str = Field("tcp://127.0.0.1:5558", description="trades for clearing (exchange PUB)")
-    clearing: str = Field("tcp://127.0.0.1:5559", description="the clearing house's account API")
-    fundamental: str = Field(
+    dropcopy: Endpoint = Field(
+        "tcp://127.0.0.1:5558", description="trades for clearing (exchange PUB)"
+    )
+    clearing: Endpoint = Field(
+        "tcp://127.0.0.1:5559", description="the clearing house's account API"
+    )
+    fundamental: OptionalEndpoint = Field(
         "", description="the fair-value source (PUB, e.g. tcp://127.0.0.1:5560); empty: none"
     )
     account: str | None = Field(None, description="the account to log on as")

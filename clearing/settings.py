@@ -12,12 +12,12 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clearing.fees import FeeSchedule
 from clearing.ledger import Limits
-from exchange.settings import default_symbols
+from exchange.settings import Endpoint, default_symbols
 from exchange.symbols import SymbolSpec
 
 __all__ = ["ClearingSettings"]
@@ -26,11 +26,11 @@ __all__ = ["ClearingSettings"]
 class ClearingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGORA_CLEARING_", extra="ignore")
 
-    api_bind: str = Field("tcp://127.0.0.1:5559", description="account API (ROUTER)")
-    exchange_dropcopy: str = Field(
+    api_bind: Endpoint = Field("tcp://127.0.0.1:5559", description="account API (ROUTER)")
+    exchange_dropcopy: Endpoint = Field(
         "tcp://127.0.0.1:5558", description="the exchange's trade stream (PUB) to consume"
     )
-    exchange_snapshot: str = Field(
+    exchange_snapshot: Endpoint = Field(
         "tcp://127.0.0.1:5557", description="the exchange's replay service (ROUTER)"
     )
     exchange_token: str = Field("", description="token for the exchange's trade replay")
@@ -54,6 +54,19 @@ class ClearingSettings(BaseSettings):
     )
     log_json: bool | None = None
     log_level: str = "info"
+
+    @field_validator("starting_positions")
+    @classmethod
+    def _positions_in_listed_symbols(cls, value: dict[str, int], info: ValidationInfo
+                                     ) -> dict[str, int]:  # fmt: skip
+        if "symbols" not in info.data:
+            return value  # the symbols were refused: that is the error to show
+        listed = {s.symbol for s in info.data["symbols"]}
+        unknown = sorted(set(value) - listed - {"*"})
+        if unknown:
+            raise ValueError(f"names {', '.join(unknown)}, not a symbol of this market "
+                             f"(symbols: {', '.join(sorted(listed))})")  # fmt: skip
+        return value
 
     @property
     def db_url(self) -> str:

@@ -571,5 +571,13 @@ def _register_more() -> None:
 
 _register_more()
 
+
+def run() -> None:
+    """The `agora` command: a user's mistake is one line and status 2 (`exchange.errors`)."""
+    from exchange.errors import guard
+
+    guard(app, "agora")
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from exchange.errors import UserError, bind_errors, guard, load_settings
 from exchange.logs import configure_logging
 from exchange.loop import run
 from exchange.server import ExchangeServer
 from exchange.settings import ExchangeSettings
+from exchange.usage import parse_args
 
 
 def main(settings: ExchangeSettings | None = None) -> None:
-    settings = settings or ExchangeSettings()
+    settings = settings or load_settings(ExchangeSettings)
+    if settings.clearing:
+        try:
+            settings.resolve_clearing_token()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     configure_logging(settings.log_json, settings.log_level)
-    run(ExchangeServer(settings).serve())
+    with bind_errors("exchange", binds(settings)):
+        run(ExchangeServer(settings).serve())
+
+
+def binds(s: ExchangeSettings) -> dict[str, tuple[str, str]]:
+    """Every address the exchange listens on, with the variable that sets it."""
+    out = {role: (getattr(s, f"{role}_bind"), f"AGORA_EXCHANGE_{role.upper()}_BIND")
+           for role in ("gateway", "feed", "snapshot", "dropcopy")}  # fmt: skip
+    if s.metrics_port:
+        metrics = f"http://{s.metrics_host}:{s.metrics_port}"
+        out["metrics"] = (metrics, "AGORA_EXCHANGE_METRICS_PORT")
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    parse_args("python -m exchange", __doc__, ExchangeSettings)
+    guard(main, "exchange")

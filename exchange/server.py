@@ -191,6 +191,7 @@ class ExchangeServer:
         self.replayed = 0
         self._stopping = asyncio.Event()
         self._symbols = [spec.symbol for spec in s.symbols]
+        self._symbol_set = frozenset(self._symbols)
         self._rate = s.rate_limit
         self._burst = float(s.rate_burst)
         # Outgoing, gathered during one batch and sent after the journal commit.
@@ -397,7 +398,9 @@ class ExchangeServer:
         session.tokens = tokens - 1.0
         account = session.account
         if self.risk is not None and (kind == "new_order" or kind == "replace_order"):
-            reason = self.risk.check(msg, account)
+            # an unknown symbol is the reason, not whatever risk makes of it
+            reason = (self.risk.check(msg, account) if msg.symbol in self._symbol_set
+                      else "unknown_symbol")  # fmt: skip
             if reason is not None:
                 metrics.rejects[reason] += 1
                 self._reply(identity, reject_raw(msg, reason, account, ts))

@@ -10,13 +10,43 @@ Bind addresses default to loopback: an exchange is reachable from other hosts on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exchange.symbols import SymbolSpec
 
-__all__ = ["ExchangeSettings", "default_symbols"]
+__all__ = ["Endpoint", "ExchangeSettings", "OptionalEndpoint", "check_endpoint", "default_symbols"]
+
+_SCHEMES = ("tcp", "ipc", "inproc", "ws", "wss", "pgm", "epgm", "udp", "tipc", "vmci")
+
+
+def check_endpoint(value: str) -> str:
+    """A ZeroMQ address, e.g. ``tcp://127.0.0.1:5555`` (or ``tcp://*:*`` for any free port).
+
+    ZeroMQ itself takes a TCP port modulo 65536 (99999 binds 34463) and says nothing, so the
+    port is checked here.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in _SCHEMES:
+        raise ValueError(f"{value!r} is not an address; write tcp://HOST:PORT")
+    if scheme == "tcp":
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"{value!r} has no port; write tcp://HOST:PORT")
+        if port not in ("*", "!") and not (port.isdigit() and int(port) <= 65535):
+            raise ValueError(f"port {port} of {value!r} is not a port (0-65535)")
+    return value
+
+
+def _optional_endpoint(value: str) -> str:
+    return check_endpoint(value) if value else value
+
+
+Endpoint = Annotated[str, AfterValidator(check_endpoint)]
+OptionalEndpoint = Annotated[str, AfterValidator(_optional_endpoint)]
+"""An address that may be left empty (the feature is then off)."""
 
 
 def default_symbols() -> list[SymbolSpec]:
@@ -27,10 +57,12 @@ def default_symbols() -> list[SymbolSpec]:
 class ExchangeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGORA_EXCHANGE_", extra="ignore")
 
-    gateway_bind: str = Field("tcp://127.0.0.1:5555", description="order entry (ROUTER)")
-    feed_bind: str = Field("tcp://127.0.0.1:5556", description="market data (PUB)")
-    snapshot_bind: str = Field("tcp://127.0.0.1:5557", description="snapshots, replay (ROUTER)")
-    dropcopy_bind: str = Field("tcp://127.0.0.1:5558", description="trades to clearing (PUB)")
+    gateway_bind: Endpoint = Field("tcp://127.0.0.1:5555", description="order entry (ROUTER)")
+    feed_bind: Endpoint = Field("tcp://127.0.0.1:5556", description="market data (PUB)")
+    snapshot_bind: Endpoint = Field(
+        "tcp://127.0.0.1:5557", description="snapshots, replay (ROUTER)"
+    )
+    dropcopy_bind: Endpoint = Field("tcp://127.0.0.1:5558", description="trades to clearing (PUB)")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
     metrics_host: str = "127.0.0.1"
     data_dir: Path = Field(Path("var/exchange"), description="where the journal lives")
@@ -49,7 +81,7 @@ class ExchangeSettings(BaseSettings):
     bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
     feed_hwm: int = Field(100_000, gt=0, description="PUB send high-water mark per subscriber")
     feed_sndbuf: int = Field(0, ge=0, description="kernel send buffer per feed socket; 0 = OS")
-    clearing: str = Field(
+    clearing: OptionalEndpoint = Field(
         "",
         description="the clearing house's account API (e.g. tcp://127.0.0.1:5559); when set, "
         "logons need the account's token and every order passes pre-trade risk",

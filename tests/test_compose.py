@@ -71,7 +71,9 @@ def test_every_command_is_an_entry_point_of_this_package(doc: dict[str, Any]) ->
         if spec.submodule_search_locations:  # a package: runnable only with a __main__
             assert importlib.util.find_spec(f"{module}.__main__") is not None, module
         if "healthcheck" in svc:
-            assert importlib.util.find_spec(svc["healthcheck"]["test"][-1]) is not None
+            cmd, python, flag, health, *_ = svc["healthcheck"]["test"]
+            assert (cmd, python, flag) == ("CMD", "python", "-m"), name
+            assert importlib.util.find_spec(health) is not None
 
 
 def test_every_variable_is_a_setting_the_process_reads_and_accepts(
@@ -108,7 +110,7 @@ def test_ports_and_volumes_agree_with_the_settings(
             assert host == container and container in bound_ports, (name, mapping)
         for volume in svc.get("volumes", []):
             vol_name, path = volume.split(":")
-            assert vol_name in doc["volumes"]
+            assert vol_name in doc["volumes"] or vol_name.startswith("./")  # or a bind mount
             data_vars = [v for k, v in env.items() if k.endswith(("_DATA_DIR", "_OUT_DIR"))]
             assert data_vars == [path], (name, volume)
         for key, value in env.items():  # every address a service connects to is served

@@ -244,6 +244,9 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
 SMALL = """
 name = "small"
 
+[[symbols]]
+symbol = "AGR"
+
 [[populations]]
 name = "zi"
 strategy = "zi"

@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.fundamental.model import FundamentalConfig
+from exchange.settings import Endpoint
 
 __all__ = ["FundamentalSettings", "default_model"]
 
@@ -29,7 +30,7 @@ def default_model() -> FundamentalConfig:
 class FundamentalSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGORA_FUNDAMENTAL_", extra="ignore")
 
-    bind: str = Field("tcp://127.0.0.1:5560", description="fair values (PUB)")
+    bind: Endpoint = Field("tcp://127.0.0.1:5560", description="fair values (PUB)")
     interval_s: float = Field(
         1.0, gt=0, description="publication interval; the model advances this much each time"
     )

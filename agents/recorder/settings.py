@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.recorder.sink import SCHEMAS
+from exchange.settings import Endpoint
 
 __all__ = ["FEED_CHANNELS", "RecorderSettings"]
 
@@ -26,8 +27,8 @@ FEED_CHANNELS = ("trades", "book", "tob", "status", "bars")
 class RecorderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGORA_RECORDER_", extra="ignore")
 
-    feed: str = Field("tcp://127.0.0.1:5556", description="the exchange's market data (PUB)")
-    snapshot: str = Field(
+    feed: Endpoint = Field("tcp://127.0.0.1:5556", description="the exchange's market data (PUB)")
+    snapshot: Endpoint = Field(
         "tcp://127.0.0.1:5557", description="the exchange's snapshot service (ROUTER)"
     )
     symbols: list[str] = Field(
