@@ -62,7 +62,7 @@ WAIT_S = 180.0  # a safety net against a hang, never a synchronisation
 
 
 def _ready(up: subprocess.Popen) -> dict:
-    """`agora up`'s ready line (it prints it once every service is up)."""
+    """`agora up --json`'s ready event (printed once every service is up)."""
     assert up.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(up.stdout, selectors.EVENT_READ)
@@ -72,8 +72,9 @@ def _ready(up: subprocess.Popen) -> dict:
             line = up.stdout.readline()
             if not line:
                 break
-            if line.startswith("AGORA_READY "):
-                return json.loads(line[len("AGORA_READY ") :])
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("event") == "ready":
+                return event
     finally:
         sel.close()
     raise AssertionError("agora up ended (or hung) before it was ready")
@@ -86,7 +87,8 @@ def test_the_same_market_file_trades_live_and_simulated(tmp_path: Path) -> None:
     err_path = tmp_path / "up.err"
     with open(err_path, "w") as err:
         up = subprocess.Popen(
-            [*AGORA, "up", str(config), "--data-dir", str(tmp_path / "var"), "--free-ports"],
+            [*AGORA, "up", str(config), "--data-dir", str(tmp_path / "var"), "--free-ports",
+             "--json"],
             stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp_path,
         )  # fmt: skip
         try:
@@ -102,8 +104,8 @@ def test_the_same_market_file_trades_live_and_simulated(tmp_path: Path) -> None:
                 up.kill()
                 up.communicate()
     assert up.returncode == 0, err_path.read_text()[-3000:]
-    summary = json.loads(next(x for x in out.splitlines()
-                              if x.startswith("AGORA_SUMMARY "))[14:])  # fmt: skip
+    events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    summary = next(e for e in events if e.get("event") == "summary")
     live_fills = {name.removeprefix("agents-"): r["fills"]
                   for name, r in summary["agents"].items()}  # fmt: skip
     assert set(live_fills) == POPULATIONS

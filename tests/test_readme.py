@@ -217,22 +217,24 @@ def _lines(stream: Any, deadline: float) -> Iterator[str]:
 
 
 class Up:
-    """A block's `agora up`, run as written plus `--free-ports`, in `home`."""
+    """A block's `agora up`, run as written plus `--free-ports` and `--json` (machine lines on
+    stdout beside the person's view on the terminal), in `home`."""
 
     def __init__(self, command: str, home: Path) -> None:
         self.home = home
         self.err_path = home / f"up-{os.getpid()}-{id(self)}.err"
         self._err = open(self.err_path, "w")  # noqa: SIM115 (closed in ctrl_c)
         self.proc = subprocess.Popen(
-            ["bash", "-c", f"{_bare(command)} --free-ports"], cwd=home, text=True,
+            ["bash", "-c", f"{_bare(command)} --free-ports --json"], cwd=home, text=True,
             stdout=subprocess.PIPE, stderr=self._err, start_new_session=True,
             preexec_fn=_as_in_a_terminal,
         )  # fmt: skip
         self.summary: dict[str, Any] | None = None
         assert self.proc.stdout is not None
         for line in _lines(self.proc.stdout, time.monotonic() + WAIT_S):
-            if line.startswith("AGORA_READY "):
-                self.ready = json.loads(line[len("AGORA_READY ") :])
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("event") == "ready":
+                self.ready = event
                 break
         else:
             self.kill()
@@ -255,9 +257,10 @@ class Up:
                 raise AssertionError(f"agora up ignored Ctrl-C:\n{self.log()[-3000:]}") from None
             self._err.close()
             assert self.proc.returncode == 0, self.log()[-3000:]
-            line = next((x for x in out.splitlines() if x.startswith("AGORA_SUMMARY ")), None)
-            assert line, f"no summary after Ctrl-C:\n{self.log()[-3000:]}"
-            self.summary = json.loads(line[len("AGORA_SUMMARY ") :])
+            events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+            summary = next((e for e in events if e.get("event") == "summary"), None)
+            assert summary, f"no summary after Ctrl-C:\n{self.log()[-3000:]}"
+            self.summary = summary
         return self.summary
 
     def kill(self) -> None:
