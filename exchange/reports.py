@@ -13,6 +13,7 @@ The other direction, a decoded request to an engine call, is ``execute``.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,11 @@ def execute(engine: Engine, msg: Request, ts: int, account: Any = None) -> list[
             msg.client_order_id, msg.time_in_force, ts, msg.post_only, msg.stp,
         )  # fmt: skip
     if isinstance(msg, CancelOrder):
-        return engine.cancel(acct, msg.order_id, msg.orig_client_order_id, ts)
+        return engine.cancel(acct, msg.order_id, msg.orig_client_order_id, ts, msg.symbol)
     if isinstance(msg, ReplaceOrder):
-        return engine.replace(acct, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts)
+        return engine.replace(
+            acct, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts, msg.symbol
+        )
     if isinstance(msg, MassCancel):
         return engine.mass_cancel(acct, msg.symbol, ts)
     raise TypeError(f"not an order-entry request: {type(msg).__name__}")
@@ -176,10 +179,27 @@ class _OrderState:
 
 
 class Reporter:
-    """Turns engine events into execution reports, public market data and the drop copy."""
+    """Turns engine events into execution reports, public market data and the drop copy.
 
-    def __init__(self) -> None:
+    The exchange process also asks it to remember, so that nothing a client missed is lost:
+
+    * `resend_window` > 0: every execution report it makes is stamped with its account's
+      ``account_seq`` (1, 2, 3 ... per account, the same numbers again when the journal is
+      replayed), and the last `resend_window` reports of each account are kept for a
+      `ResendRequest` (`resend`);
+    * `tape_window` > 0: the last `tape_window` public trades of each symbol are kept, with the
+      stream sequence number the feed stamped on them, for a `TapeRequest` (`tape`).
+
+    Both are state of this object (rebuilt by a journal replay), off by default (the simulator).
+    """
+
+    def __init__(self, resend_window: int = 0, tape_window: int = 0) -> None:
         self._orders: dict[int, _OrderState] = {}
+        self.resend_window = resend_window
+        self.tape_window = tape_window
+        self.account_seqs: dict[str, int] = {}  # account -> last account_seq issued
+        self._sent: dict[str, deque[dict[str, Any]]] = {}  # account -> its last reports
+        self._tape: dict[str, deque[dict[str, Any]]] = {}  # symbol -> its last public trades
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -239,7 +259,63 @@ class Reporter:
                 })  # fmt: skip
             elif kind == REJECTED:
                 self._reject(ev, request, box)
+        if self.resend_window and box.private:
+            self._sequence(box.private)
+        if self.tape_window and market_data:
+            self._keep_tape(box.public)
         return box
+
+    # ------------------------------------------------------------------ remembering
+    def _sequence(self, private: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Stamp each execution report with its account's next sequence number and keep it."""
+        seqs, sent, window = self.account_seqs, self._sent, self.resend_window
+        for _owner, report in private:
+            if report["type"] != "execution_report":
+                continue
+            account = report["account"]
+            seq = report["account_seq"] = seqs.get(account, 0) + 1
+            seqs[account] = seq
+            try:
+                sent[account].append(report)
+            except KeyError:
+                sent[account] = deque((report,), maxlen=window)
+
+    def _keep_tape(self, public: list[dict[str, Any]]) -> None:
+        # The dicts are kept by reference: the feed stamps their stream `seq` right after.
+        tape, window = self._tape, self.tape_window
+        for msg in public:
+            if msg["type"] == "trade":
+                try:
+                    tape[msg["symbol"]].append(msg)
+                except KeyError:
+                    tape[msg["symbol"]] = deque((msg,), maxlen=window)
+
+    def resend(
+        self, account: str, from_seq: int, max_count: int
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(reports with ``account_seq >= from_seq``, at most `max_count`; the account's last
+        sequence number; the oldest one still kept, 0 if none)."""
+        last = self.account_seqs.get(account, 0)
+        kept = self._sent.get(account)
+        if not kept:
+            return [], last, 0
+        first = kept[0]["account_seq"]
+        start = max(from_seq - first, 0)
+        out = [kept[i] for i in range(start, min(len(kept), start + max_count))]
+        return out, last, first
+
+    def tape(
+        self, symbol: str, from_seq: int, max_count: int
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(public trades of `symbol` with stream ``seq >= from_seq``, at most `max_count`; the
+        stream's last seq known here; the oldest seq still kept, 0 if none)."""
+        kept = self._tape.get(symbol)
+        if not kept:
+            return [], 0, 0
+        first, last = kept[0]["seq"], kept[-1]["seq"]
+        start = max(from_seq - first, 0)
+        out = [kept[i] for i in range(start, min(len(kept), start + max_count))]
+        return out, last, first
 
     # One event each, for a caller that knows the event's kind (the simulator's commonest
     # path: an order accepted to rest, or cancelled); `translate_raw` uses them too.
@@ -342,8 +418,14 @@ def reject_raw(
         ),
         "order_id": order_id or getattr(request, "order_id", None),
         "symbol": symbol or getattr(request, "symbol", None), "account": _account(account),
-        "response_to": kind, "reject_reason": reason, "text": reason,
+        "response_to": kind, "reject_reason": reason, "text": _reject_text(reason, request, symbol),
     }  # fmt: skip
+
+
+def _reject_text(reason: str, request: Request | None, symbol: str | None) -> str:
+    if reason == "symbol_mismatch" and request is not None and symbol:
+        return f"symbol_mismatch: the order is in {symbol}, not {getattr(request, 'symbol', '?')}"
+    return reason
 
 
 _REQUEST_KINDS: dict[type, str] = {

@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry, Histogram, Metric, start_http_s
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exchange.engine import Engine
+from exchange.epoch import advance_epoch, epoch_path
 from exchange.feed import GOODBYE_TOPIC, HEARTBEAT_TOPIC, FeedState
 from exchange.journal import TRADE_RECORD, Journal
 from exchange.protocol import (
@@ -52,7 +53,9 @@ from exchange.protocol import (
     OpenOrdersRequest,
     ProtocolError,
     ReplaceOrder,
+    ResendRequest,
     SnapshotRequest,
+    TapeRequest,
     TradeReplayRequest,
     decode,
     decode_batch,
@@ -181,7 +184,7 @@ class ExchangeServer:
         self._replay_token = s.replay_token or (
             s.resolve_clearing_token() if s.clearing else ""
         )
-        self.reporter = Reporter()
+        self.reporter = Reporter(resend_window=s.resend_window, tape_window=s.tape_window)
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
         self.journal = Journal(s.journal_path, fsync=s.fsync)
         self.metrics = _Metrics()
@@ -199,6 +202,19 @@ class ExchangeServer:
         self._drop: list[dict] = []
         self._packer = msgpack.Packer(use_bin_type=True)
         self._replay_journal()
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        """A new incarnation: claim the next epoch (durably, before any order is taken), so
+        no trade id an earlier incarnation published can be issued again (`exchange.epoch`)."""
+        engine = self.engine
+        epoch = advance_epoch(
+            epoch_path(self.journal.path), engine.epoch if self.journal.records else -1
+        )
+        engine.start_epoch(epoch)
+        self.journal.append(["E", epoch])
+        self.journal.commit()
+        log.info("exchange_epoch", epoch=epoch, last_trade_id=self.journal.last_trade_id)
 
     # ------------------------------------------------------------------ recovery
     def _replay_journal(self) -> None:
@@ -210,6 +226,9 @@ class ExchangeServer:
         for record in self.journal.replay():
             kind = record[0]
             if kind == TRADE_RECORD:
+                continue
+            if kind == "E":  # an incarnation started here: its trade ids were of this epoch
+                engine.start_epoch(record[1])
                 continue
             if kind == "B":
                 feed.restore_bar_seq(record[1], record[2])
@@ -226,7 +245,7 @@ class ExchangeServer:
         self.feed._bars.clear()  # bars restart with the next trade (a cut bar is not re-sent)
         if n:
             log.info(
-                "journal_replayed", commands=n, trades=len(self.journal.trade_offsets),
+                "journal_replayed", commands=n, trades=len(self.journal.trade_ids),
                 open_orders=len(self.engine._orders),
             )  # fmt: skip
 
@@ -291,7 +310,7 @@ class ExchangeServer:
             for sock in (gateway, snapshot, feed, drop):
                 sock.close()
             ctx.term()
-            log.info("exchange_stopped", trades=len(self.journal.trade_offsets))
+            log.info("exchange_stopped", last_trade_id=self.journal.last_trade_id)
 
     def clock(self) -> int:
         """Wall-clock nanoseconds, never going backwards (the engine's windows need that,
@@ -388,7 +407,7 @@ class ExchangeServer:
         session.last = now
         if tokens < 1.0:
             session.tokens = tokens
-            if kind == "open_orders_request":
+            if kind == "open_orders_request" or kind == "resend_request":
                 self._protocol_reject(identity, "rate_limited", "too many requests", kind, ts)
             else:
                 self._reply(identity, reject_raw(msg, "rate_limited", session.account, ts))
@@ -415,6 +434,8 @@ class ExchangeServer:
                 })  # fmt: skip
         elif kind == "open_orders_request":
             self._reply(identity, self._open_orders(account, msg, ts))
+        elif kind == "resend_request":
+            self._resend(identity, account, msg, ts)
         else:
             self._protocol_reject(
                 identity, "unexpected_message", f"{kind} is not an order-entry request", kind, ts
@@ -493,6 +514,18 @@ class ExchangeServer:
             "orders": infos,
         }  # fmt: skip
 
+    def _resend(self, identity: bytes, account: str, msg: ResendRequest, ts: int) -> None:
+        """Send again the account's reports from `msg.from_seq` (what a reconnecting client
+        missed), then where they ended; from the reporter's window (rebuilt on replay)."""
+        reports, last, first = self.reporter.resend(account, msg.from_seq, msg.max_count)
+        self._private[identity].extend(reports)
+        nxt = reports[-1]["account_seq"] + 1 if reports else max(msg.from_seq, first, 1)
+        self._reply(identity, {
+            "type": "resend_reply", "v": 1, "ts": ts, "request_id": msg.request_id,
+            "from_seq": msg.from_seq, "next_seq": nxt, "last_seq": last, "first_seq": first,
+            "complete": first == 0 or msg.from_seq >= first,
+        })  # fmt: skip
+
     def _protocol_reject(
         self, identity: bytes, reason: str, text: str, ref_type: str | None, ts: int
     ) -> None:
@@ -548,7 +581,7 @@ class ExchangeServer:
         for topic, seq in self.feed.seqs.items():
             hb = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": seq}])
             _send(self._feed, [topic.encode(), hb])
-        last_trade = len(self.journal.trade_offsets)
+        last_trade = self.journal.last_trade_id
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": last_trade}])
         _send(self._dropsock, [b"heartbeat", beat])
 
@@ -611,11 +644,25 @@ class ExchangeServer:
                 trades.append(record[2])
             return {
                 "type": "trade_replay", "v": 1, "ts": ts, "trades": trades,
-                "end_trade_id": len(self.journal.trade_offsets),
+                "end_trade_id": self.journal.last_trade_id,
             }  # fmt: skip
+        if isinstance(msg, TapeRequest):
+            return self._tape_reply(msg, ts)
         return _protocol_reject(
             "unexpected_message", f"{msg.type} is not a snapshot-service request", msg.type, ts
         )
+
+    def _tape_reply(self, msg: TapeRequest, ts: int) -> dict:
+        """The public trade tape of one symbol from a stream seq: open to anyone (public
+        fields only), so a subscriber fills a gap or the prints it lost across a restart."""
+        if msg.symbol not in self._symbols:
+            return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
+        trades, last, first = self.reporter.tape(msg.symbol, msg.from_seq, msg.max_count)
+        return {
+            "type": "tape_replay", "v": 1, "ts": ts, "symbol": msg.symbol,
+            "from_seq": msg.from_seq, "trades": trades, "last_seq": last, "first_seq": first,
+            "complete": first == 0 or msg.from_seq >= first,
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ sending
     def _flush(self) -> None:
@@ -678,9 +725,9 @@ def _run_record(engine: Engine, r: list[Any]) -> list[tuple]:
     if kind == "N":
         return engine.submit(r[4], r[5], r[6], r[7], r[8], r[2], r[3], r[9], r[1], r[10], r[11])
     if kind == "X":
-        return engine.cancel(r[2], r[5], r[6], r[1])
+        return engine.cancel(r[2], r[5], r[6], r[1], r[4])
     if kind == "R":
-        return engine.replace(r[2], r[7], r[8], r[5], r[6], r[1])
+        return engine.replace(r[2], r[7], r[8], r[5], r[6], r[1], r[4])
     if kind == "M":
         return engine.mass_cancel(r[2], r[4], r[1])
     if kind == "A":

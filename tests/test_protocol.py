@@ -44,7 +44,11 @@ from exchange.protocol import (
     ProtocolError,
     ProtocolReject,
     ReplaceOrder,
+    ResendReply,
+    ResendRequest,
     SnapshotRequest,
+    TapeReplay,
+    TapeRequest,
     TopOfBook,
     Trade,
     TradeCapture,
@@ -342,6 +346,22 @@ trade_replays = st.builds(
     ts=timestamps,
 )
 
+resend_requests = st.builds(
+    ResendRequest, request_id=ids, from_seq=positive, max_count=st.integers(1, 100),
+    ts=timestamps,
+)  # fmt: skip
+resend_replies = st.builds(
+    ResendReply, request_id=ids, from_seq=positive, next_seq=positive, last_seq=non_negative,
+    first_seq=non_negative, complete=st.booleans(), ts=timestamps,
+)  # fmt: skip
+tape_requests = st.builds(
+    TapeRequest, symbol=symbols, from_seq=positive, max_count=st.integers(1, 300), ts=timestamps
+)
+tape_replays = st.builds(
+    TapeReplay, symbol=symbols, from_seq=positive, trades=st.lists(trades, max_size=5),
+    last_seq=non_negative, first_seq=non_negative, complete=st.booleans(), ts=timestamps,
+)  # fmt: skip
+
 
 @st.composite
 def bars(draw: st.DrawFn) -> Bar:
@@ -394,6 +414,10 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "snapshot_request": snapshot_requests,
     "trade_replay_request": trade_replay_requests,
     "trade_replay": trade_replays,
+    "resend_request": resend_requests,
+    "resend_reply": resend_replies,
+    "tape_request": tape_requests,
+    "tape_replay": tape_replays,
     "bar": bars(),
     "mass_cancel_report": mass_cancel_reports,
     "goodbye": goodbyes,
@@ -1043,3 +1067,57 @@ def test_trade_replay_elements_come_back_as_captures() -> None:
 def test_service_request_bounds(model: type[BaseModel], fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         model.model_validate(fields)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy integers are integers; numpy floats and bools are not
+# --------------------------------------------------------------------------------------------
+
+np = pytest.importorskip("numpy")
+
+NUMPY_INTS = [np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8]
+
+
+@pytest.mark.parametrize("kind", NUMPY_INTS, ids=lambda k: k.__name__)
+def test_numpy_integers_are_taken_as_ints(kind: Any) -> None:
+    order = NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                     qty=kind(7), price=kind(100))  # fmt: skip
+    assert (order.qty, order.price) == (7, 100)
+    assert type(order.qty) is int and type(order.price) is int
+    back = decode(encode(order))
+    assert back == order and type(back.qty) is int
+    replace = ReplaceOrder(client_order_id="r1", symbol="ACME", order_id=kind(3), qty=kind(9),
+                           price=kind(101))  # fmt: skip
+    assert (replace.order_id, replace.qty, replace.price) == (3, 9, 101)
+    cancel = CancelOrder(client_order_id="x1", symbol="ACME", order_id=kind(3))
+    assert cancel.order_id == 3 and type(cancel.order_id) is int
+
+
+@pytest.mark.parametrize(
+    "bad", [np.float64(5.0), np.float32(5.0), np.bool_(True), True, 5.0, "5"],
+    ids=lambda b: type(b).__name__,
+)
+def test_numpy_floats_and_bools_are_still_refused(bad: Any) -> None:
+    with pytest.raises(ValidationError, match="qty") as info:
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit", qty=bad,
+                 price=100)  # fmt: skip
+    assert "valid integer" in str(info.value)
+    with pytest.raises(ValidationError, match="price"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit", qty=5,
+                 price=bad)  # fmt: skip
+
+
+def test_numpy_integer_bounds_still_apply() -> None:
+    with pytest.raises(ValidationError, match="qty"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                 qty=np.int64(0), price=100)  # fmt: skip
+    with pytest.raises(ValidationError, match="qty"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                 qty=np.uint64(2**64 - 1), price=100)  # fmt: skip
+
+
+def test_trade_epoch_bits_match_the_engine() -> None:
+    from exchange.engine import EPOCH_BITS
+    from exchange.protocol import TRADE_EPOCH_BITS
+
+    assert EPOCH_BITS == TRADE_EPOCH_BITS
