@@ -497,6 +497,7 @@ class ExchangeServer:
         self._reply(identity, {
             "type": "logon_reply", "v": 1, "ts": ts, "account": msg.account, "accepted": True,
             "symbols": self._symbols,
+            "account_seq": self.reporter.account_seqs.get(msg.account, 0),
         })  # fmt: skip
 
     def _open_orders(self, account: str, msg: OpenOrdersRequest, ts: int) -> dict:

@@ -454,6 +454,9 @@ class LogonReply(_Wire):
     reason: Reason | None = None
     text: Text = ""
     symbols: list[Symbol] = []  # what this exchange lists
+    # The account's newest `ExecutionReport.account_seq`: a client that saw less missed some
+    # (it asks with a `ResendRequest`); one that saw more talks to an exchange that lost them.
+    account_seq: NonNegInt = 0
 
 
 class OpenOrdersRequest(_Wire):
