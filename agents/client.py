@@ -824,11 +824,11 @@ class MarketDataClient:
                     if last is not None and seq > last + (0 if heartbeat else 1):
                         upto = seq if heartbeat else seq - 1
                         found = await self._fill(tape, last + 1, upto) if tape else []
-                        for missed in found:
-                            yield missed
                         self.filled += len(found)
                         self.gaps += upto - last - len(found)
                         last = upto
+                        for missed in found:
+                            yield missed
                     if heartbeat:
                         last = seq if last is None else max(last, seq)
                         continue
