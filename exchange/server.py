@@ -10,9 +10,16 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 * feed, PUB: ``[topic, batch]`` frames, topic ``"{symbol}|{channel}"``; each message carries its
   stream's contiguous `seq` (see `exchange.feed`). Heartbeats on ``*|heartbeat``.
 * snapshot, ROUTER: `SnapshotRequest` -> `BookSnapshot` (valid at the `book` stream's seq),
-  `TradeReplayRequest` -> `TradeReplay` pages read from the journal.
+  `TradeReplayRequest` -> `TradeReplay` pages read from the journal (clearing's, with its
+  token), `TapeRequest` -> `TapeReplay`, the public trade tape of a symbol by stream seq (open
+  to anyone: no accounts, no order ids).
 * drop copy, PUB: ``[b"trades", batch of TradeCapture]`` for clearing; `trade_id` is contiguous
-  from 1, heartbeats carry the last trade id so a subscriber notices a lost tail.
+  within an epoch (every start of the process is a new one, `exchange.epoch`), heartbeats carry
+  the last trade id so a subscriber notices a lost tail.
+
+Every execution report carries its account's ``account_seq``; a client that logs on again asks
+for what it missed with a `ResendRequest` (answered from the reporter's window, which a journal
+replay rebuilds).
 
 The loop drains each readable socket with non-blocking receives, runs the whole batch through
 the engine, commits the journal once, then sends every reply and feed frame: one write and a

@@ -1091,6 +1091,8 @@ def test_numpy_integers_are_taken_as_ints(kind: Any) -> None:
     assert (replace.order_id, replace.qty, replace.price) == (3, 9, 101)
     cancel = CancelOrder(client_order_id="x1", symbol="ACME", order_id=kind(3))
     assert cancel.order_id == 3 and type(cancel.order_id) is int
+    validated = NewOrder.model_validate(limit_order(qty=kind(7), price=kind(100)))
+    assert (validated.qty, validated.price) == (7, 100) and type(validated.qty) is int
 
 
 @pytest.mark.parametrize(
@@ -1105,6 +1107,9 @@ def test_numpy_floats_and_bools_are_still_refused(bad: Any) -> None:
     with pytest.raises(ValidationError, match="price"):
         NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit", qty=5,
                  price=bad)  # fmt: skip
+    with pytest.raises(InvalidMessage, match="qty"):  # on the wire too (msgpack packs floats)
+        decode(packed(limit_order(qty=float(bad)) if not isinstance(bad, str) else
+                      limit_order(qty=bad)))  # fmt: skip
 
 
 def test_numpy_integer_bounds_still_apply() -> None:
@@ -1121,3 +1126,75 @@ def test_trade_epoch_bits_match_the_engine() -> None:
     from exchange.protocol import TRADE_EPOCH_BITS
 
     assert EPOCH_BITS == TRADE_EPOCH_BITS
+
+
+# --------------------------------------------------------------------------------------------
+# A cancel or replace names its order's symbol
+# --------------------------------------------------------------------------------------------
+
+
+def _two_symbol_engine() -> Any:
+    from exchange.engine import Engine
+    from exchange.symbols import SymbolSpec
+
+    engine = Engine([SymbolSpec(symbol="S"), SymbolSpec(symbol="T")])
+    [acc, *_] = engine.submit("S", "buy", "limit", 5, 9_990, "alice", "a1", "GTC", 1)
+    return engine, acc[3]
+
+
+@pytest.mark.parametrize("by", ["order_id", "client_order_id"])
+def test_cancel_or_replace_naming_another_symbol_is_refused(by: str) -> None:
+    from exchange.reports import Reporter, execute
+
+    engine, oid = _two_symbol_engine()
+    target: dict[str, Any] = {"order_id": oid} if by == "order_id" else {
+        "orig_client_order_id": "a1"}  # fmt: skip
+    reporter = Reporter()
+    reporter.translate_raw(engine.submit("T", "sell", "limit", 1, 10_100, "bob", "b1", "GTC", 2))
+    for msg in (CancelOrder(client_order_id="x1", symbol="T", **target),
+                ReplaceOrder(client_order_id="r1", symbol="T", qty=9, **target)):  # fmt: skip
+        events = execute(engine, msg, 3, "alice")
+        assert [(e[0], e[7]) for e in events] == [("rejected", "symbol_mismatch")]
+        [(_owner, reject)] = reporter.translate_raw(events, msg).private
+        assert reject["reject_reason"] == "symbol_mismatch"
+        assert reject["text"] == "symbol_mismatch: the order is in S, not T"
+        assert CancelReject.model_validate(reject).symbol == "S"
+    assert engine.order(oid).leaves == 5  # untouched
+    assert engine.depth("S") == ([(9_990, 5, 1)], [])
+    # someone else naming it (any symbol) hears nothing about it: not a symbol_mismatch
+    for symbol in ("S", "T"):
+        events = execute(engine, CancelOrder(client_order_id="x2", symbol=symbol, **target),
+                         4, "mallory")  # fmt: skip
+        assert events[0][0] == "rejected" and events[0][7] != "symbol_mismatch"
+    # the right symbol works
+    events = execute(engine, ReplaceOrder(client_order_id="r2", symbol="S", qty=4, **target),
+                     5, "alice")  # fmt: skip
+    assert events[0][0] == "replaced"
+    events = execute(engine, CancelOrder(client_order_id="x3", symbol="S", **target), 6, "alice")
+    assert events[0][0] == "cancelled" and engine.depth("S") == ([], [])
+
+
+def test_the_engine_without_a_symbol_checks_nothing() -> None:
+    engine, oid = _two_symbol_engine()  # (the simulator's calls name no symbol)
+    assert engine.cancel("alice", oid, None, 2)[0][0] == "cancelled"
+
+
+async def test_symbol_mismatch_and_numpy_quantities_on_a_real_exchange(tmp_path: Any) -> None:
+    from agents.client import ExchangeClient
+    from deploy.launch import start_exchange
+
+    np_ = pytest.importorskip("numpy")
+    symbols = '[{"symbol": "AGR"}, {"symbol": "BGR"}]'
+    proc = start_exchange(tmp_path / "ex", AGORA_EXCHANGE_SYMBOLS=symbols)
+    try:
+        async with ExchangeClient("alice", gateway=proc.ready["gateway"]) as alice:
+            ack = await alice.create_order("AGR", "buy", "limit", np_.int64(5), np_.uint16(9_990))
+            assert ack.exec_type == "new" and (ack.qty, ack.price) == (5, 9_990)
+            refused = await alice.cancel_order(ack.order_id, "BGR")
+            assert refused.type == "cancel_reject" and refused.reject_reason == "symbol_mismatch"
+            refused = await alice.edit_order(ack.order_id, "BGR", amount=3)
+            assert refused.type == "cancel_reject" and refused.reject_reason == "symbol_mismatch"
+            done = await alice.cancel_order(ack.order_id, "AGR")
+            assert done.exec_type == "canceled" and done.cancelled_qty == 5
+    finally:
+        proc.stop()
