@@ -172,6 +172,7 @@ def accounts(
     from agents.settings import ClientSettings
     from clearing.client import ClearingError, request_sync
     from clearing.protocol import ListAccounts
+    from exchange.protocol import TRADE_EPOCH_BITS
 
     endpoint = ClientSettings().clearing
     try:
@@ -181,7 +182,10 @@ def accounts(
         raise typer.Exit(1) from None
     from rich.console import Console
 
-    table = Table(title=f"accounts (settled through trade {reply.settled_through:,})")
+    settled = reply.settled_through
+    epoch, n = settled >> TRADE_EPOCH_BITS, settled & ((1 << TRADE_EPOCH_BITS) - 1)
+    where = f"{n:,} of exchange epoch {epoch}" if epoch else f"{n:,}"
+    table = Table(title=f"accounts (settled through trade {where})")
     for col in ("#", "account", "cash", "positions", "equity", "PnL", "fees"):
         table.add_column(col, justify="left" if col in ("account", "positions") else "right")
     for i, b in enumerate(reply.accounts[:top], 1):
@@ -192,6 +196,10 @@ def accounts(
         )  # fmt: skip
     Console().print(table)
     typer.echo(f"{len(reply.accounts):,} accounts")
+    if reply.trade_conflicts:
+        typer.echo(f"ALERT: {reply.trade_conflicts:,} trades refused: their id already named "
+                   "another settled trade (see clearing's trade_conflicts table and its error "
+                   "log)", err=True)  # fmt: skip
 
 
 @app.command("open-account")
