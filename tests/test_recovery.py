@@ -287,3 +287,50 @@ async def test_trade_stream_gaps_are_filled_from_the_public_tape(tmp_path: Path)
         exchange.stop()
     assert [t.seq for t in seen] == list(range(1, len(seen) + 1))  # all, in order, once
     assert len(seen) >= before + 4 and md.filled >= 3 and md.gaps == 0
+
+
+# ------------------------------------------------------------------------------ the SDK alone
+
+
+async def test_a_gap_on_a_live_session_is_filled_once() -> None:
+    """A frame lost on the way (report 2 never came): the client notices at report 3, asks
+    for 2, and delivers 1, 3, 2 once each, even when the exchange repeats some."""
+    from test_client import FAST, _er, fake_gateway
+
+    from exchange.protocol import ResendReply
+
+    asked: list[int] = []
+
+    def report(seq: int) -> Any:
+        return _er(f"o{seq}", seq, "trade", last_qty=1, last_price=100, trade_id=10 + seq,
+                   cum_qty=1, leaves_qty=4, order_status="partially_filled", account_seq=seq)
+
+    ack: list[Any] = []
+
+    def h(m: Any) -> list[Any]:
+        if m.type == "new_order":  # fills 1 and 3 (2 is lost), then the order's ack
+            ack.append(_er(m.client_order_id, 99, "new", account_seq=4))
+            return [report(1), report(3), ack[0]]
+        assert m.type == "resend_request"
+        asked.append(m.from_seq)
+        again = [report(s) for s in range(m.from_seq, 4)] + ack  # 3 and 4: repeats to drop
+        return [*again, ResendReply(
+            request_id=m.request_id, from_seq=m.from_seq, next_seq=5, last_seq=4, first_seq=1,
+            complete=True)]  # fmt: skip
+
+    async with fake_gateway(h) as ep, ExchangeClient("alice", gateway=ep) as c:
+        got: list[int] = []
+        done = asyncio.Event()
+
+        def hear(r: Any) -> None:
+            got.append(r.account_seq)
+            if len(got) == 4:
+                done.set()
+
+        c.listener = hear
+        await asyncio.wait_for(c.create_order(SYM, "buy", "limit", 5, 100), FAST)
+        await asyncio.wait_for(done.wait(), FAST)
+        assert sorted(got) == [1, 2, 3, 4] and len(got) == 4
+        assert c.account_seq == 4 and c.duplicates == 2
+        assert await asyncio.wait_for(c.recover(), FAST) == 0  # asks from 5: nothing new
+        assert asked == [2, 5] and len(got) == 4
