@@ -3,10 +3,13 @@ and clearing treats "same id, different trade" as a fault, never as a duplicate 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_clearing_process import settled_through
 
 from agents.client import ExchangeClient
@@ -265,3 +268,48 @@ def test_a_reissued_id_is_refused_not_skipped(tmp_path: Path) -> None:
     h.settle(reissued)
     assert [c["trade_id"] for c in h.new_conflicts] == [3, 4]
     assert h.ledger.settled_through == 5 and h.conflicts == 2
+
+
+# ------------------------------------------------------------------------------ property
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["next", "same", "altered", "batch"]),
+                          st.integers(0, 10**6)), max_size=30))  # fmt: skip
+def test_any_redelivery_settles_each_trade_once_and_refuses_every_impostor(
+    script: list[tuple[str, int]],
+) -> None:
+    """Whatever mix of new trades, exact repeats and altered copies clearing is sent, it ends
+    exactly as if it had settled each true trade once, and has refused every altered copy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        h = ClearingHouse(Store(Path(tmp) / "c.db"), default_symbols(), "admin-token")
+        truth: list[dict[str, Any]] = []
+        impostors = 0
+
+        def true_trade(i: int) -> dict[str, Any]:
+            return capture(i, buyer=f"b{i % 3}", seller=f"s{i % 2}", price=10_000 + i % 7,
+                           qty=1 + i % 4, ts=i)  # fmt: skip
+
+        for action, pick in script:
+            if action == "next" or not truth:
+                truth.append(true_trade(len(truth) + 1))
+                h.settle([truth[-1]])
+            elif action == "same":
+                h.settle([truth[pick % len(truth)]])
+            elif action == "altered":
+                t = dict(truth[pick % len(truth)], qty=99, ts=pick)
+                h.settle([t])
+                impostors += 1
+            else:  # a journal page: some settled, the next new ones, one repeated
+                start = pick % len(truth)
+                new = [true_trade(len(truth) + 1), true_trade(len(truth) + 2)]
+                truth.extend(new)
+                h.settle([*truth[start:], truth[start]], from_journal=True)
+        expected = ClearingHouse(Store(Path(tmp) / "e.db"), default_symbols(), "admin-token")
+        if truth:
+            expected.settle(truth)
+        assert positions(h) == positions(expected)
+        assert h.ledger.settled_through == len(truth)
+        assert h.conflicts == impostors == len(h.store.conflicts(limit=1000))
+        h.store.close()
+        expected.store.close()
