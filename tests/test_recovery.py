@@ -302,8 +302,18 @@ async def test_a_gap_on_a_live_session_is_filled_once() -> None:
     asked: list[int] = []
 
     def report(seq: int) -> Any:
-        return _er(f"o{seq}", seq, "trade", last_qty=1, last_price=100, trade_id=10 + seq,
-                   cum_qty=1, leaves_qty=4, order_status="partially_filled", account_seq=seq)
+        return _er(
+            f"o{seq}",
+            seq,
+            "trade",
+            last_qty=1,
+            last_price=100,
+            trade_id=10 + seq,
+            cum_qty=1,
+            leaves_qty=4,
+            order_status="partially_filled",
+            account_seq=seq,
+        )
 
     ack: list[Any] = []
 

@@ -200,6 +200,7 @@ async def test_a_journal_tail_loss_never_reissues_a_settled_trade_id(tmp_path: P
             if r.type == "execution_report" and r.exec_type == "trade":
                 assert r.trade_id not in fills[name], "a fill reported twice"
                 fills[name][r.trade_id] = (r.side, r.last_qty, r.last_price)
+
         return hear
 
     try:
