@@ -109,6 +109,9 @@ def load_risk_plugin(settings: ExchangeSettings, engine: Engine) -> RiskPlugin:
     )  # fmt: skip
 
 _CHUNK = 256  # messages per outgoing batch frame (well under the size and count limits)
+# Execution reports are ~300 bytes (up to ~600 with long ids): 256 of them would pass the
+# 64 KiB a client decodes, and the whole frame would be lost to it. 96 stay well under.
+_PRIVATE_CHUNK = 96
 _FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
@@ -681,8 +684,8 @@ class ExchangeServer:
         if private:
             gw = self._gw
             for identity, msgs in private.items():
-                for i in range(0, len(msgs), _CHUNK):
-                    _send(gw, [identity, packb(msgs[i : i + _CHUNK])])
+                for i in range(0, len(msgs), _PRIVATE_CHUNK):
+                    _send(gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])])
             private.clear()
         if public:
             feed = self._feed

@@ -344,3 +344,30 @@ async def test_a_gap_on_a_live_session_is_filled_once() -> None:
         assert c.account_seq == 4 and c.duplicates == 2
         assert await asyncio.wait_for(c.recover(), FAST) == 0  # asks from 5: nothing new
         assert asked == [2, 5] and len(got) == 4
+
+
+async def test_a_mass_cancel_of_hundreds_of_orders_reaches_the_client_whole(
+    tmp_path: Path,
+) -> None:
+    """Hundreds of reports in one go (a kill switch over 300 orders) arrive in frames the
+    client can read: none is dropped for size, none needs a resend."""
+    proc = start_exchange(tmp_path / "ex")
+    heard = Fills()
+    try:
+        async with ExchangeClient("mm", gateway=proc.ready["gateway"]) as c:
+            c.listener = heard
+            orders = [
+                {"symbol": SYM, "side": "buy", "amount": 1, "price": 9_000 + i} for i in range(300)
+            ]
+            for i in range(0, 300, 100):
+                acks = await c.create_orders(orders[i : i + 100])
+                assert all(a.exec_type == "new" for a in acks)
+            report = await c.cancel_all()
+            assert report.cancelled == 300
+            async with asyncio.timeout(WAIT_S):
+                while len(heard.seqs) < 600:
+                    await asyncio.sleep(0.01)  # until the cancels are all delivered
+            assert sorted(heard.seqs) == list(range(1, 601))
+            assert c.recovered == 0 and c.duplicates == 0
+    finally:
+        proc.stop()
