@@ -2,18 +2,23 @@
 
 Addresses and credentials come from the environment like every Agora client (`AGORA_GATEWAY`,
 `AGORA_FEED`, `AGORA_SNAPSHOT`, `AGORA_CLEARING`, `AGORA_FUNDAMENTAL`, `AGORA_ADMIN_TOKEN`,
-`AGORA_SYMBOLS`); the options here say what to run.
+`AGORA_SYMBOLS`), else from the market's data directory (``--data-dir`` or `AGORA_DATA_DIR`:
+its ``agora.env`` and ``admin.token``, see `agents.market_dir`); the options here say what to
+run. The final PnL table is for people (stderr); the result as JSON (``AGORA_RESULT {...}``
+on stdout) is for programs: with ``--json``, or when stdout is not a terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from agents import market_dir
 from agents.config import LatencyConfig, load_market
 from agents.logs import configure
 from agents.settings import ClientSettings
@@ -35,31 +40,41 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _admin_token(settings: ClientSettings) -> ClientSettings:
-    if settings.admin_token:
-        return settings
-    for path in (Path("var/admin.token"), Path("var/clearing/admin.token")):
-        if path.exists():  # agora up's, then a standalone clearing's
-            return settings.model_copy(update={"admin_token": path.read_text().strip()})
-    return settings
+DATA_DIR_HELP = ("the market's data directory (agora up --data-dir): its addresses and admin "
+                 "token (env AGORA_DATA_DIR; default var)")  # fmt: skip
+JSON_HELP = ("print the result as one JSON line (AGORA_RESULT {...}) on stdout; "
+             "default: when stdout is not a terminal")  # fmt: skip
 
 
-def _finish(result: dict[str, Any]) -> None:
+def _settings(data_dir: str | None) -> ClientSettings:
+    """Addresses and admin token: the environment, else the market's data directory."""
+    try:
+        return market_dir.client_settings(data_dir)
+    except market_dir.MarketDirError as exc:
+        typer.echo(f"agora: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _finish(result: dict[str, Any], json_out: bool | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"final PnL ({result['agents']} agents, {result['fills']:,} fills)")
-    for col in ("agent", "strategy", "orders", "fills", "cash", "PnL", "errors"):
+    from agents.units import money
+
+    table = Table(title=f"final PnL ({result['agents']} agents, {result['fills']:,} fills; "
+                        "in currency, as clearing settled them; total PnL = trading + inventory, "
+                        "`agora accounts` splits it)")  # fmt: skip
+    for col in ("agent", "strategy", "orders", "fills", "cash", "total PnL", "errors"):
         table.add_column(col, justify="left" if col in ("agent", "strategy") else "right")
     for row in sorted(result["pnl"], key=lambda r: r["pnl"], reverse=True)[:25]:
         table.add_row(row["agent"], row["strategy"], f"{row['orders']:,}", f"{row['fills']:,}",
-                      f"{row['cash'] / 100:,.2f}", f"{row['pnl'] / 100:,.2f}",
-                      str(row["errors"]))  # fmt: skip
+                      money(row["cash"]), money(row["pnl"]), str(row["errors"]))  # fmt: skip
     Console(stderr=True).print(table)
     if result["mismatches"]:
         typer.echo(f"own view and clearing disagree for {len(result['mismatches'])} agents",
                    err=True)  # fmt: skip
-    print("AGORA_RESULT " + json.dumps(result), flush=True)
+    if json_out if json_out is not None else not sys.stdout.isatty():
+        print("AGORA_RESULT " + json.dumps(result), flush=True)
 
 
 def _run(specs: list[Any], settings: ClientSettings, symbols: list[Any] | None, seed: int,
@@ -103,14 +118,18 @@ def run(
     account: str = typer.Option(None, help="an existing account (with --token; count 1)"),
     token: str = typer.Option(None, help="the existing account's token"),
     duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
-    json_logs: bool = typer.Option(None, "--json-logs/--console-logs"),
+    json_logs: bool = typer.Option(
+        None, "--json-logs/--console-logs", help="logs as JSON lines; default: when not a terminal"
+    ),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    json_out: bool = typer.Option(None, "--json/--no-json", help=JSON_HELP),
 ) -> None:
     """Run COUNT agents of STRATEGY in this process, each with its own account."""
     from agents.runner import AgentSpec
     from agents.strategies import load_strategy
 
     configure(json_logs)
-    settings = _admin_token(ClientSettings())
+    settings = _settings(data_dir)
     market = load_market(config) if config is not None else None
     latency = LatencyConfig()
     params: dict[str, Any] = {}
@@ -136,7 +155,7 @@ def run(
         positions = pop.positions
     if strategy is None and market is not None and population is None and not population_json:
         _finish(_run(_config_specs(market), settings, market.symbols,
-                     seed if seed is not None else market.seed, duration))  # fmt: skip
+                     seed if seed is not None else market.seed, duration), json_out)  # fmt: skip
         return
     if strategy is None:
         raise typer.BadParameter("which strategy? give STRATEGY, --population, or --config")
@@ -166,7 +185,7 @@ def run(
     ]
     symbols = market.symbols if market is not None else settings.symbols
     seed = seed if seed is not None else (market.seed if market is not None else 1)
-    _finish(_run(specs, settings, symbols, seed, duration))
+    _finish(_run(specs, settings, symbols, seed, duration), json_out)
 
 
 def _config_specs(market: Any) -> list[Any]:
@@ -202,22 +221,26 @@ def attach(
     target: str = typer.Argument(..., help="path/to/my_agent.py:MyAgent or module:Class"),
     param: list[str] | None = typer.Option(None, help="parameter key=value"),
     name: str = typer.Option(None, help="agent (and account) name"),
-    account: str = typer.Option(None, help="an existing account [env AGORA_ACCOUNT]"),
-    token: str = typer.Option(None, help="its token [env AGORA_TOKEN]"),
-    cash: int = typer.Option(None, help="starting cash if a new account is opened"),
+    account: str = typer.Option(None, help="an existing account (env AGORA_ACCOUNT)"),
+    token: str = typer.Option(None, help="its token (env AGORA_TOKEN)"),
+    cash: int = typer.Option(None, help="starting cash (cash units) if a new account is opened"),
     duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
     config: Path = typer.Option(None, help="market file (symbols)"),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    json_out: bool = typer.Option(None, "--json/--no-json", help=JSON_HELP),
 ) -> None:
     """Attach your own agent class to a running market (one agent, its own account).
 
-    With AGORA_ACCOUNT/AGORA_TOKEN (or --account/--token) it trades that account; otherwise it
-    opens one through clearing with the admin token.
+    The market's addresses and admin token come from its data directory (--data-dir, or
+    AGORA_DATA_DIR, default var: what agora up writes there), unless AGORA_* variables say
+    otherwise. With AGORA_ACCOUNT/AGORA_TOKEN (or --account/--token) it trades that account;
+    otherwise it opens one through clearing with the admin token.
     """
     from agents.runner import AgentSpec
     from agents.strategies import load_strategy
 
     configure(None)
-    settings = _admin_token(ClientSettings())
+    settings = _settings(data_dir)
     cls = load_strategy(target)
     account = account or settings.account
     token = token if token is not None else (settings.token or None)
@@ -225,7 +248,7 @@ def attach(
     spec = AgentSpec(cls(_params(param)), agent_name, account=account, token=token, cash=cash)
     market = load_market(config) if config is not None else None
     symbols = market.symbols if market is not None else settings.symbols
-    _finish(_run([spec], settings, symbols, 1, duration))
+    _finish(_run([spec], settings, symbols, 1, duration), json_out)
 
 
 app.command()(attach)

@@ -9,18 +9,71 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from typer.core import TyperGroup
 
 from exchange.engine import Engine
 from exchange.events import TRADE, view
 from exchange.symbols import SymbolSpec
 
-app = typer.Typer(help="Agora: an exchange simulation you can trade on.", no_args_is_help=True)
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH", "bool": ""}
+
+
+def plain_help(command: Any) -> Any:
+    """Help that reads cleanly: ``--data-dir TEXT``, ``--json``, not ``<str>`` or ``<bool>``.
+
+    Typer shows a Python type tag for every parameter without a metavar; a flag needs none and
+    an option reads best with click's own type name. Applied to every command (and group) as
+    it is looked up, so commands defined in other modules get it too.
+    """
+    if not getattr(command, "_plain_help", False):
+        command._plain_help = True
+        help_option = command.get_help_option
+
+        def get_help_option(ctx: Any) -> Any:
+            option = help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = get_help_option
+    for param in command.params:
+        if param.param_type_name == "argument":
+            # the name column already says what it is (CONFIG); no type tag beside it
+            param.metavar = param.metavar or (param.name or "arg").upper()
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False):
+            param.metavar = ""
+        else:
+            kind = param.bare_type() if hasattr(param, "bare_type") else "text"
+            kind = kind.removeprefix("list[").removesuffix("]")
+            param.metavar = _METAVARS.get(kind, kind.upper())
+    if isinstance(getattr(command, "commands", None), dict):
+        for sub in command.commands.values():
+            plain_help(sub)
+    return command
+
+
+class _Commands(TyperGroup):
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return plain_help(command) if command is not None else None
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_help(self)
+        super().format_help(ctx, formatter)
+
+
+app = typer.Typer(help="Agora: an exchange simulation you can trade on.", no_args_is_help=True,
+                  cls=_Commands)  # fmt: skip
 
 
 @app.callback()
@@ -49,7 +102,8 @@ def demo(
     orders from 20 accounts around a drifting mid, matched by the real engine.
     """
     rng = random.Random(seed)
-    engine = Engine([SymbolSpec(symbol=symbol, reference_price=10_000, band_bps=2_000)])
+    spec = SymbolSpec(symbol=symbol, reference_price=10_000, band_bps=2_000)
+    engine = Engine([spec])
     trades: deque = deque(maxlen=10)
     counts = {"orders": 0, "trades": 0, "volume": 0, "rejects": 0}
     mid = 10_000.0
@@ -87,20 +141,23 @@ def demo(
                         live_ids.append((ev[5], ev[3]))
                     elif ev[0] == "rejected":
                         counts["rejects"] += 1
-            live.update(_render(engine, symbol, trades, counts))
+            live.update(_render(engine, spec, trades, counts))
             time.sleep(0.02)
+    from agents.units import price, shares
+
+    last = engine.last_trade(symbol)
     typer.echo(
         f"{counts['orders']:,} orders, {counts['trades']:,} trades, "
-        f"volume {counts['volume']:,} lots, "
-        f"{counts['rejects']:,} rejects; last price {engine.last_trade(symbol)}"
+        f"{shares(spec, counts['volume'])} shares traded, "
+        f"{counts['rejects']:,} rejects; last price {price(spec, last[0] if last else None)}"
     )
 
 
 @app.command()
 def exchange(
-    data_dir: str = typer.Option(None, help="journal directory [env AGORA_EXCHANGE_DATA_DIR]"),
+    data_dir: str = typer.Option(None, help="journal directory (env AGORA_EXCHANGE_DATA_DIR)"),
     metrics_port: int = typer.Option(
-        None, help="Prometheus port, 0 = off [env AGORA_EXCHANGE_METRICS_PORT]"
+        None, help="Prometheus port, 0 = off (env AGORA_EXCHANGE_METRICS_PORT)"
     ),
 ) -> None:
     """Run the exchange process (gateway, feed, snapshot service, drop copy, journal).
@@ -121,9 +178,9 @@ def exchange(
 
 @app.command()
 def clearing(
-    data_dir: str = typer.Option(None, help="database directory [env AGORA_CLEARING_DATA_DIR]"),
+    data_dir: str = typer.Option(None, help="database directory (env AGORA_CLEARING_DATA_DIR)"),
     database_url: str = typer.Option(
-        None, help="SQLAlchemy URL instead of SQLite [env AGORA_CLEARING_DATABASE_URL]"
+        None, help="SQLAlchemy URL instead of SQLite (env AGORA_CLEARING_DATABASE_URL)"
     ),
 ) -> None:
     """Run the clearing process (account API, settlement of the exchange's trades).
@@ -141,61 +198,91 @@ def clearing(
     run_clearing(ClearingSettings(**overrides))
 
 
-def _admin_token(token: str | None) -> str:
-    from pathlib import Path
+DATA_DIR_HELP = ("the market's data directory (agora up --data-dir): its addresses, admin token "
+                 "and market file (env AGORA_DATA_DIR; default var)")  # fmt: skip
 
-    from agents.settings import ClientSettings
 
-    token = token or ClientSettings().admin_token
+def _fail(message: str) -> NoReturn:
+    """A user's mistake: one line on stderr, exit status 2."""
+    typer.echo(f"agora: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(data_dir: str | None) -> Any:
+    """Client settings for the market kept in `data_dir` (see `agents.market_dir`)."""
+    from agents.market_dir import MarketDirError, client_settings
+
+    try:
+        return client_settings(data_dir)
+    except MarketDirError as exc:
+        _fail(str(exc))
+
+
+def _admin_token(token: str | None, settings: Any) -> str:
+    token = token or settings.admin_token
     if token:
         return token
-    for path in (Path("var/admin.token"), Path("var/clearing/admin.token")):
-        if path.exists():  # agora up's, then a standalone clearing's
-            return path.read_text().strip()
-    raise typer.BadParameter("no admin token: pass --admin-token, set AGORA_ADMIN_TOKEN, or run "
-                             "where var/admin.token (agora up) is")  # fmt: skip
+    _fail("no admin token: pass --data-dir of the market (agora up keeps it in <data dir>/"
+          "admin.token), set AGORA_ADMIN_TOKEN, or pass --admin-token")  # fmt: skip
 
 
-def _money(units: int) -> str:
-    return f"{units / 100:,.2f}"
+def _market(data_dir: str | None, config: str | None) -> Any:
+    """The market file for the starting allocations: --config, else <data dir>/market.json."""
+    from agents.config import MarketConfig, load_market
+    from agents.market_dir import resolve
+
+    if config:
+        return load_market(config)
+    path = resolve(data_dir)[0] / "market.json"
+    return MarketConfig.model_validate_json(path.read_text()) if path.is_file() else None
 
 
 @app.command()
 def accounts(
-    admin_token: str = typer.Option(None, help="clearing's admin token [env AGORA_ADMIN_TOKEN]"),
-    top: int = typer.Option(50, help="show the best N by PnL"),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    config: str = typer.Option(
+        None, help="market file with the starting allocations (default: <data dir>/market.json)"
+    ),
+    admin_token: str = typer.Option(None, help="clearing's admin token (env AGORA_ADMIN_TOKEN)"),
+    top: int = typer.Option(50, help="show the best N by trading PnL"),
+    json_out: bool = typer.Option(False, "--json", help="print the leaderboard as JSON"),
 ) -> None:
-    """The accounts of a running clearing house as a PnL leaderboard.
+    """The accounts of a running clearing house as a leaderboard, best trading PnL first.
 
-    Cash and PnL in currency (cash units / 100); positions in lots.
+    Trading PnL is what an account's own trades made, marked to market, minus fees;
+    inventory PnL the price move on the shares it started with. Money in currency.
     """
-    from agents.settings import ClientSettings
+    import json
+
     from clearing.client import ClearingError, request_sync
     from clearing.protocol import ListAccounts
+    from deploy.leaderboard import by_strategy, rank, tables
     from exchange.protocol import TRADE_EPOCH_BITS
 
-    endpoint = ClientSettings().clearing
+    settings = _settings(data_dir)
+    endpoint = settings.clearing
+    token = _admin_token(admin_token, settings)
     try:
-        reply = request_sync(endpoint, ListAccounts(admin_token=_admin_token(admin_token)))
+        reply = request_sync(endpoint, ListAccounts(admin_token=token))
     except ClearingError as exc:
         typer.echo(f"clearing at {endpoint}: {exc}", err=True)
         raise typer.Exit(1) from None
+    market = _market(data_dir, config)
+    rows = rank(reply.accounts, market)
+    if json_out:
+        typer.echo(json.dumps({"settled_through": reply.settled_through,
+                               "accounts": [r.as_dict() for r in rows],
+                               "strategies": by_strategy(rows)}))  # fmt: skip
+        return
     from rich.console import Console
 
     settled = reply.settled_through
     epoch, n = settled >> TRADE_EPOCH_BITS, settled & ((1 << TRADE_EPOCH_BITS) - 1)
     where = f"{n:,} of exchange epoch {epoch}" if epoch else f"{n:,}"
-    table = Table(title=f"accounts (settled through trade {where})")
-    for col in ("#", "account", "cash", "positions", "equity", "PnL", "fees"):
-        table.add_column(col, justify="left" if col in ("account", "positions") else "right")
-    for i, b in enumerate(reply.accounts[:top], 1):
-        positions = ", ".join(f"{p.symbol} {p.qty:,}" for p in b.positions if p.qty) or "-"
-        table.add_row(
-            str(i), b.account, _money(b.cash), positions, _money(b.equity), _money(b.pnl),
-            _money(b.fees_paid),
-        )  # fmt: skip
-    Console().print(table)
-    typer.echo(f"{len(reply.accounts):,} accounts")
+    console = Console()
+    for table in tables(rows, market, top):
+        console.print(table)
+    typer.echo(f"{len(rows):,} accounts, settled through trade {where}")
     if reply.trade_conflicts:
         typer.echo(f"ALERT: {reply.trade_conflicts:,} trades refused: their id already named "
                    "another settled trade (see clearing's trade_conflicts table and its error "
@@ -207,42 +294,79 @@ def open_account(
     name: str = typer.Argument(None, help="account name (default: clearing picks one)"),
     cash: int = typer.Option(None, help="starting cash in cash units (cents)"),
     position: list[str] | None = typer.Option(None, help="SYMBOL=LOTS, repeatable"),
-    admin_token: str = typer.Option(None, help="clearing's admin token [env AGORA_ADMIN_TOKEN]"),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    admin_token: str = typer.Option(None, help="clearing's admin token (env AGORA_ADMIN_TOKEN)"),
+    json_out: bool = typer.Option(False, "--json", help="print the account and file as JSON"),
 ) -> None:
-    """Open an account (admin) and print its name and secret token (shown only once)."""
-    from agents.settings import ClientSettings
+    """Open an account (admin); its token goes to an owner-only file, never to the terminal.
+
+    Writes <data dir>/accounts/NAME.env (AGORA_ACCOUNT and AGORA_TOKEN): `source` it, and
+    `agora attach` trades as that account.
+    """
+    import json
+    import os
+
+    from agents.market_dir import resolve, write_env_file
     from clearing.client import ClearingError, request_sync
     from clearing.protocol import OpenAccount
 
+    settings = _settings(data_dir)
     positions = {}
     for p in position or []:
         sym, _, lots = p.partition("=")
         if not lots.isdigit():
-            raise typer.BadParameter(f"--position wants SYMBOL=LOTS, not {p!r}")
+            _fail(f"--position wants SYMBOL=LOTS, not {p!r}")
         positions[sym] = int(lots)
-    msg = OpenAccount(admin_token=_admin_token(admin_token), account=name, cash=cash,
+    msg = OpenAccount(admin_token=_admin_token(admin_token, settings), account=name, cash=cash,
                       positions=positions or None)  # fmt: skip
     try:
-        reply = request_sync(ClientSettings().clearing, msg)
+        reply = request_sync(settings.clearing, msg)
     except ClearingError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"AGORA_ACCOUNT={reply.account}")
-    typer.echo(f"AGORA_TOKEN={reply.token}")
+    folder = resolve(data_dir)[0] / "accounts"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{reply.account}.env"
+    old = os.umask(0o077)  # the token file is born owner-only
+    try:
+        write_env_file(path, {"AGORA_ACCOUNT": reply.account, "AGORA_TOKEN": reply.token},
+                       comment=f"Agora account {reply.account}: source this file to trade as it")
+    finally:
+        os.umask(old)
+    if json_out:
+        typer.echo(json.dumps({"account": reply.account, "token_file": str(path)}))
+    else:
+        typer.echo(f"opened account {reply.account}; its token is in {path} (owner-only).\n"
+                   f"Trade as it: source {path} && agora attach my_agent.py:MyAgent")
 
 
 @app.command()
 def up(
     config: str = typer.Argument(None, help="market file (TOML); default: the built-in market"),
-    data_dir: str = typer.Option("var", help="journal, database, recordings and logs"),
-    free_ports: bool = typer.Option(False, help="any free ports instead of 5555-5560"),
+    data_dir: str = typer.Option(
+        "var", help="journal, database, recordings, logs, the admin token and agora.env"
+    ),
+    free_ports: bool = typer.Option(
+        False, "--free-ports",
+        help="listen on any free ports instead of 5555-5560 (several markets on one machine); "
+        "clients find them in <data dir>/agora.env",
+    ),
     duration: float = typer.Option(0.0, help="stop after this many seconds; 0 = until Ctrl-C"),
-    fresh: bool = typer.Option(False, help="forget the market kept in --data-dir first"),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="forget the market kept in --data-dir first"
+    ),
+    json_out: bool = typer.Option(
+        False, "--json",
+        help="also print machine output on stdout, one JSON object a line: ready (addresses, "
+        "pids, file paths) and the final summary; never the token",
+    ),
 ) -> None:
     """Run a whole market here: clearing, exchange, fair value, recorder and the agents.
 
-    The same services docker compose runs (`agora compose`), as local processes. Ctrl-C
-    stops them all and prints the final PnL leaderboard.
+    The same services docker compose runs (`agora compose`), as local processes. It writes
+    <data dir>/agora.env (`source` it in another terminal to reach this market) and keeps the
+    admin token in <data dir>/admin.token (owner-only). Ctrl-C stops everything and prints the
+    leaderboard; the full summary goes to <data dir>/summary.json.
     """
     from pathlib import Path
 
@@ -254,7 +378,7 @@ def up(
     if fresh:
         up_mod.fresh(Path(data_dir))
     ports = up_mod.free_ports() if free_ports else None
-    summary = up_mod.Up(market, Path(data_dir), ports=ports).run(duration)
+    summary = up_mod.Up(market, Path(data_dir), ports=ports, json_out=json_out).run(duration)
     failed = [name for name, n in summary.get("restarts", {}).items() if n]
     if failed:
         typer.echo(f"services restarted during the run: {', '.join(failed)}", err=True)
@@ -288,8 +412,16 @@ def market_file() -> None:
 
 @app.command()
 def record(
-    out_dir: str = typer.Option(None, help="where the Parquet files go [AGORA_RECORDER_OUT_DIR]"),
-    rotate_s: float = typer.Option(None, help="one file per channel per this many seconds"),
+    out_dir: str = typer.Option(
+        None, help="where the Parquet files go (env AGORA_RECORDER_OUT_DIR)"
+    ),
+    flush_s: float = typer.Option(
+        None, help="write what arrived at least this often, in seconds, so the recording reads "
+        "while it runs (env AGORA_RECORDER_FLUSH_S; default 5)",
+    ),
+    rotate_s: float = typer.Option(
+        None, help="files are named by periods of this many seconds (env AGORA_RECORDER_ROTATE_S)"
+    ),
 ) -> None:
     """Record the exchange's feed (trades, top of book, L2 deltas, status, bars) to Parquet.
 
@@ -303,6 +435,8 @@ def record(
         overrides["out_dir"] = out_dir
     if rotate_s is not None:
         overrides["rotate_s"] = rotate_s
+    if flush_s is not None:
+        overrides["flush_s"] = flush_s
     run_recorder(RecorderSettings(**overrides))
 
 
@@ -311,22 +445,28 @@ def watch(
     symbol: str = typer.Argument("AGR", help="symbol to watch"),
     levels: int = typer.Option(10, help="book levels per side"),
     seconds: float = typer.Option(0.0, help="stop after this long; 0 = until Ctrl-C"),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
-    """A live terminal view of a running exchange: top of book, last trades, feed rate.
+    """A live terminal view of a running exchange: the book, last trades, feed rate.
 
-    Addresses come from AGORA_FEED and AGORA_SNAPSHOT (defaults: the local exchange).
+    Prices in the symbol's currency, sizes in shares. Addresses come from AGORA_FEED and
+    AGORA_SNAPSHOT, else the market's agora.env in --data-dir, else this machine's defaults.
     """
     import asyncio
 
-    asyncio.run(_watch(symbol, levels, seconds))
+    from agents.units import spec_for
+
+    settings = _settings(data_dir)
+    asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
 
 
-async def _watch(symbol: str, levels: int, seconds: float) -> None:
+async def _watch(spec: SymbolSpec, levels: int, seconds: float, settings: Any) -> None:
     import asyncio
 
     from agents.client import MarketDataClient
 
-    md = MarketDataClient()
+    symbol = spec.symbol
+    md = MarketDataClient(settings=settings)
     trades: deque = deque(maxlen=12)
     stats = {"messages": 0, "rate": 0.0}
     state: dict = {"book": None}
@@ -351,7 +491,7 @@ async def _watch(symbol: str, levels: int, seconds: float) -> None:
                 now = time.monotonic()
                 stats["rate"] = (stats["messages"] - counted) / (now - last)
                 counted, last = stats["messages"], now
-                live.update(_render_feed(symbol, state["book"], trades, stats, levels, md))
+                live.update(_render_feed(spec, state["book"], trades, stats, levels, md))
                 for t in tasks:
                     if t.done() and t.exception():
                         raise t.exception()  # type: ignore[misc]
@@ -364,46 +504,60 @@ async def _watch(symbol: str, levels: int, seconds: float) -> None:
         await md.close()
 
 
-def _render_feed(symbol: str, book: Any, trades: deque, stats: dict, levels: int, md: Any) -> Group:
-    title = f"{symbol}  feed {stats['rate']:,.0f} msgs/s  resyncs {md.resyncs}" + (
+def _render_feed(
+    spec: SymbolSpec, book: Any, trades: deque, stats: dict, levels: int, md: Any
+) -> Group:
+    title = f"{spec.symbol}  feed {stats['rate']:,.0f} msgs/s  resyncs {md.resyncs}" + (
         f"  seq {book.seq}" if book is not None else "  (waiting for a snapshot)"
     )
     bids, asks = book.levels(levels) if book is not None else ([], [])
-    tape = [(t.trade_id, t.price, t.qty, t.aggressor_side) for t in trades]
-    return Group(_book_table(title, bids, asks), _tape_table("last trades", tape))
+    tape = [(t.ts, t.trade_id, t.price, t.qty, t.aggressor_side) for t in trades]
+    return Group(_book_table(spec, title, bids, asks), _tape_table(spec, "last trades", tape))
 
 
-def _render(engine: Engine, symbol: str, trades: deque, counts: dict) -> Group:
+def _render(engine: Engine, spec: SymbolSpec, trades: deque, counts: dict) -> Group:
+    symbol = spec.symbol
     bids, asks = engine.depth(symbol, 8)
-    tape = [(t.trade_id, t.price, t.qty, t.aggressor) for t in trades]
+    tape = [(t.ts, t.trade_id, t.price, t.qty, t.aggressor) for t in trades]
     return Group(
-        _book_table(f"{symbol} order book ({engine.phase(symbol)})", bids, asks),
-        _tape_table(f"last trades ({counts['trades']:,} so far)", tape),
+        _book_table(spec, f"{symbol} order book ({engine.phase(symbol)})", bids, asks),
+        _tape_table(spec, f"last trades ({counts['trades']:,} so far)", tape,
+                    clock=lambda ns: f"{ns / 1e9:,.3f} s"),  # the demo's clock starts at 0
     )
 
 
-def _book_table(title: str, bids: list, asks: list) -> Table:
-    """Bids and asks side by side, best first; levels are (price, qty, count)."""
+def _book_table(spec: SymbolSpec, title: str, bids: list, asks: list) -> Table:
+    """Bids and asks side by side, best first; levels are (price ticks, qty lots, count)."""
+    from agents.units import price, shares
+
     table = Table(title=title)
-    for col in ("bid orders", "bid qty", "bid", "ask", "ask qty", "ask orders"):
+    for col in ("bid orders", "bid size", "bid", "ask", "ask size", "ask orders"):
         table.add_column(col, justify="right")
     for i in range(max(len(bids), len(asks))):
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
         table.add_row(
-            str(b[2]) if b else "", str(b[1]) if b else "", str(b[0]) if b else "",
-            str(a[0]) if a else "", str(a[1]) if a else "", str(a[2]) if a else "",
+            str(b[2]) if b else "", shares(spec, b[1]) if b else "", price(spec, b[0]) if b else "",
+            price(spec, a[0]) if a else "", shares(spec, a[1]) if a else "",
+            str(a[2]) if a else "",
         )  # fmt: skip
     return table
 
 
-def _tape_table(title: str, rows: list[tuple]) -> Table:
-    """(trade id, price, qty, aggressor) rows, newest first."""
+def _tape_table(
+    spec: SymbolSpec, title: str, rows: list[tuple], clock: Any = None
+) -> Table:
+    """(ts ns, trade id, price ticks, qty lots, aggressor) rows, newest first; times of day
+    (`clock` formats them otherwise)."""
+    from agents.units import price, shares, timestamp
+
+    clock = clock or timestamp
     tape = Table(title=title)
-    for col in ("trade id", "price", "qty", "aggressor"):
+    for col in ("time", "trade id", "price", "size", "aggressor"):
         tape.add_column(col, justify="right")
-    for row in rows:
-        tape.add_row(*(str(v) for v in row))
+    for ts, trade_id, px, qty, side in rows:
+        tape.add_row(clock(ts) if ts else "-", str(trade_id), price(spec, px),
+                     shares(spec, qty), str(side))  # fmt: skip
     return tape
 
 

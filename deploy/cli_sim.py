@@ -37,9 +37,14 @@ def _cores(compiled: list[str] | None) -> str:
     return f"compiled ({len(compiled)} modules)" if compiled else "Python"
 
 
-def _summary_tables(summary: dict[str, Any]) -> list[Any]:
-    """The run summary as rich tables: counts and speed, then PnL by population."""
+def _summary_tables(summary: dict[str, Any], spec: Any = None) -> list[Any]:
+    """The run summary as rich tables: counts and speed, then PnL by population (money in
+    currency, the last price with `spec`'s tick decimals)."""
     from rich.table import Table
+
+    from agents.units import money, price, shares, spec_for
+
+    spec = spec or spec_for("", None)
 
     main = Table(title=f"{summary['name']} (seed {summary['seed']}, {summary['until_s']:g} s)")
     main.add_column("metric")
@@ -49,11 +54,11 @@ def _summary_tables(summary: dict[str, Any]) -> list[Any]:
         ("kernel events", summary["events"]),
         ("orders", summary["orders"]),
         ("trades", summary["trades"]),
-        ("volume (lots)", summary["volume"]),
+        ("volume (shares)", shares(spec, summary["volume"])),
         ("wall time (s)", summary["wall_s"]),
         ("events/s", summary["events_per_s"]),
         ("cores", _cores(summary.get("compiled_cores"))),
-        ("last price (ticks)", summary["last_price"]),
+        ("last price", price(spec, summary["last_price"])),
     ]
     facts = summary.get("facts", {})
     for key, label in (("kurtosis", "return kurtosis"), ("hill", "Hill tail index"),
@@ -61,11 +66,14 @@ def _summary_tables(summary: dict[str, Any]) -> list[Any]:
         rows.append((f"{label} ({facts.get('bar_s', 1):g} s bars)", facts.get(key)))
     for name, value in rows:
         main.add_row(name, _fmt(value))
-    pnl = Table(title="PnL by population (cash units, marked to the last trade)")
-    pnl.add_column("population")
-    pnl.add_column("PnL", justify="right")
+    pnl = Table(title="PnL by population, marked to the last trade (trading: own trades minus "
+                      "fees; inventory: starting shares x price move)")  # fmt: skip
+    for col in ("population", "trading PnL", "inventory PnL", "total PnL"):
+        pnl.add_column(col, justify="left" if col == "population" else "right")
+    trading, inventory = summary.get("trading_pnl", {}), summary.get("inventory_pnl", {})
     for name, value in summary["pnl"].items():
-        pnl.add_row(name, _fmt(value))
+        pnl.add_row(name, money(trading.get(name, 0)), money(inventory.get(name, 0)),
+                    money(value))  # fmt: skip
     return [main, pnl]
 
 
@@ -108,7 +116,8 @@ def simulate(
             market, seed, until_s, out_dir, bar_s=bar,
             progress=lambda t: bar_.update(task, completed=t),
         )  # fmt: skip
-    for table in _summary_tables(summary):
+    first = market.symbols[0] if market.symbols else None
+    for table in _summary_tables(summary, first):
         console.print(table)
     console.print(f"wrote {out_dir}/ ({', '.join(sorted(summary['files']))})")
 

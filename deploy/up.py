@@ -10,6 +10,13 @@ also gets SIGTERM if `agora up` itself dies, so nothing is left running.
 
 A crashed service is restarted (up to `max_restarts` times) with the same settings: the
 exchange replays its journal, clearing reloads its database, a runner takes its accounts back.
+
+The terminal is for people: a status panel with prices in currency, then the leaderboard
+(ranked by trading PnL, `deploy.leaderboard`). Machine output goes to files in the data
+directory (``summary.json``; ``agora.env`` with the addresses, ``market.json``, and
+``admin.token``, owner-only, which is never printed) and, with ``json_out``, to stdout as one
+JSON object per line (``{"event": "ready", ...}``, ``{"event": "summary", ...}``), without
+the token.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from agents import market_dir, units
 from agents.config import MarketConfig
+from deploy import leaderboard
 from deploy.launch import Proc, free_endpoint
 from deploy.services import DEFAULT_PORTS, Plan, Service, services
 
@@ -74,6 +84,7 @@ class _Tape:
     trades: int = 0
     volume: int = 0
     last: dict[str, int] = field(default_factory=dict)
+    lots: dict[str, int] = field(default_factory=dict)  # volume per symbol
     times: list[float] = field(default_factory=list)
 
     def rate(self, now: float, window: float = 5.0) -> float:
@@ -90,13 +101,14 @@ class Up:
         admin_token: str = "",
         max_restarts: int = 3,
         console: Console | None = None,
+        json_out: bool = False,
     ) -> None:
         import secrets
 
         self.market = market
         check_market(market)
         self.data_dir = data_dir.resolve()
-        token_file = self.data_dir / "admin.token"
+        self.token_file = token_file = self.data_dir / market_dir.TOKEN_FILE
         if not admin_token and token_file.exists():
             admin_token = token_file.read_text().strip()
         self.admin_token = admin_token or secrets.token_urlsafe(24)
@@ -109,7 +121,11 @@ class Up:
         self.services = services(market, self.plan)
         self.max_restarts = max_restarts
         self.running: list[_Running] = []
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, log_path=False)
+        self.json_out = json_out
+        self.env_file = self.data_dir / market_dir.ENV_FILE
+        self.summary_file = self.data_dir / "summary.json"
+        self.specs = {s.symbol: s for s in market.symbols}
         self.tape = _Tape()
         self.started = time.monotonic()
 
@@ -119,6 +135,30 @@ class Up:
             "clearing": self.plan.connect("clearing", "clearing"),
             "fundamental": self.plan.connect("fundamental", "fundamental"),
         }
+
+    def client_env(self) -> dict[str, str]:
+        """What a client needs to find this market (no secret: the token's path, not it)."""
+        ep = self.endpoints
+        return {
+            "AGORA_DATA_DIR": str(self.data_dir),
+            "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
+            "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
+            "AGORA_FUNDAMENTAL": ep["fundamental"],
+            "AGORA_SYMBOLS": json.dumps([s.model_dump(mode="json", exclude_defaults=True)
+                                         for s in self.market.symbols], separators=(",", ":")),
+            "AGORA_ADMIN_TOKEN_FILE": str(self.token_file),
+        }  # fmt: skip
+
+    def write_files(self) -> None:
+        """``agora.env`` (source it in another terminal) and ``market.json`` (the leaderboard
+        of `agora accounts` reads the starting allocations from it)."""
+        market_dir.write_env_file(
+            self.env_file, self.client_env(),
+            comment=f"Agora market {self.market.name!r}, written by agora up.\n"
+                    f"source {self.env_file} (addresses only; the admin token stays in "
+                    f"{self.token_file.name}).",
+        )  # fmt: skip
+        (self.data_dir / "market.json").write_text(self.market.model_dump_json(indent=2))
 
     # ------------------------------------------------------------------ start / stop
     def _spawn(self, svc: Service) -> _Child:
@@ -130,6 +170,7 @@ class Up:
         for svc in self.services:
             self.console.log(f"starting {svc.name}")
             self.running.append(_Running(svc, self._spawn(svc)))
+        self.write_files()
 
     def check(self) -> None:
         """Restart (or give up on) crashed services."""
@@ -152,10 +193,12 @@ class Up:
     def stop(self) -> dict[str, Any]:
         """Stop everything in reverse order; returns the final summary."""
         results: dict[str, Any] = {}
-        summary: dict[str, Any] = {}
+        summary: dict[str, Any] = {"market": self.market.name}
         for r in reversed(self.running):
             if r.service.name == "clearing":
-                summary["accounts"] = self._leaderboard()
+                rows = self._leaderboard()
+                summary["accounts"] = [row.as_dict() for row in rows]
+                summary["strategies"] = leaderboard.by_strategy(rows)
             sig = signal.SIGINT if r.service.module == "agents" else signal.SIGTERM
             r.proc.stop(sig, timeout=60)
             out = getattr(r.proc, "output", "")
@@ -163,6 +206,7 @@ class Up:
                 if line.startswith("AGORA_RESULT "):
                     results[r.service.name] = json.loads(line[len("AGORA_RESULT ") :])
         summary.update({
+            "units": "prices in ticks, volume in lots, cash and PnL in cash units (0.01)",
             "trades": self.tape.trades, "volume": self.tape.volume, "last": self.tape.last,
             "agents": {k: {x: v[x] for x in ("agents", "orders", "fills", "errors")}
                        | {"mismatches": len(v["mismatches"])} for k, v in results.items()},
@@ -170,7 +214,7 @@ class Up:
         })  # fmt: skip
         return summary
 
-    def _leaderboard(self) -> list[dict[str, Any]]:
+    def _leaderboard(self) -> list[leaderboard.Row]:
         from clearing.client import request_sync
         from clearing.protocol import ListAccounts
 
@@ -180,8 +224,7 @@ class Up:
         except Exception as exc:
             self.console.log(f"no leaderboard: {exc}")
             return []
-        return [{"account": b.account, "cash": b.cash, "pnl": b.pnl, "equity": b.equity,
-                 "settled_through": b.settled_through} for b in reply.accounts]  # fmt: skip
+        return leaderboard.rank(reply.accounts, self.market)
 
     # ------------------------------------------------------------------ the panel
     def _follow_trades(self, sub: zmq.Socket) -> None:
@@ -200,8 +243,10 @@ class Up:
             for m in msgs if isinstance(msgs, list) else ():
                 if isinstance(m, dict) and m.get("type") == "trade":
                     self.tape.trades += 1
-                    self.tape.volume += int(m.get("qty", 0))
-                    self.tape.last[str(m.get("symbol"))] = int(m.get("price", 0))
+                    qty, symbol = int(m.get("qty", 0)), str(m.get("symbol"))
+                    self.tape.volume += qty
+                    self.tape.lots[symbol] = self.tape.lots.get(symbol, 0) + qty
+                    self.tape.last[symbol] = int(m.get("price", 0))
                     self.tape.times.append(now)
 
     def panel(self) -> Group:
@@ -217,13 +262,50 @@ class Up:
             )
             table.add_row(r.service.name, str(r.proc.popen.pid), state, str(r.restarts))
         now = time.monotonic()
-        prices = ", ".join(f"{s} {p / 100:,.2f}" for s, p in self.tape.last.items()) or "-"
+        prices = ", ".join(f"{s} {units.price(self._spec(s), p)}"
+                           for s, p in self.tape.last.items()) or "-"  # fmt: skip
         market = Table(title="market")
-        for col in ("elapsed", "trades", "trades/s", "volume", "last price"):
+        for col in ("running for", "trades", "trades/s", "volume (shares)", "last price"):
             market.add_column(col, justify="right")
-        market.add_row(f"{now - self.started:,.0f} s", f"{self.tape.trades:,}",
-                       f"{self.tape.rate(now):,.0f}", f"{self.tape.volume:,}", prices)  # fmt: skip
+        elapsed = int(now - self.started)
+        market.add_row(f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}",
+                       f"{self.tape.trades:,}", f"{self.tape.rate(now):,.0f}",
+                       self._shares(self.tape.lots), prices)  # fmt: skip
         return Group(table, market)
+
+    def _shares(self, lots: dict[str, int]) -> str:
+        total = sum((self._spec(s).lot_size * q for s, q in lots.items()), Decimal(0))
+        return f"{int(total):,}" if total == total.to_integral_value() else f"{total:,}"
+
+    def _spec(self, symbol: str) -> Any:
+        return self.specs.get(symbol) or units.spec_for(symbol, None)
+
+    def _announce(self) -> None:
+        """Where things are: for the person at the terminal (and, with --json, programs)."""
+        here = Path.cwd()
+
+        def rel(p: Path) -> str:
+            return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
+
+        ep = self.endpoints
+        self.console.print(
+            f"[bold]{self.market.name}[/] is starting in {rel(self.data_dir)}/\n"
+            f"  other terminals:  [bold]source {rel(self.env_file)}[/]  (gateway "
+            f"{ep['gateway']}, feed {ep['feed']}, clearing {ep['clearing']})\n"
+            f"  admin token:      {rel(self.token_file)} (owner-only; agora attach, accounts "
+            f"and open-account find it with --data-dir {rel(self.data_dir)})\n"
+            f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
+            f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
+            f"  Ctrl-C stops the market and prints the leaderboard.",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        if self.json_out:
+            print(json.dumps({
+                "event": "ready", "market": self.market.name, "data_dir": str(self.data_dir),
+                "endpoints": ep, "env_file": str(self.env_file),
+                "admin_token_file": str(self.token_file),
+                "pids": {r.service.name: r.proc.popen.pid for r in self.running},
+            }), flush=True)  # fmt: skip
 
     def run(self, duration: float = 0.0) -> dict[str, Any]:
         """Start, show the panel until Ctrl-C (or `duration`), stop; returns the summary."""
@@ -242,10 +324,7 @@ class Up:
             sub.connect(self.endpoints["feed"])
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())
-            print("AGORA_READY " + json.dumps({
-                "endpoints": self.endpoints, "admin_token": self.admin_token,
-                "pids": {r.service.name: r.proc.popen.pid for r in self.running},
-            }), flush=True)  # fmt: skip
+            self._announce()
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
             with Live(self.panel(), console=self.console, refresh_per_second=4) as live:
@@ -269,14 +348,18 @@ class Up:
         return summary
 
     def _print_summary(self, summary: dict[str, Any]) -> None:
-        table = Table(title=f"{summary['trades']:,} trades, volume {summary['volume']:,} lots")
-        for col in ("#", "account", "equity", "PnL"):
-            table.add_column(col, justify="left" if col == "account" else "right")
-        for i, a in enumerate(summary.get("accounts", [])[:15], 1):
-            table.add_row(str(i), a["account"], f"{a['equity'] / 100:,.2f}",
-                          f"{a['pnl'] / 100:,.2f}")  # fmt: skip
-        self.console.print(table)
-        print("AGORA_SUMMARY " + json.dumps(summary), flush=True)
+        rows = [leaderboard.Row(**a) for a in summary.get("accounts", [])]
+        for table in leaderboard.tables(rows, self.market):
+            self.console.print(table)
+        last = ", ".join(f"{s} {units.price(self._spec(s), p)}" for s, p in summary["last"].items())
+        self.console.print(f"{summary['trades']:,} trades, {self._shares(self.tape.lots)} shares"
+                           + (f", last price {last}" if last else "") + ".", highlight=False)
+        tmp = self.summary_file.with_name(f".{self.summary_file.name}.tmp")
+        tmp.write_text(json.dumps(summary, indent=1))
+        os.replace(tmp, self.summary_file)
+        self.console.print(f"summary (JSON): {self.summary_file}", highlight=False)
+        if self.json_out:
+            print(json.dumps({"event": "summary", **summary}), flush=True)
 
 
 def check_market(market: MarketConfig) -> None:

@@ -248,7 +248,7 @@ def test_agora_watch_shows_the_live_book(exchange: Proc) -> None:
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "9876" in out.stdout and "AGR" in out.stdout
+    assert "98.76" in out.stdout and "AGR" in out.stdout  # a price, not 9876 ticks
 
 
 # ------------------------------------------------------------------------------ fake exchange

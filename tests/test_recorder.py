@@ -9,6 +9,8 @@ some amount of time.
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from agents.client import ExchangeClient
-from agents.recorder import SCHEMAS, GapTracker, ParquetSink, RecorderSettings, load
+from agents.recorder import (
+    SCHEMAS,
+    GapTracker,
+    NothingRecorded,
+    ParquetSink,
+    RecorderSettings,
+    load,
+)
 from agents.recorder.read import files
 from agents.recorder.sink import file_name
 from deploy.launch import Proc, start_exchange, start_recorder
@@ -128,7 +137,9 @@ def test_every_channel_round_trips_and_empty_channels_load_empty(tmp_path: Path)
         "snapshots": {**base, "bids": [{"price": 9_990, "qty": 3, "count": 1}], "asks": []},
     }  # fmt: skip
     assert set(rows) == set(SCHEMAS)
-    assert all(load(tmp_path, ch).num_rows == 0 for ch in SCHEMAS)
+    for channel in SCHEMAS:  # nothing recorded yet: said, not an empty table
+        with pytest.raises(NothingRecorded, match=re.escape(str(tmp_path / channel))):
+            load(tmp_path, channel)
     sink = ParquetSink(tmp_path, rotate_s=3600, now_ns=T0)
     for channel, msg in rows.items():
         sink.add(channel, msg, recv_ts=T0 + 5)
@@ -139,6 +150,34 @@ def test_every_channel_round_trips_and_empty_channels_load_empty(tmp_path: Path)
         assert table.schema.equals(SCHEMAS[channel]), channel
         expected = {f.name: msg.get(f.name, "") for f in SCHEMAS[channel]}
         assert table.to_pylist() == [{**expected, "recv_ts": T0 + 5}], channel
+
+
+def test_periodic_flush_writes_finished_files_a_reader_can_load(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path, rotate_s=3600, now_ns=T0, flush_s=5)
+    assert sink.next_due == T0 + 5 * S
+    sink.add("trades", trade(1), recv_ts=T0 + S)
+    assert sink.tick(T0 + 4 * S) == []  # not due yet
+    with pytest.raises(NothingRecorded, match="no 'trades' directory"):
+        load(tmp_path, "trades")
+    assert [p.name for p in sink.tick(T0 + 5 * S)] == [file_name("trades", T0, 0)]
+    assert load(tmp_path, "trades").column("trade_id").to_pylist() == [1]
+    assert sink.next_due == T0 + 10 * S and sink.tick(T0 + 10 * S) == []  # nothing new: no file
+    sink.add("trades", trade(2), recv_ts=T0 + 11 * S)
+    sink.add("trades", trade(3), recv_ts=T0 + 12 * S)
+    # A write in progress has a hidden name: neither load() nor a directory reader sees it.
+    (tmp_path / "trades" / f".{file_name('trades', T0, 9)}.tmp").write_bytes(b"PAR1 half")
+    assert [p.name for p in sink.tick(T0 + 15 * S)] == [file_name("trades", T0, 1)]
+    assert load(tmp_path, "trades").column("trade_id").to_pylist() == [1, 2, 3]
+    assert pq.read_table(tmp_path / "trades").num_rows == 3
+    # the end of the period still closes it, and the next period's names start over
+    sink.add("trades", trade(4), recv_ts=T0 + 3599 * S)
+    written = sink.tick(T0 + 3600 * S)
+    assert [p.name for p in written] == [file_name("trades", T0, 2)]
+    assert sink.next_due == T0 + 3605 * S
+    with pytest.raises(NothingRecorded, match="no such directory"):
+        load(tmp_path / "elsewhere", "trades")
+    with pytest.raises(ValueError, match="flush_s"):
+        ParquetSink(tmp_path, flush_s=-1)
 
 
 def test_gap_tracker_counts_lost_messages_and_lost_tails() -> None:
@@ -212,7 +251,7 @@ async def test_recorder_records_every_trade_published_after_ready(
         out = tmp_path / "rec"
         recorder = start_recorder(
             exchange.ready["feed"], out, AGORA_RECORDER_SNAPSHOT=exchange.ready["snapshot"],
-            AGORA_RECORDER_ROTATE_ROWS="3",
+            AGORA_RECORDER_ROTATE_ROWS="3", AGORA_RECORDER_FLUSH_S="0",  # files by row count
             AGORA_RECORDER_EXIT_ON_GOODBYE="1" if exit_on_goodbye else "0",
         )  # fmt: skip
         assert recorder.ready == {"recorder": str(out.resolve())}
@@ -256,3 +295,56 @@ async def test_recorder_records_every_trade_published_after_ready(
     assert book.column("seq").to_pylist() == list(range(1, book.num_rows + 1))
     assert tob.column("last_price").to_pylist()[-1] == fills[-1][1]
     assert snaps.column("symbol").to_pylist()[0] == "AGR"
+
+
+async def test_a_running_recorder_is_readable_before_it_stops(tmp_path: Path) -> None:
+    """The README's promise: read the recording while the market (and recorder) still run."""
+    exchange = start_exchange(tmp_path / "x", AGORA_EXCHANGE_HEARTBEAT_S="0.05")
+    recorder: Proc | None = None
+    try:
+        out = tmp_path / "var" / "recorder"  # where `agora up` records, as the README reads it
+        recorder = start_recorder(
+            exchange.ready["feed"], out, AGORA_RECORDER_SNAPSHOT=exchange.ready["snapshot"],
+            AGORA_RECORDER_FLUSH_S="0.2", AGORA_RECORDER_LOG_LEVEL="debug",
+        )  # fmt: skip
+        logs = StderrLines(recorder)
+        fills = await cross(exchange.ready["gateway"], 3)
+        wanted = [f[0] for f in fills]
+        seen: list[int] = []
+        while seen != wanted:  # each pass waits for the recorder's next file, not for time
+            line = logs.wait_for("recorder_file")
+            if "/trades/" in line["path"]:
+                seen = load(out, "trades").column("trade_id").to_pylist()
+                assert seen == wanted[: len(seen)]
+        assert recorder.returncode is None  # still recording
+        assert line["why"] == "flush"
+        prices = load(out, "trades").column("price").to_pylist()
+        assert prices == [f[1] for f in fills]
+        # the README's snippet (pandas, polars, load) reads the live recording as printed
+        shown = _run_readme_reader(tmp_path)
+        assert "100.02" in shown and "book changes" in shown
+        assert recorder.returncode is None
+    finally:
+        if recorder is not None:
+            recorder.stop()
+        exchange.stop()
+
+
+def _run_readme_reader(cwd: Path) -> str:
+    """Run the README's `## Read the recorded data` snippet in `cwd`; its stdout."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pandas")
+    pytest.importorskip("polars")
+    root = Path(__file__).resolve().parent.parent
+    code = re.search(r"## Read the recorded data\n.*?```python\n(.*?)```",
+                     (root / "README.md").read_text(), re.S)  # fmt: skip
+    assert code, "README lost its recording example"
+    (cwd / "read_recording.py").write_text(code.group(1))
+    done = subprocess.run(
+        [sys.executable, "read_recording.py"], cwd=cwd, capture_output=True, text=True,
+        timeout=SAFETY_S, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout

@@ -74,8 +74,8 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
                    "sell_account"],
         "top_of_book": ["ts", "symbol", "bid", "bid_qty", "ask", "ask_qty"],
         "bars": ["ts", "symbol", "open", "high", "low", "close", "volume", "count", "vwap"],
-        "agents": ["name", "account", "strategy", "cash", "pnl", "fees", "volume", "fills",
-                   "orders_sent", "open_orders", "position_AGR"],
+        "agents": ["name", "account", "strategy", "cash", "trading_pnl", "inventory_pnl", "pnl",
+                   "fees", "volume", "fills", "orders_sent", "open_orders", "position_AGR"],
         "fundamental": ["ts", "symbol", "value"],
     }  # fmt: skip
     for name, columns in expected.items():
@@ -95,6 +95,16 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
     assert sum(bars["volume"]) == sum(trades.column("qty").to_pylist())
     agents = pq.read_table(a / "agents.parquet").to_pydict()
     assert len(agents["name"]) == 10
+    # PnL split: the parts add up, and summed per population they are the summary's
+    for t, i, total in zip(agents["trading_pnl"], agents["inventory_pnl"], agents["pnl"],
+                           strict=True):  # fmt: skip
+        assert t + i == total
+    for key in ("trading_pnl", "inventory_pnl", "pnl"):
+        per: dict[str, float] = {}
+        for name, v in zip(agents["name"], agents[key], strict=True):
+            per[name.rsplit("-", 1)[0]] = per.get(name.rsplit("-", 1)[0], 0) + v
+        assert per == summary[key], key
+    assert "trading PnL" in out and "inventory PnL" in out
 
 
 def test_simulate_seed_option_changes_the_history(tiny: Path, tmp_path: Path) -> None:
@@ -128,7 +138,8 @@ def test_sweep_grid_times_seeds_in_parallel(tiny: Path, tmp_path: Path) -> None:
     table = pq.read_table(out / "manifest.parquet").to_pydict()
     assert table["run"] == runs
     assert table["fundamental.scale"] == [0.0005, 0.0005, 0.002, 0.002]
-    for key in ("trades", "facts.kurtosis", "facts.hill", "pnl.fv", "pnl.zi"):
+    for key in ("trades", "facts.kurtosis", "facts.hill", "pnl.fv", "pnl.zi", "trading_pnl.zi",
+                "inventory_pnl.fv"):
         assert key in table
     for row, run in zip(rows, runs, strict=True):
         trades = pq.read_table(out / run / "trades.parquet")

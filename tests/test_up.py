@@ -1,22 +1,27 @@
 """`agora up` end to end: a market starts, trades flow and settle, the README's custom agent
-attaches and trades, Ctrl-C stops everything, nothing is left running, and the recorder's
-Parquet files hold the trades."""
+attaches and trades (finding the market through --data-dir alone), Ctrl-C stops everything,
+nothing is left running, the recorder's Parquet files hold the trades, and the leaderboard
+splits PnL into trading and inventory. The terminal gets text for people; JSON only with
+--json; the admin token never leaves its owner-only file."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import selectors
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
-from deploy.launch import client_env
+from agents.market_dir import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 AGORA = [sys.executable, "-m", "deploy.cli"]
@@ -50,18 +55,61 @@ count = 1
 """
 
 
-def _line(proc: subprocess.Popen, prefix: str) -> str:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+_READERS: dict[int, tuple[queue.Queue, list[str], threading.Thread]] = {}
+
+
+def _lines(pipe: Any) -> queue.Queue:
+    """The pipe's lines as they come (a reader thread: nothing waits unseen in a buffer)."""
+    if id(pipe) not in _READERS:
+        q: queue.Queue = queue.Queue()
+        seen: list[str] = []
+
+        def read() -> None:
+            for line in pipe:
+                seen.append(line)
+                q.put(line)
+            q.put(None)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        _READERS[id(pipe)] = (q, seen, thread)
+    return _READERS[id(pipe)][0]
+
+
+def _all_of(pipe: Any) -> str:
+    """Everything the pipe carried, once it has closed."""
+    _lines(pipe)
+    _, seen, thread = _READERS[id(pipe)]
+    thread.join(WAIT_S)
+    return "".join(seen)
+
+
+def _line(proc: subprocess.Popen, prefix: str, stream: str = "stdout") -> str:
+    """The next line of the child's `stream` that starts with `prefix` (what follows it)."""
+    q = _lines(getattr(proc, stream))
     deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
-        line = proc.stdout.readline()
-        if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = q.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
             break
         if line.startswith(prefix):
             return line[len(prefix) :]
     raise AssertionError(f"no {prefix!r} line")
+
+
+def _event(proc: subprocess.Popen, event: str) -> dict:
+    """The next JSON line of `agora up --json` with this "event"."""
+    while True:
+        msg = json.loads("{" + _line(proc, "{"))
+        if msg.get("event") == event:
+            return msg
+
+
+def _without_agora_vars() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
 
 
 def _alive(pid: int) -> bool:
@@ -82,38 +130,67 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
     assert agent_code, "README lost its custom agent"
     (tmp_path / "my_agent.py").write_text(agent_code.group(1))
 
+    data = tmp_path / "market"  # not ./var: the commands below must be told where it is
     up_err = open(tmp_path / "up.err", "w")  # noqa: SIM115 (closed below)
     up = subprocess.Popen(
-        [*AGORA, "up", str(config), "--data-dir", str(tmp_path / "var"), "--free-ports"],
+        [*AGORA, "up", str(config), "--data-dir", str(data), "--free-ports", "--json"],
         stdout=subprocess.PIPE, stderr=up_err, text=True, cwd=tmp_path,
+        env=_without_agora_vars(),
     )  # fmt: skip
     try:
         try:
-            ready = json.loads(_line(up, "AGORA_READY "))
+            ready = _event(up, "ready")
         except AssertionError:
             raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
+        token_file = data / "admin.token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert ready["admin_token_file"] == str(token_file) and token not in json.dumps(ready)
+        # the env file: every address, the token's path, never the token
+        env_text = (data / "agora.env").read_text()
+        assert token not in env_text
+        file_env = read_env_file(data / "agora.env")
         ep = ready["endpoints"]
-        env = client_env(ep, ready["admin_token"])
+        assert file_env["AGORA_GATEWAY"] == ep["gateway"] and file_env["AGORA_FEED"] == ep["feed"]
+        assert file_env["AGORA_CLEARING"] == ep["clearing"]
+        assert file_env["AGORA_DATA_DIR"] == str(data)
+        assert file_env["AGORA_ADMIN_TOKEN_FILE"] == str(token_file)
+        # attach finds addresses and token through --data-dir alone (no AGORA_* set)
         attach = subprocess.run(
-            [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5"],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S,
+            [*AGORA, "attach", "my_agent.py:DipBuyer", "--name", "mine", "--duration", "5",
+             "--data-dir", "market"],
+            env=_without_agora_vars(), cwd=tmp_path, capture_output=True, text=True,
+            timeout=WAIT_S,
         )  # fmt: skip
         assert attach.returncode == 0, attach.stderr[-3000:]
         result = json.loads(next(x for x in attach.stdout.splitlines()
                                  if x.startswith("AGORA_RESULT "))[13:])  # fmt: skip
         assert result["fills"] > 0 and result["mismatches"] == [] and result["errors"] == 0
-        # the leaderboard of the running market
-        board = subprocess.run([*AGORA, "accounts"], env=env, capture_output=True, text=True,
+        assert token not in attach.stdout + attach.stderr
+        # the leaderboard of the running market, found through AGORA_DATA_DIR
+        board = subprocess.run([*AGORA, "accounts"], capture_output=True, text=True,
+                               env={**_without_agora_vars(), "AGORA_DATA_DIR": str(data)},
                                timeout=WAIT_S, cwd=tmp_path)  # fmt: skip
         assert board.returncode == 0, board.stderr
         assert "mine" in board.stdout and "42 accounts" in board.stdout
+        assert "ranked by trading PnL" in board.stdout and "ZeroIntelligence" in board.stdout
+        # a data directory that is not there: one line, exit 2
+        wrong = subprocess.run([*AGORA, "accounts", "--data-dir", "nowhere"], cwd=tmp_path,
+                               env=_without_agora_vars(), capture_output=True, text=True,
+                               timeout=WAIT_S)  # fmt: skip
+        assert wrong.returncode == 2 and "nowhere" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1
         # the README's feed example prints trades as they happen
         feed_code = re.search(r"## Subscribe to the price feed\n\n```python\n(.*?)```",
                               (ROOT / "README.md").read_text(), re.S)  # fmt: skip
         assert feed_code, "README lost its feed example"
         (tmp_path / "feed.py").write_text(feed_code.group(1))
-        feed = subprocess.Popen([sys.executable, "feed.py"], env=env, cwd=tmp_path, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        # another terminal: `source market/agora.env`, then any program finds the market
+        feed = subprocess.Popen(
+            ["bash", "-c", f"source market/agora.env && exec {sys.executable} feed.py"],
+            env=_without_agora_vars(), cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         try:
             trade_id, price, qty, side = _line(feed, "").split()
             assert int(trade_id) > 0 and float(price) > 0 and int(qty) > 0
@@ -123,7 +200,7 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
             feed.wait()
         up.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            summary = json.loads(_line(up, "AGORA_SUMMARY "))
+            summary = _event(up, "summary")
         except AssertionError:
             raise AssertionError((tmp_path / "up.err").read_text()[-3000:]) from None
         assert up.wait(timeout=WAIT_S) == 0
@@ -140,9 +217,59 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
     assert settled >= summary["trades"]
     assert summary["agents"]["agents-zi"]["mismatches"] == 0
     assert any(a["account"] == "mine" for a in summary["accounts"])
+    saved = json.loads((data / "summary.json").read_text())
+    assert saved["accounts"] == summary["accounts"] and saved["trades"] == summary["trades"]
+    # the honest leaderboard: every account's split is known and adds up to clearing's PnL,
+    # ranked by trading PnL; the idle part (inventory) is the same per share for everyone
+    rows = summary["accounts"]
+    assert all(a["trading_pnl"] + a["inventory_pnl"] == a["pnl"] for a in rows)
+    assert [a["trading_pnl"] for a in rows] == sorted((a["trading_pnl"] for a in rows),
+                                                      reverse=True)  # fmt: skip
+    assert len({a["inventory_pnl"] for a in rows}) == 1  # all started with 2,000 AGR
+    classes = {g["strategy"]: g for g in summary["strategies"]}
+    assert classes["ZeroIntelligence"]["agents"] == 40 and classes["other"]["agents"] == 1
+    assert sum(g["trading_pnl"] for g in classes.values()) == sum(a["trading_pnl"] for a in rows)
     # the recorder's Parquet files hold them: a contiguous run of trade ids up to the last
-    files = sorted((tmp_path / "var" / "recorder" / "trades").glob("*.parquet"))
+    files = sorted((data / "recorder" / "trades").glob("*.parquet"))
     assert files
     ids = sorted(i for f in files for i in pq.read_table(f).column("trade_id").to_pylist())
     assert ids == list(range(ids[0], settled + 1))
     assert settled - ids[0] + 1 >= summary["trades"]
+
+
+SMALL = """
+name = "small"
+
+[[populations]]
+name = "zi"
+strategy = "zi"
+count = 1
+"""
+
+
+def test_agora_up_prints_for_people_and_keeps_the_token_in_its_file(tmp_path: Path) -> None:
+    """Without --json: no JSON and no secret on the terminal; it says where things are."""
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    up = subprocess.Popen(
+        [*AGORA, "up", str(config), "--data-dir", "var", "--free-ports"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_without_agora_vars(),
+    )  # fmt: skip
+    try:
+        _line(up, "  Ctrl-C stops", stream="stderr")  # the last line of where-things-are
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=WAIT_S) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.stdout is not None and up.stderr is not None
+    out, err = _all_of(up.stdout), _all_of(up.stderr)
+    token = (tmp_path / "var" / "admin.token").read_text().strip()
+    assert out == ""  # stdout is for --json only
+    assert token not in err
+    assert "AGORA_" not in err and not [ln for ln in err.splitlines() if ln.startswith("{")]
+    assert "leaderboard" in err and "summary (JSON)" in err
+    summary = json.loads((tmp_path / "var" / "summary.json").read_text())
+    assert summary["market"] == "small" and len(summary["accounts"]) == 1

@@ -1,4 +1,5 @@
-"""Analysis of simulated and real price histories (stylized facts, the packaged real series).
+"""Analysis of simulated and real price histories (stylized facts, the packaged real series)
+and of results (`agents.analysis.pnl`: trading PnL vs inventory PnL, pure integers).
 
 `agents.analysis.stylized` is numpy only; `agents.analysis.plots` needs matplotlib (the
 ``plots`` extra) and is imported only when plots are asked for.

@@ -1,4 +1,4 @@
-"""The recorder process: the exchange's market-data feed into rotated Parquet files.
+"""The recorder process: the exchange's market-data feed into Parquet files.
 
 A thin shell (ARCHITECTURE.md): a SUB socket, a clock, a logger and, for book snapshots, a
 DEALER to the snapshot service; what is written, and how files rotate, is `ParquetSink`'s.
@@ -14,6 +14,8 @@ DEALER to the snapshot service; what is written, and how files rotate, is `Parqu
 * Sequence gaps per stream are counted (`GapTracker`) and logged; a gap on a ``book`` stream,
   and the first sight of a symbol, fetch a full book snapshot (channel ``snapshots``) so the
   recorded deltas can always be replayed onto a known book.
+* Every ``flush_s`` seconds (default 5) what arrived is written as finished files, so the
+  recording can be read while the market runs; files are still named by rotation period.
 * SIGINT/SIGTERM: stop receiving, drain what is already queued in the socket, write every
   buffer, exit 0. The exchange's goodbye also writes every buffer (and, with
   ``exit_on_goodbye``, stops).
@@ -55,7 +57,8 @@ class RecorderServer:
     ) -> None:
         self.settings = s = settings or RecorderSettings()
         self._clock = clock
-        self.sink = ParquetSink(s.out_dir, s.rotate_s, s.rotate_rows, s.compression, clock=clock)
+        self.sink = ParquetSink(s.out_dir, s.rotate_s, s.rotate_rows, s.compression, clock=clock,
+                                flush_s=s.flush_s)  # fmt: skip
         self.gaps = GapTracker()
         self.channels = frozenset(s.channels)
         self.symbols = frozenset(s.symbols)
@@ -102,6 +105,7 @@ class RecorderServer:
             log.info(
                 "recorder_subscribed", feed=s.feed, topics=s.topics(), out_dir=str(s.out_dir),
                 channels=sorted(self.channels), rotate_s=s.rotate_s, rotate_rows=s.rotate_rows,
+                flush_s=s.flush_s,
             )  # fmt: skip
             await self._loop(sub, zmq.Socket.shadow(sub.underlying))
         finally:
@@ -124,13 +128,15 @@ class RecorderServer:
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():
-                wait_s = min(_TICK_S, max(0.0, (self.sink.period_end - self._clock()) / 1e9))
+                wait_s = min(_TICK_S, max(0.0, (self.sink.next_due - self._clock()) / 1e9))
                 poll = asyncio.ensure_future(sub.poll(int(wait_s * 1000) + 1, zmq.POLLIN))
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not poll.done():
                     poll.cancel()  # a poll consumes nothing: cancelling it loses no message
                 self._drain(raw)
-                self._write(self.sink.tick(self._clock()), "rotation")
+                now = self._clock()
+                why = "rotation" if now >= self.sink.period_end else "flush"
+                self._write(self.sink.tick(now), why)
             self._drain(raw, limit=None)  # what already arrived is recorded before we go
         finally:
             stopping.cancel()
@@ -203,8 +209,9 @@ class RecorderServer:
             self.stop()
 
     def _write(self, paths: list[Any], why: str) -> None:
+        emit = log.debug if why == "flush" else log.info  # a flush every few seconds is routine
         for path in paths:
-            log.info("recorder_file", path=str(path), why=why, gaps=self.gaps.total)
+            emit("recorder_file", path=str(path), why=why, gaps=self.gaps.total)
 
     # ------------------------------------------------------------------ snapshots
     def _request_snapshot(self, symbol: str) -> None:

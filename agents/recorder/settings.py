@@ -39,6 +39,11 @@ class RecorderSettings(BaseSettings):
     )
     out_dir: Path = Field(Path("var/recorder"), description="where the Parquet files go")
     rotate_s: float = Field(3600.0, gt=0, description="one file per channel per this period")
+    flush_s: float = Field(
+        5.0, ge=0,
+        description="write what arrived at least this often (s), so a reader sees it while the "
+        "recorder runs; 0 = only at rotation and shutdown",
+    )  # fmt: skip
     rotate_rows: int = Field(
         0, ge=0, description="also write a channel's file when it holds this many rows; 0 = off"
     )

@@ -1,4 +1,4 @@
-"""Buffer market-data messages in memory and write them as rotated Parquet files (pure: no sockets).
+"""Buffer market-data messages in memory and write them as Parquet part files (pure: no sockets).
 
 The recorder process (`agents.recorder.server`) hands every feed message to a `ParquetSink`
 together with the wall-clock time it arrived. Keeping the buffering, the schemas and the file
@@ -8,8 +8,12 @@ with an injected clock, and lets a backtest or notebook reuse the same schemas.
 Layout: ``out_dir/<channel>/<channel>-<UTC period start>-<n>.parquet``. A *period* is a window
 of ``rotate_s`` seconds aligned to the Unix epoch (hourly files start on the hour), so files of
 several recorders, or of one recorder restarted, line up. Within a period ``n`` counts files
-(a buffer reaching ``rotate_rows``, a shutdown, a restart) and never overwrites an existing
-file. A file is written to a temporary name and renamed, so a reader never sees half a file.
+(a flush every ``flush_s``, a buffer reaching ``rotate_rows``, a shutdown, a restart) and never
+overwrites an existing file. The periodic flush is what makes a recording readable while it
+runs: every file in the directory is a finished Parquet file, so ``pandas.read_parquet(dir)``
+or a glob sees everything up to the last flush. A file is written to a hidden temporary name
+(``.<name>.tmp``: pyarrow datasets skip dot files, and a ``*.parquet`` glob does not match it)
+and renamed, so a reader never sees half a file.
 
 Each channel has an explicit schema (`SCHEMAS`): integers stay integers (prices in ticks,
 quantities in lots, timestamps in ns since the epoch, UTC), exactly as on the wire, so nothing
@@ -180,8 +184,9 @@ class ParquetSink:
 
     `add` buffers one message; a buffer is written when its period ends (checked on every
     `add` and by `tick`, which the process calls on a timer so a quiet market still rotates),
-    when it holds `rotate_rows` rows (0: no row limit), and on `close`. Every method that
-    writes returns the paths it wrote.
+    every `flush_s` seconds (checked by `tick`; 0: only at the end of a period), when it holds
+    `rotate_rows` rows (0: no row limit), and on `close`. Every method that writes returns the
+    paths it wrote.
     """
 
     def __init__(
@@ -192,9 +197,12 @@ class ParquetSink:
         compression: str = "zstd",
         now_ns: int | None = None,
         clock: Callable[[], int] = time.time_ns,
+        flush_s: float = 0.0,
     ) -> None:
         if rotate_s <= 0:
             raise ValueError("rotate_s must be positive")
+        if flush_s < 0:
+            raise ValueError("flush_s must be >= 0")
         if rotate_rows < 0:
             raise ValueError("rotate_rows must be >= 0")
         self.out_dir = Path(out_dir)
@@ -203,7 +211,10 @@ class ParquetSink:
         self.compression = compression
         self._clock = clock
         self._buffers = {ch: _Buffer(schema) for ch, schema in SCHEMAS.items()}
-        self.period_start = self._period_of(clock() if now_ns is None else now_ns)
+        start = clock() if now_ns is None else now_ns
+        self.period_start = self._period_of(start)
+        self.flush_ns = int(flush_s * 1_000_000_000)
+        self.next_flush = start + self.flush_ns if self.flush_ns else None
         self._next_n: dict[tuple[str, int], int] = {}
         self.rows_written: dict[str, int] = dict.fromkeys(SCHEMAS, 0)
         self.files_written = 0
@@ -215,6 +226,13 @@ class ParquetSink:
     @property
     def period_end(self) -> int:
         return self.period_start + self.rotate_ns
+
+    @property
+    def next_due(self) -> int:
+        """When `tick` next has something to do: the end of the period or the next flush."""
+        if self.next_flush is None:
+            return self.period_end
+        return min(self.period_end, self.next_flush)
 
     def buffered(self, channel: str) -> int:
         """Rows of `channel` waiting in memory."""
@@ -238,12 +256,18 @@ class ParquetSink:
         return written
 
     def tick(self, now_ns: int | None = None) -> list[Path]:
-        """If the period is over, write every buffer and start the period `now_ns` is in."""
+        """If the period is over, write every buffer and start the period `now_ns` is in;
+        else, if a flush is due, write every non-empty buffer."""
         now = self._clock() if now_ns is None else now_ns
-        if now < self.period_end:
+        if now >= self.period_end:
+            written = self.flush()
+            self.period_start = self._period_of(now)
+        elif self.next_flush is not None and now >= self.next_flush:
+            written = self.flush()
+        else:
             return []
-        written = self.flush()
-        self.period_start = self._period_of(now)
+        if self.next_flush is not None:
+            self.next_flush = now + self.flush_ns
         return written
 
     def flush(self) -> list[Path]:
@@ -261,7 +285,7 @@ class ParquetSink:
         while (path := folder / file_name(channel, self.period_start, n)).exists():
             n += 1  # a restarted recorder never overwrites the previous one's files
         self._next_n[key] = n + 1
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f".{path.name}.tmp")  # hidden from readers until it is whole
         pq.write_table(table, tmp, compression=self.compression)
         os.replace(tmp, path)
         self.rows_written[channel] += table.num_rows

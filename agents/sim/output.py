@@ -6,8 +6,11 @@ Three tables, all plain ``{column: list}`` dicts so they cost nothing to build a
 * ``trades``: ts, trade_id, symbol, price (ticks), qty (lots), aggressor, buy_account,
   sell_account, one row per fill, in engine order;
 * ``top_of_book``: ts, symbol, bid, bid_qty, ask, ask_qty, one row per top-of-book change;
-* ``agents``: name, account, strategy, cash, pnl (marked to the last trade), fees, volume,
-  fills, orders_sent, open_orders and one ``position_<symbol>`` column per symbol.
+* ``agents``: name, account, strategy, cash, trading_pnl, inventory_pnl, pnl, fees, volume,
+  fills, orders_sent, open_orders and one ``position_<symbol>`` column per symbol. PnL is in
+  cash units, marked to the last trade (`agents.analysis.pnl`): ``trading_pnl`` is what the
+  agent's own trades made, minus fees; ``inventory_pnl`` the price move on its starting
+  position (from the reference price); ``pnl`` their sum, as the clearing house counts it.
 
 Derived tables (not in `tables`, built on request; `write_parquet` writes any of them):
 
@@ -23,9 +26,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agents.analysis.pnl import PnlSplit
     from agents.sim.market import SimMarket
 
-__all__ = ["HAVE_PYARROW", "bars", "fundamental_table", "tables", "write_parquet"]
+__all__ = [
+    "HAVE_PYARROW",
+    "agents_table",
+    "bars",
+    "fundamental_table",
+    "pnl_by_population",
+    "pnl_splits",
+    "tables",
+    "write_parquet",
+]
 
 try:  # pyarrow is optional for the kernel; only writing Parquet needs it
     import pyarrow as pa
@@ -42,7 +55,57 @@ def tables(market: SimMarket) -> dict[str, dict[str, list]]:
     return {
         "trades": market.trades,
         "top_of_book": market.top_of_book(),
-        "agents": market.results(),
+        "agents": agents_table(market),
+    }
+
+
+def pnl_splits(market: SimMarket) -> list[PnlSplit]:
+    """Each agent's trading and inventory PnL (in `market.agents` order), marked to the last
+    trade; the starting mark is the symbol's reference price (where the market starts)."""
+    from agents.analysis.pnl import split
+
+    starts = {s: market.specs[s].reference_price for s in market.symbols}
+    marks = {s: p for s in market.symbols if (p := market.last_price(s)) is not None}
+    out = []
+    for ctx in market.agents:
+        p = ctx.portfolio
+        out.append(split(ctx.initial_cash, ctx.initial_positions, p.cash, p.positions, starts,
+                         marks, p.multipliers))  # fmt: skip
+    return out
+
+
+def agents_table(market: SimMarket) -> dict[str, list]:
+    """`market.results()` with its PnL split: trading_pnl, inventory_pnl and pnl (the total)."""
+    results = market.results()
+    splits = pnl_splits(market)
+    cols: dict[str, list] = {}
+    for key, values in results.items():
+        if key == "pnl":
+            cols["trading_pnl"] = [x.trading for x in splits]
+            cols["inventory_pnl"] = [x.inventory for x in splits]
+            cols["pnl"] = [x.total for x in splits]
+        else:
+            cols[key] = values
+    return cols
+
+
+def population_of(name: str) -> str:
+    """Agents of a population are named ``{population}-{i}``; anyone else is their own."""
+    head, sep, tail = name.rpartition("-")
+    return head if sep and tail.isdigit() else name
+
+
+def pnl_by_population(market: SimMarket) -> dict[str, dict[str, int]]:
+    """``{"trading_pnl": {population: ...}, "inventory_pnl": {...}, "pnl": {...}}``: the
+    agents' PnL summed per population (cash units), populations in first-seen order."""
+    from agents.analysis.pnl import split_by
+
+    names = [ctx.name for ctx in market.agents]
+    per = split_by(zip((population_of(n) for n in names), pnl_splits(market), strict=True))
+    return {
+        "trading_pnl": {k: v.trading for k, v in per.items()},
+        "inventory_pnl": {k: v.inventory for k, v in per.items()},
+        "pnl": {k: v.total for k, v in per.items()},
     }
 
 
@@ -122,7 +185,8 @@ def _schema(name: str, cols: dict[str, list]) -> Any:
     fixed = {
         "ts": i64, "trade_id": i64, "price": i64, "qty": i64, "bid": i64, "bid_qty": i64,
         "ask": i64, "ask_qty": i64, "cash": i64, "fees": i64, "volume": i64, "fills": i64,
-        "orders_sent": i64, "open_orders": i64, "pnl": pa.float64(), "symbol": s,
+        "orders_sent": i64, "open_orders": i64, "pnl": pa.float64(),
+        "trading_pnl": pa.float64(), "inventory_pnl": pa.float64(), "symbol": s,
         "aggressor": s, "buy_account": s, "sell_account": s, "name": s, "account": s,
         "strategy": s, "open": i64, "high": i64, "low": i64, "close": i64, "count": i64,
         "vwap": pa.float64(), "value": pa.float64(),
@@ -152,8 +216,9 @@ def write_parquet(
         if name == "trades" and "buy_account" in cols:
             for key in ("buy_account", "sell_account"):
                 cols[key] = [None if a is None else str(a) for a in cols[key]]
-        if name == "agents" and "pnl" in cols:
-            cols["pnl"] = [float(x) for x in cols["pnl"]]
+        for key in ("pnl", "trading_pnl", "inventory_pnl"):
+            if name == "agents" and key in cols:
+                cols[key] = [float(x) for x in cols[key]]
         table = pa.table(cols, schema=_schema(name, cols))
         path = out / f"{name}.parquet"
         pq.write_table(table, path)

@@ -156,12 +156,6 @@ class RunSpec:
     bar_s: float = 1.0
 
 
-def _population_of(name: str) -> str:
-    """Agents of a population are named ``{population}-{i}``; anyone else is their own."""
-    head, sep, tail = name.rpartition("-")
-    return head if sep and tail.isdigit() else name
-
-
 def _finite(x: float) -> float | None:
     return x if isinstance(x, int | float) and math.isfinite(x) else None
 
@@ -185,13 +179,20 @@ def run_history(
     Parquet files and a ``summary.json``.
 
     The summary: counts (events, orders, trades, volume), wall time and events/s, last price,
-    PnL by population and the stylized facts of the `bar_s` closes (kurtosis, Hill index,
+    PnL by population (``trading_pnl``, ``inventory_pnl`` and their sum ``pnl``, cash units;
+    see `agents.analysis.pnl`) and the stylized facts of the `bar_s` closes (kurtosis, Hill index,
     autocorrelations): the numbers a sweep compares runs by.
     """
     from agents.analysis.history import closes_from_trades
     from agents.analysis.stylized import acf, aggregate, hill_tail_index, kurtosis, log_returns
     from agents.sim.market import SimMarket
-    from agents.sim.output import bars, fundamental_table, tables, write_parquet
+    from agents.sim.output import (
+        bars,
+        fundamental_table,
+        pnl_by_population,
+        tables,
+        write_parquet,
+    )
 
     seed = config.seed if seed is None else seed
     if until_s is None:
@@ -213,11 +214,7 @@ def run_history(
     wall = time.perf_counter() - t0
 
     trades = market.trades
-    results = market.results()
-    pnl: dict[str, float] = {}
-    for name, value in zip(results["name"], results["pnl"], strict=True):
-        pop = _population_of(name)
-        pnl[pop] = pnl.get(pop, 0) + value
+    pnl = pnl_by_population(market)  # trading, inventory and total PnL per population
     events = market.kernel.events_processed
     summary: dict[str, Any] = {
         "name": config.name,
@@ -232,7 +229,7 @@ def run_history(
         "events_per_s": events / wall if wall > 0 else None,
         "compiled_cores": accel.active(),  # what the speed was measured with (see accel)
         "last_price": market.last_price(market.symbols[0]) if market.symbols else None,
-        "pnl": pnl,
+        **pnl,
     }
     closes = closes_from_trades(trades, bar_ns)
     r = log_returns(closes) if len(closes) > 1 else np.empty(0)
@@ -318,8 +315,9 @@ def _flat_row(row: dict[str, Any]) -> dict[str, Any]:
         flat[k] = s.get(k)
     for k, v in s.get("facts", {}).items():
         flat[f"facts.{k}"] = v
-    for k, v in s.get("pnl", {}).items():
-        flat[f"pnl.{k}"] = float(v)
+    for key in ("pnl", "trading_pnl", "inventory_pnl"):
+        for k, v in s.get(key, {}).items():
+            flat[f"{key}.{k}"] = float(v)
     return flat
 
 
