@@ -102,9 +102,13 @@ class ClearingServer:
                     loop.add_signal_handler(sig, self.stop)
             log.info(
                 "clearing_ready", settled_through=self.house.ledger.settled_through,
+                trade_conflicts=self.house.conflicts,
                 accounts=len(self.house.ledger.accounts) - 1, database=self.store.url.split("?")[0],
                 **self.endpoints,
             )  # fmt: skip
+            if self.house.conflicts:
+                log.error("trade_conflicts_on_record", total=self.house.conflicts,
+                          newest=self.store.conflicts(limit=5))  # fmt: skip
             print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
             await self._loop(api, sub)
         finally:
