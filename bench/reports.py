@@ -82,7 +82,7 @@ def main() -> None:
     print(f"{args.messages:,} messages, {n_events:,} engine events")
     plain = min(time_reporter(Reporter(), batches) for _ in range(3))
     kept = min(
-        time_reporter(Reporter(resend_window=1024, tape_window=10_000), batches) for _ in range(3)
+        time_reporter(Reporter(resend_window=256, tape_window=10_000), batches) for _ in range(3)
     )
     print(f"translate_raw, plain Reporter():        {args.messages / plain:>12,.0f} msg/s")
     print(f"translate_raw, sequenced + windows:     {args.messages / kept:>12,.0f} msg/s "
