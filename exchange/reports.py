@@ -261,34 +261,28 @@ class Reporter:
                 self._reject(ev, request, box)
         if self.resend_window and box.private:
             self._sequence(box.private)
-        if self.tape_window and market_data:
-            self._keep_tape(box.public)
         return box
 
     # ------------------------------------------------------------------ remembering
     def _sequence(self, private: list[tuple[Any, dict[str, Any]]]) -> None:
         """Stamp each execution report with its account's next sequence number and keep it."""
-        seqs, sent, window = self.account_seqs, self._sent, self.resend_window
+        seqs, sent = self.account_seqs, self._sent
         for _owner, report in private:
-            if report["type"] != "execution_report":
-                continue
-            account = report["account"]
-            seq = report["account_seq"] = seqs.get(account, 0) + 1
-            seqs[account] = seq
-            try:
-                sent[account].append(report)
-            except KeyError:
-                sent[account] = deque((report,), maxlen=window)
-
-    def _keep_tape(self, public: list[dict[str, Any]]) -> None:
-        # The dicts are kept by reference: the feed stamps their stream `seq` right after.
-        tape, window = self._tape, self.tape_window
-        for msg in public:
-            if msg["type"] == "trade":
+            if report["type"] == "execution_report":
+                account = report["account"]
                 try:
-                    tape[msg["symbol"]].append(msg)
+                    kept = sent[account]
                 except KeyError:
-                    tape[msg["symbol"]] = deque((msg,), maxlen=window)
+                    kept = sent[account] = deque(maxlen=self.resend_window)
+                report["account_seq"] = seqs[account] = seqs.get(account, 0) + 1
+                kept.append(report)
+
+    def _keep_print(self, symbol: str, msg: dict[str, Any]) -> None:
+        # Kept by reference: the feed stamps the print's stream `seq` on this very dict.
+        try:
+            self._tape[symbol].append(msg)
+        except KeyError:
+            self._tape[symbol] = deque((msg,), maxlen=self.tape_window)
 
     def resend(
         self, account: str, from_seq: int, max_count: int
@@ -340,10 +334,13 @@ class Reporter:
         (_, seq, symbol, trade_id, price, qty, aggressor, buy_oid, buy_acct, buy_leaves,
          sell_oid, sell_acct, sell_leaves, ts) = ev  # fmt: skip
         if market_data:
-            box.public.append({
+            tape = {
                 "type": "trade", "v": 1, "ts": ts, "symbol": symbol, "trade_id": trade_id,
                 "seq": seq, "price": price, "qty": qty, "aggressor_side": aggressor,
-            })  # fmt: skip
+            }  # fmt: skip
+            box.public.append(tape)
+            if self.tape_window:
+                self._keep_print(symbol, tape)
             box.drop_copy.append({
                 "type": "trade_capture", "v": 1, "ts": ts, "trade_id": trade_id, "seq": seq,
                 "symbol": symbol, "price": price, "qty": qty, "buy_account": _account(buy_acct),
