@@ -11,6 +11,12 @@
 Requests are pipelined: any number may be outstanding, each answered by its own future, matched
 by client order id. A background task reads the socket and also feeds `reports()`, the stream
 of every execution report of the account, including fills of resting orders.
+
+Nothing missed: every execution report carries its account's sequence number
+(``account_seq``). The client delivers each one once; after logging on again (a lost
+connection, a restarted exchange) or on seeing a gap it asks for the missing ones
+(`ResendRequest`, `recover`), so what an agent is told equals what the exchange journalled. The
+public trade stream fills its gaps the same way, from the snapshot service's trade tape.
 """
 
 from __future__ import annotations
@@ -41,7 +47,10 @@ from exchange.protocol import (
     ProtocolError,
     ProtocolReject,
     ReplaceOrder,
+    ResendRequest,
     SnapshotRequest,
+    TapeReplay,
+    TapeRequest,
     TopOfBook,
     Trade,
     decode_batch,
@@ -144,6 +153,16 @@ class ExchangeClient:
         # Called with a reason when the session is gone (goodbye, or an exchange that no longer
         # knows us after a restart): a host can log on again (`connect`).
         self.on_lost: Callable[[str], None] | None = None
+        # Where the account's report sequence stands (ExecutionReport.account_seq): every
+        # report up to `account_seq` was delivered; `_ahead` holds those delivered past a gap.
+        self.account_seq = 0
+        self._ahead: set[int] = set()
+        self._synced = False  # `account_seq` was set by a logon
+        self._fill_ids: set[int] = set()  # trade ids of the fills delivered
+        self._recovering: asyncio.Task | None = None
+        self.recovered = 0  # reports delivered by a resend (they had been missed)
+        self.duplicates = 0  # reports dropped because they had been delivered already
+        self.resend_incomplete = False  # the exchange no longer had some missed reports
 
     # ------------------------------------------------------------------ session
     async def connect(
@@ -162,6 +181,7 @@ class ExchangeClient:
             reply = await self._logon_once(left)
             if reply.accepted:
                 self.symbols = list(reply.symbols)
+                await self._resume(reply.account_seq)
                 return self
             retryable = reply.reason in (retry if retry is not None else RETRYABLE_LOGON) or (
                 reply.reason in PROPAGATING_LOGON and loop.time() - started < PROPAGATION_S
@@ -193,6 +213,94 @@ class ExchangeClient:
             await self.close()
             self._reports = asyncio.Queue()
         return reply
+
+    # ------------------------------------------------------------------ missed reports
+    async def _resume(self, last: int) -> None:
+        """After a logon: the exchange's newest report of the account is number `last`."""
+        if not self._synced:  # a new session: the account's past is not ours to replay
+            self._synced = True
+            self.account_seq = max(self.account_seq, last)
+            self._ahead = {s for s in self._ahead if s > self.account_seq}
+            return
+        if last < self.account_seq:
+            # The exchange restarted without the newest reports we had (its journal lost its
+            # tail): its numbering continues from `last`; what we had of it stays delivered.
+            self.account_seq = last
+            self._ahead.clear()
+            return
+        if last > self.account_seq:
+            with contextlib.suppress(ClientError, TimeoutError):
+                await self.recover()
+
+    async def recover(self, timeout: float = 10.0) -> int:
+        """Ask the exchange for every report of the account after the last one delivered in
+        sequence, until none is missing; each is delivered once, the usual way (`listener`
+        or `reports()`). Returns how many were delivered. Called after a reconnection and on
+        a gap; if the exchange no longer keeps some, `resend_incomplete` is set (reconcile
+        with the clearing house's trade history then)."""
+        if self._recovering is not None and not self._recovering.done():
+            return await asyncio.shield(self._recovering)
+        self._recovering = asyncio.ensure_future(self._recover(timeout))
+        return await asyncio.shield(self._recovering)
+
+    async def _recover(self, timeout: float) -> int:
+        before = self.recovered
+        from_seq = self.account_seq + 1
+        for _ in range(100_000):  # pages of up to 100 reports
+            request_id = self.next_client_order_id()
+            fut = self._expect(("resend", request_id))
+            try:
+                await self._send(encode(ResendRequest(request_id=request_id, from_seq=from_seq)))
+                reply = await asyncio.wait_for(fut, timeout)
+            finally:
+                self._forget(("resend", request_id), fut)
+            if not reply.complete:
+                # Reports before `first_seq` are gone from the exchange's window.
+                self.resend_incomplete = True
+                if reply.first_seq - 1 > self.account_seq:
+                    self.account_seq = reply.first_seq - 1
+                    self._advance()
+            if reply.last_seq < self.account_seq:
+                self.account_seq = reply.last_seq
+                self._ahead = set()
+            if reply.next_seq > reply.last_seq or reply.next_seq <= from_seq:
+                break
+            from_seq = reply.next_seq
+        return self.recovered - before
+
+    def _advance(self) -> None:
+        ahead, seq = self._ahead, self.account_seq
+        while seq + 1 in ahead:
+            seq += 1
+            ahead.discard(seq)
+        self.account_seq = seq
+        if ahead and min(ahead) <= seq:
+            self._ahead = {s for s in ahead if s > seq}
+
+    def _is_repeat(self, msg: ExecutionReport) -> bool:
+        """Was this report delivered already? Tracks the sequence; a gap starts a recovery."""
+        seq = msg.account_seq
+        if seq:
+            if seq <= self.account_seq or seq in self._ahead:
+                return True
+            recovering = self._recovering is not None and not self._recovering.done()
+            if recovering:
+                self.recovered += 1
+            if seq == self.account_seq + 1:
+                self.account_seq = seq
+                if self._ahead:
+                    self._advance()
+            else:
+                self._ahead.add(seq)
+                if self._synced and not recovering and not self.closed:
+                    # a report is missing (a dropped frame): fetch it in the background
+                    self._recovering = asyncio.ensure_future(self._recover(10.0))
+                    self._recovering.add_done_callback(_swallow)
+        if msg.exec_type == "trade" and msg.trade_id is not None:
+            if msg.trade_id in self._fill_ids:
+                return True
+            self._fill_ids.add(msg.trade_id)
+        return False
 
     async def close(self) -> None:
         if self.closed:
@@ -425,6 +533,9 @@ class ExchangeClient:
     def _dispatch(self, msg: Any) -> None:
         kind = msg.type
         if kind == "execution_report":
+            if self._is_repeat(msg):
+                self.duplicates += 1
+                return
             if self.listener is not None:
                 self.listener(msg)
             else:
@@ -446,6 +557,8 @@ class ExchangeClient:
             self._resolve(("mass", msg.client_order_id), msg)
         elif kind == "open_orders":
             self._resolve(("open", msg.request_id), msg)
+        elif kind == "resend_reply":
+            self._resolve(("resend", msg.request_id), msg)
         elif kind == "logon_reply":
             self._resolve(("logon",), msg)
         elif kind == "protocol_reject":
@@ -454,6 +567,11 @@ class ExchangeClient:
                 self._fail_pending(SessionClosed("the exchange has no session for us"))
                 if self.on_lost is not None:
                     self.on_lost("not_logged_on")
+            elif msg.ref_type == "resend_request":
+                exc = RequestRejected(msg.reason, msg.text, msg.ref_type)
+                for key in list(self._pending):
+                    if key[0] == "resend" and self._settle(key, exc=exc):
+                        break
             elif msg.ref_type == "open_orders_request" or (
                 msg.reason == "rate_limited" and msg.ref_type is None
             ):
@@ -554,6 +672,7 @@ class MarketDataClient:
         self._subs: list[zmq.asyncio.Socket] = []
         self.resyncs = 0  # book resynchronisations after a gap
         self.gaps = 0  # messages known lost on trade/ticker streams
+        self.filled = 0  # lost trades recovered from the trade tape
 
     async def __aenter__(self) -> MarketDataClient:
         return self
@@ -579,6 +698,32 @@ class MarketDataClient:
         self, symbol: str, limit: int | None = None, timeout: float | None = 10.0
     ) -> BookSnapshot:
         """An L2 snapshot; raises ClientError if no valid reply comes within `timeout` s."""
+        reply = await self._ask(SnapshotRequest(symbol=symbol, depth=limit), timeout, "snapshot")
+        if not isinstance(reply, BookSnapshot):
+            raise ClientError(f"unexpected snapshot reply: {reply!r:.200}")
+        return reply
+
+    async def fetch_trades(
+        self, symbol: str, from_seq: int, to_seq: int | None = None,
+        timeout: float | None = 10.0,
+    ) -> list[Trade]:  # fmt: skip
+        """Public prints of `symbol` from trades-stream seq `from_seq` to `to_seq` (default: the
+        newest), from the snapshot service's trade tape (open to anyone). Prints the exchange
+        no longer keeps are missing from the result (compare the seqs)."""
+        out: list[Trade] = []
+        while to_seq is None or from_seq <= to_seq:
+            reply = await self._ask(TapeRequest(symbol=symbol, from_seq=from_seq), timeout, "tape")
+            if not isinstance(reply, TapeReplay):
+                raise ClientError(f"unexpected tape reply: {reply!r:.200}")
+            page = [t for t in reply.trades if to_seq is None or t.seq <= to_seq]
+            out.extend(page)
+            if not reply.trades or reply.trades[-1].seq >= reply.last_seq:
+                break
+            from_seq = reply.trades[-1].seq + 1
+        return out
+
+    async def _ask(self, msg: Any, timeout: float | None, what: str) -> Any:
+        """One request to the snapshot service, one reply (a ProtocolReject raises)."""
         async with self._snap_lock:
             if self._snap is None:
                 self._snap = self._ctx.socket(zmq.DEALER)
@@ -586,22 +731,22 @@ class MarketDataClient:
                 self._snap.connect(self.snapshot)
             done = False
             try:
-                await self._snap.send(encode(SnapshotRequest(symbol=symbol, depth=limit)))
+                await self._snap.send(encode(msg))
                 frame = await asyncio.wait_for(self._snap.recv(), timeout)
                 replies = decode_batch(frame)
                 done = True
             except TimeoutError:
-                raise ClientError(f"no snapshot reply within {timeout} s") from None
+                raise ClientError(f"no {what} reply within {timeout} s") from None
             except ProtocolError as exc:
-                raise ClientError(f"malformed snapshot reply: {exc}") from None
+                raise ClientError(f"malformed {what} reply: {exc}") from None
             finally:
                 if not done:
                     self._reset_snapshot_socket()
         reply = replies[0] if len(replies) == 1 else None
         if isinstance(reply, ProtocolReject):
-            raise ClientError(f"snapshot refused: {reply.reason} {reply.text}")
-        if not isinstance(reply, BookSnapshot):
-            raise ClientError(f"unexpected snapshot reply: {replies!r:.200}")
+            raise ClientError(f"{what} refused: {reply.reason} {reply.text}")
+        if reply is None:
+            raise ClientError(f"unexpected {what} reply: {replies!r:.200}")
         return reply
 
     def _subscribe(self, topic: str) -> zmq.asyncio.Socket:
@@ -664,27 +809,54 @@ class MarketDataClient:
         finally:
             self._unsubscribe(sock)
 
-    async def _watch(self, topic: str) -> AsyncIterator[Any]:
+    async def _watch(self, topic: str, tape: str | None = None) -> AsyncIterator[Any]:
+        """Messages of one stream in seq order. With `tape` (a symbol), lost trades are fetched
+        from the trade tape and delivered in their place; what cannot be is counted in `gaps`."""
         sock = self._subscribe(topic)
         last: int | None = None
         try:
             while (msgs := await self._recv(sock)) is not None:
                 for msg in msgs:
-                    if not isinstance(getattr(msg, "seq", None), int):
+                    seq = getattr(msg, "seq", None)
+                    if not isinstance(seq, int):
                         continue
-                    if last is not None and msg.seq > last + 1:
-                        self.gaps += msg.seq - last - 1
-                    if msg.type == "heartbeat":  # the stream's last seq, to reveal a lost tail
-                        last = msg.seq if last is None else max(last, msg.seq)
+                    heartbeat = msg.type == "heartbeat"  # the stream's last seq: a lost tail
+                    if last is not None and seq > last + (0 if heartbeat else 1):
+                        upto = seq if heartbeat else seq - 1
+                        found = await self._fill(tape, last + 1, upto) if tape else []
+                        self.filled += len(found)
+                        self.gaps += upto - last - len(found)
+                        last = upto
+                        for missed in found:
+                            yield missed
+                    if heartbeat:
+                        last = seq if last is None else max(last, seq)
                         continue
-                    last = msg.seq
+                    if last is not None and seq <= last:
+                        continue  # already delivered (from the tape)
+                    last = seq
                     yield msg
         finally:
             self._unsubscribe(sock)
 
-    async def watch_trades(self, symbol: str) -> AsyncIterator[Trade]:
-        """Every public trade of `symbol` (lost ones are counted in `gaps`)."""
-        async for msg in self._watch(f"{symbol}|trades"):
+    async def _fill(self, symbol: str, first: int, upto: int) -> list[Trade]:
+        try:
+            trades = await self.fetch_trades(symbol, first, upto)
+        except ClientError:
+            return []
+        out, want = [], first
+        for t in trades:  # contiguous from `first` only: anything else is not a fill
+            if t.seq != want:
+                break
+            out.append(t)
+            want += 1
+        return out
+
+    async def watch_trades(self, symbol: str, replay: bool = True) -> AsyncIterator[Trade]:
+        """Every public trade of `symbol`, in order. Prints lost on the way (a slow consumer,
+        an exchange restart) are fetched from the exchange's trade tape (`replay`); those it no
+        longer keeps are counted in `gaps`, those recovered in `filled`."""
+        async for msg in self._watch(f"{symbol}|trades", symbol if replay else None):
             yield msg
 
     async def watch_ticker(self, symbol: str) -> AsyncIterator[TopOfBook]:

@@ -159,6 +159,7 @@ class LiveContext(Context):
             while not self.runner.stopping_sends:
                 await asyncio.sleep(delay)  # backoff between logon attempts
                 try:
+                    recovered = self.client.recovered
                     await self.client.close()
                     await self.client.connect(timeout=5.0)
                     self.client.listener = self.on_report
@@ -170,8 +171,13 @@ class LiveContext(Context):
                         gone = self.portfolio.resync_orders({i.client_order_id for i in infos})
                         if gone:
                             log.info("orders_resynced", agent=self.name, gone=gone)
-                    self.runner.gaps = True
-                    log.info("session_restored", agent=self.name)
+                    # connect() asked for the reports missed meanwhile (ResendRequest); only if
+                    # the exchange no longer had some must clearing's records fill in
+                    if self.client.resend_incomplete:
+                        self.runner.gaps = True
+                    self.runner.resent += self.client.recovered - recovered
+                    log.info("session_restored", agent=self.name,
+                             reports_recovered=self.client.recovered - recovered)
                     return
                 except Exception as exc:
                     log.info("reconnect_failed", agent=self.name, error=str(exc)[:200])
@@ -300,6 +306,7 @@ class Runner:
         self.fills = 0
         self.gaps = False  # a session was lost and restored: reports may be missing
         self.recovered = 0  # fills booked from clearing's records at the end
+        self.resent = 0  # reports the exchange sent again after a reconnection
         self.timer_lateness: deque[float] = deque(maxlen=100_000)  # seconds late, recent timers
         self.started_at = 0.0
         self._stop = asyncio.Event()
@@ -563,7 +570,7 @@ class Runner:
             "agents": len(self.contexts), "fills": self.fills, "max_trade_id": self.max_trade_id,
             "orders": sum(c.orders_sent for c in self.contexts),
             "errors": sum(c.errors for c in self.contexts), "mismatches": mismatches,
-            "recovered_fills": self.recovered,
+            "recovered_fills": self.recovered, "resent_reports": self.resent,
             "load": getattr(self, "load", {}), "pnl": rows,
         }  # fmt: skip
         log.info("runner_stopped", agents=result["agents"], orders=result["orders"],

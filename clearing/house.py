@@ -49,9 +49,55 @@ from clearing.protocol import (
 )
 from clearing.risk import hash_token
 from clearing.store import Store
+from exchange.protocol import TRADE_EPOCH_BITS
 from exchange.symbols import SymbolSpec
 
 __all__ = ["ClearingHouse", "Outcome"]
+
+# What makes a trade that trade: a re-delivery must match all of it.
+_CONTENT_KEYS = (
+    "symbol", "price", "qty", "buy_account", "sell_account", "buy_order_id", "sell_order_id",
+    "aggressor_side", "ts",
+)  # fmt: skip
+_EPOCH_MASK = (1 << TRADE_EPOCH_BITS) - 1
+
+
+def _content(t: Mapping[str, Any]) -> tuple:
+    return (
+        t["symbol"], t["price"], t["qty"], t["buy_account"], t["sell_account"],
+        t.get("buy_order_id", 0), t.get("sell_order_id", 0), t.get("aggressor_side", "none"),
+        t.get("ts", 0),
+    )  # fmt: skip
+
+
+def _stored_content(row: Mapping[str, Any]) -> tuple:
+    return (
+        row["symbol"], row["price"], row["qty"], row["buy_account"], row["sell_account"],
+        row["buy_order_id"], row["sell_order_id"], row["aggressor"], row["ts"],
+    )  # fmt: skip
+
+
+def _conflict(
+    trade: Mapping[str, Any], settled: Mapping[str, Any] | None, reason: str
+) -> dict[str, Any]:
+    """A refused trade, as recorded: what came, and what the id already stands for."""
+    return {
+        "trade_id": trade["trade_id"], "reason": reason,
+        "received": dict(zip(_CONTENT_KEYS, _content(trade), strict=True)),
+        "settled": None if settled is None else dict(zip(
+            _CONTENT_KEYS,
+            _stored_content(settled) if "aggressor" in settled else _content(settled),
+            strict=True,
+        )),
+    }  # fmt: skip
+
+
+def _starts_epoch(trade_id: int, expected: int) -> bool:
+    """Is `trade_id` the first trade of an epoch later than `expected`'s?"""
+    return (
+        trade_id & _EPOCH_MASK == 1
+        and trade_id >> TRADE_EPOCH_BITS > (expected - 1) >> TRADE_EPOCH_BITS
+    )
 
 
 @dataclass
@@ -88,36 +134,91 @@ class ClearingHouse:
         self.starting_cash = starting_cash
         self.starting_positions = dict(starting_positions or {})
         self.default_limits = default_limits or Limits()
+        # Trades refused because their id was already taken by a different trade: a fault of
+        # the exchange (ids must never repeat), counted and kept for the operator.
+        self.conflicts = store.conflict_count()
+        self.new_conflicts: list[dict[str, Any]] = []  # not yet reported by the process
 
     # ------------------------------------------------------------------ settlement
-    def settle(self, trades: Iterable[Mapping[str, Any]]) -> set[str]:
+    def settle(
+        self, trades: Iterable[Mapping[str, Any]], from_journal: bool = False
+    ) -> set[str]:
         """Settle a contiguous run of trade captures in one transaction; returns touched accounts.
 
-        Duplicates (ids already settled) are skipped; a gap raises `OutOfOrder` before anything
-        of the batch is settled (contiguity is checked first), so the ledger and the store never
-        disagree.
+        Exact re-deliveries (ids already settled, same content) are skipped: settling is
+        idempotent. A trade whose id is taken by a *different* trade is a fault, never a
+        duplicate: it is refused, recorded (`conflicts`, the store's ``trade_conflicts``) and
+        left in `new_conflicts` for the process to raise the alarm. A gap raises `OutOfOrder`
+        before anything of the batch is settled (contiguity is checked first), so the ledger
+        and the store never disagree.
+
+        `from_journal`: the batch is a page of the exchange's journal asked for from
+        ``settled_through + 1``, in journal order, so its first trade follows what is settled
+        even across a jump to a new exchange epoch (`Ledger.follow`).
         """
         ledger = self.ledger
-        fresh = {t["trade_id"]: t for t in trades if t["trade_id"] > ledger.settled_through}
+        settled = ledger.settled_through
+        fresh: dict[int, Mapping[str, Any]] = {}
+        dups: dict[int, list[Mapping[str, Any]]] = {}
+        conflicts: list[dict[str, Any]] = []
+        for t in trades:
+            tid = t["trade_id"]
+            if tid <= settled:
+                dups.setdefault(tid, []).append(t)
+                continue
+            first = fresh.setdefault(tid, t)
+            if first is not t and _content(first) != _content(t):
+                conflicts.append(_conflict(t, first, "conflicting_in_batch"))
+        if dups:
+            conflicts.extend(self._check_duplicates(dups))
         batch = [fresh[i] for i in sorted(fresh)]  # duplicates within the batch collapse
-        expected = ledger.settled_through + 1
+        expected = settled + 1
         for t in batch:
-            if t["trade_id"] != expected:
-                raise OutOfOrder(expected, t["trade_id"])
-            expected += 1
-        if not batch:
+            tid = t["trade_id"]
+            if tid != expected and not (from_journal and _starts_epoch(tid, expected)):
+                if conflicts:  # refused for good, whatever happens to the gap
+                    self._record_conflicts(conflicts)
+                raise OutOfOrder(expected, tid)
+            expected = tid + 1
+        if not batch and not conflicts:
             return set()
         changes: list[Change] = []
         try:
             for t in batch:
+                if t["trade_id"] != ledger.settled_through + 1:
+                    ledger.follow(t["trade_id"])
                 out = ledger.settle(t)
                 assert out is not None
                 changes.extend(out)
-            self.store.commit(ledger, changes, batch)
+            self.store.commit(ledger, changes, batch, conflicts=conflicts)
         except BaseException:
             self.reload()  # memory must never run ahead of the database
             raise
+        self.conflicts += len(conflicts)
+        self.new_conflicts.extend(conflicts)
         return {c.account for c in changes}
+
+    def _record_conflicts(self, conflicts: list[dict[str, Any]]) -> None:
+        self.store.commit(self.ledger, [], conflicts=conflicts)
+        self.conflicts += len(conflicts)
+        self.new_conflicts.extend(conflicts)
+
+    def _check_duplicates(
+        self, dups: Mapping[int, list[Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Re-deliveries of settled ids: each must be the very trade settled under that id."""
+        stored = self.store.trades_by_id(list(dups))
+        conflicts = []
+        for tid, copies in dups.items():
+            row = stored.get(tid)
+            for t in copies:
+                if row is None:
+                    # below the settled point, but never settled: an id the exchange's journal
+                    # said did not exist (skipped by an epoch change) now names a trade
+                    conflicts.append(_conflict(t, None, "unknown_below_settled"))
+                elif _content(t) != _stored_content(row):
+                    conflicts.append(_conflict(t, row, "conflicting_duplicate"))
+        return conflicts
 
     def reload(self) -> None:
         """Rebuild the ledger from the store (after a failed write)."""
@@ -207,7 +308,7 @@ class ClearingHouse:
             accounts.sort(key=lambda b: b.pnl, reverse=True)
             return Outcome(AccountList(
                 request_id=msg.request_id, accounts=accounts,
-                settled_through=ledger.settled_through,
+                settled_through=ledger.settled_through, trade_conflicts=self.conflicts,
             ))  # fmt: skip
         if isinstance(msg, RiskSubscribe):
             return Outcome(self.risk_state(None), subscribe="risk")

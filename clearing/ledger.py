@@ -8,11 +8,14 @@ Units. Cash is an integer number of *cash units* (cents by default). A trade of 
 `price` ticks moves ``price * qty * multiplier`` cash units, where a symbol's integer multiplier
 is ``tick_size * lot_size / cash_unit`` (1 for the default 0.01 tick, 1-unit lot, cent cash).
 
-Exactly once. Trades carry the exchange's `trade_id`, contiguous from 1. The ledger settles
-them in that order only: an id at or below `settled_through` is a duplicate and changes nothing
-(idempotent: a replay after a restart is harmless), an id beyond ``settled_through + 1`` is a
-gap and raises `OutOfOrder` (the caller fetches the missing trades first). A trade's two legs
-are computed before anything is touched, so it is applied whole or not at all.
+Exactly once. Trades carry the exchange's `trade_id`, contiguous from 1 within an exchange
+epoch (``exchange.protocol.TRADE_EPOCH_BITS``). The ledger settles them in that order only: an
+id at or below `settled_through` is a duplicate and changes nothing (idempotent: a replay after
+a restart is harmless), an id beyond ``settled_through + 1`` is a gap and raises `OutOfOrder`
+(the caller fetches the missing trades first). The one exception is the first trade of a later
+epoch, which `follow` admits when the exchange's journal says it comes next (what the replay
+service answers). A trade's two legs are computed before anything is touched, so it is applied
+whole or not at all.
 
 Rules. By default an account may neither borrow nor short: cash >= 0 and every position >= 0.
 `Limits` relaxes that per account (a credit line, written as leverage over net deposits; a
@@ -32,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearing.fees import FeeSchedule, fee_for
+from exchange.protocol import TRADE_EPOCH_BITS
 
 __all__ = [
     "FEE_ACCOUNT",
@@ -220,6 +224,21 @@ class Ledger:
         self.get(account).limits = limits
 
     # ------------------------------------------------------------------ settlement
+    def follow(self, trade_id: int) -> None:
+        """The exchange's journal says `trade_id` is the next trade after everything settled:
+        allow it if it is the first trade of a later epoch (the exchange restarted; trades of
+        the old epoch that it may have lost from its journal are settled here already)."""
+        if trade_id == self.settled_through + 1:
+            return
+        mask = (1 << TRADE_EPOCH_BITS) - 1
+        if (
+            trade_id & mask == 1
+            and trade_id >> TRADE_EPOCH_BITS > self.settled_through >> TRADE_EPOCH_BITS
+        ):
+            self.settled_through = trade_id - 1
+            return
+        raise OutOfOrder(self.settled_through + 1, trade_id)
+
     def settle(self, trade: Mapping[str, Any]) -> list[Change] | None:
         """Settle one trade capture (a wire dict or model fields); None if already settled.
 

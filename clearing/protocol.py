@@ -204,6 +204,9 @@ class AccountList(_Msg):
     request_id: RequestId
     accounts: list[AccountBalance]
     settled_through: int
+    # Trades refused because their id already named a different settled trade (an exchange
+    # fault: must stay 0; each one is in the store's trade_conflicts and the error log).
+    trade_conflicts: int = 0
 
 
 class TradeRecord(BaseModel):

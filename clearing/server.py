@@ -102,9 +102,13 @@ class ClearingServer:
                     loop.add_signal_handler(sig, self.stop)
             log.info(
                 "clearing_ready", settled_through=self.house.ledger.settled_through,
+                trade_conflicts=self.house.conflicts,
                 accounts=len(self.house.ledger.accounts) - 1, database=self.store.url.split("?")[0],
                 **self.endpoints,
             )  # fmt: skip
+            if self.house.conflicts:
+                log.error("trade_conflicts_on_record", total=self.house.conflicts,
+                          newest=self.store.conflicts(limit=5))  # fmt: skip
             print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
             await self._loop(api, sub)
         finally:
@@ -200,7 +204,17 @@ class ClearingServer:
             self._caught_up = False
             self._start_catch_up()
             return
+        finally:
+            self._report_conflicts()
         self._publish(touched)
+
+    def _report_conflicts(self) -> None:
+        """Trades refused because their id already named another trade: loudly, every one."""
+        house = self.house
+        for c in house.new_conflicts:
+            log.error("trade_id_conflict", trade_id=c["trade_id"], reason=c["reason"],
+                      received=c["received"], settled=c["settled"], total=house.conflicts)
+        house.new_conflicts.clear()
 
     async def _catch_up(self) -> None:
         """Fetch and settle trades from the exchange's journal until none is missing."""
@@ -229,7 +243,11 @@ class ClearingServer:
             self.exchange_last = max(self.exchange_last, reply.end_trade_id)
             trades = [t.model_dump() for t in reply.trades]
             if trades:
-                self._publish(self.house.settle(trades))
+                try:
+                    touched = self.house.settle(trades, from_journal=True)
+                finally:
+                    self._report_conflicts()
+                self._publish(touched)
                 log.info("caught_up_page", through=self.house.ledger.settled_through,
                          end=reply.end_trade_id)  # fmt: skip
             self._caught_up = True

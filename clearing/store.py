@@ -5,7 +5,9 @@ Schema (created on start):
 * ``meta``: key/value, among them ``settled_through`` (the last settled trade id);
 * ``accounts``, ``positions``: the current balances (what a restart loads);
 * ``trades``: every settled trade with both fees, keyed by ``trade_id``;
-* ``changes``: every balance change (trade legs, fees, deposits, withdrawals, openings).
+* ``changes``: every balance change (trade legs, fees, deposits, withdrawals, openings);
+* ``trade_conflicts``: trades refused because their id already named a different trade (a fault
+  of the exchange, kept for the operator: what came, and what the id stands for here).
 
 Exactly once across crashes: a batch of settled trades, its changes, the new balances and
 ``settled_through`` are written in one transaction, so after a kill -9 the database holds every
@@ -15,6 +17,7 @@ primary key makes a double settlement impossible even for a buggy caller.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -117,6 +122,16 @@ changes_table = Table(
 )  # fmt: skip
 
 
+conflicts_table = Table(
+    "trade_conflicts", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trade_id", BigInteger, nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("received", Text, nullable=False),  # JSON: the refused trade
+    Column("settled", Text),  # JSON: the trade settled under that id, if any
+)  # fmt: skip
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers (agora accounts) never block settlement
@@ -182,8 +197,10 @@ class Store:
         trades: Iterable[Mapping[str, Any]] = (),
         touched: Iterable[str] = (),
         meta_values: Mapping[str, str] | None = None,
+        conflicts: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        """One transaction: trade rows, change rows, the touched accounts' balances, meta."""
+        """One transaction: trade rows, change rows, the touched accounts' balances, meta, and
+        any refused conflicting trades."""
         changes = list(changes)
         fees: dict[tuple[int, str], int] = {}
         for c in changes:
@@ -203,19 +220,27 @@ class Store:
         for symbol, mark in ledger.marks.items():
             meta_rows[f"mark:{symbol}"] = str(mark)
         meta_rows.update(meta_values or {})
+        conflict_rows = [(
+            c["trade_id"], c["reason"], json.dumps(c["received"], sort_keys=True),
+            None if c.get("settled") is None else json.dumps(c["settled"], sort_keys=True),
+        ) for c in conflicts]  # fmt: skip
         try:
-            self._commit(trade_rows, change_rows, ledger, touched, changes, meta_rows)
+            self._commit(trade_rows, change_rows, ledger, touched, changes, meta_rows,
+                         conflict_rows)  # fmt: skip
         except BaseException:
             self._known_accounts = self._known_positions = None  # re-read after a failure
             raise
 
     def _commit(
         self, trade_rows: list, change_rows: list, ledger: Ledger, touched: Iterable[str],
-        changes: list[Change], meta_rows: dict[str, str],
+        changes: list[Change], meta_rows: dict[str, str], conflict_rows: list | None = None,
     ) -> None:  # fmt: skip
         with self.engine.begin() as conn:
             if trade_rows:
                 self._insert(conn, trades_table, _TRADE_COLS, trade_rows)
+            if conflict_rows:
+                self._insert(conn, conflicts_table, ("trade_id", "reason", "received",
+                                                     "settled"), conflict_rows)  # fmt: skip
             if change_rows:
                 self._insert(conn, changes_table, _CHANGE_COLS, change_rows)
             self._write_accounts(conn, ledger, set(touched) | {c.account for c in changes})
@@ -312,6 +337,33 @@ class Store:
         )  # fmt: skip
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+    def trades_by_id(self, trade_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The settled trades with these ids (absent ids are simply missing)."""
+        t = trades_table
+        out: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(trade_ids), 500):
+                q = select(t).where(t.c.trade_id.in_(trade_ids[i : i + 500]))
+                for r in conn.execute(q).mappings():
+                    out[r["trade_id"]] = dict(r)
+        return out
+
+    def conflict_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(conflicts_table)).scalar())
+
+    def conflicts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest refused conflicting trades, newest first."""
+        c = conflicts_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c).order_by(c.c.id.desc()).limit(limit)).mappings()
+            return [
+                {"trade_id": r["trade_id"], "reason": r["reason"],
+                 "received": json.loads(r["received"]),
+                 "settled": None if r["settled"] is None else json.loads(r["settled"])}
+                for r in rows
+            ]  # fmt: skip
 
     def dump(self) -> dict[str, list[tuple]]:
         """Every table's rows, sorted (for tests comparing two databases)."""

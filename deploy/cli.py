@@ -258,6 +258,7 @@ def accounts(
     from clearing.client import ClearingError, request_sync
     from clearing.protocol import ListAccounts
     from deploy.leaderboard import by_strategy, rank, tables
+    from exchange.protocol import TRADE_EPOCH_BITS
 
     settings = _settings(data_dir)
     endpoint = settings.clearing
@@ -276,10 +277,17 @@ def accounts(
         return
     from rich.console import Console
 
+    settled = reply.settled_through
+    epoch, n = settled >> TRADE_EPOCH_BITS, settled & ((1 << TRADE_EPOCH_BITS) - 1)
+    where = f"{n:,} of exchange epoch {epoch}" if epoch else f"{n:,}"
     console = Console()
     for table in tables(rows, market, top):
         console.print(table)
-    typer.echo(f"{len(rows):,} accounts, settled through trade {reply.settled_through:,}")
+    typer.echo(f"{len(rows):,} accounts, settled through trade {where}")
+    if reply.trade_conflicts:
+        typer.echo(f"ALERT: {reply.trade_conflicts:,} trades refused: their id already named "
+                   "another settled trade (see clearing's trade_conflicts table and its error "
+                   "log)", err=True)  # fmt: skip
 
 
 @app.command("open-account")

@@ -54,7 +54,19 @@ from exchange.constants import (
 from exchange.events import ACCEPTED, BOOK, CANCELLED, REJECTED, REPLACED, STATUS, TRADE
 from exchange.symbols import SymbolSpec
 
-__all__ = ["Engine", "Market"]
+__all__ = ["EPOCH_BITS", "Engine", "Market", "trade_epoch"]
+
+EPOCH_BITS = 32
+"""Trade ids are ``epoch << EPOCH_BITS | n``: `n` counts from 1 within an incarnation of the
+exchange (an epoch), so an exchange that restarts into a new epoch can never issue an id that
+an earlier incarnation already published, even if its journal lost its tail. Epoch 0 (the
+default, and the simulator's) gives the plain ids 1, 2, 3 ..."""
+_MAX_EPOCH = 2**31 - 1  # ids stay within the signed 64-bit range of the wire
+
+
+def trade_epoch(trade_id: int) -> int:
+    """The epoch (exchange incarnation) a trade id was issued in."""
+    return trade_id >> EPOCH_BITS
 
 _NO_BAND = (1, 2**62)
 _NEVER = 2**63  # a wake-up time that never comes
@@ -147,6 +159,25 @@ class Engine:
     @property
     def symbols(self) -> list[str]:
         return list(self._markets)
+
+    @property
+    def last_trade_id(self) -> int:
+        return self._trade_id
+
+    @property
+    def epoch(self) -> int:
+        return self._trade_id >> EPOCH_BITS
+
+    def start_epoch(self, epoch: int) -> None:
+        """Issue trade ids of `epoch` from now on (``epoch << EPOCH_BITS | 1`` next).
+
+        Epochs only move forward: an earlier epoch's ids may already be published.
+        """
+        if epoch.__class__ is not int or not 0 <= epoch <= _MAX_EPOCH:
+            raise ValueError(f"epoch must be an int in 0..{_MAX_EPOCH}, not {epoch!r}")
+        if epoch < self.epoch or (epoch == self.epoch and self._trade_id & ((1 << EPOCH_BITS) - 1)):
+            raise ValueError(f"epoch {epoch} is not after the current epoch {self.epoch}")
+        self._trade_id = epoch << EPOCH_BITS
 
     def market(self, symbol: str) -> Market:
         return self._markets[symbol]
@@ -312,8 +343,14 @@ class Engine:
         order_id: int | None = None,
         client_order_id: Any = None,
         ts: int = 0,
+        symbol: str | None = None,
     ) -> list[tuple]:
-        """Cancel one open order by engine id or by the client order id it was entered with."""
+        """Cancel one open order by engine id or by the client order id it was entered with.
+
+        With `symbol`, the order must be in that symbol: a cancel naming another symbol is
+        refused (``symbol_mismatch``, told to the order's owner only) rather than cancelling
+        an order the sender did not describe.
+        """
         orders = self._orders
         try:
             if order_id is None and client_order_id is not None:
@@ -334,6 +371,11 @@ class Engine:
         if order.account != account:
             self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # NOT_OWNER
             return out
+        if symbol is not None and symbol != order.symbol:
+            return self._reject(
+                out, order.symbol, order.order_id, order.client_order_id, account, "cancel",
+                R.SYMBOL_MISMATCH, ts,
+            )  # fmt: skip
         m = self._markets[order.symbol]
         if ts >= m.wakeup:
             self._wake(m, ts, out)
@@ -387,8 +429,11 @@ class Engine:
         order_id: int | None = None,
         client_order_id: Any = None,
         ts: int = 0,
+        symbol: str | None = None,
     ) -> list[tuple]:
         """Amend an open order's total quantity and/or price (None keeps the price).
+
+        With `symbol`, the order must be in that symbol (else ``symbol_mismatch``).
 
         A pure quantity decrease keeps time priority; a price change or a quantity increase
         re-queues the order at the back of its (new) level, and a reprice that crosses the
@@ -398,6 +443,11 @@ class Engine:
         order = self._lookup(out, "replace", account, order_id, client_order_id, ts)
         if order is None:
             return out
+        if symbol is not None and symbol != order.symbol:
+            return self._reject(
+                out, order.symbol, order.order_id, order.client_order_id, account, "replace",
+                R.SYMBOL_MISMATCH, ts,
+            )  # fmt: skip
         m = self._markets[order.symbol]
         if ts >= m.wakeup:
             self._wake(m, ts, out)

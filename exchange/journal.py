@@ -21,6 +21,7 @@ import os
 import struct
 import zlib
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ class Journal:
         self.fsync = fsync
         self.dropped_bytes = 0  # size of a torn tail removed on open
         self.records = 0
-        # File offset of every trade record, by trade id - 1: the replay service seeks here.
+        # Every trade record's id and file offset, in journal order (ids only increase, but
+        # are not contiguous across exchange epochs): the replay service bisects and seeks.
+        self.trade_ids = array("q")
         self.trade_offsets = array("q")
         self._valid_end = self._scan()
         self._file = open(self.path, "ab")  # noqa: SIM115 (lives as long as the journal)
@@ -67,6 +70,7 @@ class Journal:
             end = offset
             self.records += 1
             if kind == TRADE_RECORD:
+                self.trade_ids.append(_record[1])
                 self.trade_offsets.append(offset)
         end = self._end_of_good
         size = self.path.stat().st_size
@@ -118,14 +122,24 @@ class Journal:
         for _offset, record, _kind in self._iter_raw(0):
             yield record
 
+    @property
+    def last_trade_id(self) -> int:
+        """The newest trade id journalled (0: none)."""
+        return self.trade_ids[-1] if self.trade_ids else 0
+
     def trades_from(self, trade_id: int, max_count: int) -> list[list[Any]]:
-        """Up to `max_count` trade records starting at `trade_id` (1-based, contiguous)."""
-        if trade_id < 1 or trade_id > len(self.trade_offsets):
+        """Up to `max_count` trade records, the first with the smallest id >= `trade_id`.
+
+        Nothing journalled between `trade_id` and the first record returned is left out, so a
+        reader that asked from its last id + 1 may treat the first record as its successor.
+        """
+        index = bisect_left(self.trade_ids, trade_id)
+        if index >= len(self.trade_ids):
             return []
         self.commit()
         out: list[list[Any]] = []
         with open(self.path, "rb") as f:
-            f.seek(self.trade_offsets[trade_id - 1])
+            f.seek(self.trade_offsets[index])
             unpacker_data = f.read(min(_MAX_RECORD, 512 * max_count + 4096))
         pos = 0
         while len(out) < max_count and pos + _HEADER.size <= len(unpacker_data):
@@ -144,6 +158,7 @@ class Journal:
         """Buffer one record; it is durable once `commit` returns."""
         body = self._packer.pack(record)
         if record[0] == TRADE_RECORD:
+            self.trade_ids.append(record[1])
             self.trade_offsets.append(self._offset + len(self._buffer))
         self._buffer += _HEADER.pack(len(body), zlib.crc32(body))
         self._buffer += body

@@ -13,6 +13,7 @@ The other direction, a decoded request to an engine call, is ``execute``.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,11 @@ def execute(engine: Engine, msg: Request, ts: int, account: Any = None) -> list[
             msg.client_order_id, msg.time_in_force, ts, msg.post_only, msg.stp,
         )  # fmt: skip
     if isinstance(msg, CancelOrder):
-        return engine.cancel(acct, msg.order_id, msg.orig_client_order_id, ts)
+        return engine.cancel(acct, msg.order_id, msg.orig_client_order_id, ts, msg.symbol)
     if isinstance(msg, ReplaceOrder):
-        return engine.replace(acct, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts)
+        return engine.replace(
+            acct, msg.qty, msg.price, msg.order_id, msg.orig_client_order_id, ts, msg.symbol
+        )
     if isinstance(msg, MassCancel):
         return engine.mass_cancel(acct, msg.symbol, ts)
     raise TypeError(f"not an order-entry request: {type(msg).__name__}")
@@ -176,10 +179,27 @@ class _OrderState:
 
 
 class Reporter:
-    """Turns engine events into execution reports, public market data and the drop copy."""
+    """Turns engine events into execution reports, public market data and the drop copy.
 
-    def __init__(self) -> None:
+    The exchange process also asks it to remember, so that nothing a client missed is lost:
+
+    * `resend_window` > 0: every execution report it makes is stamped with its account's
+      ``account_seq`` (1, 2, 3 ... per account, the same numbers again when the journal is
+      replayed), and the last `resend_window` reports of each account are kept for a
+      `ResendRequest` (`resend`);
+    * `tape_window` > 0: the last `tape_window` public trades of each symbol are kept, with the
+      stream sequence number the feed stamped on them, for a `TapeRequest` (`tape`).
+
+    Both are state of this object (rebuilt by a journal replay), off by default (the simulator).
+    """
+
+    def __init__(self, resend_window: int = 0, tape_window: int = 0) -> None:
         self._orders: dict[int, _OrderState] = {}
+        self.resend_window = resend_window
+        self.tape_window = tape_window
+        self.account_seqs: dict[str, int] = {}  # account -> last account_seq issued
+        self._sent: dict[str, deque[dict[str, Any]]] = {}  # account -> its last reports
+        self._tape: dict[str, deque[dict[str, Any]]] = {}  # symbol -> its last public trades
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -239,7 +259,57 @@ class Reporter:
                 })  # fmt: skip
             elif kind == REJECTED:
                 self._reject(ev, request, box)
+        if self.resend_window and box.private:
+            self._sequence(box.private)
         return box
+
+    # ------------------------------------------------------------------ remembering
+    def _sequence(self, private: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Stamp each execution report with its account's next sequence number and keep it."""
+        seqs, sent = self.account_seqs, self._sent
+        for _owner, report in private:
+            if report["type"] == "execution_report":
+                account = report["account"]
+                try:
+                    kept = sent[account]
+                except KeyError:
+                    kept = sent[account] = deque(maxlen=self.resend_window)
+                report["account_seq"] = seqs[account] = seqs.get(account, 0) + 1
+                kept.append(report)
+
+    def _keep_print(self, symbol: str, msg: dict[str, Any]) -> None:
+        # Kept by reference: the feed stamps the print's stream `seq` on this very dict.
+        try:
+            self._tape[symbol].append(msg)
+        except KeyError:
+            self._tape[symbol] = deque((msg,), maxlen=self.tape_window)
+
+    def resend(
+        self, account: str, from_seq: int, max_count: int
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(reports with ``account_seq >= from_seq``, at most `max_count`; the account's last
+        sequence number; the oldest one still kept, 0 if none)."""
+        last = self.account_seqs.get(account, 0)
+        kept = self._sent.get(account)
+        if not kept:
+            return [], last, 0
+        first = kept[0]["account_seq"]
+        start = max(from_seq - first, 0)
+        out = [kept[i] for i in range(start, min(len(kept), start + max_count))]
+        return out, last, first
+
+    def tape(
+        self, symbol: str, from_seq: int, max_count: int
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(public trades of `symbol` with stream ``seq >= from_seq``, at most `max_count`; the
+        stream's last seq known here; the oldest seq still kept, 0 if none)."""
+        kept = self._tape.get(symbol)
+        if not kept:
+            return [], 0, 0
+        first, last = kept[0]["seq"], kept[-1]["seq"]
+        start = max(from_seq - first, 0)
+        out = [kept[i] for i in range(start, min(len(kept), start + max_count))]
+        return out, last, first
 
     # One event each, for a caller that knows the event's kind (the simulator's commonest
     # path: an order accepted to rest, or cancelled); `translate_raw` uses them too.
@@ -264,10 +334,13 @@ class Reporter:
         (_, seq, symbol, trade_id, price, qty, aggressor, buy_oid, buy_acct, buy_leaves,
          sell_oid, sell_acct, sell_leaves, ts) = ev  # fmt: skip
         if market_data:
-            box.public.append({
+            tape = {
                 "type": "trade", "v": 1, "ts": ts, "symbol": symbol, "trade_id": trade_id,
                 "seq": seq, "price": price, "qty": qty, "aggressor_side": aggressor,
-            })  # fmt: skip
+            }  # fmt: skip
+            box.public.append(tape)
+            if self.tape_window:
+                self._keep_print(symbol, tape)
             box.drop_copy.append({
                 "type": "trade_capture", "v": 1, "ts": ts, "trade_id": trade_id, "seq": seq,
                 "symbol": symbol, "price": price, "qty": qty, "buy_account": _account(buy_acct),
@@ -342,8 +415,14 @@ def reject_raw(
         ),
         "order_id": order_id or getattr(request, "order_id", None),
         "symbol": symbol or getattr(request, "symbol", None), "account": _account(account),
-        "response_to": kind, "reject_reason": reason, "text": reason,
+        "response_to": kind, "reject_reason": reason, "text": _reject_text(reason, request, symbol),
     }  # fmt: skip
+
+
+def _reject_text(reason: str, request: Request | None, symbol: str | None) -> str:
+    if reason == "symbol_mismatch" and request is not None and symbol:
+        return f"symbol_mismatch: the order is in {symbol}, not {getattr(request, 'symbol', '?')}"
+    return reason
 
 
 _REQUEST_KINDS: dict[type, str] = {

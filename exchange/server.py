@@ -10,9 +10,16 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 * feed, PUB: ``[topic, batch]`` frames, topic ``"{symbol}|{channel}"``; each message carries its
   stream's contiguous `seq` (see `exchange.feed`). Heartbeats on ``*|heartbeat``.
 * snapshot, ROUTER: `SnapshotRequest` -> `BookSnapshot` (valid at the `book` stream's seq),
-  `TradeReplayRequest` -> `TradeReplay` pages read from the journal.
+  `TradeReplayRequest` -> `TradeReplay` pages read from the journal (clearing's, with its
+  token), `TapeRequest` -> `TapeReplay`, the public trade tape of a symbol by stream seq (open
+  to anyone: no accounts, no order ids).
 * drop copy, PUB: ``[b"trades", batch of TradeCapture]`` for clearing; `trade_id` is contiguous
-  from 1, heartbeats carry the last trade id so a subscriber notices a lost tail.
+  within an epoch (every start of the process is a new one, `exchange.epoch`), heartbeats carry
+  the last trade id so a subscriber notices a lost tail.
+
+Every execution report carries its account's ``account_seq``; a client that logs on again asks
+for what it missed with a `ResendRequest` (answered from the reporter's window, which a journal
+replay rebuilds).
 
 The loop drains each readable socket with non-blocking receives, runs the whole batch through
 the engine, commits the journal once, then sends every reply and feed frame: one write and a
@@ -42,6 +49,7 @@ from prometheus_client import CollectorRegistry, Histogram, Metric, start_http_s
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exchange.engine import Engine
+from exchange.epoch import advance_epoch, epoch_path
 from exchange.feed import GOODBYE_TOPIC, HEARTBEAT_TOPIC, FeedState
 from exchange.journal import TRADE_RECORD, Journal
 from exchange.protocol import (
@@ -52,7 +60,9 @@ from exchange.protocol import (
     OpenOrdersRequest,
     ProtocolError,
     ReplaceOrder,
+    ResendRequest,
     SnapshotRequest,
+    TapeRequest,
     TradeReplayRequest,
     decode,
     decode_batch,
@@ -99,6 +109,9 @@ def load_risk_plugin(settings: ExchangeSettings, engine: Engine) -> RiskPlugin:
     )  # fmt: skip
 
 _CHUNK = 256  # messages per outgoing batch frame (well under the size and count limits)
+# Execution reports are ~300 bytes (up to ~600 with long ids): 256 of them would pass the
+# 64 KiB a client decodes, and the whole frame would be lost to it. 96 stay well under.
+_PRIVATE_CHUNK = 96
 _FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
@@ -181,7 +194,7 @@ class ExchangeServer:
         self._replay_token = s.replay_token or (
             s.resolve_clearing_token() if s.clearing else ""
         )
-        self.reporter = Reporter()
+        self.reporter = Reporter(resend_window=s.resend_window, tape_window=s.tape_window)
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
         self.journal = Journal(s.journal_path, fsync=s.fsync)
         self.metrics = _Metrics()
@@ -200,6 +213,19 @@ class ExchangeServer:
         self._drop: list[dict] = []
         self._packer = msgpack.Packer(use_bin_type=True)
         self._replay_journal()
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        """A new incarnation: claim the next epoch (durably, before any order is taken), so
+        no trade id an earlier incarnation published can be issued again (`exchange.epoch`)."""
+        engine = self.engine
+        epoch = advance_epoch(
+            epoch_path(self.journal.path), engine.epoch if self.journal.records else -1
+        )
+        engine.start_epoch(epoch)
+        self.journal.append(["E", epoch])
+        self.journal.commit()
+        log.info("exchange_epoch", epoch=epoch, last_trade_id=self.journal.last_trade_id)
 
     # ------------------------------------------------------------------ recovery
     def _replay_journal(self) -> None:
@@ -211,6 +237,9 @@ class ExchangeServer:
         for record in self.journal.replay():
             kind = record[0]
             if kind == TRADE_RECORD:
+                continue
+            if kind == "E":  # an incarnation started here: its trade ids were of this epoch
+                engine.start_epoch(record[1])
                 continue
             if kind == "B":
                 feed.restore_bar_seq(record[1], record[2])
@@ -227,7 +256,7 @@ class ExchangeServer:
         self.feed._bars.clear()  # bars restart with the next trade (a cut bar is not re-sent)
         if n:
             log.info(
-                "journal_replayed", commands=n, trades=len(self.journal.trade_offsets),
+                "journal_replayed", commands=n, trades=len(self.journal.trade_ids),
                 open_orders=len(self.engine._orders),
             )  # fmt: skip
 
@@ -292,7 +321,7 @@ class ExchangeServer:
             for sock in (gateway, snapshot, feed, drop):
                 sock.close()
             ctx.term()
-            log.info("exchange_stopped", trades=len(self.journal.trade_offsets))
+            log.info("exchange_stopped", last_trade_id=self.journal.last_trade_id)
 
     def clock(self) -> int:
         """Wall-clock nanoseconds, never going backwards (the engine's windows need that,
@@ -389,7 +418,7 @@ class ExchangeServer:
         session.last = now
         if tokens < 1.0:
             session.tokens = tokens
-            if kind == "open_orders_request":
+            if kind == "open_orders_request" or kind == "resend_request":
                 self._protocol_reject(identity, "rate_limited", "too many requests", kind, ts)
             else:
                 self._reply(identity, reject_raw(msg, "rate_limited", session.account, ts))
@@ -418,6 +447,8 @@ class ExchangeServer:
                 })  # fmt: skip
         elif kind == "open_orders_request":
             self._reply(identity, self._open_orders(account, msg, ts))
+        elif kind == "resend_request":
+            self._resend(identity, account, msg, ts)
         else:
             self._protocol_reject(
                 identity, "unexpected_message", f"{kind} is not an order-entry request", kind, ts
@@ -479,6 +510,7 @@ class ExchangeServer:
         self._reply(identity, {
             "type": "logon_reply", "v": 1, "ts": ts, "account": msg.account, "accepted": True,
             "symbols": self._symbols,
+            "account_seq": self.reporter.account_seqs.get(msg.account, 0),
         })  # fmt: skip
 
     def _open_orders(self, account: str, msg: OpenOrdersRequest, ts: int) -> dict:
@@ -495,6 +527,18 @@ class ExchangeServer:
             "type": "open_orders", "v": 1, "ts": ts, "request_id": msg.request_id,
             "orders": infos,
         }  # fmt: skip
+
+    def _resend(self, identity: bytes, account: str, msg: ResendRequest, ts: int) -> None:
+        """Send again the account's reports from `msg.from_seq` (what a reconnecting client
+        missed), then where they ended; from the reporter's window (rebuilt on replay)."""
+        reports, last, first = self.reporter.resend(account, msg.from_seq, msg.max_count)
+        self._private[identity].extend(reports)
+        nxt = reports[-1]["account_seq"] + 1 if reports else max(msg.from_seq, first, 1)
+        self._reply(identity, {
+            "type": "resend_reply", "v": 1, "ts": ts, "request_id": msg.request_id,
+            "from_seq": msg.from_seq, "next_seq": nxt, "last_seq": last, "first_seq": first,
+            "complete": first == 0 or msg.from_seq >= first,
+        })  # fmt: skip
 
     def _protocol_reject(
         self, identity: bytes, reason: str, text: str, ref_type: str | None, ts: int
@@ -551,7 +595,7 @@ class ExchangeServer:
         for topic, seq in self.feed.seqs.items():
             hb = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": seq}])
             _send(self._feed, [topic.encode(), hb])
-        last_trade = len(self.journal.trade_offsets)
+        last_trade = self.journal.last_trade_id
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": last_trade}])
         _send(self._dropsock, [b"heartbeat", beat])
 
@@ -614,11 +658,25 @@ class ExchangeServer:
                 trades.append(record[2])
             return {
                 "type": "trade_replay", "v": 1, "ts": ts, "trades": trades,
-                "end_trade_id": len(self.journal.trade_offsets),
+                "end_trade_id": self.journal.last_trade_id,
             }  # fmt: skip
+        if isinstance(msg, TapeRequest):
+            return self._tape_reply(msg, ts)
         return _protocol_reject(
             "unexpected_message", f"{msg.type} is not a snapshot-service request", msg.type, ts
         )
+
+    def _tape_reply(self, msg: TapeRequest, ts: int) -> dict:
+        """The public trade tape of one symbol from a stream seq: open to anyone (public
+        fields only), so a subscriber fills a gap or the prints it lost across a restart."""
+        if msg.symbol not in self._symbols:
+            return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
+        trades, last, first = self.reporter.tape(msg.symbol, msg.from_seq, msg.max_count)
+        return {
+            "type": "tape_replay", "v": 1, "ts": ts, "symbol": msg.symbol,
+            "from_seq": msg.from_seq, "trades": trades, "last_seq": last, "first_seq": first,
+            "complete": first == 0 or msg.from_seq >= first,
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ sending
     def _flush(self) -> None:
@@ -629,8 +687,8 @@ class ExchangeServer:
         if private:
             gw = self._gw
             for identity, msgs in private.items():
-                for i in range(0, len(msgs), _CHUNK):
-                    _send(gw, [identity, packb(msgs[i : i + _CHUNK])])
+                for i in range(0, len(msgs), _PRIVATE_CHUNK):
+                    _send(gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])])
             private.clear()
         if public:
             feed = self._feed
@@ -681,9 +739,9 @@ def _run_record(engine: Engine, r: list[Any]) -> list[tuple]:
     if kind == "N":
         return engine.submit(r[4], r[5], r[6], r[7], r[8], r[2], r[3], r[9], r[1], r[10], r[11])
     if kind == "X":
-        return engine.cancel(r[2], r[5], r[6], r[1])
+        return engine.cancel(r[2], r[5], r[6], r[1], r[4])
     if kind == "R":
-        return engine.replace(r[2], r[7], r[8], r[5], r[6], r[1])
+        return engine.replace(r[2], r[7], r[8], r[5], r[6], r[1], r[4])
     if kind == "M":
         return engine.mass_cancel(r[2], r[4], r[1])
     if kind == "A":

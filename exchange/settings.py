@@ -81,6 +81,14 @@ class ExchangeSettings(BaseSettings):
     bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
     feed_hwm: int = Field(100_000, gt=0, description="PUB send high-water mark per subscriber")
     feed_sndbuf: int = Field(0, ge=0, description="kernel send buffer per feed socket; 0 = OS")
+    resend_window: int = Field(
+        256, ge=0,
+        description="execution reports kept per account for resend requests (~0.7 kB each; "
+        "0: reports are not numbered and clients cannot recover missed ones)",
+    )
+    tape_window: int = Field(
+        10_000, ge=0, description="public trades kept per symbol for tape requests (0: none)"
+    )
     clearing: OptionalEndpoint = Field(
         "",
         description="the clearing house's account API (e.g. tcp://127.0.0.1:5559); when set, "

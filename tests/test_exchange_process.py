@@ -13,6 +13,7 @@ import zmq
 from wire import FeedSubscriber, SnapshotClient, WireClient, apply_deltas, book_of
 
 from deploy.launch import Proc, start_exchange
+from exchange.journal import Journal
 from exchange.protocol import (
     CancelOrder,
     Heartbeat,
@@ -370,17 +371,21 @@ def test_torn_journal_tail_is_dropped_cleanly(tmp_path: Path, ctx: zmq.Context) 
     c.wait_for_order("a", "new")
     proc.stop()
     journal = data / "exchange.journal"
-    size = journal.stat().st_size
+    original = journal.read_bytes()
     with open(journal, "ab") as f:
         f.write(b"\x40\x00\x00\x00\x12\x34")  # a record header promising 64 bytes, cut short
     again = start_exchange(data)
     try:
-        assert journal.stat().st_size == size
         snaps = SnapshotClient(ctx, again.ready["snapshot"])
         assert snaps.snapshot("AGR").bids == [(9_900, 1, 1)]
     finally:
         err = again.stop()
     assert "journal_torn_tail_dropped" in err
+    # The torn bytes are gone; what follows the good records is the new start's epoch record.
+    after = journal.read_bytes()
+    assert after.startswith(original)
+    records = list(Journal(journal).replay())
+    assert records[-1] == ["E", 1] and records.count(["E", 1]) == 1
 
 
 # ------------------------------------------------------------------------------ hardening

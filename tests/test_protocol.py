@@ -44,7 +44,11 @@ from exchange.protocol import (
     ProtocolError,
     ProtocolReject,
     ReplaceOrder,
+    ResendReply,
+    ResendRequest,
     SnapshotRequest,
+    TapeReplay,
+    TapeRequest,
     TopOfBook,
     Trade,
     TradeCapture,
@@ -342,6 +346,22 @@ trade_replays = st.builds(
     ts=timestamps,
 )
 
+resend_requests = st.builds(
+    ResendRequest, request_id=ids, from_seq=positive, max_count=st.integers(1, 100),
+    ts=timestamps,
+)  # fmt: skip
+resend_replies = st.builds(
+    ResendReply, request_id=ids, from_seq=positive, next_seq=positive, last_seq=non_negative,
+    first_seq=non_negative, complete=st.booleans(), ts=timestamps,
+)  # fmt: skip
+tape_requests = st.builds(
+    TapeRequest, symbol=symbols, from_seq=positive, max_count=st.integers(1, 300), ts=timestamps
+)
+tape_replays = st.builds(
+    TapeReplay, symbol=symbols, from_seq=positive, trades=st.lists(trades, max_size=5),
+    last_seq=non_negative, first_seq=non_negative, complete=st.booleans(), ts=timestamps,
+)  # fmt: skip
+
 
 @st.composite
 def bars(draw: st.DrawFn) -> Bar:
@@ -394,6 +414,10 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "snapshot_request": snapshot_requests,
     "trade_replay_request": trade_replay_requests,
     "trade_replay": trade_replays,
+    "resend_request": resend_requests,
+    "resend_reply": resend_replies,
+    "tape_request": tape_requests,
+    "tape_replay": tape_replays,
     "bar": bars(),
     "mass_cancel_report": mass_cancel_reports,
     "goodbye": goodbyes,
@@ -1043,3 +1067,134 @@ def test_trade_replay_elements_come_back_as_captures() -> None:
 def test_service_request_bounds(model: type[BaseModel], fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         model.model_validate(fields)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy integers are integers; numpy floats and bools are not
+# --------------------------------------------------------------------------------------------
+
+np = pytest.importorskip("numpy")
+
+NUMPY_INTS = [np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8]
+
+
+@pytest.mark.parametrize("kind", NUMPY_INTS, ids=lambda k: k.__name__)
+def test_numpy_integers_are_taken_as_ints(kind: Any) -> None:
+    order = NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                     qty=kind(7), price=kind(100))  # fmt: skip
+    assert (order.qty, order.price) == (7, 100)
+    assert type(order.qty) is int and type(order.price) is int
+    back = decode(encode(order))
+    assert back == order and type(back.qty) is int
+    replace = ReplaceOrder(client_order_id="r1", symbol="ACME", order_id=kind(3), qty=kind(9),
+                           price=kind(101))  # fmt: skip
+    assert (replace.order_id, replace.qty, replace.price) == (3, 9, 101)
+    cancel = CancelOrder(client_order_id="x1", symbol="ACME", order_id=kind(3))
+    assert cancel.order_id == 3 and type(cancel.order_id) is int
+    validated = NewOrder.model_validate(limit_order(qty=kind(7), price=kind(100)))
+    assert (validated.qty, validated.price) == (7, 100) and type(validated.qty) is int
+
+
+@pytest.mark.parametrize(
+    "bad", [np.float64(5.0), np.float32(5.0), np.bool_(True), True, 5.0, "5"],
+    ids=lambda b: type(b).__name__,
+)
+def test_numpy_floats_and_bools_are_still_refused(bad: Any) -> None:
+    with pytest.raises(ValidationError, match="qty") as info:
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit", qty=bad,
+                 price=100)  # fmt: skip
+    assert "valid integer" in str(info.value)
+    with pytest.raises(ValidationError, match="price"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit", qty=5,
+                 price=bad)  # fmt: skip
+    with pytest.raises(InvalidMessage, match="qty"):  # on the wire too (msgpack packs floats)
+        decode(packed(limit_order(qty=float(bad)) if not isinstance(bad, str) else
+                      limit_order(qty=bad)))  # fmt: skip
+
+
+def test_numpy_integer_bounds_still_apply() -> None:
+    with pytest.raises(ValidationError, match="qty"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                 qty=np.int64(0), price=100)  # fmt: skip
+    with pytest.raises(ValidationError, match="qty"):
+        NewOrder(client_order_id="c1", symbol="ACME", side="buy", order_type="limit",
+                 qty=np.uint64(2**64 - 1), price=100)  # fmt: skip
+
+
+def test_trade_epoch_bits_match_the_engine() -> None:
+    from exchange.engine import EPOCH_BITS
+    from exchange.protocol import TRADE_EPOCH_BITS
+
+    assert EPOCH_BITS == TRADE_EPOCH_BITS
+
+
+# --------------------------------------------------------------------------------------------
+# A cancel or replace names its order's symbol
+# --------------------------------------------------------------------------------------------
+
+
+def _two_symbol_engine() -> Any:
+    from exchange.engine import Engine
+    from exchange.symbols import SymbolSpec
+
+    engine = Engine([SymbolSpec(symbol="S"), SymbolSpec(symbol="T")])
+    [acc, *_] = engine.submit("S", "buy", "limit", 5, 9_990, "alice", "a1", "GTC", 1)
+    return engine, acc[3]
+
+
+@pytest.mark.parametrize("by", ["order_id", "client_order_id"])
+def test_cancel_or_replace_naming_another_symbol_is_refused(by: str) -> None:
+    from exchange.reports import Reporter, execute
+
+    engine, oid = _two_symbol_engine()
+    target: dict[str, Any] = {"order_id": oid} if by == "order_id" else {
+        "orig_client_order_id": "a1"}  # fmt: skip
+    reporter = Reporter()
+    reporter.translate_raw(engine.submit("T", "sell", "limit", 1, 10_100, "bob", "b1", "GTC", 2))
+    for msg in (CancelOrder(client_order_id="x1", symbol="T", **target),
+                ReplaceOrder(client_order_id="r1", symbol="T", qty=9, **target)):  # fmt: skip
+        events = execute(engine, msg, 3, "alice")
+        assert [(e[0], e[7]) for e in events] == [("rejected", "symbol_mismatch")]
+        [(_owner, reject)] = reporter.translate_raw(events, msg).private
+        assert reject["reject_reason"] == "symbol_mismatch"
+        assert reject["text"] == "symbol_mismatch: the order is in S, not T"
+        assert CancelReject.model_validate(reject).symbol == "S"
+    assert engine.order(oid).leaves == 5  # untouched
+    assert engine.depth("S") == ([(9_990, 5, 1)], [])
+    # someone else naming it (any symbol) hears nothing about it: not a symbol_mismatch
+    for symbol in ("S", "T"):
+        events = execute(engine, CancelOrder(client_order_id="x2", symbol=symbol, **target),
+                         4, "mallory")  # fmt: skip
+        assert events[0][0] == "rejected" and events[0][7] != "symbol_mismatch"
+    # the right symbol works
+    events = execute(engine, ReplaceOrder(client_order_id="r2", symbol="S", qty=4, **target),
+                     5, "alice")  # fmt: skip
+    assert events[0][0] == "replaced"
+    events = execute(engine, CancelOrder(client_order_id="x3", symbol="S", **target), 6, "alice")
+    assert events[0][0] == "cancelled" and engine.depth("S") == ([], [])
+
+
+def test_the_engine_without_a_symbol_checks_nothing() -> None:
+    engine, oid = _two_symbol_engine()  # (the simulator's calls name no symbol)
+    assert engine.cancel("alice", oid, None, 2)[0][0] == "cancelled"
+
+
+async def test_symbol_mismatch_and_numpy_quantities_on_a_real_exchange(tmp_path: Any) -> None:
+    from agents.client import ExchangeClient
+    from deploy.launch import start_exchange
+
+    np_ = pytest.importorskip("numpy")
+    symbols = '[{"symbol": "AGR"}, {"symbol": "BGR"}]'
+    proc = start_exchange(tmp_path / "ex", AGORA_EXCHANGE_SYMBOLS=symbols)
+    try:
+        async with ExchangeClient("alice", gateway=proc.ready["gateway"]) as alice:
+            ack = await alice.create_order("AGR", "buy", "limit", np_.int64(5), np_.uint16(9_990))
+            assert ack.exec_type == "new" and (ack.qty, ack.price) == (5, 9_990)
+            refused = await alice.cancel_order(ack.order_id, "BGR")
+            assert refused.type == "cancel_reject" and refused.reject_reason == "symbol_mismatch"
+            refused = await alice.edit_order(ack.order_id, "BGR", amount=3)
+            assert refused.type == "cancel_reject" and refused.reject_reason == "symbol_mismatch"
+            done = await alice.cancel_order(ack.order_id, "AGR")
+            assert done.exec_type == "canceled" and done.cancelled_qty == 5
+    finally:
+        proc.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 from test_clearing_process import exchange_trade_count, settled_through
 
 from deploy.launch import Proc, client_env, start_exchange, start_market
+from exchange.engine import EPOCH_BITS
 
 
 async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> None:
@@ -31,8 +32,9 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
         )  # fmt: skip
         before = await exchange_trade_count(ep["snapshot"], market.admin_token)
         runner.wait_log(lambda line: '"session_restored"' in line)
-        # trades made after the restart settle too
-        await settled_through(ep["clearing"], market.admin_token, before + 20)
+        # trades made after the restart (a new epoch: ids from 1 << 32) settle too
+        assert before < 1 << EPOCH_BITS
+        await settled_through(ep["clearing"], market.admin_token, (1 << EPOCH_BITS) + 20)
         runner.stop(signal.SIGINT, timeout=60)
         line = next(x for x in runner.output.splitlines() if x.startswith("AGORA_RESULT "))
         result = json.loads(line[len("AGORA_RESULT ") :])
@@ -43,4 +45,4 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
         market.clearing.stop()
     assert runner.returncode == 0
     assert result["errors"] == 0 and result["mismatches"] == []  # after recovering lost reports
-    assert result["max_trade_id"] >= before + 20
+    assert result["max_trade_id"] >= (1 << EPOCH_BITS) + 20

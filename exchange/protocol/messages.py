@@ -15,6 +15,7 @@ can read every message we can write.
 from __future__ import annotations
 
 from itertools import pairwise
+from numbers import Integral
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
+    "TRADE_EPOCH_BITS",
     "Bar",
     "BookDelta",
     "BookSnapshot",
@@ -42,7 +44,11 @@ __all__ = [
     "OrderInfo",
     "ProtocolReject",
     "ReplaceOrder",
+    "ResendReply",
+    "ResendRequest",
     "SnapshotRequest",
+    "TapeReplay",
+    "TapeRequest",
     "TopOfBook",
     "Trade",
     "TradeCapture",
@@ -51,6 +57,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 1
+
+TRADE_EPOCH_BITS: Final = 32
+"""A trade id is ``epoch << TRADE_EPOCH_BITS | n``: the exchange's incarnation (epoch) and a
+count from 1 within it. Ids only increase; within an epoch they are contiguous, and the first
+trade of a later epoch has ``n == 1`` (what comes between is told by the journal's replay)."""
 
 _I64_MAX: Final = 2**63 - 1
 
@@ -76,6 +87,17 @@ Count = Annotated[int, Field(gt=0, le=_I64_MAX)]  # orders at a price level
 Level = tuple[Price, Qty, Count]  # (price, total qty, number of orders) of one price level
 
 
+def _plain_int(value: Any) -> Any:
+    """A numpy (or any other registered) integer as the int it is; anything else unchanged.
+
+    Strict validation then refuses what is not an integer: floats (numpy's too: np.float64 is
+    a float), bools (np.bool_ is not an `Integral`), strings.
+    """
+    if value.__class__ is int or value.__class__ is bool or not isinstance(value, Integral):
+        return value
+    return int(value)
+
+
 class _Wire(BaseModel):
     """Base of every wire message: the strictness policy lives here and only here."""
 
@@ -83,6 +105,16 @@ class _Wire(BaseModel):
 
     v: int = PROTOCOL_VERSION
     ts: Timestamp = 0
+
+    def __init__(self, /, **data: Any) -> None:
+        # Built in Python (the SDK, a strategy), a quantity is often a numpy integer: take it
+        # as the integer it is. Pydantic calls a custom __init__ from `model_validate` too, so
+        # this covers every way of building a model; on the codec's path (msgpack gives plain
+        # ints and strs) it is one pass of class checks (bench/reports.py: no measurable cost).
+        for key, value in data.items():
+            if value.__class__ is not int and value.__class__ is not str and value is not None:
+                data[key] = _plain_int(value)
+        super().__init__(**data)
 
 
 def _exactly_one_target(order_id: int | None, orig_client_order_id: str | None) -> None:
@@ -208,6 +240,10 @@ class ExecutionReport(_Wire):
     text: Text = ""
     liquidity: Literal["maker", "taker", "auction"] | None = None
     seq: NonNegInt
+    # The report's number among its account's reports (1, 2, 3 ...; 0: not sequenced, e.g. a
+    # gateway's own reject). A client that sees a gap, or logs on again, asks for the missing
+    # ones with a `ResendRequest`.
+    account_seq: NonNegInt = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -419,6 +455,9 @@ class LogonReply(_Wire):
     reason: Reason | None = None
     text: Text = ""
     symbols: list[Symbol] = []  # what this exchange lists
+    # The account's newest `ExecutionReport.account_seq`: a client that saw less missed some
+    # (it asks with a `ResendRequest`); one that saw more talks to an exchange that lost them.
+    account_seq: NonNegInt = 0
 
 
 class OpenOrdersRequest(_Wire):
@@ -481,6 +520,61 @@ class TradeReplay(_Wire):
     type: Literal["trade_replay"] = "trade_replay"
     trades: list[TradeCapture] = []
     end_trade_id: NonNegInt
+
+
+class ResendRequest(_Wire):
+    """Order entry: send again this session account's execution reports from `from_seq` on
+    (FIX ResendRequest, by ``ExecutionReport.account_seq``).
+
+    The reports come as they first did (same `account_seq`, so a client drops those it has),
+    at most `max_count`, then a `ResendReply` says where they ended.
+    """
+
+    type: Literal["resend_request"] = "resend_request"
+    request_id: RequestId
+    from_seq: Id
+    max_count: Annotated[int, Field(gt=0, le=100)] = 100  # (100 reports fit in one frame)
+
+
+class ResendReply(_Wire):
+    """After the reports a `ResendRequest` asked for: `next_seq` is the first not sent (ask
+    again from it while it is <= `last_seq`, the account's newest report). The exchange keeps
+    a window of each account's reports: when `from_seq` is older than `first_seq` (the oldest
+    kept), reports in between are gone (`complete` is False) and the client must reconcile
+    with the clearing house's trade history."""
+
+    type: Literal["resend_reply"] = "resend_reply"
+    request_id: RequestId
+    from_seq: Id
+    next_seq: Id
+    last_seq: NonNegInt
+    first_seq: NonNegInt
+    complete: bool
+
+
+class TapeRequest(_Wire):
+    """Snapshot service, for anyone: the public trades of `symbol` from trades-stream sequence
+    number `from_seq` on (the `seq` of `Trade` on topic ``"{symbol}|trades"``), to fill a gap
+    or catch up after a restart. Public fields only: no accounts, no order ids."""
+
+    type: Literal["tape_request"] = "tape_request"
+    symbol: Symbol
+    from_seq: Id
+    max_count: Annotated[int, Field(gt=0, le=300)] = 300  # (300 prints fit in one frame)
+
+
+class TapeReplay(_Wire):
+    """A page of the public trade tape: `trades` in stream order; `last_seq` is the stream's
+    newest; `first_seq` the oldest the exchange still keeps (0: none); if `from_seq` was older,
+    the prints in between are gone (`complete` False)."""
+
+    type: Literal["tape_replay"] = "tape_replay"
+    symbol: Symbol
+    from_seq: Id
+    trades: list[Trade] = []
+    last_seq: NonNegInt
+    first_seq: NonNegInt
+    complete: bool
 
 
 class Bar(_Wire):
@@ -546,6 +640,10 @@ Message = Annotated[
     | SnapshotRequest
     | TradeReplayRequest
     | TradeReplay
+    | ResendRequest
+    | ResendReply
+    | TapeRequest
+    | TapeReplay
     | Bar
     | MassCancelReport
     | Goodbye,
@@ -577,6 +675,10 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
         SnapshotRequest,
         TradeReplayRequest,
         TradeReplay,
+        ResendRequest,
+        ResendReply,
+        TapeRequest,
+        TapeReplay,
         Bar,
         MassCancelReport,
         Goodbye,
