@@ -24,6 +24,7 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from agents.settings import ClientSettings
 from exchange.protocol import (
@@ -64,7 +65,9 @@ __all__ = [
 RETRYABLE_LOGON = frozenset({"clearing_unavailable"})
 """Logon refusals that mean "try again shortly", not "you may not"."""
 
-PROPAGATING_LOGON = frozenset({"unknown_account", "invalid_token"})
+PROPAGATING_LOGON = frozenset(
+    {"invalid_credentials", "unknown_account", "invalid_token", "logon_throttled"}
+)
 """Refusals retried for `PROPAGATION_S` only: an account opened (or a token issued) a moment
 ago may not have reached the exchange's gate yet; after that they are final."""
 PROPAGATION_S = 2.0
@@ -127,6 +130,7 @@ class ExchangeClient:
         self._ctx = context or zmq.asyncio.Context.instance()
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
         # Waiters per key, oldest first: two requests may wait on the same key (two cancels
         # of one order), and each answer resolves the oldest waiter still outstanding.
         self._pending: dict[tuple, list[asyncio.Future]] = {}
@@ -179,6 +183,7 @@ class ExchangeClient:
         sock.connect(self.gateway)
         self._sock = sock
         self._reader = asyncio.create_task(self._read(), name=f"agora-client-{self.account}")
+        self._watcher = asyncio.create_task(self._watch(sock), name=f"agora-conn-{self.account}")
         fut = self._expect(("logon",))
         await sock.send(encode(Logon(account=self.account, token=self.token)))
         try:
@@ -198,14 +203,42 @@ class ExchangeClient:
         if self.closed:
             return
         self.closed = True
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        for task in (self._reader, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._fail_pending(SessionClosed("client closed"))
         self._reports.put_nowait(_END)
         if self._sock is not None:
             self._sock.close()
+
+    async def _watch(self, sock: zmq.asyncio.Socket) -> None:
+        """Follow the connection under the socket: the exchange binds a session to one TCP
+        connection, so after ZeroMQ reconnects by itself the new connection is not logged on.
+
+        A host that handles lost sessions (`on_lost`) is told, and logs on afresh (it also
+        resyncs what it missed); otherwise the client logs on again on the same socket.
+        Requests waiting when the connection dropped fail: their answers went with it.
+        """
+        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        connected = False
+        try:
+            while True:
+                event = await recv_monitor_message(monitor)
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._fail_pending(SessionClosed("the connection to the exchange dropped"))
+                elif event["event"] == zmq.EVENT_CONNECTED:
+                    if connected:
+                        if self.on_lost is not None:
+                            self.on_lost("reconnected")
+                        else:
+                            await sock.send(encode(Logon(account=self.account, token=self.token)))
+                    connected = True
+        finally:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+            monitor.close(linger=0)
 
     async def __aenter__(self) -> ExchangeClient:
         return await self.connect()
@@ -447,7 +480,11 @@ class ExchangeClient:
         elif kind == "open_orders":
             self._resolve(("open", msg.request_id), msg)
         elif kind == "logon_reply":
-            self._resolve(("logon",), msg)
+            # (unasked: the answer to a log-on again after a reconnect)
+            if not self._resolve(("logon",), msg) and not msg.accepted:
+                self._fail_pending(SessionClosed(f"logon refused: {msg.reason}"))
+                if self.on_lost is not None:
+                    self.on_lost("logon_refused")
         elif kind == "protocol_reject":
             self.protocol_rejects.append(msg)
             if msg.reason == "not_logged_on":

@@ -26,11 +26,13 @@ __all__ = ["compose", "compose_plan", "to_yaml"]
 PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental")
 # No default: `docker compose up` refuses to start until the user sets a secret of their own.
 ADMIN_TOKEN = "${AGORA_ADMIN_TOKEN:?set AGORA_ADMIN_TOKEN to a secret of your own}"
+LINK_SECRET = "${AGORA_LINK_SECRET:?set AGORA_LINK_SECRET to a secret of your own}"
 
 
 def compose_plan() -> Plan:
     return Plan(
         ports=dict(DEFAULT_PORTS), bind="0.0.0.0", data_dir="/app/var", admin_token=ADMIN_TOKEN,
+        link_secret=LINK_SECRET,
         hosts={name: name for name in ("exchange", "clearing", "fundamental")},
     )  # fmt: skip
 
@@ -119,7 +121,7 @@ HEADER = """\
 #
 #   docker compose up                      a full market
 #   docker compose up --scale agents-zi=3  three runners of the zi population
-#   AGORA_ADMIN_TOKEN=... docker compose up   (required: your own admin secret)
+#   AGORA_ADMIN_TOKEN=... AGORA_LINK_SECRET=... docker compose up   (required: your own secrets)
 #   Ports are published on 127.0.0.1; edit them to expose the market to other hosts.
 """
 

@@ -151,7 +151,7 @@ async def test_exchange_refuses_wrong_tokens_foreign_orders_and_unfunded_orders(
         assert resting.exec_type == "new"
         # Alice cannot cancel or amend Bob's order, by exchange id or by his client id.
         by_id = await ca.cancel_order(resting.order_id, "AGR")
-        assert by_id.type == "cancel_reject" and by_id.reject_reason == "not_owner"
+        assert by_id.type == "cancel_reject" and by_id.reject_reason == "unknown_order"
         by_clid = await ca.cancel_order(None, "AGR", client_order_id=resting.client_order_id)
         assert by_clid.type == "cancel_reject"
         amend = await ca.edit_order(resting.order_id, "AGR", amount=1)
