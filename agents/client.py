@@ -481,7 +481,9 @@ class ExchangeClient:
             self._resolve(("open", msg.request_id), msg)
         elif kind == "logon_reply":
             # (unasked: the answer to a log-on again after a reconnect)
-            if not self._resolve(("logon",), msg) and not msg.accepted:
+            if not self._resolve(("logon",), msg) and msg.accepted:
+                self._gone = False  # logged on again after a reconnect
+            elif not msg.accepted:
                 self._fail_pending(SessionClosed(f"logon refused: {msg.reason}"))
                 if self.on_lost is not None:
                     self.on_lost("logon_refused")

@@ -281,6 +281,7 @@ class Market:
     clearing: Proc
     admin_token: str
     endpoints: dict[str, str]
+    link_secret: str = ""  # what the exchange's risk link proves to clearing
 
     def stop(self) -> None:
         self.exchange.stop()
@@ -314,7 +315,7 @@ def start_market(
         raise
     endpoints = dict(exchange.ready)
     endpoints["clearing"] = clearing.ready["api"]
-    return Market(exchange, clearing, token, endpoints)
+    return Market(exchange, clearing, token, endpoints, link)
 
 
 def start_recorder(feed: str, out_dir: Path, **env: str) -> Proc:

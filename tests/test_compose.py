@@ -120,7 +120,8 @@ def test_ports_and_volumes_agree_with_the_settings(
 
 
 def test_compose_matches_what_agora_up_starts(doc: dict[str, Any], tmp_path: Path) -> None:
-    local = services(default_market(), Plan(data_dir=str(tmp_path), admin_token="t", link_secret="t"))
+    plan = Plan(data_dir=str(tmp_path), admin_token="t", link_secret="t")
+    local = services(default_market(), plan)
     assert list(doc["services"]) == [s.name for s in local]
     for svc in local:
         entry = doc["services"][svc.name]

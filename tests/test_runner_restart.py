@@ -22,7 +22,7 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
                    "--param", "mean_interval_ns=50000000", "--json-logs"], env)  # fmt: skip
     exchange = market.exchange
     try:
-        await settled_through(ep["clearing"], market.admin_token, 20)  # trading
+        await settled_through(ep["clearing"], market.link_secret, 20)  # trading
         exchange.kill()  # kill -9: no goodbye
         ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
         exchange = start_exchange(
@@ -32,7 +32,7 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
         before = await exchange_trade_count(ep["snapshot"], market.admin_token)
         runner.wait_log(lambda line: '"session_restored"' in line)
         # trades made after the restart settle too
-        await settled_through(ep["clearing"], market.admin_token, before + 20)
+        await settled_through(ep["clearing"], market.link_secret, before + 20)
         runner.stop(signal.SIGINT, timeout=60)
         line = next(x for x in runner.output.splitlines() if x.startswith("AGORA_RESULT "))
         result = json.loads(line[len("AGORA_RESULT ") :])
