@@ -41,12 +41,13 @@ class ExchangeSettings(BaseSettings):
     )
     symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
     rate_limit: float = Field(
-        20_000.0,
+        2_000.0,
         gt=0,
         description="requests per second allowed per account, over all its connections "
-        "(token bucket)",
+        "(token bucket); well under what the exchange can match, so that one account cannot "
+        "take it all",
     )
-    rate_burst: int = Field(5_000, gt=0, description="token bucket depth")
+    rate_burst: int = Field(2_000, gt=0, description="token bucket depth")
     anonymous_rate_limit: float = Field(
         50.0,
         gt=0,

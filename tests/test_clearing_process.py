@@ -216,7 +216,8 @@ async def test_kill_9_clearing_mid_stream_loses_and_duplicates_nothing(tmp_path:
         assert total > before + 20
         m.clearing = start_clearing(
             tmp_path / "live" / "clearing", m.exchange.ready, api=ep["clearing"],
-            AGORA_CLEARING_ADMIN_TOKEN=m.admin_token, **FEES_ENV,
+            AGORA_CLEARING_ADMIN_TOKEN=m.admin_token, AGORA_CLEARING_LINK_SECRET=m.link_secret,
+            **FEES_ENV,
         )  # fmt: skip
         assert await settled_through(ep["clearing"], m.link_secret, total) == total
         for c in clients:

@@ -28,6 +28,7 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
         exchange = start_exchange(
             tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
             AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
         )  # fmt: skip
         before = await exchange_trade_count(ep["snapshot"], market.admin_token)
         runner.wait_log(lambda line: '"session_restored"' in line)
