@@ -521,21 +521,22 @@ class ExchangeServer:
         session = self._session_of(identity, conn)
         ts = self.clock()
         now = time.monotonic()
-        if session is None:
-            if not self._anonymous_budget(identity, conn, frame, ts, now):
-                return 0
-        elif session.bucket.refill(now) < 1.0:
-            # The account is over its budget already: refuse the frame unread (decoding a
-            # flood is what would cost the other clients their latency).
-            self._protocol_reject(
-                identity, "rate_limited", "the account is over its request rate; the frame "
-                "was not read", "frame", ts,
-            )  # fmt: skip
-            return 1
+        if session is None and not self._anonymous_budget(identity, conn, frame, ts, now):
+            return 0
         payload = frame.bytes
         if not payload:
             self._protocol_reject(identity, "malformed", "an empty frame", None, ts)
             return 1
+        if session is not None:
+            n = _count(payload)
+            if session.bucket.refill(now) < n:
+                # A frame is admitted whole or refused whole, before it is decoded: decoding
+                # a flood only to refuse it is what would cost the other clients their latency.
+                self._protocol_reject(
+                    identity, "rate_limited", f"the frame's {n} requests are over the "
+                    "account's request rate; none was read", "frame", ts,
+                )  # fmt: skip
+                return 1
         try:
             msgs = decode_batch(payload) if payload[0] in _ARRAY_MARKERS else [decode(payload)]
         except ProtocolError as exc:
@@ -919,6 +920,18 @@ def _record(msg: Any, account: str, ts: int) -> list[Any]:
     if isinstance(msg, MassCancel):
         return ["M", ts, account, msg.client_order_id, msg.symbol]
     raise TypeError(f"not a command: {type(msg).__name__}")
+
+
+def _count(payload: bytes) -> int:
+    """How many requests a frame holds, from its msgpack header alone (1 unless a batch)."""
+    head = payload[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == 0xDC and len(payload) >= 3:
+        return int.from_bytes(payload[1:3], "big")
+    if head == 0xDD and len(payload) >= 5:
+        return int.from_bytes(payload[1:5], "big")
+    return 1
 
 
 def changes_state(events: list[tuple]) -> bool:
