@@ -50,7 +50,13 @@ from clearing.settings import ClearingSettings
 from clearing.store import Store
 from exchange.protocol import ProtocolError, TradeReplayRequest, decode_batch
 from exchange.protocol import encode as encode_exchange
-from exchange.protocol.peers import Connection, ConnectionTracker, harden, require_srcfd
+from exchange.protocol.peers import (
+    Connection,
+    ConnectionTracker,
+    TokenBucket,
+    harden,
+    require_srcfd,
+)
 
 __all__ = ["ClearingServer"]
 
@@ -80,6 +86,8 @@ class ClearingServer:
         self._by_conn: dict[Connection, bytes] = {}
         self._peers: ConnectionTracker | None = None
         self.dropped = 0  # frames of an unexpected shape that could not be answered
+        self._fail_accounts: dict[str, TokenBucket] = {}  # failed owner requests, by account
+        self._fail_addresses: dict[str, TokenBucket] = {}  # ... and by source address
         self._holds: dict[str, dict[str, Any]] = {}  # withdrawals waiting for the gate
         self._hold_ids = itertools.count(1)
         self._risk_seq = 0  # RiskState messages sent; each carries its number
@@ -290,6 +298,32 @@ class ClearingServer:
         for subs in self.owner_subscribers.values():
             subs.discard(identity)
 
+    def _throttled(self, account: str, address: str) -> str | None:
+        """Why an owner request is refused unread: its account or address failed too often."""
+        now = time.monotonic()
+        for key, buckets, what in (
+            (account, self._fail_accounts, "for this account"),
+            (address, self._fail_addresses, "from this address"),
+        ):
+            bucket = buckets.get(key)
+            if bucket is not None and bucket.refill(now) < 1.0:
+                return what
+        return None
+
+    def _failed(self, account: str, address: str) -> None:
+        s, now = self.settings, time.monotonic()
+        for key, buckets, rate, burst in (
+            (account, self._fail_accounts, s.auth_failure_rate, s.auth_failure_burst),
+            (address, self._fail_addresses, s.auth_failure_rate * 20, s.auth_failure_burst * 10),
+        ):
+            bucket = buckets.get(key)
+            if bucket is None:
+                if len(buckets) >= _MAX_SUBSCRIBERS * 10:  # forget the ones that refilled
+                    for k in [k for k, b in buckets.items() if b.refill(now) >= b.burst]:
+                        del buckets[k]
+                bucket = buckets[key] = TokenBucket(rate, burst, now)
+            bucket.tokens -= 1.0
+
     def _is_link(self, identity: bytes, conn: Connection) -> bool:
         return identity in self.gates and self._conn_of.get(identity) == conn
 
@@ -335,6 +369,15 @@ class ClearingServer:
             if msg.type == "withdraw" and self.gates:
                 self._start_hold(identity, msg)
                 continue
+            owner = msg.type in _OWNER_REQUESTS
+            if owner:
+                throttled = self._throttled(msg.account, peers.address(conn, parts[1]))
+                if throttled is not None:
+                    self._send(identity, ClearingReject(
+                        request_id=msg.request_id, ref_type=msg.type, reason="throttled",
+                        text=f"too many failed requests {throttled}; try again later",
+                    ))  # fmt: skip
+                    continue
             try:
                 outcome = self.house.handle(msg, ts)
             except Exception as exc:  # a bug must not take the clearing house down
@@ -352,13 +395,10 @@ class ClearingServer:
             if outcome.revoked is not None:  # an old token's subscriptions end with it
                 self.owner_subscribers.pop(outcome.revoked, None)
             reply = outcome.reply
-            if (
-                msg.type in _OWNER_REQUESTS
-                and isinstance(reply, ClearingReject)
-                and reply.reason in _HIDDEN_REASONS
-            ):
-                # An unknown account and a wrong token get the same answer: it must not tell
-                # which accounts exist.
+            if owner and isinstance(reply, ClearingReject) and reply.reason in _HIDDEN_REASONS:
+                # An unknown account and a wrong token get the same answer (it must not tell
+                # which accounts exist), and the same throttle.
+                self._failed(msg.account, peers.address(conn, parts[1]))
                 reply = reply.model_copy(
                     update={"reason": FAILED_CREDENTIALS, "text": "unknown account or wrong token"}
                 )

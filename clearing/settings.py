@@ -46,6 +46,12 @@ class ClearingSettings(BaseSettings):
         description="the secret the exchange's risk link proves (risk state, withdrawal holds); "
         "not the admin token. Empty: read or create <data_dir>/link.secret",
     )
+    auth_failure_rate: float = Field(
+        1.0, gt=0,
+        description="failed owner requests (unknown account or wrong token) per second per "
+        "account; twenty times that per source address",
+    )  # fmt: skip
+    auth_failure_burst: int = Field(20, gt=0, description="token bucket depth of the above")
     peer_heartbeat_s: float = Field(
         5.0, ge=0, description="ZMTP heartbeat interval on the account API; 0 = off"
     )

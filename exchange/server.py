@@ -62,6 +62,7 @@ from exchange.protocol.codec import MAX_MESSAGE_SIZE
 from exchange.protocol.peers import (
     Connection,
     ConnectionTracker,
+    TokenBucket,
     harden,
     require_srcfd,
 )
@@ -110,7 +111,7 @@ _CHUNK = 256  # messages per outgoing batch frame (well under the size and count
 _FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
-_MAX_FAILURE_BUCKETS = 100_000  # failed-logon budgets kept before refilled ones are forgotten
+_MAX_BUCKETS = 100_000  # per-name budgets kept before refilled ones are forgotten
 
 
 def _accept_all(account: str, token: str) -> str | None:
@@ -123,41 +124,19 @@ FAILED_LOGON = "invalid_credentials"
 _HIDDEN_LOGON_REASONS = frozenset({"unknown_account", "invalid_token", "not_authorised"})
 
 
-class _Bucket:
-    """A token bucket: `rate` per second, at most `burst` saved up."""
-
-    __slots__ = ("burst", "last", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.last = now
-
-    def refill(self, now: float) -> float:
-        tokens = self.tokens + (now - self.last) * self.rate
-        self.tokens = tokens = tokens if tokens < self.burst else self.burst
-        self.last = now
-        return tokens
-
-    def take(self, now: float) -> bool:
-        if self.refill(now) < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
-
 class _Session:
     """One logged-on connection: the account it proved, and the connection it proved it on."""
 
-    __slots__ = ("account", "bucket", "conn", "identity", "since", "token")
+    __slots__ = ("account", "address", "bucket", "conn", "identity", "since", "token")
 
     def __init__(
-        self, account: str, identity: bytes, conn: Connection, bucket: _Bucket, token: str
-    ) -> None:
+        self, account: str, identity: bytes, conn: Connection, bucket: TokenBucket, token: str,
+        address: str = "",
+    ) -> None:  # fmt: skip
         self.account = account
         self.identity = identity
         self.conn = conn
+        self.address = address  # the peer's, for per-address limits
         self.bucket = bucket  # the account's, shared by all its sessions
         self.token = token  # kept to re-check the session if the account's token changes
         self.since = time.monotonic()
@@ -242,9 +221,9 @@ class ExchangeServer:
         self.metrics = _Metrics()
         self.sessions: dict[bytes, _Session] = {}  # by routing id; valid on its connection only
         self.by_account: dict[str, set[bytes]] = defaultdict(set)
-        self._accounts: dict[str, _Bucket] = {}  # request budget per account
-        self._anonymous: dict[str, _Bucket] = {}  # not-logged-on budget per source address
-        self._failures: dict[str, _Bucket] = {}  # failed-logon budget per account
+        self._accounts: dict[str, TokenBucket] = {}  # request budget per account
+        self._anonymous: dict[str, TokenBucket] = {}  # not-logged-on budget per source address
+        self._failures: dict[str, TokenBucket] = {}  # failed-logon budget per account
         self._told: set[Connection] = set()  # throttled connections already told so
         self._by_conn: dict[Connection, bytes] = {}  # the routing id of each session's connection
         self.endpoints: dict[str, str] = {}
@@ -495,11 +474,7 @@ class ExchangeServer:
         Over budget, the connection is told once; later frames are dropped and counted.
         """
         assert self._gw_peers is not None
-        addr = self._gw_peers.address(conn, frame)
-        bucket = self._anonymous.get(addr)
-        if bucket is None:
-            s = self.settings
-            bucket = self._anonymous[addr] = _Bucket(s.anonymous_rate_limit, s.anonymous_burst, now)
+        bucket = self._address_bucket(self._gw_peers.address(conn, frame), now)
         if bucket.take(now):
             return True
         if conn in self._told:
@@ -512,6 +487,17 @@ class ExchangeServer:
                 "frame", ts,
             )  # fmt: skip
         return False
+
+    def _address_bucket(self, addr: str, now: float) -> TokenBucket:
+        bucket = self._anonymous.get(addr)
+        if bucket is None:
+            if len(self._anonymous) >= _MAX_BUCKETS:
+                self._prune(self._anonymous, now)
+            s = self.settings
+            bucket = self._anonymous[addr] = TokenBucket(
+                s.anonymous_rate_limit, s.anonymous_burst, now
+            )
+        return bucket
 
     # ------------------------------------------------------------------ order entry
     def _on_frame(self, identity: bytes, frame: zmq.Frame) -> int:
@@ -571,8 +557,9 @@ class ExchangeServer:
         kind = msg.type
         metrics.messages[kind] += 1
         if kind == "logon":  # a new logon on a logged-on connection replaces its session
-            assert self._gw_peers is not None
-            self._logon(identity, session.conn, "", msg, ts, now)
+            # (a failed one costs its address's budget, as before logon)
+            if not self._logon(identity, session.conn, session.address, msg, ts, now):
+                self._address_bucket(session.address, now).take(now)
             return
         # Token bucket per account, shared by all its connections: a flood is refused,
         # request by request, with a reason.
@@ -684,9 +671,9 @@ class ExchangeServer:
                 # The same answer for an unknown account and a wrong token, and the same
                 # throttle: the answers must not tell which accounts exist.
                 if failures is None:
-                    if len(self._failures) >= _MAX_FAILURE_BUCKETS:
+                    if len(self._failures) >= _MAX_BUCKETS:
                         self._prune(self._failures, now)
-                    failures = self._failures[account] = _Bucket(
+                    failures = self._failures[account] = TokenBucket(
                         s.logon_failure_rate, s.logon_failure_burst, now
                     )
                 failures.tokens -= 1.0
@@ -704,8 +691,8 @@ class ExchangeServer:
             return True
         bucket = self._accounts.get(account)
         if bucket is None:
-            bucket = self._accounts[account] = _Bucket(self._rate, self._burst, now)
-        self.sessions[identity] = _Session(account, identity, conn, bucket, msg.token)
+            bucket = self._accounts[account] = TokenBucket(self._rate, self._burst, now)
+        self.sessions[identity] = _Session(account, identity, conn, bucket, msg.token, addr)
         self._by_conn[conn] = identity
         self.by_account[account].add(identity)
         self.metrics.sessions = len(self.sessions)
@@ -723,7 +710,7 @@ class ExchangeServer:
         })  # fmt: skip
 
     @staticmethod
-    def _prune(buckets: dict[str, _Bucket], now: float) -> None:
+    def _prune(buckets: dict[str, TokenBucket], now: float) -> None:
         """Forget buckets that have refilled (they would start full again anyway)."""
         for key in [k for k, b in buckets.items() if b.refill(now) >= b.burst]:
             del buckets[key]

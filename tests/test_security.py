@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wire import TIMEOUT_MS, WireClient
 
-from clearing.client import ClearingClient
+from clearing.client import ClearingClient, ClearingError
 from clearing.protocol import HoldReply, RiskSubscribe
 from clearing.protocol import decode as clearing_decode
 from clearing.protocol import encode as clearing_encode
@@ -503,3 +503,39 @@ def test_replay_without_rejected_commands_rebuilds_the_same_market(commands: lis
     for record in journal:
         _run_record(replayed, record)
     assert _state(replayed) == _state(live)
+
+
+def test_clearing_owner_requests_say_nothing_and_are_throttled(tmp_path: Path) -> None:
+    m = start_market(
+        tmp_path,
+        clearing_env={
+            "AGORA_CLEARING_AUTH_FAILURE_BURST": "3",
+            "AGORA_CLEARING_AUTH_FAILURE_RATE": "0.0001",
+        },
+    )
+    try:
+        api = m.endpoints["clearing"]
+        tokens = open_accounts(m, "alice")
+
+        async def balance(account: str, token: str) -> tuple[str, str]:
+            client = ClearingClient(api, account=account, token=token)
+            try:
+                await client.balance()
+                return ("ok", "")
+            except ClearingError as exc:
+                return (exc.reason, str(exc))
+            finally:
+                await client.close()
+
+        async def go() -> None:
+            wrong, unknown = await balance("alice", "nope"), await balance("nobody", "nope")
+            assert wrong[0] == unknown[0] == "invalid_credentials"
+            assert wrong[1].replace("alice", "X") == unknown[1].replace("nobody", "X")
+            for _ in range(2):  # three failures in all for alice, then she waits
+                assert (await balance("alice", "nope"))[0] == "invalid_credentials"
+            assert (await balance("alice", "nope"))[0] == "throttled"
+            assert (await balance("alice", tokens["alice"]))[0] == "throttled"
+
+        asyncio.run(go())
+    finally:
+        m.stop()

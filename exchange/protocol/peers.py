@@ -38,6 +38,7 @@ __all__ = [
     "Connection",
     "ConnectionTracker",
     "SrcFdUnavailable",
+    "TokenBucket",
     "check_srcfd",
     "harden",
     "require_srcfd",
@@ -100,6 +101,31 @@ def require_srcfd() -> None:
     except SrcFdUnavailable as exc:
         print(f"error: cannot bind sessions to connections: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+class TokenBucket:
+    """A token bucket: `rate` per second, at most `burst` saved up (limits per account or
+    per source address, in both processes)."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.last = now
+
+    def refill(self, now: float) -> float:
+        tokens = self.tokens + (now - self.last) * self.rate
+        self.tokens = tokens = tokens if tokens < self.burst else self.burst
+        self.last = now
+        return tokens
+
+    def take(self, now: float) -> bool:
+        if self.refill(now) < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 class ConnectionTracker:
