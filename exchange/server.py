@@ -6,7 +6,10 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 
 * gateway, ROUTER: order entry. A client's DEALER logs on (`Logon`) and then sends requests, one
   message or a batch per frame. Replies are always batch frames. Fills of resting orders go to
-  every connection logged on as the order's account.
+  every connection logged on as the order's account. A session belongs to the TCP connection
+  it logged on over (`exchange.protocol.peers`), never to a routing id, and ends with it;
+  requests count against their account's budget over all its connections, traffic before
+  logon against its source address's.
 * feed, PUB: ``[topic, batch]`` frames, topic ``"{symbol}|{channel}"``; each message carries its
   stream's contiguous `seq` (see `exchange.feed`). Heartbeats on ``*|heartbeat``.
 * snapshot, ROUTER: `SnapshotRequest` -> `BookSnapshot` (valid at the `book` stream's seq),
