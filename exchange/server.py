@@ -535,13 +535,16 @@ class ExchangeServer:
             self._protocol_reject(identity, "malformed", "an empty frame", None, ts)
             return 1
         if session is not None:
+            bucket = session.bucket
             n = _count(payload)
-            if session.bucket.refill(now) < n:
-                # A frame is admitted whole or refused whole, before it is decoded: decoding
-                # a flood only to refuse it is what would cost the other clients their latency.
+            if bucket.refill(now) - min(n, bucket.burst) < -bucket.burst:
+                # Flooding: the account is a whole burst in debt (each refused request adds
+                # one), and this frame would only add more. Refused unread: decoding a flood
+                # only to refuse it is what would cost the other clients their latency. So an
+                # account costs at most its rate in decoded requests, accepted or refused.
                 self._protocol_reject(
-                    identity, "rate_limited", f"the frame's {n} requests are over the "
-                    "account's request rate; none was read", "frame", ts,
+                    identity, "rate_limited", f"the account is flooding: the frame's {n} "
+                    "requests were not read", "frame", ts,
                 )  # fmt: skip
                 return 1
         try:
@@ -590,7 +593,8 @@ class ExchangeServer:
             tokens = bucket.burst
         bucket.last = now
         if tokens < 1.0:
-            bucket.tokens = tokens
+            # each refused request is a debt, down to a whole burst (see _on_frame)
+            bucket.tokens = tokens - 1.0 if tokens - 1.0 > -bucket.burst else -bucket.burst
             if kind == "open_orders_request":
                 self._protocol_reject(identity, "rate_limited", "too many requests", kind, ts)
             else:
