@@ -433,6 +433,7 @@ class ClearingServer:
     # ------------------------------------------------------------------ withdrawals
     def _start_hold(self, identity: bytes, msg: Any) -> None:
         """A withdrawal waits until the exchange's gate has set the cash aside (`HoldRequest`)."""
+        self._sync_connections()  # ask only a gate whose connection is still open
         refused = self.house.check_withdraw(msg)
         if refused is not None:
             self._send(identity, refused)
@@ -443,7 +444,6 @@ class ClearingServer:
             "deadline": time.monotonic() + self.settings.hold_timeout_s,
         }  # fmt: skip
         request = HoldRequest(hold_id=hold_id, account=msg.account, amount=msg.amount)
-        self._sync_connections()
         for gate in self.gates:
             self._send(gate, request)
 
