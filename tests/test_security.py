@@ -584,3 +584,21 @@ def test_clearing_owner_requests_say_nothing_and_are_throttled(tmp_path: Path) -
         asyncio.run(go())
     finally:
         m.stop()
+
+
+def test_a_libzmq_without_srcfd_refuses_to_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exchange.protocol import peers
+
+    peers.check_srcfd()  # this libzmq names each frame's connection
+
+    def missing() -> None:
+        raise peers.SrcFdUnavailable("libzmq 9.9 gave SRCFD -1")
+
+    monkeypatch.setattr(peers, "check_srcfd", missing)
+    with pytest.raises(SystemExit) as exit_:
+        peers.require_srcfd()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot bind sessions to connections" in err
