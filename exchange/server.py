@@ -131,7 +131,9 @@ _HIDDEN_LOGON_REASONS = frozenset({"unknown_account", "invalid_token", "not_auth
 class _Session:
     """One logged-on connection: the account it proved, and the connection it proved it on."""
 
-    __slots__ = ("account", "address", "bucket", "conn", "identity", "since", "token")
+    __slots__ = (
+        "account", "address", "address_bucket", "bucket", "conn", "identity", "since", "token",
+    )  # fmt: skip
 
     def __init__(
         self, account: str, identity: bytes, conn: Connection, bucket: TokenBucket, token: str,
@@ -141,6 +143,7 @@ class _Session:
         self.identity = identity
         self.conn = conn
         self.address = address  # the peer's, for per-address limits
+        self.address_bucket = TokenBucket(1.0, 1.0, 0.0)  # set by the gateway
         self.bucket = bucket  # the account's, shared by all its sessions
         self.token = token  # kept to re-check the session if the account's token changes
         self.since = time.monotonic()
@@ -227,6 +230,7 @@ class ExchangeServer:
         self.by_account: dict[str, set[bytes]] = defaultdict(set)
         self._accounts: dict[str, TokenBucket] = {}  # request budget per account
         self._anonymous: dict[str, TokenBucket] = {}  # not-logged-on budget per source address
+        self._per_address: dict[str, TokenBucket] = {}  # logged-on budget per source address
         self._failures: dict[str, TokenBucket] = {}  # failed-logon budget per account
         self._told: set[Connection] = set()  # throttled connections already told so
         self._by_conn: dict[Connection, bytes] = {}  # the routing id of each session's connection
@@ -547,6 +551,15 @@ class ExchangeServer:
                     "requests were not read", "frame", ts,
                 )  # fmt: skip
                 return 1
+            limit = session.address_bucket
+            if limit.refill(now) < n:
+                # Many accounts behind one address, together over its ceiling.
+                self._protocol_reject(
+                    identity, "rate_limited", f"this address is over its request rate: the "
+                    f"frame's {n} requests were not read", "frame", ts,
+                )  # fmt: skip
+                return 1
+            limit.tokens -= n
         try:
             msgs = decode_batch(payload) if payload[0] in _ARRAY_MARKERS else [decode(payload)]
         except ProtocolError as exc:
@@ -717,7 +730,16 @@ class ExchangeServer:
         bucket = self._accounts.get(account)
         if bucket is None:
             bucket = self._accounts[account] = TokenBucket(self._rate, self._burst, now)
-        self.sessions[identity] = _Session(account, identity, conn, bucket, msg.token, addr)
+        session = _Session(account, identity, conn, bucket, msg.token, addr)
+        limit = self._per_address.get(addr)
+        if limit is None:
+            if len(self._per_address) >= _MAX_BUCKETS:
+                self._prune(self._per_address, now)
+            limit = self._per_address[addr] = TokenBucket(
+                s.address_rate_limit, s.address_burst, now
+            )
+        session.address_bucket = limit
+        self.sessions[identity] = session
         self._by_conn[conn] = identity
         self.by_account[account].add(identity)
         self.metrics.sessions = len(self.sessions)

@@ -55,6 +55,12 @@ class ExchangeSettings(BaseSettings):
         "(failed logons included; a successful logon is free)",
     )
     anonymous_burst: int = Field(500, gt=0, description="token bucket depth of the above")
+    address_rate_limit: float = Field(
+        50_000.0, gt=0,
+        description="requests per second per source address over all its accounts (a ceiling "
+        "for many accounts behind one address; an agent runner hosts hundreds)",
+    )  # fmt: skip
+    address_burst: int = Field(50_000, gt=0, description="token bucket depth of the above")
     logon_failure_rate: float = Field(
         1.0, gt=0, description="failed logons per second allowed per account (token bucket)"
     )

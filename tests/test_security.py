@@ -399,6 +399,28 @@ def test_flood_over_four_connections_gets_one_account_budget(
         ex.stop()
 
 
+def test_many_accounts_behind_one_address_share_its_ceiling(
+    tmp_path: Path, ctx: zmq.Context
+) -> None:
+    ex = exchange_with(tmp_path, AGORA_EXCHANGE_ADDRESS_RATE_LIMIT="0.0001",
+                       AGORA_EXCHANGE_ADDRESS_BURST="30")  # fmt: skip
+    try:
+        gw = ex.ready["gateway"]
+        socks = [dealer(ctx, gw) for _ in range(2)]
+        for k, s in enumerate(socks):
+            assert logon(s, f"acct-{k}")["accepted"]
+        for i in range(20):
+            for k, s in enumerate(socks):
+                s.send(encode(limit(f"a{k}-{i}")))
+        got = [m for s in socks for m in wait_msgs(s, lambda g: len(g) >= 20)]
+        accepted = sum(1 for m in got if m.get("exec_type") == "new")
+        refused = sum(1 for m in got if (m.get("reason"), m.get("ref_type")) == (
+            "rate_limited", "frame"))  # fmt: skip
+        assert (accepted, refused) == (30, 10)
+    finally:
+        ex.stop()
+
+
 # ------------------------------------------------------------------ answers that tell nothing
 
 
