@@ -131,6 +131,7 @@ class ExchangeClient:
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
         # Waiters per key, oldest first: two requests may wait on the same key (two cancels
         # of one order), and each answer resolves the oldest waiter still outstanding.
         self._pending: dict[tuple, list[asyncio.Future]] = {}
@@ -180,10 +181,16 @@ class ExchangeClient:
         self._gone = False
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # watched from before the first connection, so that its event is never missed
+        self._monitor = monitor = sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+        )
         sock.connect(self.gateway)
         self._sock = sock
         self._reader = asyncio.create_task(self._read(), name=f"agora-client-{self.account}")
-        self._watcher = asyncio.create_task(self._watch(sock), name=f"agora-conn-{self.account}")
+        self._watcher = asyncio.create_task(
+            self._watch(sock, monitor), name=f"agora-conn-{self.account}"
+        )
         fut = self._expect(("logon",))
         await sock.send(encode(Logon(account=self.account, token=self.token)))
         try:
@@ -211,9 +218,13 @@ class ExchangeClient:
         self._fail_pending(SessionClosed("client closed"))
         self._reports.put_nowait(_END)
         if self._sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
             self._sock.close()
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
 
-    async def _watch(self, sock: zmq.asyncio.Socket) -> None:
+    async def _watch(self, sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> None:
         """Follow the connection under the socket: the exchange binds a session to one TCP
         connection, so after ZeroMQ reconnects by itself the new connection is not logged on.
 
@@ -221,24 +232,21 @@ class ExchangeClient:
         resyncs what it missed); otherwise the client logs on again on the same socket.
         Requests waiting when the connection dropped fail: their answers went with it.
         """
-        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         connected = False
-        try:
-            while True:
-                event = await recv_monitor_message(monitor)
-                if event["event"] == zmq.EVENT_DISCONNECTED:
-                    self._fail_pending(SessionClosed("the connection to the exchange dropped"))
-                elif event["event"] == zmq.EVENT_CONNECTED:
-                    if connected:
-                        if self.on_lost is not None:
-                            self.on_lost("reconnected")
-                        else:
-                            await sock.send(encode(Logon(account=self.account, token=self.token)))
-                    connected = True
-        finally:
-            with contextlib.suppress(zmq.ZMQError):
-                sock.disable_monitor()
-            monitor.close(linger=0)
+        while True:  # (the monitor is closed by `close`)
+            event = await recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                # (a logon still waits: it is sent again on the next connection)
+                self._fail_pending(
+                    SessionClosed("the connection to the exchange dropped"), keep=("logon",)
+                )
+            elif event["event"] == zmq.EVENT_CONNECTED:
+                if connected:
+                    if self.on_lost is not None and ("logon",) not in self._pending:
+                        self.on_lost("reconnected")
+                    else:
+                        await sock.send(encode(Logon(account=self.account, token=self.token)))
+                connected = True
 
     async def __aenter__(self) -> ExchangeClient:
         return await self.connect()
@@ -508,12 +516,14 @@ class ExchangeClient:
             if self.on_lost is not None:
                 self.on_lost("goodbye")
 
-    def _fail_pending(self, exc: Exception) -> None:
-        for waiters in self._pending.values():
+    def _fail_pending(self, exc: Exception, keep: tuple | None = None) -> None:
+        for key, waiters in list(self._pending.items()):
+            if key == keep:
+                continue
             for fut in waiters:
                 if not fut.done():
                     fut.set_exception(exc)
-        self._pending.clear()
+            del self._pending[key]
 
 
 # ---------------------------------------------------------------------------------- market data
