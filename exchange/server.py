@@ -976,6 +976,8 @@ def changes_state(events: list[tuple]) -> bool:
     order claims no client order id). So a command whose events are all rejects (or none)
     need not be journalled: replay without it rebuilds the same state.
     """
+    if events and events[0][0] != REJECTED:
+        return True  # the common case (accepted, cancelled, ...), without a generator
     return any(ev[0] != REJECTED for ev in events)
 
 
