@@ -114,6 +114,7 @@ _CHUNK = 256  # messages per outgoing batch frame (well under the size and count
 _FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
+_FLUSH_AFTER_S = 0.001  # ... or after this long, whichever comes first (without fsync)
 _GROUP = 64  # frames received before the connection events are applied and they are handled
 _MAX_BUCKETS = 100_000  # per-name budgets kept before refilled ones are forgotten
 
@@ -395,6 +396,8 @@ class ExchangeServer:
         # connections round-robin, and an over-budget account's frames are refused unread, so
         # a flooding peer costs the others a few microseconds per frame, not a decode.
         recv, more = sock.recv, sock.getsockopt
+        flushed = t0
+        flush_after = 1e9 if self.journal.fsync else _FLUSH_AFTER_S  # (a flush is a sync)
         while n < 10_000:
             # Receive a group of frames, apply the connection events once, then act on them.
             # A connection's accept is reported before any of its frames can arrive, so every
@@ -427,6 +430,13 @@ class ExchangeServer:
                     # next frames.
                     self._flush()
                     unflushed = 0
+                    flushed = time.perf_counter()
+            if unflushed and time.perf_counter() - flushed > flush_after:
+                # Frames refused unread count one each: under a flood, answer by time too,
+                # so a well-behaved client's reply does not wait for hundreds of them.
+                self._flush()
+                unflushed = 0
+                flushed = time.perf_counter()
         self._flush()
         if n:
             self.metrics.latency.observe(time.perf_counter() - t0)
