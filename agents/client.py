@@ -30,6 +30,7 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from agents.settings import ClientSettings
 from exchange.protocol import (
@@ -73,7 +74,9 @@ __all__ = [
 RETRYABLE_LOGON = frozenset({"clearing_unavailable"})
 """Logon refusals that mean "try again shortly", not "you may not"."""
 
-PROPAGATING_LOGON = frozenset({"unknown_account", "invalid_token"})
+PROPAGATING_LOGON = frozenset(
+    {"invalid_credentials", "unknown_account", "invalid_token", "logon_throttled"}
+)
 """Refusals retried for `PROPAGATION_S` only: an account opened (or a token issued) a moment
 ago may not have reached the exchange's gate yet; after that they are final."""
 PROPAGATION_S = 2.0
@@ -136,6 +139,8 @@ class ExchangeClient:
         self._ctx = context or zmq.asyncio.Context.instance()
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
         # Waiters per key, oldest first: two requests may wait on the same key (two cancels
         # of one order), and each answer resolves the oldest waiter still outstanding.
         self._pending: dict[tuple, list[asyncio.Future]] = {}
@@ -196,9 +201,16 @@ class ExchangeClient:
         self._gone = False
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # watched from before the first connection, so that its event is never missed
+        self._monitor = monitor = sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+        )
         sock.connect(self.gateway)
         self._sock = sock
         self._reader = asyncio.create_task(self._read(), name=f"agora-client-{self.account}")
+        self._watcher = asyncio.create_task(
+            self._watch(sock, monitor), name=f"agora-conn-{self.account}"
+        )
         fut = self._expect(("logon",))
         await sock.send(encode(Logon(account=self.account, token=self.token)))
         try:
@@ -306,14 +318,43 @@ class ExchangeClient:
         if self.closed:
             return
         self.closed = True
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        for task in (self._reader, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._fail_pending(SessionClosed("client closed"))
         self._reports.put_nowait(_END)
         if self._sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
             self._sock.close()
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+
+    async def _watch(self, sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> None:
+        """Follow the connection under the socket: the exchange binds a session to one TCP
+        connection, so after ZeroMQ reconnects by itself the new connection is not logged on.
+
+        A host that handles lost sessions (`on_lost`) is told, and logs on afresh (it also
+        resyncs what it missed); otherwise the client logs on again on the same socket.
+        Requests waiting when the connection dropped fail: their answers went with it.
+        """
+        connected = False
+        while True:  # (the monitor is closed by `close`)
+            event = await recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                # (a logon still waits: it is sent again on the next connection)
+                self._fail_pending(
+                    SessionClosed("the connection to the exchange dropped"), keep=("logon",)
+                )
+            elif event["event"] == zmq.EVENT_CONNECTED:
+                if connected:
+                    if self.on_lost is not None and ("logon",) not in self._pending:
+                        self.on_lost("reconnected")
+                    else:
+                        await sock.send(encode(Logon(account=self.account, token=self.token)))
+                connected = True
 
     async def __aenter__(self) -> ExchangeClient:
         return await self.connect()
@@ -560,7 +601,13 @@ class ExchangeClient:
         elif kind == "resend_reply":
             self._resolve(("resend", msg.request_id), msg)
         elif kind == "logon_reply":
-            self._resolve(("logon",), msg)
+            # (unasked: the answer to a log-on again after a reconnect)
+            if not self._resolve(("logon",), msg) and msg.accepted:
+                self._gone = False  # logged on again after a reconnect
+            elif not msg.accepted:
+                self._fail_pending(SessionClosed(f"logon refused: {msg.reason}"))
+                if self.on_lost is not None:
+                    self.on_lost("logon_refused")
         elif kind == "protocol_reject":
             self.protocol_rejects.append(msg)
             if msg.reason == "not_logged_on":
@@ -587,12 +634,14 @@ class ExchangeClient:
             if self.on_lost is not None:
                 self.on_lost("goodbye")
 
-    def _fail_pending(self, exc: Exception) -> None:
-        for waiters in self._pending.values():
+    def _fail_pending(self, exc: Exception, keep: tuple | None = None) -> None:
+        for key, waiters in list(self._pending.items()):
+            if key == keep:
+                continue
             for fut in waiters:
                 if not fut.done():
                     fut.set_exception(exc)
-        self._pending.clear()
+            del self._pending[key]
 
 
 # ---------------------------------------------------------------------------------- market data

@@ -5,16 +5,19 @@ it loads this class by name when ``AGORA_EXCHANGE_CLEARING`` is set, and calls i
 small plug-in surface `exchange.server.RiskPlugin` describes: `authenticate` at logon, `check`
 before a new order or replace reaches the engine, `on_events` after, and `run` as a task.
 
-`run` keeps a DEALER to clearing's ROUTER: it subscribes to the risk state (with the admin
-token), applies every `RiskState` to the pure `RiskGate`, and subscribes again when clearing
-has been silent for three heartbeats (clearing restarted, or the link broke). Until the first
-state arrives every logon is refused with ``clearing_unavailable``.
+`run` keeps a DEALER to clearing's ROUTER: it subscribes to the risk state with the link
+secret (its own secret, not the admin token), applies every `RiskState` to the pure
+`RiskGate`, and subscribes again, on a fresh connection, as soon as its connection drops
+(clearing binds the subscription to the connection, so a reconnect inherits nothing) or when
+clearing has been silent for three heartbeats. Its routing id is random, so nobody can present
+it. Until the first state arrives every logon is refused with ``clearing_unavailable``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -72,9 +75,9 @@ def worst_price_from(engine: Any) -> Callable[[str, str, int], int | None]:
 
 
 class ClearingLink:
-    def __init__(self, endpoint: str, admin_token: str, engine: Any, heartbeat_s: float = 1.0):
+    def __init__(self, endpoint: str, link_secret: str, engine: Any, heartbeat_s: float = 1.0):
         self.endpoint = endpoint
-        self.admin_token = admin_token
+        self.link_secret = link_secret
         self.engine = engine
         self.gate = RiskGate(worst_price=worst_price_from(engine))
         self.heartbeat_s = heartbeat_s
@@ -108,10 +111,23 @@ class ClearingLink:
         while True:
             sock = ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.ROUTING_ID, b"link-" + secrets.token_bytes(16))
+            # A dropped connection ends the subscription on clearing's side: notice at once.
+            dropped = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            poller = zmq.asyncio.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(dropped, zmq.POLLIN)
             sock.connect(self.endpoint)
             try:
-                await sock.send(encode(RiskSubscribe(admin_token=self.admin_token, gate=True)))
-                while await sock.poll(silent_after * 1000):
+                # (RiskSubscribe's token field carries the link secret)
+                await sock.send(encode(RiskSubscribe(admin_token=self.link_secret, gate=True)))
+                while True:
+                    ready = dict(await poller.poll(silent_after * 1000))
+                    if not ready:
+                        break
+                    if dropped in ready:
+                        log.warning("clearing_link_dropped", endpoint=self.endpoint)
+                        break
                     try:
                         msg = decode(await sock.recv())
                     except ClearingProtocolError as exc:
@@ -135,6 +151,8 @@ class ClearingLink:
                         break
                 log.warning("clearing_silent", endpoint=self.endpoint)
             finally:
+                sock.disable_monitor()
+                dropped.close(linger=0)
                 sock.close(linger=0)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.sleep(self.heartbeat_s)  # back off before subscribing again

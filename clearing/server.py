@@ -7,6 +7,11 @@
 * serves the account API on a ROUTER (`clearing.protocol`), and pushes `RiskState` updates to
   the exchange's gate and `AccountUpdate`s to subscribed owners after every committed change.
 
+Subscriptions belong to the connection they were made on (`exchange.protocol.peers`): they end
+when it closes, and a routing id proves nothing. The risk stream and withdrawal holds go only
+to a connection that proved the link secret (`ClearingSettings.link_secret`, not the admin
+token), and only that connection's hold replies count.
+
 Everything is settled and committed (`clearing.house`, `clearing.store`) before any update
 leaves, and every trade is settled in id order exactly once, so a kill -9 at any point loses
 nothing: on restart the process loads the database and catches up from the exchange's journal.
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -43,18 +50,30 @@ from clearing.settings import ClearingSettings
 from clearing.store import Store
 from exchange.protocol import ProtocolError, TradeReplayRequest, decode_batch
 from exchange.protocol import encode as encode_exchange
+from exchange.protocol.peers import (
+    Connection,
+    ConnectionTracker,
+    TokenBucket,
+    harden,
+    require_srcfd,
+)
 
 __all__ = ["ClearingServer"]
 
 log = structlog.get_logger("clearing")
 
 _MAX_SUBSCRIBERS = 10_000
+_OWNER_REQUESTS = frozenset({"balance_request", "subscribe", "trade_history_request"})
+_HIDDEN_REASONS = frozenset({"unknown_account", "invalid_token"})
+FAILED_CREDENTIALS = "invalid_credentials"
+"""The answer to an owner request naming an unknown account or a wrong token: not which."""
 
 
 class ClearingServer:
     def __init__(self, settings: ClearingSettings | None = None) -> None:
         self.settings = s = settings or ClearingSettings()
         self.admin_token = s.resolve_admin_token()
+        self._link_hash = hashlib.sha256(s.resolve_link_secret().encode()).digest()
         self.store = Store(s.db_url)
         self.house = ClearingHouse(
             self.store, s.symbols, self.admin_token, fees=s.fees, cash_unit=s.cash_unit,
@@ -63,6 +82,12 @@ class ClearingServer:
         )  # fmt: skip
         self.risk_subscribers: set[bytes] = set()
         self.gates: set[bytes] = set()  # risk subscribers that also answer withdrawal holds
+        self._conn_of: dict[bytes, Connection] = {}  # each subscriber's connection
+        self._by_conn: dict[Connection, bytes] = {}
+        self._peers: ConnectionTracker | None = None
+        self.dropped = 0  # frames of an unexpected shape that could not be answered
+        self._fail_accounts: dict[str, TokenBucket] = {}  # failed owner requests, by account
+        self._fail_addresses: dict[str, TokenBucket] = {}  # ... and by source address
         self._holds: dict[str, dict[str, Any]] = {}  # withdrawals waiting for the gate
         self._hold_ids = itertools.count(1)
         self._risk_seq = 0  # RiskState messages sent; each carries its number
@@ -76,9 +101,10 @@ class ClearingServer:
 
     async def serve(self) -> None:
         s = self.settings
+        require_srcfd()
         ctx = zmq.asyncio.Context()
         api = ctx.socket(zmq.ROUTER)
-        api.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        harden(api, s.peer_heartbeat_s, s.peer_timeout_s)  # sessions are connections
         api.setsockopt(zmq.SNDHWM, 1_000_000)  # risk states must not be dropped at the HWM
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 1_000_000)
@@ -88,13 +114,14 @@ class ClearingServer:
             sock.setsockopt(zmq.LINGER, 1000)
         self._ctx = ctx
         self._replay = self._replay_socket()
+        # Non-blocking drains and sends go through plain (shadow) sockets: an asyncio
+        # socket's recv returns a future even with NOBLOCK.
+        self._api = zmq.Socket.shadow(api.underlying)
+        self._peers = ConnectionTracker(self._api, ctx)  # before any connection is accepted
         try:
             api.bind(s.api_bind)
             self.endpoints["api"] = api.getsockopt_string(zmq.LAST_ENDPOINT)
             sub.connect(s.exchange_dropcopy)
-            # Non-blocking drains and sends go through plain (shadow) sockets: an asyncio
-            # socket's recv returns a future even with NOBLOCK.
-            self._api = zmq.Socket.shadow(api.underlying)
             self._sub = zmq.Socket.shadow(sub.underlying)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -112,6 +139,7 @@ class ClearingServer:
             print("AGORA_READY " + json.dumps(self.endpoints), flush=True)
             await self._loop(api, sub)
         finally:
+            self._peers.close()
             for sock in (api, sub, self._replay):
                 sock.close(linger=0)
             ctx.term()
@@ -255,15 +283,90 @@ class ClearingServer:
                 return
 
     # ------------------------------------------------------------------ account API
+    def _sync_connections(self) -> None:
+        """A closed connection's subscriptions (risk link, owner updates) end now."""
+        if self._peers is None:
+            return
+        for conn in self._peers.drain():
+            identity = self._by_conn.pop(conn, None)
+            if identity is None or self._conn_of.get(identity) != conn:
+                continue
+            del self._conn_of[identity]
+            self.risk_subscribers.discard(identity)
+            if identity in self.gates:
+                self.gates.discard(identity)
+                log.info("risk_link_closed")
+            for subs in self.owner_subscribers.values():
+                subs.discard(identity)
+
+    def _bind(self, identity: bytes, conn: Connection) -> None:
+        """A subscription made on this connection: it lives as long as the connection."""
+        old = self._conn_of.get(identity)
+        if old is not None and old != conn:
+            self._forget(identity)
+        self._conn_of[identity] = conn
+        self._by_conn[conn] = identity
+
+    def _forget(self, identity: bytes) -> None:
+        conn = self._conn_of.pop(identity, None)
+        if conn is not None:
+            self._by_conn.pop(conn, None)
+        self.risk_subscribers.discard(identity)
+        self.gates.discard(identity)
+        for subs in self.owner_subscribers.values():
+            subs.discard(identity)
+
+    def _throttled(self, account: str, address: str) -> str | None:
+        """Why an owner request is refused unread: its account or address failed too often."""
+        now = time.monotonic()
+        for key, buckets, what in (
+            (account, self._fail_accounts, "for this account"),
+            (address, self._fail_addresses, "from this address"),
+        ):
+            bucket = buckets.get(key)
+            if bucket is not None and bucket.refill(now) < 1.0:
+                return what
+        return None
+
+    def _failed(self, account: str, address: str) -> None:
+        s, now = self.settings, time.monotonic()
+        for key, buckets, rate, burst in (
+            (account, self._fail_accounts, s.auth_failure_rate, s.auth_failure_burst),
+            (address, self._fail_addresses, s.auth_failure_rate * 20, s.auth_failure_burst * 10),
+        ):
+            bucket = buckets.get(key)
+            if bucket is None:
+                if len(buckets) >= _MAX_SUBSCRIBERS * 10:  # forget the ones that refilled
+                    for k in [k for k, b in buckets.items() if b.refill(now) >= b.burst]:
+                        del buckets[k]
+                bucket = buckets[key] = TokenBucket(rate, burst, now)
+            bucket.tokens -= 1.0
+
+    def _is_link(self, identity: bytes, conn: Connection) -> bool:
+        return identity in self.gates and self._conn_of.get(identity) == conn
+
     def _drain_api(self, api: zmq.Socket) -> None:
+        peers = self._peers
+        assert peers is not None
         for _ in range(1000):
             try:
-                frames = api.recv_multipart(zmq.NOBLOCK)
+                parts = api.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if len(frames) != 2:
+            self._sync_connections()  # judge the frame by its own connection
+            if len(parts) != 2:
+                if len(parts) < 2:
+                    self.dropped += 1
+                    log.warning("api_frame_dropped", parts=len(parts))
+                    continue
+                self._send(parts[0].bytes, ClearingReject(
+                    reason="malformed", text=f"a request is one frame; got {len(parts) - 1}",
+                ))  # fmt: skip
                 continue
-            identity, payload = frames
+            identity, payload = parts[0].bytes, parts[1].bytes
+            conn = peers.connection(parts[1])
+            if identity in self._conn_of and self._conn_of[identity] != conn:
+                self._forget(identity)  # the id's earlier connection is gone; nothing carries
             ts = time.time_ns()
             try:
                 msg = decode(payload)
@@ -273,11 +376,26 @@ class ClearingServer:
                 self._send(identity, reply)
                 continue
             if msg.type == "hold_reply":
-                self._on_hold_reply(identity, msg)
+                if self._is_link(identity, conn):
+                    self._on_hold_reply(identity, msg)
+                else:
+                    log.warning("hold_reply_ignored", why="not from the risk link's connection")
+                continue
+            if msg.type == "risk_subscribe":
+                self._risk_subscribe(identity, conn, msg)
                 continue
             if msg.type == "withdraw" and self.gates:
                 self._start_hold(identity, msg)
                 continue
+            owner = msg.type in _OWNER_REQUESTS
+            if owner:
+                throttled = self._throttled(msg.account, peers.address(conn, parts[1]))
+                if throttled is not None:
+                    self._send(identity, ClearingReject(
+                        request_id=msg.request_id, ref_type=msg.type, reason="throttled",
+                        text=f"too many failed requests {throttled}; try again later",
+                    ))  # fmt: skip
+                    continue
             try:
                 outcome = self.house.handle(msg, ts)
             except Exception as exc:  # a bug must not take the clearing house down
@@ -287,31 +405,53 @@ class ClearingServer:
                     reason="internal_error", text=str(exc)[:1024],
                 ))  # fmt: skip
                 continue
-            if outcome.subscribe == "risk":  # the admin token was checked
-                if len(self.risk_subscribers) < _MAX_SUBSCRIBERS:
-                    self.risk_subscribers.add(identity)
-                if msg.gate:
-                    # one exchange per clearing house: the newest gate replaces the old ones
-                    # (a reconnecting gate has a new identity; the old one is gone)
-                    self.risk_subscribers -= self.gates - {identity}
-                    self.gates = {identity}
-            elif outcome.subscribe is not None:
+            if outcome.subscribe is not None and outcome.subscribe != "risk":
                 subs = self.owner_subscribers[outcome.subscribe]
                 if len(subs) < _MAX_SUBSCRIBERS:
                     subs.add(identity)
+                    self._bind(identity, conn)
             if outcome.revoked is not None:  # an old token's subscriptions end with it
                 self.owner_subscribers.pop(outcome.revoked, None)
             reply = outcome.reply
-            if outcome.subscribe == "risk":  # the full state: where the stream starts
-                reply = reply.model_copy(update={"seq": self._risk_seq,
-                                                 "holds": list(self._holds)})  # fmt: skip
+            if owner and isinstance(reply, ClearingReject) and reply.reason in _HIDDEN_REASONS:
+                # An unknown account and a wrong token get the same answer (it must not tell
+                # which accounts exist), and the same throttle.
+                self._failed(msg.account, peers.address(conn, parts[1]))
+                reply = reply.model_copy(
+                    update={"reason": FAILED_CREDENTIALS, "text": "unknown account or wrong token"}
+                )
             if outcome.touched:  # the gate hears of a change before the requester does
                 self._publish(outcome.touched)
             self._send(identity, reply)
 
+    def _risk_subscribe(self, identity: bytes, conn: Connection, msg: Any) -> None:
+        """The exchange's risk link: it must prove the link secret (not the admin token)."""
+        offered = hashlib.sha256(msg.admin_token.encode()).digest()
+        if not hmac.compare_digest(offered, self._link_hash):
+            log.warning("risk_subscribe_refused", why="wrong link secret")
+            self._send(identity, ClearingReject(
+                request_id=msg.request_id, ref_type=msg.type, reason="not_authorised",
+                text="the risk stream needs the link secret",
+            ))  # fmt: skip
+            return
+        if len(self.risk_subscribers) < _MAX_SUBSCRIBERS:
+            self.risk_subscribers.add(identity)
+            self._bind(identity, conn)
+        if msg.gate:
+            # one exchange per clearing house: the newest gate replaces the old ones
+            for old in self.gates - {identity}:
+                self._forget(old)
+            self.gates = {identity}
+            log.info("risk_link_up")
+        reply = self.house.risk_state(None).model_copy(
+            update={"seq": self._risk_seq, "holds": list(self._holds)}
+        )  # the full state: where the stream starts
+        self._send(identity, reply)
+
     # ------------------------------------------------------------------ withdrawals
     def _start_hold(self, identity: bytes, msg: Any) -> None:
         """A withdrawal waits until the exchange's gate has set the cash aside (`HoldRequest`)."""
+        self._sync_connections()  # ask only a gate whose connection is still open
         refused = self.house.check_withdraw(msg)
         if refused is not None:
             self._send(identity, refused)
@@ -356,8 +496,15 @@ class ClearingServer:
         except Exception as exc:  # the store failed: refuse, release, stay up
             log.exception("withdrawal_failed", hold_id=hold_id)
             self._publish(set(), released=[hold_id])
-            self._send(identity, ClearingReject(request_id=msg.request_id, ref_type=msg.type,
-                                                reason="internal_error", text=str(exc)[:1024]))
+            self._send(
+                identity,
+                ClearingReject(
+                    request_id=msg.request_id,
+                    ref_type=msg.type,
+                    reason="internal_error",
+                    text=str(exc)[:1024],
+                ),
+            )
             return
         self._send(identity, outcome.reply)
         self._publish(outcome.touched, released=[hold_id])
@@ -370,6 +517,7 @@ class ClearingServer:
         """Push the touched accounts' new state: to the gate, and to each subscribed owner."""
         if not touched and not released:
             return
+        self._sync_connections()  # nothing to a connection that has closed
         if self.risk_subscribers:
             self._risk_seq += 1
             state = encode(self.house.risk_state(touched, released or ()).model_copy(
@@ -388,6 +536,7 @@ class ClearingServer:
 
     def _heartbeat(self) -> None:
         """An empty RiskState: the settled point moved (or not), and clearing is alive."""
+        self._sync_connections()
         if self.risk_subscribers:
             self._risk_seq += 1
             beat = encode(RiskState(
@@ -397,4 +546,3 @@ class ClearingServer:
             for identity in self.risk_subscribers:
                 with contextlib.suppress(zmq.Again, zmq.ZMQError):
                     self._api.send_multipart([identity, beat], zmq.NOBLOCK)
-

@@ -41,6 +41,23 @@ class ClearingSettings(BaseSettings):
     admin_token: str = Field(
         "", description="admin secret; empty: read or create <data_dir>/admin.token"
     )
+    link_secret: str = Field(
+        "",
+        description="the secret the exchange's risk link proves (risk state, withdrawal holds); "
+        "not the admin token. Empty: read or create <data_dir>/link.secret",
+    )
+    auth_failure_rate: float = Field(
+        1.0, gt=0,
+        description="failed owner requests (unknown account or wrong token) per second per "
+        "account; twenty times that per source address",
+    )  # fmt: skip
+    auth_failure_burst: int = Field(20, gt=0, description="token bucket depth of the above")
+    peer_heartbeat_s: float = Field(
+        5.0, ge=0, description="ZMTP heartbeat interval on the account API; 0 = off"
+    )
+    peer_timeout_s: float = Field(
+        15.0, gt=0, description="a peer silent this long is disconnected (its subscriptions end)"
+    )
     symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
     cash_unit: Decimal = Field(Decimal("0.01"), gt=0, description="the smallest unit of cash")
     fees: FeeSchedule = Field(default_factory=FeeSchedule)
@@ -74,14 +91,20 @@ class ClearingSettings(BaseSettings):
 
     def resolve_admin_token(self) -> str:
         """The configured admin token, or the one kept in the data directory (created once)."""
-        if self.admin_token:
-            return self.admin_token
-        path = self.data_dir / "admin.token"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
-        return token
+        return self.admin_token or _kept_secret(self.data_dir / "admin.token")
+
+    def resolve_link_secret(self) -> str:
+        """The configured link secret, or the one kept in the data directory (created once)."""
+        return self.link_secret or _kept_secret(self.data_dir / "link.secret")
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret in `path`, created (owner-only) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token

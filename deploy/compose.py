@@ -41,11 +41,13 @@ HEALTH = {
 }  # fmt: skip
 # No default: `docker compose up` refuses to start until the user sets a secret of their own.
 ADMIN_TOKEN = "${AGORA_ADMIN_TOKEN:?set AGORA_ADMIN_TOKEN to a secret of your own}"
+LINK_SECRET = "${AGORA_LINK_SECRET:?set AGORA_LINK_SECRET to a secret of your own}"
 
 
 def compose_plan() -> Plan:
     return Plan(
         ports=dict(DEFAULT_PORTS), bind="0.0.0.0", data_dir="/app/var", admin_token=ADMIN_TOKEN,
+        link_secret=LINK_SECRET,
         hosts={name: name for name in ("exchange", "clearing", "fundamental")},
     )  # fmt: skip
 
@@ -137,7 +139,8 @@ HEADER = """\
 # hand; change the market and regenerate. tests/test_compose.py checks the two agree.
 #
 #   mkdir -p recordings                    the recorder's Parquet files land here
-#   AGORA_ADMIN_TOKEN=... docker compose up   a full market (the token is your own secret)
+#   AGORA_ADMIN_TOKEN=... AGORA_LINK_SECRET=... docker compose up
+#                                          a full market (both are secrets of your own)
 #   docker compose up --scale agents-zi=3  three runners of the zi population
 #   docker compose build                   rebuild the one image every service runs
 #   Recordings are written as uid:gid AGORA_UID:AGORA_GID (default 1000:1000); set them to

@@ -281,6 +281,7 @@ class Market:
     clearing: Proc
     admin_token: str
     endpoints: dict[str, str]
+    link_secret: str = ""  # what the exchange's risk link proves to clearing
 
     def stop(self) -> None:
         self.exchange.stop()
@@ -293,25 +294,28 @@ def start_market(
     clearing_env: dict[str, str] | None = None,
     admin_token: str = "",
 ) -> Market:
-    """Exchange + clearing on free loopback ports, sharing one admin token."""
+    """Exchange + clearing on free loopback ports, sharing one admin token and a link secret
+    (the exchange's risk link to clearing)."""
     token = admin_token or secrets.token_urlsafe(24)
+    link = secrets.token_urlsafe(24)
     ports = {k: free_endpoint() for k in ("gateway", "feed", "snapshot", "dropcopy")}
     api = free_endpoint()
     clearing = start_clearing(
         data_dir / "clearing", ports, api=api, AGORA_CLEARING_ADMIN_TOKEN=token,
-        **(clearing_env or {}),
+        **{"AGORA_CLEARING_LINK_SECRET": link, **(clearing_env or {})},
     )  # fmt: skip
     try:
         exchange = start_exchange(
             data_dir / "exchange", ports, AGORA_EXCHANGE_CLEARING=api,
-            AGORA_EXCHANGE_CLEARING_TOKEN=token, **(exchange_env or {}),
+            AGORA_EXCHANGE_CLEARING_TOKEN=token,
+            **{"AGORA_EXCHANGE_CLEARING_LINK_SECRET": link, **(exchange_env or {})},
         )  # fmt: skip
     except Exception:
         clearing.stop()
         raise
     endpoints = dict(exchange.ready)
     endpoints["clearing"] = clearing.ready["api"]
-    return Market(exchange, clearing, token, endpoints)
+    return Market(exchange, clearing, token, endpoints, link)
 
 
 def start_recorder(feed: str, out_dir: Path, **env: str) -> Proc:

@@ -39,6 +39,7 @@ class Plan:
     hosts: dict[str, str] = field(default_factory=dict)  # service -> host; default: bind
     data_dir: str = "var"
     admin_token: str = "${AGORA_ADMIN_TOKEN}"
+    link_secret: str = "${AGORA_LINK_SECRET}"  # the exchange's risk link to clearing
     log_json: bool = True
 
     def host(self, service: str) -> str:
@@ -86,6 +87,7 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_CLEARING_EXCHANGE_SNAPSHOT": plan.connect("exchange", "snapshot"),
                 "AGORA_CLEARING_DATA_DIR": f"{plan.data_dir}/clearing",
                 "AGORA_CLEARING_ADMIN_TOKEN": plan.admin_token,
+                "AGORA_CLEARING_LINK_SECRET": plan.link_secret,
                 "AGORA_CLEARING_SYMBOLS": symbols,
                 "AGORA_CLEARING_FEES": _json(terms.fees.model_dump()),
                 "AGORA_CLEARING_STARTING_CASH": str(terms.starting_cash),
@@ -111,6 +113,7 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_EXCHANGE_SYMBOLS": symbols,
                 "AGORA_EXCHANGE_CLEARING": plan.connect("clearing", "clearing"),
                 "AGORA_EXCHANGE_CLEARING_TOKEN": plan.admin_token,
+                "AGORA_EXCHANGE_CLEARING_LINK_SECRET": plan.link_secret,
                 "AGORA_EXCHANGE_LOG_JSON": log,
             },
             ports={r: plan.ports[r] for r in ("gateway", "feed", "snapshot", "dropcopy")},

@@ -116,8 +116,15 @@ class Up:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never 0644
         with os.fdopen(fd, "w") as fh:
             fh.write(self.admin_token + "\n")
+        # The exchange's risk link proves its own secret to clearing, kept like the token.
+        secret_file = self.data_dir / "link.secret"
+        if not secret_file.exists():
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24) + "\n")
         self.plan = Plan(ports=ports or dict(DEFAULT_PORTS), data_dir=str(self.data_dir),
-                         admin_token=self.admin_token)  # fmt: skip
+                         admin_token=self.admin_token,
+                         link_secret=secret_file.read_text().strip())  # fmt: skip
         self.services = services(market, self.plan)
         self.max_restarts = max_restarts
         self.running: list[_Running] = []

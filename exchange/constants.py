@@ -86,7 +86,6 @@ class RejectReason(StrEnum):
     MARKET_CLOSED = "market_closed"
     TIF_NOT_IN_AUCTION = "tif_not_allowed_in_auction"  # IOC/FOK while orders are being collected
     UNKNOWN_ORDER = "unknown_order"  # no open order with that id
-    NOT_OWNER = "not_owner"  # the order belongs to another account
     SYMBOL_MISMATCH = "symbol_mismatch"  # a cancel/replace names another symbol than its order's
     REPLACE_BELOW_FILLED = "replace_qty_not_above_filled"
     REPLACE_CHANGES_NOTHING = "replace_changes_nothing"

@@ -369,7 +369,7 @@ class Engine:
             ]  # fmt: skip
         out = []
         if order.account != account:
-            self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # NOT_OWNER
+            self._lookup(out, "cancel", account, order_id, client_order_id, ts)  # as unknown
             return out
         if symbol is not None and symbol != order.symbol:
             return self._reject(
@@ -762,11 +762,10 @@ class Engine:
         except TypeError:  # an unhashable id or account names no order
             order = None
             order_id = order_id if isinstance(order_id, int) else None
-        if order is None:
+        if order is None or order.account != account:
+            # Another account's order is refused exactly as an unknown one: the answer must
+            # not tell that the order exists.
             self._reject(out, "", order_id or 0, clid, account, request, R.UNKNOWN_ORDER, ts)
-            return None
-        if order.account != account:
-            self._reject(out, order.symbol, order_id, clid, account, request, R.NOT_OWNER, ts)
             return None
         return order
 

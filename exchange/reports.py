@@ -265,10 +265,16 @@ class Reporter:
 
     # ------------------------------------------------------------------ remembering
     def _sequence(self, private: list[tuple[Any, dict[str, Any]]]) -> None:
-        """Stamp each execution report with its account's next sequence number and keep it."""
+        """Stamp each execution report with its account's next sequence number and keep it.
+
+        Rejected orders are left unnumbered (``account_seq`` 0), like the gateway's own rejects:
+        a command the engine only refused is not journalled, so a replay could not number its
+        report again, and every number after it would then differ from what clients were told.
+        A reject answers a request its client is waiting for; it is not state to recover.
+        """
         seqs, sent = self.account_seqs, self._sent
         for _owner, report in private:
-            if report["type"] == "execution_report":
+            if report["type"] == "execution_report" and report["exec_type"] != "rejected":
                 account = report["account"]
                 try:
                     kept = sent[account]

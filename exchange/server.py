@@ -6,7 +6,10 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 
 * gateway, ROUTER: order entry. A client's DEALER logs on (`Logon`) and then sends requests, one
   message or a batch per frame. Replies are always batch frames. Fills of resting orders go to
-  every connection logged on as the order's account.
+  every connection logged on as the order's account. A session belongs to the TCP connection
+  it logged on over (`exchange.protocol.peers`), never to a routing id, and ends with it;
+  requests count against their account's budget over all its connections, traffic before
+  logon against its source address's.
 * feed, PUB: ``[topic, batch]`` frames, topic ``"{symbol}|{channel}"``; each message carries its
   stream's contiguous `seq` (see `exchange.feed`). Heartbeats on ``*|heartbeat``.
 * snapshot, ROUTER: `SnapshotRequest` -> `BookSnapshot` (valid at the `book` stream's seq),
@@ -50,6 +53,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exchange.engine import Engine
 from exchange.epoch import advance_epoch, epoch_path
+from exchange.events import REJECTED
 from exchange.feed import GOODBYE_TOPIC, HEARTBEAT_TOPIC, FeedState
 from exchange.journal import TRADE_RECORD, Journal
 from exchange.protocol import (
@@ -68,6 +72,13 @@ from exchange.protocol import (
     decode_batch,
 )
 from exchange.protocol.codec import MAX_MESSAGE_SIZE
+from exchange.protocol.peers import (
+    Connection,
+    ConnectionTracker,
+    TokenBucket,
+    harden,
+    require_srcfd,
+)
 from exchange.reports import Reporter, reject_raw
 from exchange.settings import ExchangeSettings
 
@@ -104,9 +115,10 @@ def load_risk_plugin(settings: ExchangeSettings, engine: Engine) -> RiskPlugin:
     module, _, name = settings.risk_plugin.partition(":")
     cls = getattr(importlib.import_module(module), name)
     return cls(
-        settings.clearing, settings.resolve_clearing_token(), engine,
+        settings.clearing, settings.resolve_link_secret(), engine,
         heartbeat_s=settings.heartbeat_s,
     )  # fmt: skip
+
 
 _CHUNK = 256  # messages per outgoing batch frame (well under the size and count limits)
 # Execution reports are ~300 bytes (up to ~600 with long ids): 256 of them would pass the
@@ -115,20 +127,40 @@ _PRIVATE_CHUNK = 96
 _FLUSH_EVERY = 256  # requests handled before the journal is committed and replies go out
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
+_FLUSH_AFTER_S = 0.001  # ... or after this long, whichever comes first (without fsync)
+_GROUP = 64  # frames received before the connection events are applied and they are handled
+_MAX_BUCKETS = 100_000  # per-name budgets kept before refilled ones are forgotten
 
 
 def _accept_all(account: str, token: str) -> str | None:
     return None
 
 
-class _Session:
-    __slots__ = ("account", "last", "token", "tokens")
+FAILED_LOGON = "invalid_credentials"
+"""The one answer to a logon with an unknown account or a wrong token: it must not tell which."""
 
-    def __init__(self, account: str, burst: float, now: float, token: str = "") -> None:
+_HIDDEN_LOGON_REASONS = frozenset({"unknown_account", "invalid_token", "not_authorised"})
+
+
+class _Session:
+    """One logged-on connection: the account it proved, and the connection it proved it on."""
+
+    __slots__ = (
+        "account", "address", "address_bucket", "bucket", "conn", "identity", "since", "token",
+    )  # fmt: skip
+
+    def __init__(
+        self, account: str, identity: bytes, conn: Connection, bucket: TokenBucket, token: str,
+        address: str = "",
+    ) -> None:  # fmt: skip
         self.account = account
-        self.tokens = burst
-        self.last = now
+        self.identity = identity
+        self.conn = conn
+        self.address = address  # the peer's, for per-address limits
+        self.address_bucket = TokenBucket(1.0, 1.0, 0.0)  # set by the gateway
+        self.bucket = bucket  # the account's, shared by all its sessions
         self.token = token  # kept to re-check the session if the account's token changes
+        self.since = time.monotonic()
 
 
 class _Metrics:
@@ -142,6 +174,8 @@ class _Metrics:
     def __init__(self) -> None:
         self.messages: dict[str, int] = defaultdict(int)  # by request type
         self.rejects: dict[str, int] = defaultdict(int)  # by reason
+        self.dropped: dict[str, int] = defaultdict(int)  # frames not answered, by reason
+        self.connections = 0
         self.trades = 0
         self.sessions = 0
         self.open_orders = 0
@@ -167,6 +201,16 @@ class _Metrics:
         for reason, n in list(self.rejects.items()):
             rejects.add_metric([reason], n)
         yield rejects
+        dropped = CounterMetricFamily(
+            "agora_exchange_dropped", "gateway frames dropped unanswered, by reason",
+            labels=["reason"],
+        )  # fmt: skip
+        for reason, n in list(self.dropped.items()):
+            dropped.add_metric([reason], n)
+        yield dropped
+        yield GaugeMetricFamily(
+            "agora_exchange_connections", "open gateway connections", value=self.connections
+        )
         yield CounterMetricFamily("agora_exchange_trades", "trades executed", value=self.trades)
         yield GaugeMetricFamily(
             "agora_exchange_sessions", "logged-on connections", value=self.sessions
@@ -191,15 +235,19 @@ class ExchangeServer:
         self.engine = Engine(s.symbols, ts=0)
         self.risk: RiskPlugin | None = load_risk_plugin(s, self.engine) if s.clearing else None
         self.authenticate = self.risk.authenticate if self.risk is not None else authenticate
-        self._replay_token = s.replay_token or (
-            s.resolve_clearing_token() if s.clearing else ""
-        )
+        self._replay_token = s.replay_token or (s.resolve_clearing_token() if s.clearing else "")
         self.reporter = Reporter(resend_window=s.resend_window, tape_window=s.tape_window)
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
         self.journal = Journal(s.journal_path, fsync=s.fsync)
         self.metrics = _Metrics()
-        self.sessions: dict[bytes, _Session] = {}
+        self.sessions: dict[bytes, _Session] = {}  # by routing id; valid on its connection only
         self.by_account: dict[str, set[bytes]] = defaultdict(set)
+        self._accounts: dict[str, TokenBucket] = {}  # request budget per account
+        self._anonymous: dict[str, TokenBucket] = {}  # not-logged-on budget per source address
+        self._per_address: dict[str, TokenBucket] = {}  # logged-on budget per source address
+        self._failures: dict[str, TokenBucket] = {}  # failed-logon budget per account
+        self._told: set[Connection] = set()  # throttled connections already told so
+        self._by_conn: dict[Connection, bytes] = {}  # the routing id of each session's connection
         self.endpoints: dict[str, str] = {}
         self.replayed = 0
         self._stopping = asyncio.Event()
@@ -207,6 +255,7 @@ class ExchangeServer:
         self._symbol_set = frozenset(self._symbols)
         self._rate = s.rate_limit
         self._burst = float(s.rate_burst)
+        self._gw_peers: ConnectionTracker | None = None
         # Outgoing, gathered during one batch and sent after the journal commit.
         self._private: dict[bytes, list[dict]] = defaultdict(list)
         self._public: dict[str, list[dict]] = defaultdict(list)
@@ -263,6 +312,7 @@ class ExchangeServer:
     # ------------------------------------------------------------------ the loop
     async def serve(self) -> None:
         s = self.settings
+        require_srcfd()
         ctx = zmq.asyncio.Context()
         gateway = ctx.socket(zmq.ROUTER)
         snapshot = ctx.socket(zmq.ROUTER)
@@ -271,13 +321,17 @@ class ExchangeServer:
         for sock in (gateway, snapshot, feed, drop):
             sock.setsockopt(zmq.LINGER, 1000)
         for sock in (gateway, snapshot):
-            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity
+            # Sessions belong to connections (exchange.protocol.peers): no handover of an id.
+            harden(sock, s.peer_heartbeat_s, s.peer_timeout_s)
             sock.setsockopt(zmq.RCVHWM, 100_000)
             sock.setsockopt(zmq.SNDHWM, 100_000)
         feed.setsockopt(zmq.SNDHWM, s.feed_hwm)
         if s.feed_sndbuf:
             feed.setsockopt(zmq.SNDBUF, s.feed_sndbuf)
         drop.setsockopt(zmq.SNDHWM, 1_000_000)
+        # Watch connections before any can be accepted.
+        self._gw = zmq.Socket.shadow(gateway.underlying)
+        self._gw_peers = ConnectionTracker(self._gw, ctx)
         try:
             for name, sock, addr in (
                 ("gateway", gateway, s.gateway_bind),
@@ -290,7 +344,6 @@ class ExchangeServer:
             if s.metrics_port:
                 start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
                 self.endpoints["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
-            self._gw = zmq.Socket.shadow(gateway.underlying)
             self._snap = zmq.Socket.shadow(snapshot.underlying)
             self._feed = zmq.Socket.shadow(feed.underlying)
             self._dropsock = zmq.Socket.shadow(drop.underlying)
@@ -318,6 +371,8 @@ class ExchangeServer:
                     await self._risk_task
             self._goodbye()
             self.journal.close()
+            if self._gw_peers is not None:
+                self._gw_peers.close()
             for sock in (gateway, snapshot, feed, drop):
                 sock.close()
             ctx.term()
@@ -367,64 +422,239 @@ class ExchangeServer:
         unflushed = 0  # requests handled since the last flush
         # with fsync on, each flush costs a disk sync: answer in larger steps
         flush_every = _FLUSH_EVERY_FSYNC if self.journal.fsync else _FLUSH_EVERY
-        while n < 10_000:  # bounded, so timers and the snapshot service still get a turn
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+        # Bounded, so timers and the snapshot service still get a turn. libzmq reads the
+        # connections round-robin, and an over-budget account's frames are refused unread, so
+        # a flooding peer costs the others a few microseconds per frame, not a decode.
+        recv, more = sock.recv, sock.getsockopt
+        flushed = t0
+        flush_after = 1e9 if self.journal.fsync else _FLUSH_AFTER_S  # (a flush is a sync)
+        while n < 10_000:
+            # Receive a group of frames, apply the connection events once, then act on them.
+            # A connection's accept is reported before any of its frames can arrive, so every
+            # frame of the group is judged against a generation at least as new as its own
+            # connection's (an older connection's late frame can only lose its session, as
+            # it would anyway): as sound as a drain per frame, and the drain (a system call)
+            # is paid once per group. The payload stays a Frame: it names its connection.
+            group: list[list[Any]] = []
+            while len(group) < _GROUP:
+                try:
+                    parts: list[Any] = [recv(zmq.NOBLOCK)]
+                except zmq.Again:
+                    break
+                while more(zmq.RCVMORE):
+                    parts.append(recv(zmq.NOBLOCK, copy=False))
+                group.append(parts)
+            if not group:
                 break
-            n += 1
-            if len(frames) != 2:
-                continue  # a ROUTER frame is [identity, payload]; anything else is not ours
-            unflushed += self._on_frame(frames[0], frames[1])
-            if unflushed >= flush_every:
-                # Answer what is done before reading on: with batched entry a drain can hold
-                # thousands of orders, and holding every reply until the socket is empty left
-                # the clients idle, then the exchange idle waiting for their next frames.
+            n += len(group)
+            self._sync_connections()
+            for parts in group:
+                if len(parts) == 2:
+                    unflushed += self._on_frame(parts[0], parts[1])
+                else:
+                    unflushed += self._odd_frame(parts)
+                if unflushed >= flush_every:
+                    # Answer what is done before reading on: with batched entry a drain can
+                    # hold thousands of orders, and holding every reply until the socket is
+                    # empty left the clients idle, then the exchange idle waiting for their
+                    # next frames.
+                    self._flush()
+                    unflushed = 0
+                    flushed = time.perf_counter()
+            if unflushed and time.perf_counter() - flushed > flush_after:
+                # Frames refused unread count one each: under a flood, answer by time too,
+                # so a well-behaved client's reply does not wait for hundreds of them.
                 self._flush()
                 unflushed = 0
+                flushed = time.perf_counter()
         self._flush()
         if n:
             self.metrics.latency.observe(time.perf_counter() - t0)
 
-    def _on_frame(self, identity: bytes, payload: bytes) -> int:
-        """Handle one gateway frame (a message or a batch); returns how many requests."""
+    # ------------------------------------------------------------------ sessions
+    def _sync_connections(self) -> None:
+        """Apply the gateway's connection events: a closed connection's session ends now."""
+        peers = self._gw_peers
+        if peers is None:
+            return
+        for conn in peers.drain():
+            self._told.discard(conn)
+            identity = self._by_conn.pop(conn, None)
+            if identity is None:
+                continue
+            # Replies still queued for it would reach whoever takes the id next: drop them.
+            self._private.pop(identity, None)
+            session = self.sessions.get(identity)
+            if session is not None and session.conn == conn:
+                self._end_session(identity, session)
+                log.info("session_ended", account=session.account, why="disconnected")
+        self.metrics.connections = len(peers.live)
+
+    def _end_session(self, identity: bytes, session: _Session) -> None:
+        del self.sessions[identity]
+        self._by_conn.pop(session.conn, None)
+        ids = self.by_account.get(session.account)
+        if ids is not None:
+            ids.discard(identity)
+            if not ids:
+                del self.by_account[session.account]
+        self.metrics.sessions = len(self.sessions)
+
+    def _session_of(self, identity: bytes, conn: Connection) -> _Session | None:
+        """The session this connection logged on, or None: a routing id proves nothing."""
+        session = self.sessions.get(identity)
+        if session is None or session.conn == conn:
+            return session
+        peers = self._gw_peers
+        fd, gen = session.conn
+        if peers is None or fd not in peers.live or peers.generation.get(fd) != gen:
+            self._end_session(identity, session)  # its connection is gone
+        return None
+
+    def _odd_frame(self, frames: list[Any]) -> int:
+        """A frame of an unexpected shape: one request is one frame after the routing id.
+
+        `frames`: the routing id (bytes), then the parts (Frames)."""
+        if len(frames) < 2 or self._gw_peers is None:
+            self.metrics.dropped["no_payload"] += 1
+            return 0
+        identity = frames[0]
+        conn = self._gw_peers.connection(frames[-1])
         ts = self.clock()
+        if self._session_of(identity, conn) is None and not self._anonymous_budget(
+            identity, conn, frames[-1], ts, time.monotonic()
+        ):
+            return 0
+        self._protocol_reject(
+            identity, "malformed", f"a request is one frame; got {len(frames) - 1} parts",
+            None, ts,
+        )  # fmt: skip
+        return 1
+
+    def _anonymous_budget(
+        self, identity: bytes, conn: Connection, frame: zmq.Frame, ts: int, now: float
+    ) -> bool:
+        """Take one frame from the budget of this not-logged-on connection's address.
+
+        Over budget, the connection is told once; later frames are dropped and counted.
+        """
+        assert self._gw_peers is not None
+        bucket = self._address_bucket(self._gw_peers.address(conn, frame), now)
+        if bucket.take(now):
+            return True
+        if conn in self._told:
+            self.metrics.dropped["not_logged_on_rate"] += 1
+        else:
+            self._told.add(conn)
+            self._protocol_reject(
+                identity, "rate_limited", "not logged on, and this address is over its limit "
+                "for traffic before logon: later frames are dropped until it recovers",
+                "frame", ts,
+            )  # fmt: skip
+        return False
+
+    def _address_bucket(self, addr: str, now: float) -> TokenBucket:
+        bucket = self._anonymous.get(addr)
+        if bucket is None:
+            if len(self._anonymous) >= _MAX_BUCKETS:
+                self._prune(self._anonymous, now)
+            s = self.settings
+            bucket = self._anonymous[addr] = TokenBucket(
+                s.anonymous_rate_limit, s.anonymous_burst, now
+            )
+        return bucket
+
+    # ------------------------------------------------------------------ order entry
+    def _on_frame(self, identity: bytes, frame: zmq.Frame) -> int:
+        """Handle one gateway frame (a message or a batch); returns how many requests."""
+        assert self._gw_peers is not None
+        conn = self._gw_peers.connection(frame)
+        session = self._session_of(identity, conn)
+        ts = self.clock()
+        now = time.monotonic()
+        if session is None and not self._anonymous_budget(identity, conn, frame, ts, now):
+            return 0
+        payload = frame.bytes
+        if not payload:
+            self._protocol_reject(identity, "malformed", "an empty frame", None, ts)
+            return 1
+        if session is not None:
+            bucket = session.bucket
+            n = _count(payload)
+            if bucket.refill(now) - min(n, bucket.burst) < -bucket.burst:
+                # Flooding: the account is a whole burst in debt (each refused request adds
+                # one), and this frame would only add more. Refused unread: decoding a flood
+                # only to refuse it is what would cost the other clients their latency. So an
+                # account costs at most its rate in decoded requests, accepted or refused.
+                self._protocol_reject(
+                    identity, "rate_limited", f"the account is flooding: the frame's {n} "
+                    "requests were not read", "frame", ts,
+                )  # fmt: skip
+                return 1
+            limit = session.address_bucket
+            if limit.refill(now) < n:
+                # Many accounts behind one address, together over its ceiling.
+                self._protocol_reject(
+                    identity, "rate_limited", f"this address is over its request rate: the "
+                    f"frame's {n} requests were not read", "frame", ts,
+                )  # fmt: skip
+                return 1
+            limit.tokens -= n
         try:
-            if payload[:1] and payload[0] in _ARRAY_MARKERS:
-                msgs = decode_batch(payload)
-            else:
-                msgs = [decode(payload)]
+            msgs = decode_batch(payload) if payload[0] in _ARRAY_MARKERS else [decode(payload)]
         except ProtocolError as exc:
             self._protocol_reject(identity, exc.reason, str(exc), exc.ref_type, ts)
             return 1
         for msg in msgs:
-            self._on_request(identity, msg, ts)
+            if session is None:
+                session = self._before_logon(identity, conn, frame, msg, ts, now)
+            else:
+                self._on_request(identity, session, msg, ts, now)
+                if msg.type == "logon":
+                    session = self._session_of(identity, conn)
         return len(msgs)
 
-    def _on_request(self, identity: bytes, msg: Any, ts: int) -> None:
+    def _before_logon(
+        self, identity: bytes, conn: Connection, frame: zmq.Frame, msg: Any, ts: int, now: float
+    ) -> _Session | None:
+        kind = msg.type
+        self.metrics.messages[kind] += 1
+        if kind != "logon":
+            self._protocol_reject(identity, "not_logged_on", "send a logon first", kind, ts)
+            return None
+        assert self._gw_peers is not None
+        if self._logon(identity, conn, self._gw_peers.address(conn, frame), msg, ts, now):
+            self._anonymous[self._gw_peers.address(conn, frame)].tokens += 1.0  # free
+        return self._session_of(identity, conn)
+
+    def _on_request(
+        self, identity: bytes, session: _Session, msg: Any, ts: int, now: float
+    ) -> None:
         metrics = self.metrics
         kind = msg.type
         metrics.messages[kind] += 1
-        session = self.sessions.get(identity)
-        if kind == "logon":
-            self._logon(identity, msg, ts)
+        if kind == "logon":  # a new logon on a logged-on connection replaces its session
+            # (a failed one costs its address's budget, as before logon)
+            if not self._logon(identity, session.conn, session.address, msg, ts, now):
+                self._address_bucket(session.address, now).take(now)
             return
-        if session is None:
-            self._protocol_reject(identity, "not_logged_on", "send a logon first", kind, ts)
-            return
-        # Token bucket per connection: a flood is refused, request by request, with a reason.
-        now = time.monotonic()
-        tokens = min(self._burst, session.tokens + (now - session.last) * self._rate)
-        session.last = now
+        # Token bucket per account, shared by all its connections: a flood is refused,
+        # request by request, with a reason.
+        bucket = session.bucket
+        tokens = bucket.tokens + (now - bucket.last) * bucket.rate
+        if tokens > bucket.burst:
+            tokens = bucket.burst
+        bucket.last = now
         if tokens < 1.0:
-            session.tokens = tokens
+            # each refused request is a debt, down to a whole burst (see _on_frame)
+            bucket.tokens = tokens - 1.0 if tokens - 1.0 > -bucket.burst else -bucket.burst
             if kind == "open_orders_request" or kind == "resend_request":
                 self._protocol_reject(identity, "rate_limited", "too many requests", kind, ts)
             else:
                 self._reply(identity, reject_raw(msg, "rate_limited", session.account, ts))
-            metrics.rejects["rate_limited"] += 1
+                metrics.rejects["rate_limited"] += 1
             return
-        session.tokens = tokens - 1.0
+        bucket.tokens = tokens - 1.0
         account = session.account
         if self.risk is not None and (kind == "new_order" or kind == "replace_order"):
             # an unknown symbol is the reason, not whatever risk makes of it
@@ -461,12 +691,17 @@ class ExchangeServer:
         return events
 
     def _apply(self, record: list[Any], request: Any, ts: int) -> tuple[list[tuple], bool]:
-        """Journal a record, run it, and route what it produced (live requests and timers).
+        """Run a record, journal it if it changed anything, and route what it produced.
+
+        A command the engine only rejected changed no state (`changes_state`), so it is not
+        journalled: replay without it rebuilds the same market, and a flood of refused
+        requests cannot fill the disk. Nothing is sent before the journal commit either way.
 
         Returns the events and whether every private message was a reject.
         """
-        self.journal.append(record)
         events = _run_record(self.engine, record)
+        if changes_state(events):
+            self.journal.append(record)
         if self.risk is not None:
             self.risk.on_events(events)
         box = self.reporter.translate_raw(events, request)
@@ -490,28 +725,87 @@ class ExchangeServer:
             public[topic].append(m)
         return events, refused
 
-    def _logon(self, identity: bytes, msg: Logon, ts: int) -> None:
-        reason = self.authenticate(msg.account, msg.token)
+    def _logon(
+        self, identity: bytes, conn: Connection, addr: str, msg: Logon, ts: int, now: float
+    ) -> bool:
+        """Log this connection on as `msg.account`; True if the logon should not count as a
+        failure against the address (accepted, or refused for a reason that is not a guess)."""
+        s = self.settings
         old = self.sessions.get(identity)
-        if old is not None:
-            self.by_account[old.account].discard(identity)
+        if old is not None and old.conn == conn:
+            self._end_session(identity, old)  # a connection has one session at a time
+        account = msg.account
+        failures = self._failures.get(account)
+        if failures is not None and failures.refill(now) < 1.0:
+            self._refuse_logon(
+                identity,
+                account,
+                "logon_throttled",
+                "too many failed logons for this account; try again later",
+                ts,
+            )
+            return False
+        reason = self.authenticate(account, msg.token)
         if reason is not None:
-            self.sessions.pop(identity, None)
-            self.metrics.rejects[reason] += 1
-            self._reply(identity, {
-                "type": "logon_reply", "v": 1, "ts": ts, "account": msg.account,
-                "accepted": False, "reason": reason, "text": reason,
-            })  # fmt: skip
-            log.info("logon_refused", account=msg.account, reason=reason)
-            return
-        self.sessions[identity] = _Session(msg.account, self._burst, time.monotonic(), msg.token)
-        self.by_account[msg.account].add(identity)
+            guess = reason in _HIDDEN_LOGON_REASONS
+            log.info("logon_refused", account=account, reason=reason, peer=addr or None)
+            if guess:
+                # The same answer for an unknown account and a wrong token, and the same
+                # throttle: the answers must not tell which accounts exist.
+                if failures is None:
+                    if len(self._failures) >= _MAX_BUCKETS:
+                        self._prune(self._failures, now)
+                    failures = self._failures[account] = TokenBucket(
+                        s.logon_failure_rate, s.logon_failure_burst, now
+                    )
+                failures.tokens -= 1.0
+                self._refuse_logon(identity, account, FAILED_LOGON,
+                                   "unknown account or wrong token", ts)  # fmt: skip
+                return False
+            self._refuse_logon(identity, account, reason, reason, ts)
+            return True
+        live = self.by_account.get(account)
+        if live is not None and len(live) >= s.max_sessions_per_account:
+            self._refuse_logon(
+                identity, account, "too_many_sessions",
+                f"{account} already has {len(live)} live sessions, the most allowed", ts,
+            )  # fmt: skip
+            return True
+        bucket = self._accounts.get(account)
+        if bucket is None:
+            bucket = self._accounts[account] = TokenBucket(self._rate, self._burst, now)
+        session = _Session(account, identity, conn, bucket, msg.token, addr)
+        limit = self._per_address.get(addr)
+        if limit is None:
+            if len(self._per_address) >= _MAX_BUCKETS:
+                self._prune(self._per_address, now)
+            limit = self._per_address[addr] = TokenBucket(
+                s.address_rate_limit, s.address_burst, now
+            )
+        session.address_bucket = limit
+        self.sessions[identity] = session
+        self._by_conn[conn] = identity
+        self.by_account[account].add(identity)
         self.metrics.sessions = len(self.sessions)
         self._reply(identity, {
-            "type": "logon_reply", "v": 1, "ts": ts, "account": msg.account, "accepted": True,
+            "type": "logon_reply", "v": 1, "ts": ts, "account": account, "accepted": True,
             "symbols": self._symbols,
             "account_seq": self.reporter.account_seqs.get(msg.account, 0),
         })  # fmt: skip
+        return True
+
+    def _refuse_logon(self, identity: bytes, account: str, reason: str, text: str, ts: int) -> None:
+        self.metrics.rejects[reason] += 1
+        self._reply(identity, {
+            "type": "logon_reply", "v": 1, "ts": ts, "account": account,
+            "accepted": False, "reason": reason, "text": text,
+        })  # fmt: skip
+
+    @staticmethod
+    def _prune(buckets: dict[str, TokenBucket], now: float) -> None:
+        """Forget buckets that have refilled (they would start full again anyway)."""
+        for key in [k for k, b in buckets.items() if b.refill(now) >= b.burst]:
+            del buckets[key]
 
     def _open_orders(self, account: str, msg: OpenOrdersRequest, ts: int) -> dict:
         try:
@@ -557,8 +851,7 @@ class ExchangeServer:
                 session = self.sessions.get(identity)
                 if session is None or self.authenticate(account, session.token) is None:
                     continue
-                del self.sessions[identity]
-                self.by_account[account].discard(identity)
+                self._end_session(identity, session)
                 self._protocol_reject(identity, "session_revoked",
                                       "the account's token was changed", None, ts)  # fmt: skip
                 log.info("session_revoked", account=account)
@@ -682,6 +975,7 @@ class ExchangeServer:
     def _flush(self) -> None:
         """Commit the journal, then send every gathered reply and feed frame."""
         self.journal.commit()
+        self._sync_connections()  # replies only to connections still open
         private, public, drop = self._private, self._public, self._drop
         packb = self._packer.pack
         if private:
@@ -731,6 +1025,31 @@ def _record(msg: Any, account: str, ts: int) -> list[Any]:
     if isinstance(msg, MassCancel):
         return ["M", ts, account, msg.client_order_id, msg.symbol]
     raise TypeError(f"not a command: {type(msg).__name__}")
+
+
+def _count(payload: bytes) -> int:
+    """How many requests a frame holds, from its msgpack header alone (1 unless a batch)."""
+    head = payload[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == 0xDC and len(payload) >= 3:
+        return int.from_bytes(payload[1:3], "big")
+    if head == 0xDD and len(payload) >= 5:
+        return int.from_bytes(payload[1:5], "big")
+    return 1
+
+
+def changes_state(events: list[tuple]) -> bool:
+    """Did the engine call that produced `events` change the market?
+
+    The engine refuses before it changes anything: a refused request's events are its one
+    REJECTED (a due timed transition runs first and has events of its own, and a refused new
+    order claims no client order id). So a command whose events are all rejects (or none)
+    need not be journalled: replay without it rebuilds the same state.
+    """
+    if events and events[0][0] != REJECTED:
+        return True  # the common case (accepted, cancelled, ...), without a generator
+    return any(ev[0] != REJECTED for ev in events)
 
 
 def _run_record(engine: Engine, r: list[Any]) -> list[tuple]:

@@ -73,9 +73,39 @@ class ExchangeSettings(BaseSettings):
     )
     symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
     rate_limit: float = Field(
-        20_000.0, gt=0, description="requests per second allowed per connection (token bucket)"
+        2_000.0,
+        gt=0,
+        description="requests per second allowed per account, over all its connections "
+        "(token bucket); well under what the exchange can match, so that one account cannot "
+        "take it all",
     )
-    rate_burst: int = Field(5_000, gt=0, description="token bucket depth")
+    rate_burst: int = Field(2_000, gt=0, description="token bucket depth")
+    anonymous_rate_limit: float = Field(
+        50.0,
+        gt=0,
+        description="frames per second per source address from connections not logged on "
+        "(failed logons included; a successful logon is free)",
+    )
+    anonymous_burst: int = Field(500, gt=0, description="token bucket depth of the above")
+    address_rate_limit: float = Field(
+        50_000.0, gt=0,
+        description="requests per second per source address over all its accounts (a ceiling "
+        "for many accounts behind one address; an agent runner hosts hundreds)",
+    )  # fmt: skip
+    address_burst: int = Field(50_000, gt=0, description="token bucket depth of the above")
+    logon_failure_rate: float = Field(
+        1.0, gt=0, description="failed logons per second allowed per account (token bucket)"
+    )
+    logon_failure_burst: int = Field(20, gt=0, description="token bucket depth of the above")
+    max_sessions_per_account: int = Field(
+        8, gt=0, description="live sessions per account; a logon beyond it is refused"
+    )
+    peer_heartbeat_s: float = Field(
+        5.0, ge=0, description="ZMTP heartbeat interval on the gateway; 0 = off"
+    )
+    peer_timeout_s: float = Field(
+        15.0, gt=0, description="a peer silent this long is disconnected (its sessions end)"
+    )
     heartbeat_s: float = Field(1.0, gt=0, description="feed heartbeat interval")
     timer_s: float = Field(0.05, gt=0, description="how often timed transitions are checked")
     bar_interval_s: float = Field(0.0, ge=0, description="OHLCV bars on the feed; 0 = off")
@@ -94,9 +124,17 @@ class ExchangeSettings(BaseSettings):
         description="the clearing house's account API (e.g. tcp://127.0.0.1:5559); when set, "
         "logons need the account's token and every order passes pre-trade risk",
     )
-    clearing_token: str = Field("", description="clearing's admin token (the risk feed)")
+    clearing_token: str = Field(
+        "", description="clearing's admin token (trade replay's default token)"
+    )
     clearing_token_file: Path = Field(
         Path("var/clearing/admin.token"), description="read the admin token here when not given"
+    )
+    clearing_link_secret: str = Field(
+        "", description="the secret the risk link proves to clearing (not the admin token)"
+    )
+    clearing_link_secret_file: Path = Field(
+        Path("var/clearing/link.secret"), description="read the link secret here when not given"
     )
     risk_plugin: str = Field(
         "clearing.link:ClearingLink", description="the class that talks to clearing (module:Class)"
@@ -115,6 +153,16 @@ class ExchangeSettings(BaseSettings):
         raise ValueError(
             f"clearing is set but no token: set AGORA_EXCHANGE_CLEARING_TOKEN or create "
             f"{self.clearing_token_file}"
+        )
+
+    def resolve_link_secret(self) -> str:
+        if self.clearing_link_secret:
+            return self.clearing_link_secret
+        if self.clearing_link_secret_file.exists():
+            return self.clearing_link_secret_file.read_text().strip()
+        raise ValueError(
+            f"clearing is set but no link secret: set AGORA_EXCHANGE_CLEARING_LINK_SECRET or "
+            f"create {self.clearing_link_secret_file}"
         )
 
     @property

@@ -120,7 +120,7 @@ class ReferenceMatcher:
     def cancel(self, account, oid) -> Result:
         order = self.find(oid)
         if order is None or order.account != account:
-            return Result(reject="unknown_order" if order is None else "not_owner")
+            return Result(reject="unknown_order")  # another's order: as if unknown
         res = Result()
         self._cancel(order, "user", res)
         return res
@@ -142,7 +142,7 @@ class ReferenceMatcher:
     def replace(self, account, oid, qty, price=None) -> Result:
         order = self.find(oid)
         if order is None or order.account != account:
-            return Result(reject="unknown_order" if order is None else "not_owner")
+            return Result(reject="unknown_order")  # another's order: as if unknown
         new_price = order.price if price is None else price
         if qty <= order.cum:
             return Result(reject="replace_qty_not_above_filled")

@@ -36,14 +36,14 @@ async def market(tmp_path: Path) -> AsyncIterator[Market]:
         m.stop()
 
 
-async def settled_through(endpoint: str, admin_token: str, target: int) -> int:
+async def settled_through(endpoint: str, link_secret: str, target: int) -> int:
     """Follow clearing's risk feed (pushed states + heartbeats) until it has settled `target`."""
     ctx = zmq.asyncio.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     try:
-        await sock.send(encode(RiskSubscribe(admin_token=admin_token)))
+        await sock.send(encode(RiskSubscribe(admin_token=link_secret)))  # the risk stream's secret
         async with asyncio.timeout(WAIT_S):
             while True:
                 msg = decode(await sock.recv())
@@ -91,7 +91,7 @@ async def test_trades_settle_with_fees_and_owners_read_only_their_records(market
         pushed = await asyncio.wait_for(anext(updates), WAIT_S)  # pushed when it settled
         assert pushed.settled_through >= 1 and pushed.positions[0].qty == 30
         await watcher.close()
-        await settled_through(ep["clearing"], market.admin_token, 1)
+        await settled_through(ep["clearing"], market.link_secret, 1)
 
         mine = ClearingClient(ep["clearing"], account="alice", token=alice.token)
         bal = await mine.balance()
@@ -112,10 +112,10 @@ async def test_trades_settle_with_fees_and_owners_read_only_their_records(market
         # Another account's records with my token: refused, with a reason.
         with pytest.raises(ClearingError) as exc:
             await mine.balance("bob")
-        assert exc.value.reason == "invalid_token"
+        assert exc.value.reason == "invalid_credentials"
         with pytest.raises(ClearingError) as exc:
             await mine.trades("bob")
-        assert exc.value.reason == "invalid_token"
+        assert exc.value.reason == "invalid_credentials"
         # Admin operations need the admin token.
         with pytest.raises(ClearingError) as exc:
             await ClearingClient(ep["clearing"], admin_token="guess").deposit("alice", 5)
@@ -139,10 +139,10 @@ async def test_exchange_refuses_wrong_tokens_foreign_orders_and_unfunded_orders(
     bob = await admin.open_account("bob", cash=50_000, positions={"AGR": 5})
     with pytest.raises(LogonRefused) as refused:
         await ExchangeClient("alice", "not-the-token", gateway=ep["gateway"]).connect()
-    assert refused.value.reason == "invalid_token"
+    assert refused.value.reason == "invalid_credentials"
     with pytest.raises(LogonRefused) as refused:
         await ExchangeClient("mallory", alice.token, gateway=ep["gateway"]).connect()
-    assert refused.value.reason == "unknown_account"
+    assert refused.value.reason == "invalid_credentials"  # same as a wrong token
 
     ca = await ExchangeClient("alice", alice.token, gateway=ep["gateway"]).connect()
     cb = await ExchangeClient("bob", bob.token, gateway=ep["gateway"]).connect()
@@ -151,7 +151,7 @@ async def test_exchange_refuses_wrong_tokens_foreign_orders_and_unfunded_orders(
         assert resting.exec_type == "new"
         # Alice cannot cancel or amend Bob's order, by exchange id or by his client id.
         by_id = await ca.cancel_order(resting.order_id, "AGR")
-        assert by_id.type == "cancel_reject" and by_id.reject_reason == "not_owner"
+        assert by_id.type == "cancel_reject" and by_id.reject_reason == "unknown_order"
         by_clid = await ca.cancel_order(None, "AGR", client_order_id=resting.client_order_id)
         assert by_clid.type == "cancel_reject"
         amend = await ca.edit_order(resting.order_id, "AGR", amount=1)
@@ -208,7 +208,7 @@ async def test_kill_9_clearing_mid_stream_loses_and_duplicates_nothing(tmp_path:
         halfway, resume = asyncio.Event(), asyncio.Event()
         flow = asyncio.create_task(_trade_randomly(clients, 600, 7, halfway, resume))
         await halfway.wait()
-        before = await settled_through(ep["clearing"], m.admin_token, 1)
+        before = await settled_through(ep["clearing"], m.link_secret, 1)
         m.clearing.kill()  # kill -9, mid-stream: the second half trades while it is down
         resume.set()
         await flow
@@ -216,9 +216,10 @@ async def test_kill_9_clearing_mid_stream_loses_and_duplicates_nothing(tmp_path:
         assert total > before + 20
         m.clearing = start_clearing(
             tmp_path / "live" / "clearing", m.exchange.ready, api=ep["clearing"],
-            AGORA_CLEARING_ADMIN_TOKEN=m.admin_token, **FEES_ENV,
+            AGORA_CLEARING_ADMIN_TOKEN=m.admin_token, AGORA_CLEARING_LINK_SECRET=m.link_secret,
+            **FEES_ENV,
         )  # fmt: skip
-        assert await settled_through(ep["clearing"], m.admin_token, total) == total
+        assert await settled_through(ep["clearing"], m.link_secret, total) == total
         for c in clients:
             await c.close()
         m.clearing.stop()
@@ -235,8 +236,8 @@ async def test_kill_9_clearing_mid_stream_loses_and_duplicates_nothing(tmp_path:
             ), ts=0)  # fmt: skip
         house.store.close()
         ref = start_clearing(ref_dir, m.exchange.ready, AGORA_CLEARING_ADMIN_TOKEN=m.admin_token,
-                             **FEES_ENV)  # fmt: skip
-        assert await settled_through(ref.ready["api"], m.admin_token, total) == total
+                             AGORA_CLEARING_LINK_SECRET=m.link_secret, **FEES_ENV)  # fmt: skip
+        assert await settled_through(ref.ready["api"], m.link_secret, total) == total
         ref.stop()
     finally:
         m.stop()
@@ -294,7 +295,7 @@ async def test_a_new_token_ends_the_sessions_and_subscriptions_of_the_old_one(
     assert new.token != old.token
     # once the exchange knows the new token, it has ended the old one's session
     new_session = await ExchangeClient("alice", new.token, gateway=ep["gateway"]).connect(
-        retry=frozenset({"invalid_token"})
+        retry=frozenset({"invalid_credentials"})
     )
     try:
         with pytest.raises(SessionClosed):
@@ -304,10 +305,10 @@ async def test_a_new_token_ends_the_sessions_and_subscriptions_of_the_old_one(
         )
         with pytest.raises(LogonRefused) as refused:
             await ExchangeClient("alice", old.token, gateway=ep["gateway"]).connect()
-        assert refused.value.reason == "invalid_token"
+        assert refused.value.reason == "invalid_credentials"
         with pytest.raises(ClearingError) as exc:
             await ClearingClient(ep["clearing"], account="alice", token=old.token).balance()
-        assert exc.value.reason == "invalid_token"
+        assert exc.value.reason == "invalid_credentials"
     finally:
         await old_session.close()
         await new_session.close()

@@ -122,13 +122,14 @@ def test_ports_and_volumes_agree_with_the_settings(
 
 
 def test_compose_matches_what_agora_up_starts(doc: dict[str, Any], tmp_path: Path) -> None:
-    local = services(default_market(), Plan(data_dir=str(tmp_path), admin_token="t"))
+    plan = Plan(data_dir=str(tmp_path), admin_token="t", link_secret="t")
+    local = services(default_market(), plan)
     assert list(doc["services"]) == [s.name for s in local]
     for svc in local:
         entry = doc["services"][svc.name]
         assert entry["command"] == svc.argv
         extra = {"AGORA_INSTANCE", HEALTH_VAR}
         assert set(entry["environment"]) - extra == set(svc.env), svc.name
-        for key, value in svc.env.items():  # only addresses, paths and the token may differ
+        for key, value in svc.env.items():  # only addresses, paths and the secrets may differ
             if not (value.startswith("tcp://") or value.startswith(str(tmp_path)) or value == "t"):
                 assert entry["environment"][key] == value, (svc.name, key)

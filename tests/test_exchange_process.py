@@ -87,7 +87,7 @@ def test_order_round_trip_fills_reach_both_sides(exchange: Proc, ctx: zmq.Contex
     a2 = alice.wait_for_order("a2", "new")
     bob.send(CancelOrder(client_order_id="b-c", symbol=SYM, order_id=a2.order_id, account="alice"))
     refused = bob.wait(lambda m: m.type == "cancel_reject")
-    assert (refused.reject_reason, refused.client_order_id) == ("not_owner", "b-c")
+    assert (refused.reject_reason, refused.client_order_id) == ("unknown_order", "b-c")
 
 
 def test_open_orders_and_mass_cancel(exchange: Proc, ctx: zmq.Context) -> None:
@@ -150,13 +150,13 @@ def test_every_engine_reject_reaches_the_client(
     assert reply.type == ("execution_report" if isinstance(request_, NewOrder) else "cancel_reject")
 
 
-def test_not_owner_reject(exchange: Proc, ctx: zmq.Context) -> None:
+def test_foreign_order_reject_is_unknown_order(exchange: Proc, ctx: zmq.Context) -> None:
     gw = exchange.ready["gateway"]
     eve, mallory = WireClient(ctx, gw, "eve"), WireClient(ctx, gw, "mallory")
     eve.send(limit("e1", "buy", 1, 9_500))
     oid = eve.wait_for_order("e1", "new").order_id
     mallory.send(ReplaceOrder(client_order_id="m1", symbol=SYM, order_id=oid, qty=9))
-    assert mallory.wait(lambda m: m.type == "cancel_reject").reject_reason == "not_owner"
+    assert mallory.wait(lambda m: m.type == "cancel_reject").reject_reason == "unknown_order"
 
 
 @pytest.mark.parametrize(

@@ -23,18 +23,19 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
                    "--param", "mean_interval_ns=50000000", "--json-logs"], env)  # fmt: skip
     exchange = market.exchange
     try:
-        await settled_through(ep["clearing"], market.admin_token, 20)  # trading
+        await settled_through(ep["clearing"], market.link_secret, 20)  # trading
         exchange.kill()  # kill -9: no goodbye
         ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
         exchange = start_exchange(
             tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
             AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
         )  # fmt: skip
         before = await exchange_trade_count(ep["snapshot"], market.admin_token)
         runner.wait_log(lambda line: '"session_restored"' in line)
         # trades made after the restart (a new epoch: ids from 1 << 32) settle too
         assert before < 1 << EPOCH_BITS
-        await settled_through(ep["clearing"], market.admin_token, (1 << EPOCH_BITS) + 20)
+        await settled_through(ep["clearing"], market.link_secret, (1 << EPOCH_BITS) + 20)
         runner.stop(signal.SIGINT, timeout=60)
         line = next(x for x in runner.output.splitlines() if x.startswith("AGORA_RESULT "))
         result = json.loads(line[len("AGORA_RESULT ") :])
