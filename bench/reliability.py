@@ -258,8 +258,14 @@ def section_kill(kills: int, tmp: Path) -> dict[str, Any]:
     m = start_market(tmp)
     ports = {k: m.endpoints[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
     api = m.endpoints["clearing"]
-    ex_env = {"AGORA_EXCHANGE_CLEARING": api, "AGORA_EXCHANGE_CLEARING_TOKEN": m.admin_token}
-    cl_env = {"AGORA_CLEARING_ADMIN_TOKEN": m.admin_token}
+    ex_env = {
+        "AGORA_EXCHANGE_CLEARING": api, "AGORA_EXCHANGE_CLEARING_TOKEN": m.admin_token,
+        "AGORA_EXCHANGE_CLEARING_LINK_SECRET": m.link_secret,
+    }  # fmt: skip
+    cl_env = {
+        "AGORA_CLEARING_ADMIN_TOKEN": m.admin_token,
+        "AGORA_CLEARING_LINK_SECRET": m.link_secret,
+    }
     accounts = asyncio.run(_open_accounts(api, m.admin_token, 4))
     flow = Flow(m.endpoints["gateway"], accounts)
     flow.start()
@@ -509,10 +515,32 @@ def section_hijack(attempts: int, tmp: Path) -> dict[str, Any]:
         attacker.close()
         if not after_leave:
             victim.close()
+    # The clearing port: the exchange's risk link (every account's state, and the answers to
+    # withdrawal holds) subscribed to by a connection that does not hold the link secret.
+    link_taken = 0
+    for i in range(attempts):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(m.endpoints["clearing"])
+        secret = m.admin_token if i % 2 == 0 else f"guess-{i}"  # the admin's token is not it
+        s.send(msgpack.packb({"type": "risk_subscribe", "v": 1, "request_id": f"r{i}",
+                              "admin_token": secret, "gate": True}))  # fmt: skip
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and s.poll(500):
+            msg = msgpack.unpackb(s.recv())
+            if isinstance(msg, dict) and msg.get("type") == "risk_state":
+                link_taken += 1
+                break
+            if isinstance(msg, dict) and msg.get("type") in ("clearing_reject", "reject"):
+                break
+        s.close()
     m.stop()
     ctx.destroy(linger=0)
     _say(f"   hijack attempts accepted  {accepted} of {attempts} (must be 0)")
-    return {"hijack_attempts": attempts, "hijacks_accepted": accepted}
+    _say(f"   risk link subscriptions without the link secret accepted: {link_taken} of "
+         f"{attempts} (must be 0)")  # fmt: skip
+    return {"hijack_attempts": attempts, "hijacks_accepted": accepted,
+            "link_attempts": attempts, "link_accepted": link_taken}  # fmt: skip
 
 
 def _wait_type(s: zmq.Socket, kind: str, timeout: float = 30.0) -> dict:
