@@ -389,6 +389,7 @@ class ClearingServer:
             link = self._is_risk_link(identity, conn)
             address = "" if link else peers.address(conn, parts[1])
             verdict = AddressLimits.SERVE if link else self._limits.judge(address, time.monotonic())
+            debited = not link and verdict != AddressLimits.DROP
             if verdict == AddressLimits.DROP:
                 if conn in self._seen:
                     self.rate_dropped += 1
@@ -406,7 +407,8 @@ class ClearingServer:
                 self._send(identity, reply)
                 continue
             if not link and msg.type == "risk_subscribe" and self._proves_link(msg):
-                self._limits.refund(address)  # the risk link is not counted
+                if debited:
+                    self._limits.refund(address)  # the risk link is not counted
                 verdict = AddressLimits.SERVE
             if verdict == AddressLimits.REFUSE:
                 self.rate_refused += 1

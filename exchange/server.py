@@ -953,6 +953,7 @@ class ExchangeServer:
             trusted = conn in self._snap_trusted
             address = "" if trusted else peers.address(conn, frame)
             verdict = AddressLimits.SERVE if trusted else limits.judge(address, time.monotonic())
+            debited = not trusted and verdict != AddressLimits.DROP
             if verdict == AddressLimits.DROP:
                 if conn in self._snap_seen:
                     metrics.dropped["snapshot_rate"] += 1
@@ -964,7 +965,8 @@ class ExchangeServer:
                 msg = decode(frame.bytes)
                 if not trusted and self._proves_replay_token(msg):
                     self._snap_trusted.add(conn)
-                    limits.refund(address)
+                    if debited:
+                        limits.refund(address)
                     verdict = AddressLimits.SERVE
                 if verdict == AddressLimits.SERVE:
                     reply = self._snapshot_reply(msg, ts)
