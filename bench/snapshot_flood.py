@@ -1,6 +1,6 @@
 """A well-behaved client's order latency while another peer floods the snapshot service.
 
-    python bench/snapshot_flood.py [--samples 300] [--rounds 2] [--connections 4]
+    python bench/snapshot_flood.py [--samples 100] [--rounds 2] [--connections 4] [--book 100]
 
 Two exchange processes on loopback ports, each with a few hundred resting orders (so a book
 snapshot costs something): one with the default snapshot-service limits (a per-address
@@ -97,10 +97,10 @@ def flooder(snapshot: str, connections: int, ready: mp.Event, stop: mp.Event, ou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=300, help="acks per round")
+    parser.add_argument("--samples", type=int, default=100, help="acks per round")
     parser.add_argument("--rounds", type=int, default=2, help="alone/flood round pairs")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--book", type=int, default=400, help="resting orders")
+    parser.add_argument("--book", type=int, default=100, help="resting orders")
     args = parser.parse_args()
     runs: dict[tuple[str, str], list[np.ndarray]] = {}
     served: dict[str, list[float]] = {"limited": [], "unlimited": []}
