@@ -12,6 +12,10 @@ when it closes, and a routing id proves nothing. The risk stream and withdrawal 
 to a connection that proved the link secret (`ClearingSettings.link_secret`, not the admin
 token), and only that connection's hold replies count.
 
+Requests count against their source address's budget (`AddressLimits`): over it they are
+refused with ``rate_limited``, and a whole burst in debt dropped unread and counted (logged
+as ``api_frames_dropped``). The risk link's connection is not limited.
+
 Everything is settled and committed (`clearing.house`, `clearing.store`) before any update
 leaves, and every trade is settled in id order exactly once, so a kill -9 at any point loses
 nothing: on restart the process loads the database and catches up from the exchange's journal.
@@ -51,6 +55,7 @@ from clearing.store import Store
 from exchange.protocol import ProtocolError, TradeReplayRequest, decode_batch
 from exchange.protocol import encode as encode_exchange
 from exchange.protocol.peers import (
+    AddressLimits,
     Connection,
     ConnectionTracker,
     TokenBucket,
@@ -86,6 +91,11 @@ class ClearingServer:
         self._by_conn: dict[Connection, bytes] = {}
         self._peers: ConnectionTracker | None = None
         self.dropped = 0  # frames of an unexpected shape that could not be answered
+        self._limits = AddressLimits(s.api_rate_limit, s.api_burst, _MAX_SUBSCRIBERS * 10)
+        self._seen: set[Connection] = set()  # connections whose first frame was read
+        self.rate_dropped = 0  # frames dropped unread: their address was a burst in debt
+        self.rate_refused = 0  # requests refused with rate_limited
+        self._rate_logged = (0, 0)
         self._fail_accounts: dict[str, TokenBucket] = {}  # failed owner requests, by account
         self._fail_addresses: dict[str, TokenBucket] = {}  # ... and by source address
         self._holds: dict[str, dict[str, Any]] = {}  # withdrawals waiting for the gate
@@ -288,6 +298,7 @@ class ClearingServer:
         if self._peers is None:
             return
         for conn in self._peers.drain():
+            self._seen.discard(conn)
             identity = self._by_conn.pop(conn, None)
             if identity is None or self._conn_of.get(identity) != conn:
                 continue
@@ -345,6 +356,14 @@ class ClearingServer:
     def _is_link(self, identity: bytes, conn: Connection) -> bool:
         return identity in self.gates and self._conn_of.get(identity) == conn
 
+    def _is_risk_link(self, identity: bytes, conn: Connection) -> bool:
+        """This connection proved the link secret (a risk subscriber bound to it)."""
+        return identity in self.risk_subscribers and self._conn_of.get(identity) == conn
+
+    def _proves_link(self, msg: Any) -> bool:
+        offered = hashlib.sha256(msg.admin_token.encode()).digest()
+        return hmac.compare_digest(offered, self._link_hash)
+
     def _drain_api(self, api: zmq.Socket) -> None:
         peers = self._peers
         assert peers is not None
@@ -363,17 +382,41 @@ class ClearingServer:
                     reason="malformed", text=f"a request is one frame; got {len(parts) - 1}",
                 ))  # fmt: skip
                 continue
-            identity, payload = parts[0].bytes, parts[1].bytes
+            identity = parts[0].bytes
             conn = peers.connection(parts[1])
             if identity in self._conn_of and self._conn_of[identity] != conn:
                 self._forget(identity)  # the id's earlier connection is gone; nothing carries
+            link = self._is_risk_link(identity, conn)
+            address = "" if link else peers.address(conn, parts[1])
+            verdict = AddressLimits.SERVE if link else self._limits.judge(address, time.monotonic())
+            debited = not link and verdict != AddressLimits.DROP
+            if verdict == AddressLimits.DROP:
+                if conn in self._seen:
+                    self.rate_dropped += 1
+                    continue
+                # A connection's first frame is always read: the risk link proves its secret
+                # with it, even from an address in debt.
+                verdict = AddressLimits.REFUSE
+            self._seen.add(conn)
             ts = time.time_ns()
             try:
-                msg = decode(payload)
+                msg = decode(parts[1].bytes)
             except ClearingProtocolError as exc:
                 reply: Any = ClearingReject(reason=exc.reason, text=str(exc)[:1024],
                                             ref_type=exc.ref_type)  # fmt: skip
                 self._send(identity, reply)
+                continue
+            if not link and msg.type == "risk_subscribe" and self._proves_link(msg):
+                if debited:
+                    self._limits.refund(address)  # the risk link is not counted
+                verdict = AddressLimits.SERVE
+            if verdict == AddressLimits.REFUSE:
+                self.rate_refused += 1
+                self._send(identity, ClearingReject(
+                    request_id=getattr(msg, "request_id", None), ref_type=msg.type,
+                    reason="rate_limited",
+                    text="this address is over its request rate; ask again later",
+                ))  # fmt: skip
                 continue
             if msg.type == "hold_reply":
                 if self._is_link(identity, conn):
@@ -426,8 +469,7 @@ class ClearingServer:
 
     def _risk_subscribe(self, identity: bytes, conn: Connection, msg: Any) -> None:
         """The exchange's risk link: it must prove the link secret (not the admin token)."""
-        offered = hashlib.sha256(msg.admin_token.encode()).digest()
-        if not hmac.compare_digest(offered, self._link_hash):
+        if not self._proves_link(msg):
             log.warning("risk_subscribe_refused", why="wrong link secret")
             self._send(identity, ClearingReject(
                 request_id=msg.request_id, ref_type=msg.type, reason="not_authorised",
@@ -537,6 +579,11 @@ class ClearingServer:
     def _heartbeat(self) -> None:
         """An empty RiskState: the settled point moved (or not), and clearing is alive."""
         self._sync_connections()
+        counts = (self.rate_refused, self.rate_dropped)
+        if counts != self._rate_logged:  # a flood is never silent: totals, once a second
+            self._rate_logged = counts
+            log.warning("api_frames_dropped", reason="rate_limited", refused=counts[0],
+                        dropped=counts[1])  # fmt: skip
         if self.risk_subscribers:
             self._risk_seq += 1
             beat = encode(RiskState(

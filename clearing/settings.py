@@ -52,6 +52,13 @@ class ClearingSettings(BaseSettings):
         "account; twenty times that per source address",
     )  # fmt: skip
     auth_failure_burst: int = Field(20, gt=0, description="token bucket depth of the above")
+    api_rate_limit: float = Field(
+        500.0, gt=0,
+        description="account-API requests per second per source address (the exchange's "
+        "risk link, proven by the link secret, is not counted); far above what owners, "
+        "dashboards and an agent fleet behind one address ask",
+    )  # fmt: skip
+    api_burst: int = Field(2_000, gt=0, description="token bucket depth of the above")
     peer_heartbeat_s: float = Field(
         5.0, ge=0, description="ZMTP heartbeat interval on the account API; 0 = off"
     )

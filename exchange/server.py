@@ -15,7 +15,9 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 * snapshot, ROUTER: `SnapshotRequest` -> `BookSnapshot` (valid at the `book` stream's seq),
   `TradeReplayRequest` -> `TradeReplay` pages read from the journal (clearing's, with its
   token), `TapeRequest` -> `TapeReplay`, the public trade tape of a symbol by stream seq (open
-  to anyone: no accounts, no order ids).
+  to anyone: no accounts, no order ids). Requests count against their source address's
+  budget (a connection that proved the replay token is not limited), and the service takes
+  a bounded share of each loop turn, so a flood of them cannot starve order entry.
 * drop copy, PUB: ``[b"trades", batch of TradeCapture]`` for clearing; `trade_id` is contiguous
   within an epoch (every start of the process is a new one, `exchange.epoch`), heartbeats carry
   the last trade id so a subscriber notices a lost tail.
@@ -73,6 +75,7 @@ from exchange.protocol import (
 )
 from exchange.protocol.codec import MAX_MESSAGE_SIZE
 from exchange.protocol.peers import (
+    AddressLimits,
     Connection,
     ConnectionTracker,
     TokenBucket,
@@ -202,7 +205,8 @@ class _Metrics:
             rejects.add_metric([reason], n)
         yield rejects
         dropped = CounterMetricFamily(
-            "agora_exchange_dropped", "gateway frames dropped unanswered, by reason",
+            "agora_exchange_dropped", "frames dropped unanswered, by reason (snapshot_*: on "
+            "the snapshot service; the others: on the gateway)",
             labels=["reason"],
         )  # fmt: skip
         for reason, n in list(self.dropped.items()):
@@ -256,6 +260,7 @@ class ExchangeServer:
         self._rate = s.rate_limit
         self._burst = float(s.rate_burst)
         self._gw_peers: ConnectionTracker | None = None
+        self._init_snapshot_service()
         # Outgoing, gathered during one batch and sent after the journal commit.
         self._private: dict[bytes, list[dict]] = defaultdict(list)
         self._public: dict[str, list[dict]] = defaultdict(list)
@@ -332,6 +337,8 @@ class ExchangeServer:
         # Watch connections before any can be accepted.
         self._gw = zmq.Socket.shadow(gateway.underlying)
         self._gw_peers = ConnectionTracker(self._gw, ctx)
+        self._snap = zmq.Socket.shadow(snapshot.underlying)
+        self._snap_peers = ConnectionTracker(self._snap, ctx)
         try:
             for name, sock, addr in (
                 ("gateway", gateway, s.gateway_bind),
@@ -344,7 +351,6 @@ class ExchangeServer:
             if s.metrics_port:
                 start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
                 self.endpoints["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
-            self._snap = zmq.Socket.shadow(snapshot.underlying)
             self._feed = zmq.Socket.shadow(feed.underlying)
             self._dropsock = zmq.Socket.shadow(drop.underlying)
             loop = asyncio.get_running_loop()
@@ -371,8 +377,9 @@ class ExchangeServer:
                     await self._risk_task
             self._goodbye()
             self.journal.close()
-            if self._gw_peers is not None:
-                self._gw_peers.close()
+            for peers in (self._gw_peers, self._snap_peers):
+                if peers is not None:
+                    peers.close()
             for sock in (gateway, snapshot, feed, drop):
                 sock.close()
             ctx.term()
@@ -905,26 +912,85 @@ class ExchangeServer:
             _send(self._gw, [identity, payload])
 
     # ------------------------------------------------------------------ snapshot service
+    def _init_snapshot_service(self) -> None:
+        s = self.settings
+        self._snap_peers: ConnectionTracker | None = None
+        self._snap_limits = AddressLimits(s.snapshot_rate_limit, s.snapshot_burst, _MAX_BUCKETS)
+        self._snap_trusted: set[Connection] = set()  # proved the replay token: not limited
+        self._snap_seen: set[Connection] = set()  # connections whose first frame was read
+
     def _drain_snapshot(self) -> None:
-        sock = self._snap
-        for _ in range(1000):
+        """Answer snapshot-service requests, within a share of this loop turn.
+
+        The service is open to anyone, and each answer (a book, a page of the tape) costs far
+        more than an order: so it takes at most `snapshot_turn_frames` frames and about
+        `snapshot_turn_s` of a turn (the rest waits in the socket for the next turn, after
+        order entry has had its own), and each source address has a budget (`AddressLimits`):
+        over it a request is refused with ``rate_limited``; a whole burst in debt, its frames
+        are dropped unread and counted (``agora_exchange_dropped{reason="snapshot_rate"}``).
+        A connection's first frame is always read, so clearing proves its replay token even
+        from an address in debt; once proven, its connection is not limited at all.
+        """
+        sock, peers, limits, s = self._snap, self._snap_peers, self._snap_limits, self.settings
+        assert peers is not None
+        metrics = self.metrics
+        deadline = time.perf_counter() + s.snapshot_turn_s
+        for i in range(s.snapshot_turn_frames):
+            if i and time.perf_counter() > deadline:
+                return
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if len(frames) != 2:
+            for conn in peers.drain():  # judge the frame by its own connection
+                self._snap_trusted.discard(conn)
+                self._snap_seen.discard(conn)
+            if len(parts) != 2:
+                metrics.dropped["snapshot_shape"] += 1  # not one request after the routing id
                 continue
-            identity, payload = frames
+            identity, frame = parts[0].bytes, parts[1]
+            conn = peers.connection(frame)
+            trusted = conn in self._snap_trusted
+            address = "" if trusted else peers.address(conn, frame)
+            verdict = AddressLimits.SERVE if trusted else limits.judge(address, time.monotonic())
+            debited = not trusted and verdict != AddressLimits.DROP
+            if verdict == AddressLimits.DROP:
+                if conn in self._snap_seen:
+                    metrics.dropped["snapshot_rate"] += 1
+                    continue
+                verdict = AddressLimits.REFUSE
+            self._snap_seen.add(conn)
             ts = self.clock()
             try:
-                msg = decode(payload)
-                reply = self._snapshot_reply(msg, ts)
+                msg = decode(frame.bytes)
+                if not trusted and self._proves_replay_token(msg):
+                    self._snap_trusted.add(conn)
+                    if debited:
+                        limits.refund(address)
+                    verdict = AddressLimits.SERVE
+                if verdict == AddressLimits.SERVE:
+                    reply = self._snapshot_reply(msg, ts)
+                else:
+                    metrics.rejects["rate_limited"] += 1
+                    reply = _protocol_reject(
+                        "rate_limited", "this address is over its snapshot-service request "
+                        "rate; ask again later", msg.type, ts,
+                    )  # fmt: skip
             except ProtocolError as exc:
                 reply = _protocol_reject(exc.reason, str(exc), exc.ref_type, ts)
             except Exception as exc:  # a request must never take the exchange down
                 log.exception("snapshot_request_failed")
                 reply = _protocol_reject("internal_error", type(exc).__name__, None, ts)
             _send(sock, [identity, msgpack.packb([reply])])
+
+    def _proves_replay_token(self, msg: Any) -> bool:
+        """A trade replay request with the replay token: clearing's link (without a token
+        configured, replay is open to all and proves nothing)."""
+        return (
+            isinstance(msg, TradeReplayRequest)
+            and bool(self._replay_token)
+            and hmac.compare_digest(msg.token.encode(), self._replay_token.encode())
+        )
 
     def _snapshot_reply(self, msg: Any, ts: int) -> dict:
         if isinstance(msg, SnapshotRequest):

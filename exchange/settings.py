@@ -119,6 +119,25 @@ class ExchangeSettings(BaseSettings):
     tape_window: int = Field(
         10_000, ge=0, description="public trades kept per symbol for tape requests (0: none)"
     )
+    snapshot_rate_limit: float = Field(
+        200.0, gt=0,
+        description="snapshot-service requests (snapshots, tape pages) per second per source "
+        "address; clearing's trade replay with its token is not counted. Far above what a "
+        "recorder, a dashboard or a client filling a gap asks",
+    )  # fmt: skip
+    snapshot_burst: int = Field(
+        1_000, gt=0,
+        description="token bucket depth of the above (a fleet of agents behind one address "
+        "each asking for a snapshot at start)",
+    )  # fmt: skip
+    snapshot_turn_frames: int = Field(
+        200, gt=0, description="snapshot-service frames read per loop turn, at most"
+    )
+    snapshot_turn_s: float = Field(
+        0.002, gt=0,
+        description="time the snapshot service may take of one loop turn (at least one "
+        "request is answered); order entry gets the rest",
+    )  # fmt: skip
     clearing: OptionalEndpoint = Field(
         "",
         description="the clearing house's account API (e.g. tcp://127.0.0.1:5559); when set, "

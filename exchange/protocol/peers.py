@@ -35,6 +35,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 __all__ = [
+    "AddressLimits",
     "Connection",
     "ConnectionTracker",
     "SrcFdUnavailable",
@@ -126,6 +127,48 @@ class TokenBucket:
             return False
         self.tokens -= 1.0
         return True
+
+
+class AddressLimits:
+    """A request budget per source address for a ROUTER service anyone may connect to.
+
+    Three answers, the gateway's pattern: within budget a request is served (`SERVE`); over
+    it, refused with a reason (`REFUSE`), and each refusal is a debt; a whole burst in debt,
+    frames are dropped unread (`DROP`), so a flood costs a few microseconds a frame instead of
+    a decode and an answer. An address thus costs at most twice its rate in decoded requests.
+    A request that turns out privileged (it proved a secret) is given its token back.
+    """
+
+    SERVE, REFUSE, DROP = 0, 1, 2
+    __slots__ = ("buckets", "burst", "max_addresses", "rate")
+
+    def __init__(self, rate: float, burst: float, max_addresses: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_addresses = max_addresses
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def judge(self, address: str, now: float) -> int:
+        bucket = self.buckets.get(address)
+        if bucket is None:
+            if len(self.buckets) >= self.max_addresses:  # forget the ones that refilled
+                for key in [k for k, b in self.buckets.items() if b.refill(now) >= b.burst]:
+                    del self.buckets[key]
+            bucket = self.buckets[address] = TokenBucket(self.rate, self.burst, now)
+        tokens = bucket.refill(now) - 1.0
+        if tokens >= 0.0:
+            bucket.tokens = tokens
+            return self.SERVE
+        if tokens < -self.burst:
+            return self.DROP
+        bucket.tokens = tokens
+        return self.REFUSE
+
+    def refund(self, address: str) -> None:
+        """Give back the token a request took (it was privileged: not counted)."""
+        bucket = self.buckets.get(address)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.tokens + 1.0)
 
 
 class ConnectionTracker:
