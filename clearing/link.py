@@ -105,6 +105,14 @@ class ClearingLink:
     def on_events(self, events: list[tuple]) -> None:
         self.gate.on_events(events)
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """The gate's event-derived state, saved in the exchange's snapshots (so a restart
+        replays only the journal after the snapshot, clearing configured or not)."""
+        return self.gate.snapshot_state()
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.gate.restore_state(state)
+
     async def run(self, ctx: zmq.asyncio.Context, kill: Callable[[list[str]], None]) -> None:
         """Follow clearing's risk state forever; `kill(accounts)` cancels unfunded orders."""
         silent_after = 3 * self.heartbeat_s

@@ -327,6 +327,30 @@ class RiskGate:
         self.orders[oid] = order
         self._set_leaves(order, qty)
 
+    # ------------------------------------------------------------------ restart
+    def snapshot_state(self) -> dict[str, Any]:
+        """What the gate learnt from the exchange's events, as plain data for the exchange's
+        snapshot: open orders and trades clearing had not settled yet. The rest (cash,
+        positions, limits, settled_through) is clearing's and arrives again with its next
+        `RiskState`."""
+        return {
+            "orders": [[oid, *order] for oid, order in self.orders.items()],
+            "pending": [list(p[:7]) for p in self.pending],
+            "settled_through": self.settled_through,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """The state `snapshot_state` saved, as if the events it summarises were replayed: each
+        order's leaves are reserved again and each unsettled trade pended again."""
+        self.settled_through = max(self.settled_through, int(state.get("settled_through", 0)))
+        for oid, account, symbol, side, price, qty, leaves, _res in state.get("orders", ()):
+            order = [account, symbol, side, price, qty, 0, 0]
+            self.orders[oid] = order
+            self._set_leaves(order, leaves)
+        for trade_id, buyer, seller, symbol, qty, price, aggressor in state.get("pending", ()):
+            if trade_id > self.settled_through:
+                self._pend(trade_id, buyer, seller, symbol, qty, price, aggressor)
+
     def _set_leaves(self, order: list[Any], leaves: int) -> None:
         """Move an order's leaves (and a buy's cash reservation) to `leaves`.
 
