@@ -40,7 +40,8 @@ def _derived(gate: RiskGate) -> dict[str, Any]:
         "orders": {oid: list(o) for oid, o in gate.orders.items()},
         "pending": [tuple(p) for p in gate.pending],
         "accounts": {
-            name: (a.pending_cash, a.pending_debits, dict(a.pending_pos), a.reserved_cash,
+            name: (a.pending_cash, a.pending_debits, {k: v for k, v in a.pending_pos.items() if v},
+                   a.reserved_cash,
                    dict(a.open_buy), dict(a.open_sell))
             for name, a in sorted(gate.accounts.items())
             if a.reserved_cash or a.pending_cash or a.open_buy or a.open_sell
