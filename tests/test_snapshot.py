@@ -226,10 +226,17 @@ def test_a_forked_snapshot_is_written_while_the_parent_goes_on(tmp_path: Path) -
 
 def test_snapshots_follow_the_configured_cadence(tmp_path: Path) -> None:
     live = _server(tmp_path / "ex", snapshot_every_records=25, snapshot_every_s=0)
-    _market(live, 24)
+
+    def bid(i: int) -> None:  # one record each: bids never trade with each other
+        _apply(live, ["N", i, "a", f"b{i}", "AGR", "buy", "limit", 1, 9_990, "GTC", False,
+                      "cancel_newest"])  # fmt: skip
+
+    for i in range(24):
+        bid(i + 1)
     live._snapshot_tick()
+    assert live.journal.records == 24
     assert not (tmp_path / "ex" / "exchange.snapshot").exists()
-    _market(live, 1, start_ts=50)
+    bid(25)
     live._snapshot_tick()
     assert snapshot.load(tmp_path / "ex" / "exchange.snapshot")["journal"]["records"] >= 25
     live.journal.close()
