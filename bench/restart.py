@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
     import _path  # noqa: F401
@@ -50,7 +52,7 @@ def _settings(data: Path) -> ExchangeSettings:
                             snapshot_every_s=0, log_json=True, log_level="warning")  # fmt: skip
 
 
-def records(n: int, seed: int = 7):  # noqa: ANN201 (a generator of journal records)
+def records(n: int, seed: int = 7) -> Iterator[list[Any]]:
     """Journal command records, bench/engine.py's mix, in chunks of numpy draws."""
     rng = np.random.default_rng(seed)
     pool: list[tuple[str, str, str]] = []  # (account, client order id, side) of open limits
@@ -146,7 +148,8 @@ def restart_child(data: Path) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_kb = usage.ru_maxrss
     print(json.dumps({
-        "seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": rss_kb / 1024, "from_snapshot": server.from_snapshot,
+        "seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": rss_kb / 1024, "from_snapshot": server.from_snapshot,
         "replayed": server.replayed, "open_orders": len(server.engine._orders),
         "next_order_id": server.engine._next_order_id, "trades": len(server.journal.trade_offsets),
     }))  # fmt: skip
@@ -185,7 +188,8 @@ def main() -> None:
                   f"{gen['snapshot_child_s']:.1f} s")  # fmt: skip
         snap = restart(data)
         print(f"restart from snapshot + {snap['replayed']:,}-command tail: "
-              f"{snap['seconds']:.2f} s ({snap['cpu_s']:.2f} s CPU), peak RSS {snap['peak_rss_mb']:.0f} MB "
+              f"{snap['seconds']:.2f} s ({snap['cpu_s']:.2f} s CPU), "
+              f"peak RSS {snap['peak_rss_mb']:.0f} MB "
               f"(from_snapshot={snap['from_snapshot']})", flush=True)  # fmt: skip
         moved = data / "exchange.snapshot.moved"
         os.replace(data / "exchange.snapshot", moved)
@@ -194,7 +198,8 @@ def main() -> None:
         finally:
             os.replace(moved, data / "exchange.snapshot")
         print(f"restart replaying the whole journal ({full['replayed']:,} commands): "
-              f"{full['seconds']:.2f} s ({full['cpu_s']:.2f} s CPU), peak RSS {full['peak_rss_mb']:.0f} MB")  # fmt: skip
+              f"{full['seconds']:.2f} s ({full['cpu_s']:.2f} s CPU), "
+              f"peak RSS {full['peak_rss_mb']:.0f} MB")  # fmt: skip
         same = all(snap[k] == full[k] for k in ("open_orders", "next_order_id", "trades"))
         print(f"same open orders, next order id and trade count both ways: {same}")
     finally:

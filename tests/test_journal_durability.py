@@ -40,12 +40,15 @@ def _server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> tuple
 
 
 def _order(clid: str, side: str, price: int) -> bytes:
-    return msgpack.packb({"type": "new_order", "v": 1, "client_order_id": clid, "symbol": "AGR",
-                         "side": side, "order_type": "limit", "qty": 1, "price": price})  # fmt: skip
+    return msgpack.packb({
+        "type": "new_order", "v": 1, "client_order_id": clid, "symbol": "AGR", "side": side,
+        "order_type": "limit", "qty": 1, "price": price,
+    })  # fmt: skip
 
 
 def _logon(server: ExchangeServer, identity: bytes) -> None:
-    server._on_frame(identity, msgpack.packb({"type": "logon", "v": 1, "account": identity.decode()}))
+    logon = {"type": "logon", "v": 1, "account": identity.decode()}
+    server._on_frame(identity, msgpack.packb(logon))
     server._flush()
 
 
@@ -98,7 +101,7 @@ def test_readers_of_the_state_settle_the_group_first(
 def test_always_fsyncs_every_commit_before_its_replies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, log, now = _server(tmp_path, monkeypatch, durability="always")
+    server, log, _now = _server(tmp_path, monkeypatch, durability="always")
     _logon(server, b"alice")
     for i in range(3):
         log.clear()
@@ -111,7 +114,7 @@ def test_always_fsyncs_every_commit_before_its_replies(
 def test_none_never_fsyncs_and_the_old_switch_means_always(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, log, now = _server(tmp_path / "a", monkeypatch, durability="none")
+    server, log, _now = _server(tmp_path / "a", monkeypatch, durability="none")
     _logon(server, b"alice")
     server._on_frame(b"alice", _order("a1", "sell", 10_000))
     server._flush()

@@ -93,7 +93,9 @@ def commands(draw: st.DrawFn, n: int) -> list[list[Any]]:
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cmds=commands(90), cut=st.integers(0, 60), more=commands(30))
 def test_snapshot_then_tail_equals_full_replay(
     tmp_path_factory: pytest.TempPathFactory, cmds: list[list[Any]], cut: int,
