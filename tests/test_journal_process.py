@@ -210,3 +210,26 @@ def test_group_commit_acknowledges_and_restarts(tmp_path: Path, ctx: zmq.Context
         assert sum(q for _, q, _ in snap.asks) == 20
     finally:
         again.stop()
+
+
+def test_agora_up_shows_the_exchange_s_one_line(tmp_path: Path) -> None:
+    from exchange.journal import Journal
+
+    journal = tmp_path / "var" / "exchange" / "exchange.journal"
+    j = Journal(journal)
+    for i in range(5):
+        j.append(["A", i + 1])
+    j.close()
+    second = _record_starts(journal)[1]
+    raw = bytearray(journal.read_bytes())
+    raw[second + 4] ^= 0x20
+    journal.write_bytes(bytes(raw))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "up", "--data-dir", str(tmp_path / "var"),
+         "--free-ports", "--duration", "1"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"corrupt at byte {second:,}" in done.stderr and str(journal) in done.stderr
+    assert "Traceback" not in done.stderr
