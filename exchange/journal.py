@@ -404,7 +404,8 @@ class Journal:
         out: list[list[Any]] = []
         unpackb = msgpack.unpackb
         with open(self.path, "rb") as f:
-            for _off, body in _Frames(f, offset, self.version, limit=self._offset):
+            reader = _Frames(f, offset, self.version, limit=self._offset)
+            for _off, body in reader:
                 if not _is_trade(body):
                     continue
                 if tid >= trade_id:
@@ -412,6 +413,10 @@ class Journal:
                     if len(out) >= max_count:
                         break
                 tid += 1
+        if reader.bad is not None and len(out) < max_count:
+            # damage before the snapshot this journal was opened from (opening did not read
+            # that far): say so rather than serve a short page forever
+            raise JournalCorrupt(self.path, *reader.bad)
         return out
 
     # ------------------------------------------------------------------ writing

@@ -232,7 +232,9 @@ class ExchangeServer:
         s = self.settings
         state: dict[str, Any] | None = None
         why_not = self._snapshots_possible()
-        if why_not is None:
+        if why_not is not None:
+            log.warning("snapshots_off", reason=why_not, then="restarts replay the whole journal")
+        else:
             try:
                 state = snapshot.load(s.snapshot_path)
             except snapshot.SnapshotError as exc:
