@@ -208,6 +208,7 @@ class ExchangeServer:
         self._release_due = float("inf")
         self._replay_journal()
         self._snap_records = self.journal.records if self.from_snapshot else 0
+        self._snapshot_is_ours = self.from_snapshot
         self._snap_time = self._mono()
         self._snap_pid = 0
         self._snap_started = 0.0
@@ -332,7 +333,7 @@ class ExchangeServer:
                     if self.journal.synced < position.offset:
                         os.fsync(self.journal.fileno())
                     state = snapshot.capture(self.engine, self.reporter, self.feed, position,
-                                             extra)  # fmt: skip
+                                             extra, self._previous_snapshot())  # fmt: skip
                     snapshot.write(s.snapshot_path, state)
                     code = 0
                 finally:
@@ -341,8 +342,10 @@ class ExchangeServer:
             self._snap_started = time.perf_counter()
         else:
             self.journal.sync()
-            state = snapshot.capture(self.engine, self.reporter, self.feed, position, extra)
+            state = snapshot.capture(self.engine, self.reporter, self.feed, position, extra,
+                                     self._previous_snapshot())  # fmt: skip
             size = snapshot.write(s.snapshot_path, state)
+            self._snapshot_is_ours = True
             log.info("snapshot_written", records=position.records, bytes=size,
                      seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
         pause = time.perf_counter() - t0
@@ -351,6 +354,16 @@ class ExchangeServer:
         self._snap_time = self._mono()
         log.info("snapshot_started", records=position.records, forked=bool(self._snap_pid),
                  pause_ms=round(pause * 1000, 2))  # fmt: skip
+
+    def _previous_snapshot(self) -> dict[str, Any] | None:
+        """The snapshot on disk, if it describes this process's own state (restored from it,
+        or written by it): the next one reuses its hashed client order ids."""
+        if not self._snapshot_is_ours:
+            return None
+        try:
+            return snapshot.load(self.settings.snapshot_path)
+        except snapshot.SnapshotError:
+            return None
 
     def _snapshot_tick(self, wait: bool = False) -> None:
         """Reap a finished snapshot child; start a snapshot when one is due."""
@@ -361,6 +374,7 @@ class ExchangeServer:
             self._snap_pid = 0
             took = round(time.perf_counter() - self._snap_started, 3)
             if os.waitstatus_to_exitcode(status) == 0:
+                self._snapshot_is_ours = True
                 log.info("snapshot_written", path=str(self.settings.snapshot_path), seconds=took)
             else:
                 log.error("snapshot_failed", path=str(self.settings.snapshot_path),

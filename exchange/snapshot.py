@@ -52,7 +52,9 @@ def _order_row(o: Order) -> list[Any]:
             o.qty, o.leaves, o.tif, o.post_only, o.stp, o.ts]  # fmt: skip
 
 
-def capture_engine(engine: Engine) -> dict[str, Any]:
+def capture_engine(engine: Engine, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The engine's state; `previous` (the last snapshot's engine state) saves re-hashing the
+    client order ids it already holds."""
     markets = []
     for m in engine._markets.values():
         book = m.book
@@ -75,10 +77,13 @@ def capture_engine(engine: Engine) -> dict[str, Any]:
             "market_orders": [[o.order_id for o in m.market_orders[s] if o.leaves]
                               for s in ("buy", "sell")],
         })  # fmt: skip
+    before = {}
+    if previous is not None:
+        before = {c[0]: c[1:] for c in previous["claims"] if len(c) == 4}
     claims = []
     for account, table in engine._clids.items():
-        hashes, oids = pack_claims(table)
-        claims.append([account, hashes, oids])
+        hashes, oids, note = pack_claims(table, before.get(account))
+        claims.append([account, hashes, oids, note])
     return {
         "markets": markets,
         "orders": [_order_row(o) for o in engine._orders.values()],
@@ -99,13 +104,14 @@ def capture_feed(feed: FeedState) -> dict[str, Any]:
 
 def capture(
     engine: Engine, reporter: Reporter, feed: FeedState, position: Position,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Everything a restart needs, as plain msgpack-able values."""
+    """Everything a restart needs, as plain msgpack-able values (`previous`: the last
+    snapshot taken by this process, to reuse its work)."""
     return {
         "format": FORMAT,
         "journal": position.as_dict(),
-        "engine": capture_engine(engine),
+        "engine": capture_engine(engine, previous["engine"] if previous else None),
         "reporter": capture_reporter(reporter),
         "feed": capture_feed(feed),
         "extra": extra or {},
@@ -113,13 +119,23 @@ def capture(
 
 
 # ---------------------------------------------------------------------------- restore
+class _Interner(dict):
+    """One string object per distinct account, symbol, side...: a snapshot decodes each row's
+    strings afresh, and a few hundred thousand open orders times five copies added up."""
+
+    def __call__(self, value: Any) -> Any:
+        return self.setdefault(value, value) if type(value) is str else value
+
+
 def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     """Put `state` into a freshly built engine listing the same symbols."""
     orders: dict[int, Order] = {}
+    one = _Interner()
     for row in state["orders"]:
         (oid, clid, account, symbol, side, otype, price, qty, leaves, tif, post_only, stp,
          ts) = row  # fmt: skip
-        o = Order(oid, clid, account, symbol, side, otype, price, qty, tif, post_only, stp, ts)
+        o = Order(oid, clid, one(account), one(symbol), one(side), one(otype), price, qty,
+                  one(tif), post_only, one(stp), ts)  # fmt: skip
         o.leaves = leaves
         orders[oid] = o
     engine._orders = orders
@@ -151,15 +167,16 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     engine._trade_id = state["trade_id"]
     engine._clids = {
         account: RestoredClaims(OldClaims(hashes, oids))
-        for account, hashes, oids in state["claims"]
+        for account, hashes, oids, *_note in state["claims"]
     }
 
 
 def restore_reporter(reporter: Reporter, rows: list[list[Any]]) -> None:
     table = reporter._orders
     table.clear()
+    one = _Interner()
     for oid, clid, account, symbol, side, otype, price, qty, cum, notional in rows:
-        s = _OrderState(oid, clid, account, symbol, side, otype, price, qty)
+        s = _OrderState(oid, clid, one(account), one(symbol), one(side), one(otype), price, qty)
         s.cum, s.notional = cum, notional
         table[oid] = s
 
@@ -189,48 +206,128 @@ def position_of(state: dict[str, Any]) -> Position:
 
 
 # ---------------------------------------------------------------------------- files
+_BIG = (("engine", "orders"), ("reporter",), ("engine", "claims"))  # streamed in chunks
+_ROWS_PER_CHUNK = 4096
+
+
+def _section(state: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
+    node: Any = state
+    for k in keys:
+        node = node[k]
+    return node
+
+
+def _header(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` without its big lists (each replaced by its chunk count)."""
+    head = dict(state)
+    head["engine"] = dict(state["engine"])
+    for keys in _BIG:
+        rows = _section(state, keys)
+        chunks = -(-len(rows) // _ROWS_PER_CHUNK)
+        if len(keys) == 1:
+            head[keys[0]] = {"chunks": chunks}
+        else:
+            head[keys[0]][keys[1]] = {"chunks": chunks}
+    return head
+
+
+class _Rows:
+    """One big list of a snapshot file, read a chunk at a time when iterated: restoring never
+    holds the whole snapshot as Python objects, only what it builds from it."""
+
+    def __init__(self, path: Path, offset: int, chunks: int) -> None:
+        self.path, self.offset, self.chunks = path, offset, chunks
+
+    def __iter__(self) -> Any:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            unpacker = _unpacker(f)
+            for _ in range(self.chunks):
+                yield from unpacker.unpack()
+
+
+def _unpacker(f: Any) -> msgpack.Unpacker:
+    return msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=2**31 - 1)
+
+
 def write(path: Path, state: dict[str, Any]) -> int:
-    """Write atomically (temporary file, fsync, rename, fsync the directory); returns bytes."""
-    body = msgpack.packb(state, use_bin_type=True)
+    """Write atomically (temporary file, fsync, rename, fsync the directory); returns bytes.
+
+    Body: the header (the state without its big lists), then each big list in chunks.
+    """
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    packer = msgpack.Packer(use_bin_type=True)
+    crc = length = 0
     with open(tmp, "wb") as f:
-        f.write(_HEAD.pack(MAGIC, len(body), zlib.crc32(body)))
-        f.write(body)
+        f.write(_HEAD.pack(MAGIC, 0, 0))  # (rewritten once the body's length and crc are known)
+
+        def put(obj: Any) -> None:
+            nonlocal crc, length
+            data = packer.pack(obj)
+            crc = zlib.crc32(data, crc)
+            length += len(data)
+            f.write(data)
+
+        put(_header(state))
+        for keys in _BIG:
+            rows = _section(state, keys)
+            for i in range(0, len(rows), _ROWS_PER_CHUNK):
+                put(rows[i : i + _ROWS_PER_CHUNK])
+        f.seek(0)
+        f.write(_HEAD.pack(MAGIC, length, crc))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     try:
         fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
-        return _HEAD.size + len(body)
+        return _HEAD.size + length
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return _HEAD.size + len(body)
+    return _HEAD.size + length
 
 
 def load(path: Path) -> dict[str, Any]:
-    """The snapshot in `path`; `SnapshotError` saying why it cannot be used."""
+    """The snapshot in `path` (its big lists read lazily); `SnapshotError` saying why it
+    cannot be used. The whole file is checked against its checksum first."""
     for stale in path.parent.glob(f"{path.name}.tmp-*"):  # a write cut short by a crash
         stale.unlink(missing_ok=True)
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD.size)
-            if len(head) < _HEAD.size:
-                raise SnapshotError("the snapshot file is cut short")
-            magic, length, crc = _HEAD.unpack(head)
-            if magic != MAGIC:
-                raise SnapshotError("not a snapshot file")
-            body = f.read(length + 1)
+        f = open(path, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         raise SnapshotError("no snapshot") from None
-    if len(body) != length or zlib.crc32(body) != crc:
-        raise SnapshotError("the snapshot fails its checksum")
-    try:
-        state = msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True)
-    except Exception as exc:
-        raise SnapshotError(f"the snapshot does not decode ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise SnapshotError("the snapshot has an unknown format")
+    with f:
+        head = f.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            raise SnapshotError("the snapshot file is cut short")
+        magic, length, crc = _HEAD.unpack(head)
+        if magic != MAGIC:
+            raise SnapshotError("not a snapshot file")
+        got, seen = 0, 0
+        while block := f.read(1 << 22):
+            got = zlib.crc32(block, got)
+            seen += len(block)
+        if seen != length or got != crc:
+            raise SnapshotError("the snapshot fails its checksum")
+        f.seek(_HEAD.size)
+        unpacker = _unpacker(f)
+        try:
+            state = unpacker.unpack()
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
+                raise SnapshotError("the snapshot has an unknown format")
+            for keys in _BIG:
+                chunks = _section(state, keys)["chunks"]
+                rows = _Rows(path, _HEAD.size + unpacker.tell(), chunks)
+                for _ in range(chunks):
+                    unpacker.skip()
+                if len(keys) == 1:
+                    state[keys[0]] = rows
+                else:
+                    state[keys[0]][keys[1]] = rows
+        except SnapshotError:
+            raise
+        except Exception as exc:
+            raise SnapshotError(f"the snapshot does not decode ({type(exc).__name__})") from None
     return state

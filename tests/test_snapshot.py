@@ -50,6 +50,8 @@ def _state(server: ExchangeServer) -> dict[str, Any]:
     e = server.engine
     captured = snapshot.capture(e, server.reporter, server.feed, server.journal.position())
     del captured["journal"]["journal_id"]  # (a test may give the file a new identity)
+    # the claims themselves, not the note of how they were hashed (restored or replayed)
+    captured["engine"]["claims"] = [c[:3] for c in captured["engine"]["claims"]]
     return {
         "capture": captured,
         "depth": {sym: e.depth(sym) for sym in e.symbols},
@@ -96,14 +98,21 @@ def commands(draw: st.DrawFn, n: int) -> list[list[Any]]:
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(cmds=commands(90), cut=st.integers(0, 60), more=commands(30))
+@given(cmds=commands(90), cuts=st.tuples(st.integers(0, 60), st.integers(0, 30)),
+       more=commands(30))  # fmt: skip
 def test_snapshot_then_tail_equals_full_replay(
-    tmp_path_factory: pytest.TempPathFactory, cmds: list[list[Any]], cut: int,
+    tmp_path_factory: pytest.TempPathFactory, cmds: list[list[Any]], cuts: tuple[int, int],
     more: list[list[Any]],
 ) -> None:  # fmt: skip
+    """Two snapshots (the second reuses the first's hashed claims), then a restart from the
+    last one plus the tail, against a restart replaying everything."""
     base = tmp_path_factory.mktemp("snap")
     live = _server(base / "live")
-    for r in cmds[:cut]:
+    first, cut = cuts[0] // 2, cuts[0] + cuts[1]
+    for r in cmds[:first]:
+        _apply(live, r)
+    live.take_snapshot(fork=False)
+    for r in cmds[first:cut]:
         _apply(live, r)
     live.take_snapshot(fork=False)
     for r in cmds[cut:]:
@@ -115,7 +124,7 @@ def test_snapshot_then_tail_equals_full_replay(
     fast = _server(base / "live")
     full = _server(base / "full")
     assert fast.from_snapshot and not full.from_snapshot
-    assert fast.replayed == sum(1 for r in cmds[cut:])
+    assert fast.replayed == len(cmds[cut:])
     assert _state(fast) == _state(full)
     assert fast._last_ts == full._last_ts
     # The same new commands (later in time) produce identical events and messages.
@@ -242,3 +251,35 @@ def test_snapshots_follow_the_configured_cadence(tmp_path: Path) -> None:
     live._snapshot_tick()
     assert snapshot.load(tmp_path / "ex" / "exchange.snapshot")["journal"]["records"] >= 25
     live.journal.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.text(max_size=5) | st.integers(), unique=True, max_size=50),
+    cuts=st.lists(st.integers(0, 50), min_size=1, max_size=4),
+)
+def test_hashing_only_new_claims_gives_what_hashing_all_gives(
+    keys: list[Any], cuts: list[int]
+) -> None:
+    from exchange.claims import OldClaims, RestoredClaims, pack_claims
+
+    table: dict[Any, int] = {}
+    done = 0
+    previous = None
+    for cut in sorted(cuts):  # the table grows between snapshots, as the engine's does
+        for k in keys[done:cut]:
+            table[k] = len(table) + 1
+        done = max(done, cut)
+        packed = pack_claims(table, previous)
+        assert packed == pack_claims(table)
+        previous = list(packed)
+    # Restored: the old part hashed, new claims in the dict; every claim still resolves.
+    restored = RestoredClaims(OldClaims(*pack_claims(table)[:2]))
+    assert all(restored.get(k) == v for k, v in table.items())
+    assert restored.setdefault("fresh-id", 999) == 999 and restored.get("fresh-id") == 999
+    assert all(restored.setdefault(k, -1) == v for k, v in table.items())  # duplicates
+    mine = pack_claims(restored)
+    assert pack_claims(restored, list(mine)) == mine
+    # A dict that is not the one hashed before (end of day: a new table) is hashed afresh.
+    other = {k: v for k, v in list(table.items())[1:]}
+    assert pack_claims(other, previous) == pack_claims(other)
