@@ -71,7 +71,7 @@ def records(n: int, seed: int = 7) -> Iterator[list[Any]]:
         drift = np.cumsum(rng.choice([-1, 0, 1], size=m, p=[0.004, 0.992, 0.004]))
         picks = rng.random(m)
         for k in range(m):
-            ts += 1_000
+            ts += 20_000  # 50,000 messages a second: the exchange's batched peak
             kind = kinds[k]
             account = f"acct{accounts[k]}"
             side = "buy" if sides[k] else "sell"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,18 @@ def _order_row(o: Order) -> list[Any]:
             o.qty, o.leaves, o.tif, o.post_only, o.stp, o.ts]  # fmt: skip
 
 
+def _pairs(window: deque[tuple[int, int]]) -> bytes:
+    """A breaker window's (ts, price) entries as packed int64s: a busy minute holds many."""
+    return array("q", [x for pair in window for x in pair]).tobytes()
+
+
+def _unpairs(data: bytes) -> deque[tuple[int, int]]:
+    flat = array("q")
+    flat.frombytes(data)
+    it = iter(flat)
+    return deque(zip(it, it, strict=False))
+
+
 def capture_engine(engine: Engine, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The engine's state; `previous` (the last snapshot's engine state) saves re-hashing the
     client order ids it already holds."""
@@ -67,7 +80,7 @@ def capture_engine(engine: Engine, previous: dict[str, Any] | None = None) -> di
         br = m.breaker
         breaker = None
         if br is not None:
-            breaker = [br._anchor, br.last, list(br._all), list(br._min), list(br._max),
+            breaker = [br._anchor, br.last, _pairs(br._all), _pairs(br._min), _pairs(br._max),
                        br.expires, br.low, br.high]  # fmt: skip
         markets.append({
             "symbol": m.symbol, "spec": m.spec.model_dump(mode="json"), "phase": m.phase,
@@ -159,9 +172,7 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
             br = m.breaker
             anchor, last, all_, lo, hi, expires, low, high = ms["breaker"]
             br._anchor, br.last = anchor, last
-            br._all = deque(tuple(e) for e in all_)
-            br._min = deque(tuple(e) for e in lo)
-            br._max = deque(tuple(e) for e in hi)
+            br._all, br._min, br._max = _unpairs(all_), _unpairs(lo), _unpairs(hi)
             br.expires, br.low, br.high = expires, low, high
     engine._next_order_id = state["next_order_id"]
     engine._trade_id = state["trade_id"]
@@ -206,8 +217,9 @@ def position_of(state: dict[str, Any]) -> Position:
 
 
 # ---------------------------------------------------------------------------- files
-_BIG = (("engine", "orders"), ("reporter",), ("engine", "claims"))  # streamed in chunks
-_ROWS_PER_CHUNK = 4096
+# Big lists, streamed in chunks of this many rows (an account's claims can be megabytes: one
+# account a chunk, so that neither writing nor reading ever buffers all of them at once).
+_BIG = ((("engine", "orders"), 4096), (("reporter",), 4096), (("engine", "claims"), 1))
 
 
 def _section(state: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
@@ -221,9 +233,9 @@ def _header(state: dict[str, Any]) -> dict[str, Any]:
     """`state` without its big lists (each replaced by its chunk count)."""
     head = dict(state)
     head["engine"] = dict(state["engine"])
-    for keys in _BIG:
+    for keys, per_chunk in _BIG:
         rows = _section(state, keys)
-        chunks = -(-len(rows) // _ROWS_PER_CHUNK)
+        chunks = -(-len(rows) // per_chunk)
         if len(keys) == 1:
             head[keys[0]] = {"chunks": chunks}
         else:
@@ -269,10 +281,10 @@ def write(path: Path, state: dict[str, Any]) -> int:
             f.write(data)
 
         put(_header(state))
-        for keys in _BIG:
+        for keys, per_chunk in _BIG:
             rows = _section(state, keys)
-            for i in range(0, len(rows), _ROWS_PER_CHUNK):
-                put(rows[i : i + _ROWS_PER_CHUNK])
+            for i in range(0, len(rows), per_chunk):
+                put(rows[i : i + per_chunk])
         f.seek(0)
         f.write(_HEAD.pack(MAGIC, length, crc))
         f.flush()
@@ -317,7 +329,7 @@ def load(path: Path) -> dict[str, Any]:
             state = unpacker.unpack()
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise SnapshotError("the snapshot has an unknown format")
-            for keys in _BIG:
+            for keys, _per_chunk in _BIG:
                 chunks = _section(state, keys)["chunks"]
                 rows = _Rows(path, _HEAD.size + unpacker.tell(), chunks)
                 for _ in range(chunks):
