@@ -109,7 +109,9 @@ def generate(data: Path, n: int, tail: int) -> dict:
     server = ExchangeServer(_settings(data))
     private, public, drop = server._private, server._public, server._drop
     t0 = time.perf_counter()
-    pause = child = 0.0
+    snaps: list[tuple[int, float, float]] = []  # (at message, fork pause s, child s)
+    # Two snapshots: the first hashes every client order id, the second only the new ones.
+    at = {max(1, n - tail - 500_000), n - tail}
     for count, record in enumerate(records(n), 1):
         server._apply(record, None, record[1])
         if count % 256 == 0:
@@ -117,13 +119,13 @@ def generate(data: Path, n: int, tail: int) -> dict:
             public.clear()
             drop.clear()
             server.journal.commit()
-        if count == n - tail:
+        if count in at:
             server.journal.commit()
             t1 = time.perf_counter()
             server.take_snapshot(fork=True)
             pause = time.perf_counter() - t1
             server._snapshot_tick(wait=True)
-            child = time.perf_counter() - t1
+            snaps.append((count, pause, time.perf_counter() - t1))
         if count % 1_000_000 == 0:
             print(f"  {count:,} messages journalled ({time.perf_counter() - t0:.0f} s)",
                   flush=True)  # fmt: skip
@@ -135,8 +137,8 @@ def generate(data: Path, n: int, tail: int) -> dict:
         "trades": len(server.journal.trade_offsets),
         "open_orders": len(server.engine._orders),
         "snapshot_bytes": server.settings.snapshot_path.stat().st_size,
-        "fork_pause_ms": pause * 1000,
-        "snapshot_child_s": child,
+        "snapshots": snaps,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -183,9 +185,11 @@ def main() -> None:
             print(f"  journal {gen['journal_bytes'] / 1e9:.2f} GB, {gen['records']:,} records "
                   f"({gen['trades']:,} trades), {gen['open_orders']:,} open orders; "
                   f"written in {gen['generate_s']:.0f} s")  # fmt: skip
-            print(f"  snapshot {gen['snapshot_bytes'] / 1e6:.1f} MB; market paused "
-                  f"{gen['fork_pause_ms']:.1f} ms (fork), child wrote it in "
-                  f"{gen['snapshot_child_s']:.1f} s")  # fmt: skip
+            print(f"  the writing process peaked at {gen['rss_mb']:.0f} MB RSS")
+            for count, pause, child in gen["snapshots"]:
+                print(f"  snapshot at message {count:,}: market paused {pause * 1000:.1f} ms "
+                      f"(fork); the child wrote it in {child:.1f} s")  # fmt: skip
+            print(f"  snapshot file {gen['snapshot_bytes'] / 1e6:.1f} MB")
         snap = restart(data)
         print(f"restart from snapshot + {snap['replayed']:,}-command tail: "
               f"{snap['seconds']:.2f} s ({snap['cpu_s']:.2f} s CPU), "

@@ -328,7 +328,8 @@ class ExchangeServer:
         if fork and hasattr(os, "fork"):
             pid = os.fork()
             if pid == 0:  # the child: write, and leave without running any of the parent's
-                code = 1  # clean-up (sockets, atexit)
+                code = 1  # clean-up (sockets, atexit); no collector either: a finaliser must
+                gc.disable()  # never touch the parent's sockets from here
                 try:
                     if self.journal.synced < position.offset:
                         os.fsync(self.journal.fileno())
@@ -346,14 +347,16 @@ class ExchangeServer:
                                      self._previous_snapshot())  # fmt: skip
             size = snapshot.write(s.snapshot_path, state)
             self._snapshot_is_ours = True
-            log.info("snapshot_written", records=position.records, bytes=size,
-                     seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
         pause = time.perf_counter() - t0
         self.snapshot_pauses.append(pause)
         self._snap_records = position.records
         self._snap_time = self._mono()
-        log.info("snapshot_started", records=position.records, forked=bool(self._snap_pid),
-                 pause_ms=round(pause * 1000, 2))  # fmt: skip
+        if self._snap_pid:
+            log.info("snapshot_started", records=position.records,
+                     pause_ms=round(pause * 1000, 2))  # fmt: skip
+        else:
+            log.info("snapshot_written", path=str(s.snapshot_path), records=position.records,
+                     bytes=size, pause_ms=round(pause * 1000, 2))  # fmt: skip
 
     def _previous_snapshot(self) -> dict[str, Any] | None:
         """The snapshot on disk, if it describes this process's own state (restored from it,

@@ -50,7 +50,9 @@ class ExchangeSettings(BaseSettings):
         2.0, gt=0, le=1000, description="durability='group': the longest a reply waits"
     )
     snapshot_every_records: int = Field(
-        500_000, ge=0, description="snapshot after this many journal records; 0 = never"
+        200_000, ge=0,
+        description="snapshot after this many journal records (a restart replays at most "
+        "these); 0 = never",
     )
     snapshot_every_s: float = Field(
         300.0, ge=0, description="snapshot at least this often when records came in; 0 = never"
