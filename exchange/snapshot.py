@@ -133,11 +133,11 @@ def capture(
 
 # ---------------------------------------------------------------------------- restore
 class _Interner(dict):
-    """One string object per distinct account, symbol, side...: a snapshot decodes each row's
-    strings afresh, and a few hundred thousand open orders times five copies added up."""
+    """One object per distinct account, symbol, side, price...: a snapshot decodes each row's
+    values afresh, and a few hundred thousand open orders times several copies added up."""
 
     def __call__(self, value: Any) -> Any:
-        return self.setdefault(value, value) if type(value) is str else value
+        return self.setdefault(value, value) if type(value) is str or type(value) is int else value
 
 
 def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
@@ -147,7 +147,7 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     for row in state["orders"]:
         (oid, clid, account, symbol, side, otype, price, qty, leaves, tif, post_only, stp,
          ts) = row  # fmt: skip
-        o = Order(oid, clid, one(account), one(symbol), one(side), one(otype), price, qty,
+        o = Order(oid, clid, one(account), one(symbol), one(side), one(otype), one(price), qty,
                   one(tif), post_only, one(stp), ts)  # fmt: skip
         o.leaves = leaves
         orders[oid] = o
@@ -182,12 +182,23 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     }
 
 
-def restore_reporter(reporter: Reporter, rows: list[list[Any]]) -> None:
+def restore_reporter(
+    reporter: Reporter, rows: list[list[Any]], engine: Engine | None = None
+) -> None:
+    """The reports' open orders; with the restored `engine`, its order ids and client order ids
+    are shared rather than decoded twice (as the live process shares them)."""
     table = reporter._orders
     table.clear()
     one = _Interner()
+    orders = engine._orders if engine is not None else {}
     for oid, clid, account, symbol, side, otype, price, qty, cum, notional in rows:
-        s = _OrderState(oid, clid, one(account), one(symbol), one(side), one(otype), price, qty)
+        o = orders.get(oid)
+        if o is not None:
+            oid = o.order_id
+            if o.client_order_id == clid:
+                clid = o.client_order_id
+        s = _OrderState(oid, clid, one(account), one(symbol), one(side), one(otype), one(price),
+                        qty)  # fmt: skip
         s.cum, s.notional = cum, notional
         table[oid] = s
 
@@ -208,7 +219,7 @@ def check_symbols(state: dict[str, Any], engine: Engine) -> str | None:
 
 def restore(engine: Engine, reporter: Reporter, feed: FeedState, state: dict[str, Any]) -> None:
     restore_engine(engine, state["engine"])
-    restore_reporter(reporter, state["reporter"])
+    restore_reporter(reporter, state["reporter"], engine)
     restore_feed(feed, state["feed"])
 
 
