@@ -17,7 +17,9 @@ translation (`exchange.reports`, `exchange.feed`) produced. Sockets (defaults in
 The loop drains each readable socket with non-blocking receives, runs the whole batch through
 the engine, commits the journal once, then sends every reply and feed frame: one write and a
 few sends per batch instead of per message. That ordering is the durability promise: nothing
-is acknowledged or published before it is in the journal.
+is acknowledged or published before it is in the journal (and, with durability "always" or
+"group", on disk: group commit holds the frames until the fsync that covers them). Periodic
+snapshots (`exchange.snapshot`) let a restart replay only the journal's tail.
 """
 
 from __future__ import annotations
