@@ -148,7 +148,10 @@ def restart_child(data: Path) -> None:
     server = ExchangeServer(_settings(data))
     elapsed = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    rss_kb = usage.ru_maxrss
+    # (VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big
+    # parent would report the parent's peak)
+    status = Path("/proc/self/status").read_text()
+    rss_kb = int(status.split("VmHWM:")[1].split()[0])
     print(json.dumps({
         "seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": rss_kb / 1024, "from_snapshot": server.from_snapshot,

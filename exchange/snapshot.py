@@ -132,23 +132,23 @@ def capture(
 
 
 # ---------------------------------------------------------------------------- restore
-class _Interner(dict):
-    """One object per distinct account, symbol, side, price...: a snapshot decodes each row's
-    values afresh, and a few hundred thousand open orders times several copies added up."""
-
-    def __call__(self, value: Any) -> Any:
-        return self.setdefault(value, value) if type(value) is str or type(value) is int else value
+def _interner() -> Any:
+    """``one(x, x)``: one object per distinct account, symbol, side, price...: a snapshot decodes
+    each row's values afresh, and a few hundred thousand open orders times several copies added
+    up. (A dict's bound setdefault: no Python frame per call.)"""
+    return {}.setdefault
 
 
 def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     """Put `state` into a freshly built engine listing the same symbols."""
     orders: dict[int, Order] = {}
-    one = _Interner()
+    one = _interner()
     for row in state["orders"]:
         (oid, clid, account, symbol, side, otype, price, qty, leaves, tif, post_only, stp,
          ts) = row  # fmt: skip
-        o = Order(oid, clid, one(account), one(symbol), one(side), one(otype), one(price), qty,
-                  one(tif), post_only, one(stp), ts)  # fmt: skip
+        o = Order(oid, clid, one(account, account), one(symbol, symbol), one(side, side),
+                  one(otype, otype), one(price, price), qty, one(tif, tif), post_only,
+                  one(stp, stp), ts)  # fmt: skip
         o.leaves = leaves
         orders[oid] = o
     engine._orders = orders
@@ -189,7 +189,7 @@ def restore_reporter(
     are shared rather than decoded twice (as the live process shares them)."""
     table = reporter._orders
     table.clear()
-    one = _Interner()
+    one = _interner()
     orders = engine._orders if engine is not None else {}
     for oid, clid, account, symbol, side, otype, price, qty, cum, notional in rows:
         o = orders.get(oid)
@@ -197,8 +197,8 @@ def restore_reporter(
             oid = o.order_id
             if o.client_order_id == clid:
                 clid = o.client_order_id
-        s = _OrderState(oid, clid, one(account), one(symbol), one(side), one(otype), one(price),
-                        qty)  # fmt: skip
+        s = _OrderState(oid, clid, one(account, account), one(symbol, symbol), one(side, side),
+                        one(otype, otype), one(price, price), qty)  # fmt: skip
         s.cum, s.notional = cum, notional
         table[oid] = s
 
