@@ -30,6 +30,7 @@ import gc
 import hmac
 import importlib
 import json
+import math
 import os
 import signal
 import time
@@ -482,8 +483,10 @@ class ExchangeServer:
         next_beat = now + s.heartbeat_s
         while not self._stopping.is_set():
             due = min(next_timer, next_beat, self._release_due)
-            timeout = max(0.0, due - time.monotonic())
-            ready = dict(await poller.poll(timeout * 1000))
+            # whole milliseconds, rounded up: a fraction would poll with 0 and spin until the
+            # deadline (held replies wait for one: a spin took the clients' CPU)
+            timeout_ms = math.ceil(max(0.0, due - time.monotonic()) * 1000)
+            ready = dict(await poller.poll(timeout_ms))
             if gateway in ready:
                 self._drain_gateway()
             if snapshot in ready:
