@@ -334,6 +334,9 @@ class ExchangeServer:
                 code = 1  # clean-up (sockets, atexit); no collector either: a finaliser must
                 gc.disable()  # never touch the parent's sockets from here
                 try:
+                    signal.set_wakeup_fd(-1)  # (the parent's loop listens on that one)
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(sig, signal.SIG_DFL)
                     if self.journal.synced < position.offset:
                         os.fsync(self.journal.fileno())
                     state = snapshot.capture(self.engine, self.reporter, self.feed, position,
