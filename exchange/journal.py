@@ -303,6 +303,7 @@ class Journal:
         if size == 0 or (size < HEADER_SIZE and FILE_MAGIC.startswith(head[: len(FILE_MAGIC)])):
             if size:  # a header cut short by a kill right after creation
                 self._move_aside(0, head)
+                self.dropped_bytes, self.torn_kind = size, "incomplete file header"
             with open(self.path, "wb") as f:
                 f.write(FILE_MAGIC + os.urandom(8))
                 f.flush()

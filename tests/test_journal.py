@@ -259,3 +259,14 @@ def test_trade_pages_match_a_full_index(
         assert again.trades_from(first, count) == trades[first - 1 : first - 1 + count]
     finally:
         TradeIndex.STRIDE = 256
+
+
+def test_a_header_cut_short_is_moved_aside_and_the_journal_starts_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    path.write_bytes(b"AGORAJ\x02")  # killed while creating the file
+    j = Journal(path)
+    assert j.version == 2 and j.records == 0 and j.dropped_bytes == 7
+    assert (tmp_path / "j.bin.torn").read_bytes() == b"AGORAJ\x02"
+    j.append(RECORDS[0])
+    j.close()
+    assert list(Journal(path).replay()) == [RECORDS[0]]
