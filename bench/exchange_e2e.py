@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the exchange process, with clients in other processes.
 
-    python bench/exchange_e2e.py [--clients 2] [--seconds 5] [--quick]
+    python bench/exchange_e2e.py [--clients 2] [--seconds 5] [--quick] [--fsync none|always|group]
 
 One exchange process (matching, journal, feed, drop copy all running) on loopback ports, and
 client processes that share the machine's 2 cores with it. Scenarios, each on a fresh exchange:
@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deploy.launch import start_exchange
 
 SYM = "AGR"
+_EXCHANGE_ENV: dict[str, str] = {}  # the exchange's settings for every scenario (--fsync)
 
 
 def _order(account: str, n: int, rng: np.random.Generator) -> dict:
@@ -220,10 +221,10 @@ def run_scenario(
     mode: str, clients: int, seconds: float, window: int = 1, batch: int = 1,
     rate: float = 0.0, subscribers: int = 0,
 ) -> None:  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("AGORA_BENCH_DIR")) as tmp:
         ex = start_exchange(
             Path(tmp), AGORA_EXCHANGE_RATE_LIMIT="1000000", AGORA_EXCHANGE_RATE_BURST="1000000",
-            AGORA_EXCHANGE_LOG_LEVEL="warning",
+            AGORA_EXCHANGE_LOG_LEVEL="warning", **_EXCHANGE_ENV,
         )  # fmt: skip
         ctx = mp.get_context("spawn")
         q: mp.Queue = ctx.Queue()
@@ -295,10 +296,19 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="comma-separated subset: closed,pipelined,batched,open,feed"
     )
+    parser.add_argument(
+        "--fsync", default="none", choices=["none", "always", "group"],
+        help="the exchange's journal durability (AGORA_EXCHANGE_DURABILITY)",
+    )
+    parser.add_argument("--group-ms", type=float, default=2.0, help="with --fsync group")
     args = parser.parse_args()
     secs = 1.0 if args.quick else args.seconds
     print(f"exchange e2e, {args.clients} client processes, {secs:.0f} s per scenario, "
-          f"{os.cpu_count()} CPUs shared by everything", flush=True)  # fmt: skip
+          f"{os.cpu_count()} CPUs shared by everything, durability {args.fsync}"
+          + (f" ({args.group_ms:g} ms)" if args.fsync == "group" else ""), flush=True)  # fmt: skip
+    _EXCHANGE_ENV.update({"AGORA_EXCHANGE_DURABILITY": args.fsync,
+                          "AGORA_EXCHANGE_GROUP_COMMIT_MS": str(args.group_ms)})  # fmt: skip
+
     only = set(args.only.split(",")) if args.only else None
 
     def want(name: str) -> bool:

@@ -237,15 +237,15 @@ def _exchange_trades(snapshot: str, token: str) -> list[dict]:
 
 
 def _journalled_orders(journal_dir: Path) -> set[tuple[str, str]]:
-    """(account, client order id) of every new order in the exchange's journal, read in a
-    separate process so this one holds no file handle the exchange might need."""
+    """(account, client order id) of every new order in the exchange's journal (every record
+    from the first, whatever snapshot a restart used; read only), read in a separate process
+    so this one holds no file handle the exchange might need."""
     code = (
         "import sys, json\n"
-        "from exchange.journal import Journal\n"
+        "from exchange.journal import read_records\n"
         "from exchange.settings import ExchangeSettings\n"
-        "j = Journal(ExchangeSettings(data_dir=sys.argv[1]).journal_path, fsync=False)\n"
-        "out = [[r[2], r[3]] for r in j.replay() if r and r[0] == 'N']\n"
-        "j.close()\n"
+        "path = ExchangeSettings(data_dir=sys.argv[1]).journal_path\n"
+        "out = [[r[2], r[3]] for r in read_records(path) if r and r[0] == 'N']\n"
         "print(json.dumps(out))\n"
     )
     res = subprocess.run([sys.executable, "-c", code, str(journal_dir)], capture_output=True,

@@ -38,6 +38,7 @@ import msgpack
 import zmq
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from agents import market_dir, units
@@ -176,7 +177,14 @@ class Up:
     def start(self) -> None:
         for svc in self.services:
             self.console.log(f"starting {svc.name}")
-            self.running.append(_Running(svc, self._spawn(svc)))
+            try:
+                proc = self._spawn(svc)
+            except RuntimeError as exc:  # it exited before it was ready: say why, in its words
+                last = [line for line in str(exc).splitlines() if line.strip()]
+                why = escape(last[-1] if last else str(exc))
+                self.console.print(f"[red]{svc.name} did not start:[/] {why}", soft_wrap=True)
+                raise SystemExit(2) from None
+            self.running.append(_Running(svc, proc))
         self.write_files()
 
     def check(self) -> None:

@@ -1,8 +1,13 @@
-"""``python -m exchange``: run the exchange process (settings from ``AGORA_EXCHANGE_*``)."""
+"""``python -m exchange``: run the exchange process (settings from ``AGORA_EXCHANGE_*``).
+
+A corrupt journal is the operator's to look at, not a crash: one line on stderr naming the
+file, the byte and the commands to run, and exit status 2.
+"""
 
 from __future__ import annotations
 
 from exchange.errors import UserError, bind_errors, guard, load_settings
+from exchange.journal import JournalCorrupt
 from exchange.logs import configure_logging
 from exchange.loop import run
 from exchange.server import ExchangeServer
@@ -19,7 +24,11 @@ def main(settings: ExchangeSettings | None = None) -> None:
             raise UserError(str(exc)) from None
     configure_logging(settings.log_json, settings.log_level)
     with bind_errors("exchange", binds(settings)):
-        run(ExchangeServer(settings).serve())
+        try:
+            server = ExchangeServer(settings)
+        except JournalCorrupt as exc:  # the operator's to look at: one line, status 2
+            raise UserError(str(exc)) from None
+        run(server.serve())
 
 
 def binds(s: ExchangeSettings) -> dict[str, tuple[str, str]]:

@@ -29,7 +29,9 @@ replay rebuilds).
 The loop drains each readable socket with non-blocking receives, runs the whole batch through
 the engine, commits the journal once, then sends every reply and feed frame: one write and a
 few sends per batch instead of per message. That ordering is the durability promise: nothing
-is acknowledged or published before it is in the journal.
+is acknowledged or published before it is in the journal (and, with durability "always" or
+"group", on disk: group commit holds the frames until the fsync that covers them). Periodic
+snapshots (`exchange.snapshot`) let a restart replay only the journal's tail.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import gc
 import hmac
 import importlib
 import json
+import math
+import os
 import signal
 import time
 from collections import defaultdict
@@ -53,6 +57,7 @@ import zmq.asyncio
 from prometheus_client import CollectorRegistry, Histogram, Metric, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from exchange import snapshot
 from exchange.engine import Engine
 from exchange.epoch import advance_epoch, epoch_path
 from exchange.events import REJECTED
@@ -242,7 +247,8 @@ class ExchangeServer:
         self._replay_token = s.replay_token or (s.resolve_clearing_token() if s.clearing else "")
         self.reporter = Reporter(resend_window=s.resend_window, tape_window=s.tape_window)
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
-        self.journal = Journal(s.journal_path, fsync=s.fsync)
+        self._mono = time.monotonic  # (a test may drive group commit with its own clock)
+        self.journal = self._open_journal()
         self.metrics = _Metrics()
         self.sessions: dict[bytes, _Session] = {}  # by routing id; valid on its connection only
         self.by_account: dict[str, set[bytes]] = defaultdict(set)
@@ -266,7 +272,18 @@ class ExchangeServer:
         self._public: dict[str, list[dict]] = defaultdict(list)
         self._drop: list[dict] = []
         self._packer = msgpack.Packer(use_bin_type=True)
+        # Group commit: frames wait here, in order, for the fsync that covers them.
+        self._group_s = s.group_commit_ms / 1000 if s.fsync_policy == "group" else 0.0
+        self._held: list[tuple[zmq.Socket, list[bytes]]] = []
+        self._last_sync = float("-inf")
+        self._release_due = float("inf")
         self._replay_journal()
+        self._snap_records = self.journal.records if self.from_snapshot else 0
+        self._snapshot_is_ours = self.from_snapshot
+        self._snap_time = self._mono()
+        self._snap_pid = 0
+        self._snap_started = 0.0
+        self.snapshot_pauses: list[float] = []  # seconds the market stood still per snapshot
         self._start_epoch()
 
     def _start_epoch(self) -> None:
@@ -282,13 +299,77 @@ class ExchangeServer:
         log.info("exchange_epoch", epoch=epoch, last_trade_id=self.journal.last_trade_id)
 
     # ------------------------------------------------------------------ recovery
+    def _snapshots_possible(self) -> str | None:
+        """None, or why this exchange cannot snapshot (a risk plug-in with state of its own)."""
+        risk = self.risk
+        if risk is not None and not (
+            hasattr(risk, "snapshot_state") and hasattr(risk, "restore_state")
+        ):
+            return f"the risk plug-in {type(risk).__name__} cannot save its state"
+        return None
+
+    def _open_journal(self) -> Journal:
+        """Open the journal, from the last usable snapshot's end if there is one.
+
+        A bad journal raises `JournalCorrupt` (the process refuses to start); a bad snapshot
+        only costs a full replay.
+        """
+        s = self.settings
+        state: dict[str, Any] | None = None
+        why_not = self._snapshots_possible()
+        if why_not is not None:
+            log.warning("snapshots_off", reason=why_not, then="restarts replay the whole journal")
+        else:
+            try:
+                state = snapshot.load(s.snapshot_path)
+            except snapshot.SnapshotError as exc:
+                if s.snapshot_path.exists():
+                    log.warning("snapshot_unusable", path=str(s.snapshot_path), reason=str(exc),
+                                then="replaying the whole journal")  # fmt: skip
+            if state is not None:
+                why_not = snapshot.check_symbols(state, self.engine)
+                if why_not is None and self.risk is not None and "risk" not in state["extra"]:
+                    why_not = "the snapshot holds no risk plug-in state"
+                if why_not is not None:
+                    log.warning("snapshot_unusable", path=str(s.snapshot_path), reason=why_not,
+                                then="replaying the whole journal")  # fmt: skip
+                    state = None
+        resume = snapshot.position_of(state) if state is not None else None
+        journal = Journal(s.journal_path, fsync=s.fsync_policy == "always", resume=resume)
+        if resume is not None and journal.resume_refused is not None:
+            log.warning("snapshot_unusable", path=str(s.snapshot_path),
+                        reason=journal.resume_refused,
+                        then="replaying the whole journal")  # fmt: skip
+            state = None
+        self._snapshot_state = state
+        return journal
+
     def _replay_journal(self) -> None:
-        """Rebuild books, ids, reports' state and stream sequence numbers from the journal."""
-        if self.journal.dropped_bytes:
-            log.warning("journal_torn_tail_dropped", bytes=self.journal.dropped_bytes)
+        """Rebuild books, ids, reports' state and stream sequence numbers: from the snapshot,
+        if there is one, then from the journal records after it."""
+        journal = self.journal
+        if journal.dropped_bytes:
+            log.warning(
+                "journal_torn_tail_dropped", path=str(journal.path), offset=journal.torn_offset,
+                bytes=journal.dropped_bytes, kind=journal.torn_kind,
+                kept_in=str(journal.torn_path),
+                text=f"an incomplete last record ({journal.dropped_bytes:,} bytes at byte "
+                f"{journal.torn_offset:,}) was moved to {journal.torn_path}; nothing in it had "
+                "been acknowledged",
+            )  # fmt: skip
         engine, reporter, feed = self.engine, self.reporter, self.feed
+        state, self._snapshot_state = self._snapshot_state, None
+        t0 = time.perf_counter()
+        if state is not None:
+            snapshot.restore(engine, reporter, feed, state)
+            extra = state["extra"]
+            self._last_ts = extra.get("last_ts", 0)
+            if self.risk is not None:
+                self.risk.restore_state(extra["risk"])  # type: ignore[attr-defined]
+        self.from_snapshot = state is not None
+        del state
         n = 0
-        for record in self.journal.replay():
+        for record in journal.replay():
             kind = record[0]
             if kind == TRADE_RECORD:
                 continue
@@ -308,11 +389,99 @@ class ExchangeServer:
             n += 1
         self.replayed = n
         self.feed._bars.clear()  # bars restart with the next trade (a cut bar is not re-sent)
-        if n:
+        if self.from_snapshot or n:
             log.info(
-                "journal_replayed", commands=n, trades=len(self.journal.trade_ids),
-                open_orders=len(self.engine._orders),
+                "journal_replayed", from_snapshot=self.from_snapshot,
+                snapshot_records=journal.start_records, commands=n,
+                trades=len(journal.trade_offsets), open_orders=len(engine._orders),
+                seconds=round(time.perf_counter() - t0, 3),
             )  # fmt: skip
+
+    def take_snapshot(self, fork: bool | None = None) -> None:
+        """Snapshot the state now (the journal committed up to here).
+
+        Forked (the default): the child writes a copy-on-write image of the state while the
+        market goes on; the pause is the fork. In-process: the pause is the whole write.
+        """
+        s = self.settings
+        if self._snap_pid:
+            return  # one at a time
+        fork = s.snapshot_fork if fork is None else fork
+        t0 = time.perf_counter()
+        position = self.journal.position()
+        extra: dict[str, Any] = {"last_ts": self._last_ts}
+        if self.risk is not None:
+            extra["risk"] = self.risk.snapshot_state()  # type: ignore[attr-defined]
+        if fork and hasattr(os, "fork"):
+            pid = os.fork()
+            if pid == 0:  # the child: write, and leave without running any of the parent's
+                code = 1  # clean-up (sockets, atexit); no collector either: a finaliser must
+                gc.disable()  # never touch the parent's sockets from here
+                try:
+                    signal.set_wakeup_fd(-1)  # (the parent's loop listens on that one)
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(sig, signal.SIG_DFL)
+                    if self.journal.synced < position.offset:
+                        os.fsync(self.journal.fileno())
+                    state = snapshot.capture(self.engine, self.reporter, self.feed, position,
+                                             extra, self._previous_snapshot())  # fmt: skip
+                    snapshot.write(s.snapshot_path, state)
+                    code = 0
+                finally:
+                    os._exit(code)
+            self._snap_pid = pid
+            self._snap_started = time.perf_counter()
+        else:
+            self.journal.sync()
+            state = snapshot.capture(self.engine, self.reporter, self.feed, position, extra,
+                                     self._previous_snapshot())  # fmt: skip
+            size = snapshot.write(s.snapshot_path, state)
+            self._snapshot_is_ours = True
+        pause = time.perf_counter() - t0
+        self.snapshot_pauses.append(pause)
+        self._snap_records = position.records
+        self._snap_time = self._mono()
+        if self._snap_pid:
+            log.info("snapshot_started", records=position.records,
+                     pause_ms=round(pause * 1000, 2))  # fmt: skip
+        else:
+            log.info("snapshot_written", path=str(s.snapshot_path), records=position.records,
+                     bytes=size, pause_ms=round(pause * 1000, 2))  # fmt: skip
+
+    def _previous_snapshot(self) -> dict[str, Any] | None:
+        """The snapshot on disk, if it describes this process's own state (restored from it,
+        or written by it): the next one reuses its hashed client order ids."""
+        if not self._snapshot_is_ours:
+            return None
+        try:
+            return snapshot.load(self.settings.snapshot_path)
+        except snapshot.SnapshotError:
+            return None
+
+    def _snapshot_tick(self, wait: bool = False) -> None:
+        """Reap a finished snapshot child; start a snapshot when one is due."""
+        if self._snap_pid:
+            pid, status = os.waitpid(self._snap_pid, 0 if wait else os.WNOHANG)
+            if not pid:
+                return
+            self._snap_pid = 0
+            took = round(time.perf_counter() - self._snap_started, 3)
+            if os.waitstatus_to_exitcode(status) == 0:
+                self._snapshot_is_ours = True
+                log.info("snapshot_written", path=str(self.settings.snapshot_path), seconds=took)
+            else:
+                log.error("snapshot_failed", path=str(self.settings.snapshot_path),
+                          status=os.waitstatus_to_exitcode(status), seconds=took)  # fmt: skip
+        if wait or self._snapshots_possible() is not None:
+            return
+        s = self.settings
+        new = self.journal.records - self._snap_records
+        if new <= 0:
+            return
+        if (s.snapshot_every_records and new >= s.snapshot_every_records) or (
+            s.snapshot_every_s and self._mono() - self._snap_time >= s.snapshot_every_s
+        ):
+            self.take_snapshot()
 
     # ------------------------------------------------------------------ the loop
     async def serve(self) -> None:
@@ -376,6 +545,7 @@ class ExchangeServer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._risk_task
             self._goodbye()
+            self._snapshot_tick(wait=True)
             self.journal.close()
             for peers in (self._gw_peers, self._snap_peers):
                 if peers is not None:
@@ -407,12 +577,16 @@ class ExchangeServer:
         next_timer = now + s.timer_s
         next_beat = now + s.heartbeat_s
         while not self._stopping.is_set():
-            timeout = max(0.0, min(next_timer, next_beat) - time.monotonic())
-            ready = dict(await poller.poll(timeout * 1000))
+            due = min(next_timer, next_beat, self._release_due)
+            # whole milliseconds, rounded up: a fraction would poll with 0 and spin until the
+            # deadline (held replies wait for one: a spin took the clients' CPU)
+            timeout_ms = math.ceil(max(0.0, due - time.monotonic()) * 1000)
+            ready = dict(await poller.poll(timeout_ms))
             if gateway in ready:
                 self._drain_gateway()
             if snapshot in ready:
                 self._drain_snapshot()
+            self._release_if_due()
             now = time.monotonic()
             if now >= next_timer:
                 next_timer = now + s.timer_s
@@ -489,8 +663,12 @@ class ExchangeServer:
             identity = self._by_conn.pop(conn, None)
             if identity is None:
                 continue
-            # Replies still queued for it would reach whoever takes the id next: drop them.
+            # Replies still queued for it would reach whoever takes the id next: drop them
+            # (those gathered, and those group commit holds for the next fsync).
             self._private.pop(identity, None)
+            if self._held:
+                gw = self._gw
+                self._held = [h for h in self._held if h[0] is not gw or h[1][0] != identity]
             session = self.sessions.get(identity)
             if session is not None and session.conn == conn:
                 self._end_session(identity, session)
@@ -884,8 +1062,10 @@ class ExchangeServer:
                 self._public[topic].append(bar)
         self.metrics.open_orders = len(engine._orders)
         self._flush()
+        self._snapshot_tick()
 
     def _heartbeat(self) -> None:
+        self._settle()  # (a heartbeat's last trade id must not run ahead of the trades sent)
         ts = self.clock()
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": 0}])
         _send(self._feed, [HEARTBEAT_TOPIC.encode(), beat])
@@ -904,6 +1084,7 @@ class ExchangeServer:
         if not hasattr(self, "_gw"):
             return
         self._flush()
+        self._settle()
         bye = {"type": "goodbye", "v": 1, "ts": self.clock(), "reason": "exchange shutting down"}
         payload = msgpack.packb([bye])
         _send(self._feed, [GOODBYE_TOPIC.encode(), payload])
@@ -931,6 +1112,7 @@ class ExchangeServer:
         A connection's first frame is always read, so clearing proves its replay token even
         from an address in debt; once proven, its connection is not limited at all.
         """
+        self._settle()  # replies may show journalled state: only once it is on disk
         sock, peers, limits, s = self._snap, self._snap_peers, self._snap_limits, self.settings
         assert peers is not None
         metrics = self.metrics
@@ -1039,27 +1221,66 @@ class ExchangeServer:
 
     # ------------------------------------------------------------------ sending
     def _flush(self) -> None:
-        """Commit the journal, then send every gathered reply and feed frame."""
+        """Commit the journal, then send every gathered reply and feed frame.
+
+        With group commit the frames are held instead, in order, until the fsync that covers
+        them (`_release`): at once if the last fsync is `group_commit_ms` old, else when it
+        will be (the loop wakes for it even if no traffic comes).
+        """
         self.journal.commit()
         self._sync_connections()  # replies only to connections still open
+        if not self._group_s:
+            for sock, frames in self._outgoing():
+                _send(sock, frames)
+            return
+        self._held.extend(self._outgoing())
+        if self._held:
+            due = self._last_sync + self._group_s
+            if self._mono() >= due:
+                self._release()
+            else:
+                self._release_due = min(self._release_due, due)
+
+    def _release_if_due(self) -> None:
+        if self._held and self._mono() >= self._release_due:
+            self._release()
+
+    def _release(self) -> None:
+        """fsync the journal, then send what waited for it (to connections still open)."""
+        self.journal.sync()
+        self._sync_connections()
+        self._last_sync = self._mono()
+        self._release_due = float("inf")
+        held, self._held = self._held, []
+        for sock, frames in held:
+            _send(sock, frames)
+
+    def _settle(self) -> None:
+        """Under group commit, sync and release now (before anything that reads the state)."""
+        if self._group_s and (self._held or self.journal.synced < self.journal.committed):
+            self.journal.commit()
+            self._release()
+
+    def _outgoing(self) -> Iterator[tuple[zmq.Socket, list[bytes]]]:
+        """The gathered replies and feed frames as (socket, frames), emptying the buffers."""
         private, public, drop = self._private, self._public, self._drop
         packb = self._packer.pack
         if private:
             gw = self._gw
             for identity, msgs in private.items():
                 for i in range(0, len(msgs), _PRIVATE_CHUNK):
-                    _send(gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])])
+                    yield gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])]
             private.clear()
         if public:
             feed = self._feed
             for topic, msgs in public.items():
                 t = topic.encode()
                 for i in range(0, len(msgs), _CHUNK):
-                    _send(feed, [t, packb(msgs[i : i + _CHUNK])])
+                    yield feed, [t, packb(msgs[i : i + _CHUNK])]
             public.clear()
         if drop:
             for i in range(0, len(drop), _CHUNK):
-                _send(self._dropsock, [b"trades", packb(drop[i : i + _CHUNK])])
+                yield self._dropsock, [b"trades", packb(drop[i : i + _CHUNK])]
             drop.clear()
 
 

@@ -10,7 +10,7 @@ Bind addresses default to loopback: an exchange is reachable from other hosts on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,8 +68,30 @@ class ExchangeSettings(BaseSettings):
     data_dir: Path = Field(Path("var/exchange"), description="where the journal lives")
     fsync: bool = Field(
         False,
-        description="fsync the journal before acknowledging (survives power loss, not just a "
-        "killed process; costs a disk flush per batch)",
+        description="the older switch for durability='always' (kept: AGORA_EXCHANGE_FSYNC=1)",
+    )
+    durability: Literal["none", "always", "group"] = Field(
+        "none",
+        description="when the journal is fsynced: 'none' (the OS writes it back: survives a "
+        "killed process, not a power loss), 'always' (every commit, before its replies), "
+        "'group' (at most every group_commit_ms; replies and feed frames wait for the fsync "
+        "that covers them)",
+    )
+    group_commit_ms: float = Field(
+        2.0, gt=0, le=1000, description="durability='group': the longest a reply waits"
+    )
+    snapshot_every_records: int = Field(
+        200_000, ge=0,
+        description="snapshot after this many journal records (a restart replays at most "
+        "these); 0 = never",
+    )
+    snapshot_every_s: float = Field(
+        300.0, ge=0, description="snapshot at least this often when records came in; 0 = never"
+    )
+    snapshot_fork: bool = Field(
+        True,
+        description="write snapshots from a forked child (the market pauses only for the fork); "
+        "off: write in-process (the market waits for the whole write)",
     )
     symbols: list[SymbolSpec] = Field(default_factory=default_symbols)
     rate_limit: float = Field(
@@ -187,3 +209,12 @@ class ExchangeSettings(BaseSettings):
     @property
     def journal_path(self) -> Path:
         return self.data_dir / "exchange.journal"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.data_dir / "exchange.snapshot"
+
+    @property
+    def fsync_policy(self) -> str:
+        """`durability`, with the older `fsync=True` meaning 'always'."""
+        return "always" if self.fsync and self.durability == "none" else self.durability

@@ -21,7 +21,7 @@ from clearing.store import Store
 from deploy.launch import start_exchange, start_market
 from exchange.engine import EPOCH_BITS, Engine
 from exchange.epoch import advance_epoch, epoch_path, read_epoch
-from exchange.journal import Journal
+from exchange.journal import Journal, records_at
 from exchange.settings import default_symbols
 from exchange.symbols import SymbolSpec
 
@@ -75,9 +75,13 @@ def test_journal_pages_trades_across_epochs(tmp_path: Path) -> None:
     assert journal.trades_from(E1 + 3, 10) == []
     journal.close()
     again = Journal(tmp_path / "j")
-    assert list(again.trade_ids) == ids
+    assert len(again.trade_offsets) == len(ids) and again.last_trade_id == E1 + 2
     assert [r[1] for r in again.trades_from(4, 1)] == [E1 + 1]
+    resumed = Journal(tmp_path / "j", resume=again.position())  # from a snapshot's position
+    assert resumed.resume_refused is None and resumed.last_trade_id == E1 + 2
+    assert [r[1] for r in resumed.trades_from(3, 2)] == [3, E1 + 1]
     again.close()
+    resumed.close()
 
 
 # ------------------------------------------------------------------------------ clearing
@@ -169,15 +173,13 @@ def cut_journal(path: Path, trades_to_lose: int) -> int:
     """Truncate the journal at a record boundary so that its last `trades_to_lose` trades (and
     the orders that made them) are gone, as a power cut without fsync could leave it. Returns
     the new last trade id."""
-    journal = Journal(path)
-    records = list(journal._iter_raw(0))
-    journal.close()
-    trade_at = [i for i, (_o, _r, kind) in enumerate(records) if kind == "T"]
+    records = list(records_at(path))
+    trade_at = [i for i, (_o, r) in enumerate(records) if r[0] == "T"]
     first_lost = trade_at[-trades_to_lose]
-    cut = max(i for i in range(first_lost) if records[i][2] == "N")  # the order that traded
+    cut = max(i for i in range(first_lost) if records[i][1][0] == "N")  # the order that traded
     with open(path, "r+b") as f:
         f.truncate(records[cut][0])
-    kept = [r for _o, r, kind in records[:cut] if kind == "T"]
+    kept = [r for _o, r in records[:cut] if r[0] == "T"]
     return kept[-1][1]
 
 
