@@ -266,8 +266,9 @@ def accounts(
     try:
         reply = request_sync(endpoint, ListAccounts(admin_token=token))
     except ClearingError as exc:
-        typer.echo(f"clearing at {endpoint}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        typer.echo(f"agora: clearing at {endpoint}: {exc} (is the market running? "
+                   "--data-dir or AGORA_CLEARING say where it is)", err=True)  # fmt: skip
+        raise typer.Exit(2) from None
     market = _market(data_dir, config)
     rows = rank(reply.accounts, market)
     if json_out:
@@ -460,8 +461,17 @@ def watch(
     settings = _settings(data_dir)
     # Ctrl-C is how a view is left, not an error. asyncio.run turns it into a cancellation of
     # _watch (which closes the view and its sockets) and raises it again here.
+    from agents.client import ClientError
+    from exchange.errors import UserError
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
+        try:
+            asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
+        except ClientError as exc:  # nothing answers there: the user's address, not a bug
+            raise UserError(
+                f"{exc} from {settings.snapshot} (is the market running? `agora up` in "
+                "another terminal, or --data-dir / AGORA_SNAPSHOT and AGORA_FEED point at one)"
+            ) from None
 
 
 async def _watch(spec: SymbolSpec, levels: int, seconds: float, settings: Any) -> None:

@@ -1,0 +1,64 @@
+"""A newcomer's wrong address or wrong token: one line naming what failed and how to find the
+market (status 2), never a traceback; and no machine line on a person's terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.launch import client_env, free_endpoint, start_market
+
+TIMEOUT_S = 120  # a safety net for a hung process, not a measure of speed
+
+AGENT = '''
+from agents import Agent
+
+
+class Idle(Agent):
+    pass
+'''
+
+
+def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
+
+
+def _one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr[-3000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    m = start_market(tmp_path_factory.mktemp("walk") / "var")
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def test_attach_with_a_wrong_admin_token_says_so_in_one_line(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "idle.py").write_text(AGENT)
+    env = client_env(market.endpoints, "not-the-admin-token")
+    done = _cli(["attach", "idle.py:Idle", "--duration", "1"], tmp_path, env)
+    _one_line(done, "is the market running?", "AGORA_ADMIN_TOKEN")
+    assert "not-the-admin-token" not in done.stderr + done.stdout  # a secret is never echoed
+
+
+def test_accounts_with_a_wrong_admin_token_says_so_in_one_line(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = client_env(market.endpoints, "not-the-admin-token")
+    _one_line(_cli(["accounts"], tmp_path, env), "clearing at", "is the market running?")
+
+
+def test_watch_with_no_market_says_so_in_one_line(tmp_path: Path) -> None:
+    env = client_env({"feed": free_endpoint(), "snapshot": free_endpoint()})
+    done = _cli(["watch", "AGR", "--seconds", "30"], tmp_path, env)
+    _one_line(done, "no snapshot reply", "is the market running?")
