@@ -62,3 +62,29 @@ def test_watch_with_no_market_says_so_in_one_line(tmp_path: Path) -> None:
     env = client_env({"feed": free_endpoint(), "snapshot": free_endpoint()})
     done = _cli(["watch", "AGR", "--seconds", "30"], tmp_path, env)
     _one_line(done, "no snapshot reply", "is the market running?")
+
+
+def test_strategy_table_says_which_accounts_count_in_total_pnl_only() -> None:
+    """An account opened with its own allocation has no trading/inventory split; the strategy
+    table says so rather than showing a per-agent figure over fewer agents than it lists."""
+    from rich.console import Console
+
+    from agents.config import MarketConfig
+    from deploy.leaderboard import OTHER, Row, tables
+
+    def row(name: str, trading: int | None) -> Row:
+        inventory = None if trading is None else -500
+        return Row(account=name, strategy=OTHER, cash=0, equity=0, pnl=(trading or 0) - 500,
+                   trading_pnl=trading, inventory_pnl=inventory, fees=0, settled_through=0,
+                   positions={})  # fmt: skip
+
+    market = MarketConfig.model_validate({"name": "m", "symbols": [{"symbol": "AGR"}]})
+    console = Console(record=True, width=200)
+    for table in tables([row("mine", 4_000), row("by-hand", None)], market):
+        console.print(table)
+    text = console.export_text()
+    assert "other: 1 of 2 accounts" in text and "total PnL only" in text, text
+    console = Console(record=True, width=200)
+    for table in tables([row("mine", 4_000)], market):
+        console.print(table)
+    assert "total PnL only" not in console.export_text()
