@@ -377,9 +377,17 @@ def up(
     from deploy.markets import default_market
 
     market = load_market(config) if config else default_market()
+    ports = up_mod.free_ports() if free_ports else None
+    taken = up_mod.ports_in_use(ports)
+    if taken:  # checked before --fresh, which must not wipe a running market's data
+        from exchange.errors import UserError
+
+        listed = ", ".join(f"{port} ({role})" for role, port in taken.items())
+        raise UserError(f"port {listed} already in use: is another `agora up` running? Stop "
+                        "it with Ctrl-C, or run this one with --free-ports and its own "
+                        "--data-dir")  # fmt: skip
     if fresh:
         up_mod.fresh(Path(data_dir))
-    ports = up_mod.free_ports() if free_ports else None
     summary = up_mod.Up(market, Path(data_dir), ports=ports, json_out=json_out).run(duration)
     failed = [name for name, n in summary.get("restarts", {}).items() if n]
     if failed:

@@ -46,11 +46,28 @@ from deploy import leaderboard
 from deploy.launch import Proc, free_endpoint
 from deploy.services import DEFAULT_PORTS, Plan, Service, services
 
-__all__ = ["Up", "free_ports"]
+__all__ = ["Up", "free_ports", "ports_in_use"]
 
 
 def free_ports() -> dict[str, int]:
     return {role: int(free_endpoint().rsplit(":", 1)[1]) for role in DEFAULT_PORTS}
+
+
+def ports_in_use(ports: dict[str, int] | None = None) -> dict[str, int]:
+    """The ports (default: the standard ones) that something on this machine already listens
+    on, asked before anything starts: most often another `agora up`, which deserves one line
+    saying so rather than the first service's failure halfway through the start."""
+    import socket
+
+    taken = {}
+    for role, port in (ports or DEFAULT_PORTS).items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZeroMQ binds
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken[role] = port
+    return taken
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child)

@@ -3,6 +3,7 @@ market (status 2), never a traceback; and no machine line on a person's terminal
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,27 @@ def test_strategy_table_says_which_accounts_count_in_total_pnl_only() -> None:
     for table in tables([row("mine", 4_000)], market):
         console.print(table)
     assert "total PnL only" not in console.export_text()
+
+
+def test_a_second_agora_up_on_taken_ports_says_so_in_one_line(tmp_path: Path) -> None:
+    """The ports are asked before anything starts (and before --fresh could touch data)."""
+    import socket
+
+    from deploy.services import DEFAULT_PORTS
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", DEFAULT_PORTS["clearing"]))
+    except OSError:
+        pass  # something (another market) already listens there: the same situation
+    else:
+        holder.listen()
+    try:
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "keep").write_text("a running market's data")
+        done = _cli(["up", "--fresh", "--duration", "1"], tmp_path, dict(os.environ))
+        _one_line(done, f"{DEFAULT_PORTS['clearing']} (clearing)", "--free-ports")
+        assert (tmp_path / "var" / "keep").exists()  # --fresh did not run
+    finally:
+        holder.close()
