@@ -323,9 +323,11 @@ def open_account(
                       positions=positions or None)  # fmt: skip
     try:
         reply = request_sync(settings.clearing, msg)
-    except ClearingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    except ClearingError as exc:  # a taken name, a wrong token or address: the user's to fix
+        hint = ("choose another name" if exc.reason == "account_exists" else
+                "is the market running? --data-dir or AGORA_CLEARING say where it is")  # fmt: skip
+        typer.echo(f"agora: clearing at {settings.clearing}: {exc} ({hint})", err=True)
+        raise typer.Exit(2) from None
     folder = resolve(data_dir)[0] / "accounts"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{reply.account}.env"

@@ -59,6 +59,14 @@ def test_accounts_with_a_wrong_admin_token_says_so_in_one_line(market, tmp_path:
     _one_line(_cli(["accounts"], tmp_path, env), "clearing at", "is the market running?")
 
 
+def test_open_account_twice_says_so_in_one_line(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = client_env(market.endpoints, market.admin_token)
+    first = _cli(["open-account", "walker", "--cash", "100000"], tmp_path, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    _one_line(_cli(["open-account", "walker", "--cash", "100000"], tmp_path, env),
+              "account_exists", "choose another name")  # fmt: skip
+
+
 def test_watch_with_no_market_says_so_in_one_line(tmp_path: Path) -> None:
     env = client_env({"feed": free_endpoint(), "snapshot": free_endpoint()})
     done = _cli(["watch", "AGR", "--seconds", "30"], tmp_path, env)
