@@ -312,12 +312,15 @@ class Up:
             return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
 
         ep = self.endpoints
+        default = self.data_dir.resolve() == (here / "var").resolve()  # the commands' default
+        where = "from here" if default else f"with --data-dir {rel(self.data_dir)}"
         self.console.print(
             f"[bold]{self.market.name}[/] is starting in {rel(self.data_dir)}/\n"
             f"  other terminals:  [bold]source {rel(self.env_file)}[/]  (gateway "
             f"{ep['gateway']}, feed {ep['feed']}, clearing {ep['clearing']})\n"
-            f"  admin token:      {rel(self.token_file)} (owner-only; agora attach, accounts "
-            f"and open-account find it with --data-dir {rel(self.data_dir)})\n"
+            f"  admin token:      {rel(self.token_file)} (owner-only, never printed; agora "
+            f"attach, accounts and open-account find it {where}, or anywhere after source "
+            f"{rel(self.env_file)})\n"
             f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
             f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
             f"  Ctrl-C stops the market and prints the leaderboard.",
