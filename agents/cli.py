@@ -99,9 +99,18 @@ def _run(specs: list[Any], settings: ClientSettings, symbols: list[Any] | None, 
             asyncio.get_running_loop().call_later(duration, runner.stop)
         return await runner.run()
 
+    from agents.client import ClientError
+    from clearing.client import ClearingError
     from exchange.loop import run
 
-    return run(go())
+    try:
+        return run(go())
+    except (ClientError, ClearingError) as exc:  # a wrong address or token: one line, no trace
+        raise UserError(
+            f"{exc} (is the market running? `agora up` writes its addresses to var/agora.env; "
+            "--data-dir or AGORA_GATEWAY/AGORA_CLEARING point elsewhere, and "
+            "AGORA_ADMIN_TOKEN or AGORA_ACCOUNT/AGORA_TOKEN say who you are)"
+        ) from None
 
 
 @app.command()

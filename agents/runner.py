@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
@@ -384,7 +385,8 @@ class Runner:
         for ctx in self.contexts:
             ctx.call(ctx.agent.on_start)
         log.info("runner_started", agents=len(self.contexts), symbols=list(self.symbol_specs))
-        print("AGORA_READY " + json.dumps({"agents": len(self.contexts)}), flush=True)
+        if not sys.stdout.isatty():  # for the launcher reading our stdout, not for a person
+            print("AGORA_READY " + json.dumps({"agents": len(self.contexts)}), flush=True)
         await self._stop.wait()
         return await self._shutdown()
 

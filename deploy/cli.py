@@ -266,8 +266,9 @@ def accounts(
     try:
         reply = request_sync(endpoint, ListAccounts(admin_token=token))
     except ClearingError as exc:
-        typer.echo(f"clearing at {endpoint}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        typer.echo(f"agora: clearing at {endpoint}: {exc} (is the market running? "
+                   "--data-dir or AGORA_CLEARING say where it is)", err=True)  # fmt: skip
+        raise typer.Exit(2) from None
     market = _market(data_dir, config)
     rows = rank(reply.accounts, market)
     if json_out:
@@ -322,9 +323,11 @@ def open_account(
                       positions=positions or None)  # fmt: skip
     try:
         reply = request_sync(settings.clearing, msg)
-    except ClearingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    except ClearingError as exc:  # a taken name, a wrong token or address: the user's to fix
+        hint = ("choose another name" if exc.reason == "account_exists" else
+                "is the market running? --data-dir or AGORA_CLEARING say where it is")  # fmt: skip
+        typer.echo(f"agora: clearing at {settings.clearing}: {exc} ({hint})", err=True)
+        raise typer.Exit(2) from None
     folder = resolve(data_dir)[0] / "accounts"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{reply.account}.env"
@@ -376,9 +379,17 @@ def up(
     from deploy.markets import default_market
 
     market = load_market(config) if config else default_market()
+    ports = up_mod.free_ports() if free_ports else None
+    taken = up_mod.ports_in_use(ports)
+    if taken:  # checked before --fresh, which must not wipe a running market's data
+        from exchange.errors import UserError
+
+        listed = ", ".join(f"{port} ({role})" for role, port in taken.items())
+        raise UserError(f"port {listed} already in use: is another `agora up` running? Stop "
+                        "it with Ctrl-C, or run this one with --free-ports and its own "
+                        "--data-dir")  # fmt: skip
     if fresh:
         up_mod.fresh(Path(data_dir))
-    ports = up_mod.free_ports() if free_ports else None
     summary = up_mod.Up(market, Path(data_dir), ports=ports, json_out=json_out).run(duration)
     failed = [name for name, n in summary.get("restarts", {}).items() if n]
     if failed:
@@ -460,8 +471,17 @@ def watch(
     settings = _settings(data_dir)
     # Ctrl-C is how a view is left, not an error. asyncio.run turns it into a cancellation of
     # _watch (which closes the view and its sockets) and raises it again here.
+    from agents.client import ClientError
+    from exchange.errors import UserError
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
+        try:
+            asyncio.run(_watch(spec_for(symbol, settings.symbols), levels, seconds, settings))
+        except ClientError as exc:  # nothing answers there: the user's address, not a bug
+            raise UserError(
+                f"{exc} from {settings.snapshot} (is the market running? `agora up` in "
+                "another terminal, or --data-dir / AGORA_SNAPSHOT and AGORA_FEED point at one)"
+            ) from None
 
 
 async def _watch(spec: SymbolSpec, levels: int, seconds: float, settings: Any) -> None:

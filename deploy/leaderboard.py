@@ -154,7 +154,14 @@ def tables(rows: list[Row], market: MarketConfig | None, top: int = 15) -> list[
     for col in ("strategy", "agents", "trading PnL / agent", "trading PnL", "inventory PnL",
                 "total PnL"):  # fmt: skip
         classes.add_column(col, justify="left" if col == "strategy" else "right")
+    unsplit = []
     for g in by_strategy(rows):
         classes.add_row(g["strategy"], f"{g['agents']:,}", m(g["trading_pnl_per_agent"]),
                         m(g["trading_pnl"]), m(g["inventory_pnl"]), m(g["pnl"]))  # fmt: skip
+        if g["unknown"]:
+            unsplit.append(f"{g['strategy']}: {g['unknown']:,} of {g['agents']:,}")
+    if unsplit:  # otherwise a per-agent figure that looks wrong (it is over the split ones)
+        classes.caption = (f"{'; '.join(unsplit)} accounts started with cash or shares the "
+                           "market file does not give them: their PnL cannot be split, so it "
+                           "counts in total PnL only (not in trading, inventory or per agent)")
     return [accounts, classes] if market is not None else [accounts]

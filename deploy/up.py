@@ -47,11 +47,28 @@ from deploy import leaderboard
 from deploy.launch import Proc, free_endpoint
 from deploy.services import DEFAULT_PORTS, Plan, Service, services
 
-__all__ = ["Up", "free_ports"]
+__all__ = ["Up", "free_ports", "ports_in_use"]
 
 
 def free_ports() -> dict[str, int]:
     return {role: int(free_endpoint().rsplit(":", 1)[1]) for role in DEFAULT_PORTS}
+
+
+def ports_in_use(ports: dict[str, int] | None = None) -> dict[str, int]:
+    """The ports (default: the standard ones) that something on this machine already listens
+    on, asked before anything starts: most often another `agora up`, which deserves one line
+    saying so rather than the first service's failure halfway through the start."""
+    import socket
+
+    taken = {}
+    for role, port in (ports or DEFAULT_PORTS).items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZeroMQ binds
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken[role] = port
+    return taken
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child)
@@ -303,12 +320,15 @@ class Up:
             return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
 
         ep = self.endpoints
+        default = self.data_dir.resolve() == (here / "var").resolve()  # the commands' default
+        where = "from here" if default else f"with --data-dir {rel(self.data_dir)}"
         self.console.print(
             f"[bold]{self.market.name}[/] is starting in {rel(self.data_dir)}/\n"
             f"  other terminals:  [bold]source {rel(self.env_file)}[/]  (gateway "
             f"{ep['gateway']}, feed {ep['feed']}, clearing {ep['clearing']})\n"
-            f"  admin token:      {rel(self.token_file)} (owner-only; agora attach, accounts "
-            f"and open-account find it with --data-dir {rel(self.data_dir)})\n"
+            f"  admin token:      {rel(self.token_file)} (owner-only, never printed; agora "
+            f"attach, accounts and open-account find it {where}, or anywhere after source "
+            f"{rel(self.env_file)})\n"
             f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
             f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
             f"  Ctrl-C stops the market and prints the leaderboard.",
