@@ -134,6 +134,10 @@ class Context:
         self.fundamentals: dict[str, float] = {}
         self.log = log
         self._ids = itertools.count(1)
+        # Client order ids are "<prefix>.<n>": the name in simulated time (a run is a whole
+        # day); a live host adds a tag of its own run, since the exchange keeps an account's
+        # ids for the whole day and an agent attached again must not reuse its first run's.
+        self._id_prefix = name
         self._warned_symbols: set[str] = set()
         self.orders_sent = 0
 
@@ -188,7 +192,7 @@ class Context:
             raise ValueError(f"side must be 'buy' or 'sell', not {side!r}")
         if symbol not in self.specs and self.specs:
             self._unknown_symbol(symbol)
-        clid = f"{self.name}.{next(self._ids)}"
+        clid = f"{self._id_prefix}.{next(self._ids)}"
         order = OpenOrder(clid, symbol, side, price, qty, 0, qty)  # positional: a hot path
         self.portfolio.orders[clid] = order  # Portfolio.sent, inlined
         self.orders_sent += 1

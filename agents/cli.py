@@ -19,12 +19,14 @@ from typing import Any
 import typer
 
 from agents import market_dir
+from agents.cli_help import PlainHelpGroup
 from agents.config import LatencyConfig, load_market
 from agents.logs import configure
 from agents.settings import ClientSettings
 from exchange.errors import UserError
 
-app = typer.Typer(help="Run trading agents against a live market.", no_args_is_help=True)
+app = typer.Typer(help="Run trading agents against a live market.", no_args_is_help=True,
+                  cls=PlainHelpGroup)
 
 
 def _params(pairs: list[str] | None) -> dict[str, Any]:
@@ -76,11 +78,13 @@ def _finish(result: dict[str, Any], json_out: bool | None = None) -> None:
     table = Table(title=f"final PnL ({result['agents']} agents, {result['fills']:,} fills; "
                         "in currency, as clearing settled them; total PnL = trading + inventory, "
                         "`agora accounts` splits it)")  # fmt: skip
-    for col in ("agent", "strategy", "orders", "fills", "cash", "total PnL", "errors"):
+    for col in ("agent", "strategy", "orders", "fills", "rejected", "cash", "total PnL",
+                "errors"):
         table.add_column(col, justify="left" if col in ("agent", "strategy") else "right")
     for row in sorted(result["pnl"], key=lambda r: r["pnl"], reverse=True)[:25]:
         table.add_row(row["agent"], row["strategy"], f"{row['orders']:,}", f"{row['fills']:,}",
-                      money(row["cash"]), money(row["pnl"]), str(row["errors"]))  # fmt: skip
+                      f"{row.get('rejects', 0):,}", money(row["cash"]), money(row["pnl"]),
+                      str(row["errors"]))  # fmt: skip
     Console(stderr=True).print(table)
     if result["mismatches"]:
         typer.echo(f"own view and clearing disagree for {len(result['mismatches'])} agents",

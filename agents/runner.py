@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -87,6 +88,13 @@ class _Latency:
         return float(self.rng.exponential(self.mean))
 
 
+def _run_tag() -> str:
+    """Four random base-36 characters: short, so ids stay well under the protocol's limit."""
+    n = secrets.randbelow(36**4)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return "".join(digits[n // 36**i % 36] for i in range(4))
+
+
 class LiveContext(Context):
     """`Context` over a real exchange session (see the module docstring for timing)."""
 
@@ -104,6 +112,7 @@ class LiveContext(Context):
     ) -> None:
         super().__init__(name, account, specs, agent_rng(seed, name), portfolio,
                          log=log.bind(agent=name))  # fmt: skip
+        self._id_prefix = f"{name}.{runner.run_tag}"
         self.runner = runner
         self.agent = agent
         self.client = client
@@ -114,6 +123,7 @@ class LiveContext(Context):
         self._last_arrival = 0.0
         self._reconnecting: asyncio.Future | None = None
         self.errors = 0
+        self.rejects = 0
         self.calls = 0  # handler calls (decisions)
 
     # ------------------------------------------------------------------ the host's part
@@ -270,7 +280,21 @@ class LiveContext(Context):
         except Exception:
             self.errors += 1
             log.exception("agent_report_failed", agent=self.name)
+        if report.get("exec_type") == "rejected" or report.get("type") == "cancel_reject":
+            self._rejected(report)
         self.runner.note_fill(report)
+
+    def _rejected(self, report: dict[str, Any]) -> None:
+        """Count a refusal; say it in the log (the first few, then every thousandth) unless
+        the agent handles `on_reject` itself: an agent whose every order is refused must not
+        look like one that is merely quiet."""
+        self.rejects += 1
+        if type(self.agent).on_reject is Agent.on_reject and (
+            self.rejects <= 5 or self.rejects % 1000 == 0
+        ):
+            log.warning("order_rejected", agent=self.name, reason=report.get("reject_reason"),
+                        client_order_id=report.get("client_order_id"),
+                        text=report.get("text") or None, rejects=self.rejects)  # fmt: skip
 
 
 @dataclass
@@ -295,6 +319,9 @@ class Runner:
         seed: int = 1,
     ) -> None:
         self.settings = s = settings or ClientSettings()
+        # This run's tag in its agents' client order ids (the exchange keeps an account's ids
+        # for the day: a runner started again must not reuse the ids of its earlier runs)
+        self.run_tag = _run_tag()
         self.specs = specs
         self.seed = seed
         self.symbol_specs = {sp.symbol: sp for sp in (symbols or [])}
@@ -567,10 +594,12 @@ class Runner:
             rows.append({"agent": ctx.name, "strategy": type(ctx.agent).__name__,
                          "cash": bal.cash, "positions": theirs, "pnl": bal.pnl,
                          "fills": mine.fills,
-                         "orders": ctx.orders_sent, "errors": ctx.errors})  # fmt: skip
+                         "orders": ctx.orders_sent, "rejects": ctx.rejects,
+                         "errors": ctx.errors})  # fmt: skip
         result = {
             "agents": len(self.contexts), "fills": self.fills, "max_trade_id": self.max_trade_id,
             "orders": sum(c.orders_sent for c in self.contexts),
+            "rejects": sum(c.rejects for c in self.contexts),
             "errors": sum(c.errors for c in self.contexts), "mismatches": mismatches,
             "recovered_fills": self.recovered, "resent_reports": self.resent,
             "load": getattr(self, "load", {}), "pnl": rows,

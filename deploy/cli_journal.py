@@ -46,7 +46,7 @@ def verify(
 @app.command()
 def repair(
     path: str = typer.Argument(..., help="the journal file to repair (only read)"),
-    output: str = typer.Option(None, help="where to write the copy [default: PATH.repaired]"),
+    output: str = typer.Option(None, help="where to write the copy (default: PATH.repaired)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object for machines"),
 ) -> None:
     """Write every good record (past any damage) to a new journal beside the original."""

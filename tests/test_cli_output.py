@@ -13,10 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agents import market_dir
+from agents.cli_help import plain_help
 from agents.config import ClearingTerms, MarketConfig, Population
 from agents.units import money, price, shares, spec_for, timestamp
 from clearing.protocol import AccountBalance, PositionInfo
-from deploy.cli import app, plain_help
+from deploy.cli import app
 from deploy.leaderboard import OTHER, by_strategy, rank
 from exchange.symbols import SymbolSpec
 
@@ -68,6 +69,19 @@ def test_every_help_reads_cleanly() -> None:
         for param in getattr(cmd, "params", []):
             if param.help:  # every word of every help text is on the screen, brackets too
                 assert " ".join(param.help.split()) in flat, (path, param.help)
+
+
+def test_python_m_agents_help_reads_cleanly_too() -> None:
+    """`python -m agents` is its own typer app: the same clean help."""
+    from agents.cli import app as agents_app
+
+    runner = CliRunner()
+    for path in ((), ("attach",), ("run",), ("list",)):
+        result = runner.invoke(agents_app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert not re.search(r"<(str|bool|int|float|path|list\[[a-z]+\])>", result.output), (
+            path, result.output,
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ data dir
