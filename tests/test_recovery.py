@@ -147,6 +147,7 @@ async def test_missed_fills_are_resent_after_a_disconnect_and_a_kill(tmp_path: P
         exchange = start_exchange(
             tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
             AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
         )  # fmt: skip
         await alice.connect()  # the new exchange rebuilt its reports from the journal
         assert not alice.resend_incomplete
@@ -200,18 +201,19 @@ async def test_agents_fills_equal_clearing_after_an_exchange_kill(tmp_path: Path
                    "--param", "mean_interval_ns=20000000", "--json-logs"], env)  # fmt: skip
     exchange = market.exchange
     try:
-        await settled_through(ep["clearing"], market.admin_token, 30)  # trading
+        await settled_through(ep["clearing"], market.link_secret, 30)  # trading
         exchange.kill()  # kill -9 while the agents trade
         ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
         exchange = start_exchange(
             tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
             AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
         )  # fmt: skip
         for _ in range(8):  # every agent notices and logs on again
             restored = runner.wait_log(lambda line: '"session_restored"' in line)
             assert "reports_recovered" in restored
         # trades of the new epoch settle too
-        await settled_through(ep["clearing"], market.admin_token, (1 << 32) + 20)
+        await settled_through(ep["clearing"], market.link_secret, (1 << 32) + 20)
         runner.stop(signal.SIGINT, timeout=60)
         line = next(x for x in runner.output.splitlines() if x.startswith("AGORA_RESULT "))
         result = json.loads(line[len("AGORA_RESULT ") :])
