@@ -212,7 +212,7 @@ async def test_a_journal_tail_loss_never_reissues_a_settled_trade_id(tmp_path: P
             c.listener = on_report(name)
             clients.append(c)
         await trade_rounds(12, 10_000)
-        await settled_through(ep["clearing"], market.admin_token, 12)
+        await settled_through(ep["clearing"], market.link_secret, 12)
         for c in clients:
             await c.close()
         exchange.stop()
@@ -223,6 +223,7 @@ async def test_a_journal_tail_loss_never_reissues_a_settled_trade_id(tmp_path: P
         exchange = start_exchange(
             tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
             AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
         )  # fmt: skip
         for c in clients:
             await c.connect()
@@ -231,7 +232,7 @@ async def test_a_journal_tail_loss_never_reissues_a_settled_trade_id(tmp_path: P
         # Epoch 1: nothing reissued. (The replayed journal still had a sell order whose trade
         # was lost with the tail: it trades again, as a new trade with a new id.)
         assert len(new_ids) >= 5 and new_ids == [E1 + i for i in range(1, len(new_ids) + 1)]
-        await settled_through(ep["clearing"], market.admin_token, new_ids[-1])
+        await settled_through(ep["clearing"], market.link_secret, new_ids[-1])
 
         listed = await admin.list_accounts()
         assert listed.trade_conflicts == 0 and listed.settled_through == new_ids[-1]
