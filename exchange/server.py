@@ -257,7 +257,7 @@ class ExchangeServer:
         self._burst = float(s.rate_burst)
         self._gw_peers: ConnectionTracker | None = None
         # Outgoing, gathered during one batch and sent after the journal commit.
-        self._private: dict[bytes, list[dict]] = defaultdict(list)
+        self._private: dict[bytes, list[dict | bytes]] = defaultdict(list)  # bytes: packed
         self._public: dict[str, list[dict]] = defaultdict(list)
         self._drop: list[dict] = []
         self._packer = msgpack.Packer(use_bin_type=True)
@@ -707,14 +707,17 @@ class ExchangeServer:
         box = self.reporter.translate_raw(events, request)
         private, by_account = self._private, self.by_account
         refused = bool(box.private)
-        for owner, report in box.private:
+        # The reports as the reporter packed them when it keeps a resend window (sent as
+        # those bytes), else the dicts (packed by the flush).
+        wire = box.wire or [report for _owner, report in box.private]
+        for (owner, report), msg in zip(box.private, wire, strict=True):
             reason = report.get("reject_reason")
             if reason is not None:
                 self.metrics.rejects[reason] += 1
             else:
                 refused = False
             for identity in by_account.get(owner, ()):
-                private[identity].append(report)
+                private[identity].append(msg)
         if box.drop_copy:
             self.metrics.trades += len(box.drop_copy)
             for capture in box.drop_copy:
@@ -825,9 +828,10 @@ class ExchangeServer:
     def _resend(self, identity: bytes, account: str, msg: ResendRequest, ts: int) -> None:
         """Send again the account's reports from `msg.from_seq` (what a reconnecting client
         missed), then where they ended; from the reporter's window (rebuilt on replay)."""
-        reports, last, first = self.reporter.resend(account, msg.from_seq, msg.max_count)
-        self._private[identity].extend(reports)
-        nxt = reports[-1]["account_seq"] + 1 if reports else max(msg.from_seq, first, 1)
+        reports, last, first = self.reporter.resend_wire(account, msg.from_seq, msg.max_count)
+        self._private[identity].extend(reports)  # packed, as they were first sent
+        # Numbers have no holes: the reports are from max(from_seq, first) on.
+        nxt = max(msg.from_seq, first, 1) + len(reports)
         self._reply(identity, {
             "type": "resend_reply", "v": 1, "ts": ts, "request_id": msg.request_id,
             "from_seq": msg.from_seq, "next_seq": nxt, "last_seq": last, "first_seq": first,
@@ -982,7 +986,7 @@ class ExchangeServer:
             gw = self._gw
             for identity, msgs in private.items():
                 for i in range(0, len(msgs), _PRIVATE_CHUNK):
-                    _send(gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])])
+                    _send(gw, [identity, _pack_batch(packb, msgs[i : i + _PRIVATE_CHUNK])])
             private.clear()
         if public:
             feed = self._feed
@@ -995,6 +999,14 @@ class ExchangeServer:
             for i in range(0, len(drop), _CHUNK):
                 _send(self._dropsock, [b"trades", packb(drop[i : i + _CHUNK])])
             drop.clear()
+
+
+def _pack_batch(packb: Callable[[Any], bytes], msgs: list[dict | bytes]) -> bytes:
+    """A msgpack array of `msgs`, byte for byte what packing the list of dicts would give:
+    dicts are packed here, bytes are messages packed already (`RawOutbox.wire`)."""
+    n = len(msgs)
+    head = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    return head + b"".join([m if m.__class__ is bytes else packb(m) for m in msgs])
 
 
 def _protocol_reject(reason: str, text: str, ref_type: str | None, ts: int) -> dict:
