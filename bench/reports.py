@@ -11,7 +11,8 @@ than they are:
 * the engine's events for bench/engine.py's order stream translated by a plain `Reporter()`
   (the simulator's) and by the exchange's (`account_seq` stamped on every execution report, the
   last 256 per account kept for resends, the last 10,000 prints per symbol for the tape), and
-  with each window alone;
+  with each window alone. A reporter with a resend window packs each report (it keeps and
+  the process sends those bytes), so its baseline is the plain reporter's reports packed too;
 * the exchange process's whole per-request path with its sockets stubbed out
   (`ExchangeServer._apply`: journal, engine, reports, feed, every account logged on; then
   `_flush` every 256 requests: journal commit, packing what is sent) with each of the two
@@ -38,6 +39,7 @@ try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
     import _path  # noqa: F401
 except ModuleNotFoundError:
     pass
+import msgpack
 import numpy as np
 import structlog
 
@@ -91,12 +93,20 @@ def process_gc() -> Iterator[None]:
         gc.collect()
 
 
-def time_reporter(reporter: Reporter, batches: list[list[tuple]]) -> float:
+def time_reporter(reporter: Reporter, batches: list[list[tuple]], pack: bool = False) -> float:
+    """`pack`: also pack each private message, as the process does to send it (a reporter with
+    a resend window packs them itself, `RawOutbox.wire`)."""
     translate = reporter.translate_raw
+    packb = msgpack.Packer(use_bin_type=True).pack
     with process_gc():
         t0 = time.process_time()
-        for events in batches:
-            translate(events)
+        if pack:
+            for events in batches:
+                for _owner, msg in translate(events).private:
+                    packb(msg)
+        else:
+            for events in batches:
+                translate(events)
         return time.process_time() - t0
 
 
@@ -185,15 +195,17 @@ def main() -> None:
     print(f"{n:,} messages, {n_events:,} engine events; gc as the exchange process sets it")
     t = alternate({
         "plain": lambda: time_reporter(Reporter(), batches),
+        "packed": lambda: time_reporter(Reporter(), batches, pack=True),
         "both": lambda: time_reporter(Reporter(resend_window=256, tape_window=10_000), batches),
         "resend": lambda: time_reporter(Reporter(resend_window=256), batches),
         "tape": lambda: time_reporter(Reporter(tape_window=10_000), batches),
     }, args.rounds)  # fmt: skip
     plain = t["plain"]
     print(_row("translate_raw, plain Reporter():", n, plain))
-    print(_row("translate_raw, sequenced + windows:", n, t["both"], plain))
-    print(_row("translate_raw, resend window only:", n, t["resend"], plain))
     print(_row("translate_raw, tape window only:", n, t["tape"], plain))
+    print(_row("translate_raw + pack, plain Reporter():", n, t["packed"]))
+    print(_row("translate_raw, sequenced + windows:", n, t["both"], t["packed"]))
+    print(_row("translate_raw, resend window only:", n, t["resend"], t["packed"]))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     records = journal_records(stream)
     t = alternate({

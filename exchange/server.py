@@ -707,17 +707,17 @@ class ExchangeServer:
         box = self.reporter.translate_raw(events, request)
         private, by_account = self._private, self.by_account
         refused = bool(box.private)
-        # The reports as the reporter packed them when it keeps a resend window (sent as
-        # those bytes), else the dicts (packed by the flush).
-        wire = box.wire or [report for _owner, report in box.private]
-        for (owner, report), msg in zip(box.private, wire, strict=True):
+        # With a resend window the reporter packed the reports (`RawOutbox.wire`): those bytes
+        # are sent. Without, the flush packs the dicts.
+        wire = box.wire
+        for i, (owner, report) in enumerate(box.private):
             reason = report.get("reject_reason")
             if reason is not None:
                 self.metrics.rejects[reason] += 1
             else:
                 refused = False
             for identity in by_account.get(owner, ()):
-                private[identity].append(msg)
+                private[identity].append(wire[i] if wire else report)
         if box.drop_copy:
             self.metrics.trades += len(box.drop_copy)
             for capture in box.drop_copy:
@@ -984,9 +984,11 @@ class ExchangeServer:
         packb = self._packer.pack
         if private:
             gw = self._gw
+            packed = self.reporter.resend_window > 0  # reports come packed (`RawOutbox.wire`)
             for identity, msgs in private.items():
                 for i in range(0, len(msgs), _PRIVATE_CHUNK):
-                    _send(gw, [identity, _pack_batch(packb, msgs[i : i + _PRIVATE_CHUNK])])
+                    chunk = msgs[i : i + _PRIVATE_CHUNK]
+                    _send(gw, [identity, _pack_batch(packb, chunk) if packed else packb(chunk)])
             private.clear()
         if public:
             feed = self._feed
