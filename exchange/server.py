@@ -268,7 +268,7 @@ class ExchangeServer:
         self._gw_peers: ConnectionTracker | None = None
         self._init_snapshot_service()
         # Outgoing, gathered during one batch and sent after the journal commit.
-        self._private: dict[bytes, list[dict]] = defaultdict(list)
+        self._private: dict[bytes, list[dict | bytes]] = defaultdict(list)  # bytes: packed
         self._public: dict[str, list[dict]] = defaultdict(list)
         self._drop: list[dict] = []
         self._packer = msgpack.Packer(use_bin_type=True)
@@ -892,14 +892,17 @@ class ExchangeServer:
         box = self.reporter.translate_raw(events, request)
         private, by_account = self._private, self.by_account
         refused = bool(box.private)
-        for owner, report in box.private:
+        # With a resend window the reporter packed the reports (`RawOutbox.wire`): those bytes
+        # are sent. Without, the flush packs the dicts.
+        wire = box.wire
+        for i, (owner, report) in enumerate(box.private):
             reason = report.get("reject_reason")
             if reason is not None:
                 self.metrics.rejects[reason] += 1
             else:
                 refused = False
             for identity in by_account.get(owner, ()):
-                private[identity].append(report)
+                private[identity].append(wire[i] if wire else report)
         if box.drop_copy:
             self.metrics.trades += len(box.drop_copy)
             for capture in box.drop_copy:
@@ -1010,9 +1013,10 @@ class ExchangeServer:
     def _resend(self, identity: bytes, account: str, msg: ResendRequest, ts: int) -> None:
         """Send again the account's reports from `msg.from_seq` (what a reconnecting client
         missed), then where they ended; from the reporter's window (rebuilt on replay)."""
-        reports, last, first = self.reporter.resend(account, msg.from_seq, msg.max_count)
-        self._private[identity].extend(reports)
-        nxt = reports[-1]["account_seq"] + 1 if reports else max(msg.from_seq, first, 1)
+        reports, last, first = self.reporter.resend_wire(account, msg.from_seq, msg.max_count)
+        self._private[identity].extend(reports)  # packed, as they were first sent
+        # Numbers have no holes: the reports are from max(from_seq, first) on.
+        nxt = max(msg.from_seq, first, 1) + len(reports)
         self._reply(identity, {
             "type": "resend_reply", "v": 1, "ts": ts, "request_id": msg.request_id,
             "from_seq": msg.from_seq, "next_seq": nxt, "last_seq": last, "first_seq": first,
@@ -1267,9 +1271,11 @@ class ExchangeServer:
         packb = self._packer.pack
         if private:
             gw = self._gw
+            packed = self.reporter.resend_window > 0  # reports come packed (`RawOutbox.wire`)
             for identity, msgs in private.items():
                 for i in range(0, len(msgs), _PRIVATE_CHUNK):
-                    yield gw, [identity, packb(msgs[i : i + _PRIVATE_CHUNK])]
+                    chunk = msgs[i : i + _PRIVATE_CHUNK]
+                    yield gw, [identity, _pack_batch(packb, chunk) if packed else packb(chunk)]
             private.clear()
         if public:
             feed = self._feed
@@ -1282,6 +1288,14 @@ class ExchangeServer:
             for i in range(0, len(drop), _CHUNK):
                 yield self._dropsock, [b"trades", packb(drop[i : i + _CHUNK])]
             drop.clear()
+
+
+def _pack_batch(packb: Callable[[Any], bytes], msgs: list[dict | bytes]) -> bytes:
+    """A msgpack array of `msgs`, byte for byte what packing the list of dicts would give:
+    dicts are packed here, bytes are messages packed already (`RawOutbox.wire`)."""
+    n = len(msgs)
+    head = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    return head + b"".join([m if m.__class__ is bytes else packb(m) for m in msgs])
 
 
 def _protocol_reject(reason: str, text: str, ref_type: str | None, ts: int) -> dict:

@@ -135,7 +135,7 @@ class ExchangeSettings(BaseSettings):
     feed_sndbuf: int = Field(0, ge=0, description="kernel send buffer per feed socket; 0 = OS")
     resend_window: int = Field(
         256, ge=0,
-        description="execution reports kept per account for resend requests (~0.7 kB each; "
+        description="execution reports kept per account for resend requests (packed, ~0.3 kB each; "
         "0: reports are not numbered and clients cannot recover missed ones)",
     )
     tape_window: int = Field(
