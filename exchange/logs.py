@@ -10,6 +10,22 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written, not when logging was set up: a host
+    that swaps it (a test runner capturing output, a CLI invoked in-process) and closes its
+    replacement must not leave every later log line writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=_Stderr())  # type: ignore[arg-type]
+
+
 def configure_logging(json: bool | None = None, level: str = "info") -> None:
     """Logs go to stderr (stdout is for a process's own output, e.g. its ready line).
 
@@ -31,6 +47,6 @@ def configure_logging(json: bool | None = None, level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
