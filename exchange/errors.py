@@ -64,7 +64,7 @@ def guard(main: Callable[[], Any], service: str) -> Any:
     the reader knows who refused to start.
     """
     try:
-        return main()
+        return _call(main)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
@@ -73,6 +73,32 @@ def guard(main: Callable[[], Any], service: str) -> Any:
             raise
         print(f"{service}: {line}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USAGE)
+
+
+def _call(main: Callable[[], Any]) -> Any:
+    """Run `main`; a command-line app (typer) runs without click's own error handling, so that
+    a usage mistake (a missing argument, an unknown option) becomes one of our lines too
+    instead of click's boxed block."""
+    if not hasattr(main, "registered_commands"):  # not a typer app
+        return main()
+    try:
+        code = main(standalone_mode=False)  # type: ignore[call-arg]
+    except Exception as exc:
+        # click's exception classes (typer may carry its own copy of click: by name)
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "Abort" in names:
+            raise KeyboardInterrupt from None
+        if "ClickException" not in names:
+            raise
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if not message:  # the group's help, shown for no command at all: already said
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        raise UserError(message + hint) from None
+    if isinstance(code, int) and code:  # a command's typer.Exit(code)
+        sys.exit(code)
+    return code
 
 
 def describe(exc: BaseException) -> str | None:

@@ -178,3 +178,18 @@ def test_attach_with_no_market_says_so_and_how_to_start_one(tmp_path: Path) -> N
 def test_an_unknown_strategy_is_one_line(tmp_path: Path) -> None:
     line = one_line(_run([sys.executable, "-m", "agents", "run", "zi_typo"], tmp_path))
     assert "unknown strategy 'zi_typo'" in line, line
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["attach"], "Missing argument 'TARGET'"),
+    (["up", "--bogus"], "No such option: --bogus"),
+    (["simulate", "examples/market.toml", "--until", "soon"], "Invalid value for '--until'"),
+])  # fmt: skip
+def test_a_command_line_mistake_is_one_line(tmp_path: Path, argv: list[str], says: str) -> None:
+    line = one_line(_run([*AGORA, *argv], tmp_path))
+    assert says in line and "--help" in line and "╭" not in line, line
+
+
+def test_python_m_agents_usage_mistake_is_one_line(tmp_path: Path) -> None:
+    line = one_line(_run([sys.executable, "-m", "agents", "attach"], tmp_path))
+    assert line.startswith("agents: Missing argument 'TARGET'"), line
