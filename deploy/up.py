@@ -354,6 +354,10 @@ class Up:
             stop_requested = True
 
         old = signal.signal(signal.SIGTERM, on_term)
+        # Ctrl-C (SIGINT) stops the market even where it was ignored when we started (a
+        # background job of a non-interactive shell inherits SIG_IGN, and Python then installs
+        # no KeyboardInterrupt handler of its own)
+        old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             self.start()
             sub.connect(self.endpoints["feed"])
@@ -373,6 +377,7 @@ class Up:
             pass
         finally:
             signal.signal(signal.SIGTERM, old)
+            signal.signal(signal.SIGINT, old_int)
             self.console.log("stopping...")
             with contextlib.suppress(KeyboardInterrupt):
                 self._follow_trades(sub)
