@@ -136,6 +136,7 @@ _FLUSH_EVERY = 256  # requests handled before the journal is committed and repli
 _FLUSH_EVERY_FSYNC = 2048  # the same when every commit is fsynced
 _ARRAY_MARKERS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}  # msgpack array headers
 _FLUSH_AFTER_S = 0.001  # ... or after this long, whichever comes first (without fsync)
+_FLOOD_NOTICE_S = 0.1  # a flooding connection is told this often; its other frames are dropped
 _GROUP = 64  # frames received before the connection events are applied and they are handled
 _MAX_BUCKETS = 100_000  # per-name budgets kept before refilled ones are forgotten
 
@@ -154,7 +155,8 @@ class _Session:
     """One logged-on connection: the account it proved, and the connection it proved it on."""
 
     __slots__ = (
-        "account", "address", "address_bucket", "bucket", "conn", "identity", "since", "token",
+        "account", "address", "address_bucket", "bucket", "conn", "identity", "noticed", "since",
+        "token",
     )  # fmt: skip
 
     def __init__(
@@ -169,6 +171,7 @@ class _Session:
         self.bucket = bucket  # the account's, shared by all its sessions
         self.token = token  # kept to re-check the session if the account's token changes
         self.since = time.monotonic()
+        self.noticed = 0.0  # when this connection was last told its frames go unread
 
 
 class _Metrics:
@@ -266,6 +269,7 @@ class ExchangeServer:
         self._rate = s.rate_limit
         self._burst = float(s.rate_burst)
         self._gw_peers: ConnectionTracker | None = None
+        self._decoded = False  # this group of frames held requests that were read
         self._init_snapshot_service()
         # Outgoing, gathered during one batch and sent after the journal commit.
         self._private: dict[bytes, list[dict | bytes]] = defaultdict(list)  # bytes: packed
@@ -628,6 +632,7 @@ class ExchangeServer:
             if not group:
                 break
             n += len(group)
+            self._decoded = False
             self._sync_connections()
             for parts in group:
                 if len(parts) == 2:
@@ -642,7 +647,7 @@ class ExchangeServer:
                     self._flush()
                     unflushed = 0
                     flushed = time.perf_counter()
-            if unflushed and time.perf_counter() - flushed > flush_after:
+            if unflushed and (self._decoded or time.perf_counter() - flushed > flush_after):
                 # Frames refused unread count one each: under a flood, answer by time too,
                 # so a well-behaved client's reply does not wait for hundreds of them.
                 self._flush()
@@ -759,21 +764,29 @@ class ExchangeServer:
         now = time.monotonic()
         if session is None and not self._anonymous_budget(identity, conn, frame, ts, now):
             return 0
-        payload = frame.bytes
-        if not payload:
+        head = frame.buffer  # the header alone decides a flood frame's fate: no copy yet
+        if not head:
             self._protocol_reject(identity, "malformed", "an empty frame", None, ts)
             return 1
         if session is not None:
             bucket = session.bucket
-            n = _count(payload)
+            n = _count(head)
             if bucket.refill(now) - min(n, bucket.burst) < -bucket.burst:
                 # Flooding: the account is a whole burst in debt (each refused request adds
                 # one), and this frame would only add more. Refused unread: decoding a flood
                 # only to refuse it is what would cost the other clients their latency. So an
                 # account costs at most its rate in decoded requests, accepted or refused.
+                # The connection is told at most every `_FLOOD_NOTICE_S`; the frames between
+                # are counted drops (``agora_exchange_dropped{reason="flooding"}``), so the
+                # flood's answers cost the others no time either.
+                if now - session.noticed < _FLOOD_NOTICE_S:
+                    self.metrics.dropped["flooding"] += 1
+                    return 0
+                session.noticed = now
                 self._protocol_reject(
                     identity, "rate_limited", f"the account is flooding: the frame's {n} "
-                    "requests were not read", "frame", ts,
+                    "requests were not read (and its next frames are dropped unread until "
+                    "it slows down)", "frame", ts,
                 )  # fmt: skip
                 return 1
             limit = session.address_bucket
@@ -785,6 +798,8 @@ class ExchangeServer:
                 )  # fmt: skip
                 return 1
             limit.tokens -= n
+        payload = frame.bytes
+        self._decoded = True  # a request was read: its answer goes out with this group
         try:
             msgs = decode_batch(payload) if payload[0] in _ARRAY_MARKERS else [decode(payload)]
         except ProtocolError as exc:
@@ -1328,7 +1343,7 @@ def _record(msg: Any, account: str, ts: int) -> list[Any]:
     raise TypeError(f"not a command: {type(msg).__name__}")
 
 
-def _count(payload: bytes) -> int:
+def _count(payload: bytes | memoryview) -> int:
     """How many requests a frame holds, from its msgpack header alone (1 unless a batch)."""
     head = payload[0]
     if 0x90 <= head <= 0x9F:
