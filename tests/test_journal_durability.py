@@ -32,6 +32,7 @@ class _Frame:
 
     def __init__(self, payload: bytes, fd: int) -> None:
         self.bytes, self.fd = payload, fd
+        self.buffer = memoryview(payload)
 
     def get(self, key: Any) -> Any:
         return self.fd if key == zmq.SRCFD else "127.0.0.1"
