@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probes import dealer, metric, wait_until
 from wire import TIMEOUT_MS, WireClient
 
 from clearing.client import ClearingClient, ClearingError
@@ -51,31 +51,10 @@ def exchange_with(tmp_path: Path, **env: str) -> Proc:
     return start_exchange(tmp_path / "ex", AGORA_EXCHANGE_METRICS_PORT=_port(), **env)
 
 
-def metric(proc: Proc, name: str, labels: str = "") -> float:
-    """One sample from the exchange's /metrics (0 if not there yet)."""
-    text = urllib.request.urlopen(proc.ready["metrics"], timeout=10).read().decode()
-    key = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
-def wait_until(pred: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)  # polling the condition, not waiting for it to happen
 
 
-def dealer(ctx: zmq.Context, endpoint: str, routing_id: bytes | None = None) -> zmq.Socket:
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    if routing_id is not None:
-        sock.setsockopt(zmq.ROUTING_ID, routing_id)
-    sock.connect(endpoint)
-    return sock
 
 
 def recv_all(sock: zmq.Socket, timeout_ms: int = 0) -> list[dict[str, Any]]:

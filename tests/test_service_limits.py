@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 import zmq
 from hypothesis import given
 from hypothesis import strategies as st
+from probes import dealer, metric, wait_until
 
 from clearing.client import ClearingClient
 from clearing.house import ClearingHouse
@@ -61,28 +61,10 @@ def from_address(endpoint: str, source: str) -> str:
     return f"tcp://{source}:0;{endpoint.removeprefix('tcp://')}"
 
 
-def dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    return sock
 
 
-def metric(proc: Proc, name: str, labels: str = "") -> float:
-    text = urllib.request.urlopen(proc.ready["metrics"], timeout=10).read().decode()
-    key = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
-def wait_until(pred: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)  # polling the condition, not waiting for it to happen
 
 
 def replies(sock: zmq.Socket, n: int) -> list[dict[str, Any]]:
