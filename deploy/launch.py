@@ -282,6 +282,19 @@ class Market:
     admin_token: str
     endpoints: dict[str, str]
     link_secret: str = ""  # what the exchange's risk link proves to clearing
+    data_dir: Path | None = None
+
+    def restart_exchange(self, **env: str) -> Proc:
+        """A new exchange on the same ports, journal and clearing house (after the old one
+        stopped or was killed); it becomes `self.exchange`."""
+        assert self.data_dir is not None
+        ports = {k: self.endpoints[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
+        self.exchange = start_exchange(
+            self.data_dir / "exchange", ports, AGORA_EXCHANGE_CLEARING=self.endpoints["clearing"],
+            AGORA_EXCHANGE_CLEARING_TOKEN=self.admin_token,
+            AGORA_EXCHANGE_CLEARING_LINK_SECRET=self.link_secret, **env,
+        )  # fmt: skip
+        return self.exchange
 
     def stop(self) -> None:
         self.exchange.stop()
@@ -315,7 +328,7 @@ def start_market(
         raise
     endpoints = dict(exchange.ready)
     endpoints["clearing"] = clearing.ready["api"]
-    return Market(exchange, clearing, token, endpoints, link)
+    return Market(exchange, clearing, token, endpoints, link, data_dir)
 
 
 def start_recorder(feed: str, out_dir: Path, **env: str) -> Proc:

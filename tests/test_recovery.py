@@ -143,12 +143,7 @@ async def test_missed_fills_are_resent_after_a_disconnect_and_a_kill(tmp_path: P
             assert (await bob.create_order(SYM, "sell", "limit", 2, price)).exec_type == "new"
         await bob.close()
         exchange.kill()
-        ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
-        exchange = start_exchange(
-            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
-            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
-            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
-        )  # fmt: skip
+        exchange = market.restart_exchange()
         await alice.connect()  # the new exchange rebuilt its reports from the journal
         assert not alice.resend_incomplete
         await bob.connect()
@@ -203,12 +198,7 @@ async def test_agents_fills_equal_clearing_after_an_exchange_kill(tmp_path: Path
     try:
         await settled_through(ep["clearing"], market.link_secret, 30)  # trading
         exchange.kill()  # kill -9 while the agents trade
-        ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
-        exchange = start_exchange(
-            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
-            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
-            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
-        )  # fmt: skip
+        exchange = market.restart_exchange()
         for _ in range(8):  # every agent notices and logs on again
             restored = runner.wait_log(lambda line: '"session_restored"' in line)
             assert "reports_recovered" in restored

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_clearing_process import exchange_trade_count, settled_through
 
-from deploy.launch import Proc, client_env, start_exchange, start_market
+from deploy.launch import Proc, client_env, start_market
 from exchange.engine import EPOCH_BITS
 
 
@@ -25,12 +25,7 @@ async def test_agents_reconnect_after_an_exchange_restart(tmp_path: Path) -> Non
     try:
         await settled_through(ep["clearing"], market.link_secret, 20)  # trading
         exchange.kill()  # kill -9: no goodbye
-        ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
-        exchange = start_exchange(
-            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
-            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
-            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
-        )  # fmt: skip
+        exchange = market.restart_exchange()
         before = await exchange_trade_count(ep["snapshot"], market.admin_token)
         runner.wait_log(lambda line: '"session_restored"' in line)
         # trades made after the restart (a new epoch: ids from 1 << 32) settle too

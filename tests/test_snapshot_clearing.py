@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agents.client import ExchangeClient
 from clearing.client import ClearingClient
-from deploy.launch import start_exchange, start_market
+from deploy.launch import start_market
 
 SYM = "AGR"
 PRICE = 10_000
@@ -24,7 +24,6 @@ async def test_restart_from_a_snapshot_keeps_the_gate_reservations(tmp_path: Pat
     env = {"AGORA_EXCHANGE_SNAPSHOT_EVERY_RECORDS": "6", "AGORA_EXCHANGE_TIMER_S": "0.01"}
     market = start_market(tmp_path, exchange_env=env)
     ep = market.endpoints
-    ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
     exchange = market.exchange
     try:
         admin = ClearingClient(ep["clearing"], admin_token=market.admin_token)
@@ -44,11 +43,7 @@ async def test_restart_from_a_snapshot_keeps_the_gate_reservations(tmp_path: Pat
         await a.close()
         exchange.stop()
 
-        exchange = start_exchange(
-            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
-            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
-            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret, **env,
-        )  # fmt: skip
+        exchange = market.restart_exchange(**env)
         replayed = json.loads(exchange.wait_log(lambda s: '"journal_replayed"' in s))
         assert replayed["from_snapshot"] is True, replayed
         a = await ExchangeClient("alice", alice.token, gateway=ep["gateway"]).connect()

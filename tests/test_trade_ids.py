@@ -18,7 +18,7 @@ from clearing.house import ClearingHouse
 from clearing.ledger import OutOfOrder
 from clearing.protocol import ListAccounts
 from clearing.store import Store
-from deploy.launch import start_exchange, start_market
+from deploy.launch import start_market
 from exchange.engine import EPOCH_BITS, Engine
 from exchange.epoch import advance_epoch, epoch_path, read_epoch
 from exchange.journal import Journal, records_at
@@ -221,12 +221,7 @@ async def test_a_journal_tail_loss_never_reissues_a_settled_trade_id(tmp_path: P
         last_kept = cut_journal(tmp_path / "exchange" / "exchange.journal", 4)
         assert last_kept == 8  # 4 settled trades are gone from the exchange's journal
 
-        ports = {k: ep[k] for k in ("gateway", "feed", "snapshot", "dropcopy")}
-        exchange = start_exchange(
-            tmp_path / "exchange", ports, AGORA_EXCHANGE_CLEARING=ep["clearing"],
-            AGORA_EXCHANGE_CLEARING_TOKEN=market.admin_token,
-            AGORA_EXCHANGE_CLEARING_LINK_SECRET=market.link_secret,
-        )  # fmt: skip
+        exchange = market.restart_exchange()
         for c in clients:
             await c.connect()
         await trade_rounds(5, 10_010)
