@@ -14,6 +14,7 @@ from agents.strategies._common import reference_ticks, resolve_symbol
 __all__ = [
     "AvellanedaStoikov",
     "FixedSpreadMarketMaker",
+    "as_quotes",
     "optimal_spread",
     "reservation_price",
 ]
@@ -29,6 +30,15 @@ def reservation_price(mid: float, q: float, gamma: float, sigma2: float, tau: fl
 def optimal_spread(gamma: float, sigma2: float, tau: float, k: float) -> float:
     """Avellaneda-Stoikov optimal total spread gamma·sigma²(T-t) + (2/gamma)·ln(1 + gamma/k)."""
     return gamma * sigma2 * tau + (2.0 / gamma) * math.log1p(gamma / k)
+
+
+def as_quotes(mid: float, q: float, gamma: float, sigma2: float, tau: float, k: float,
+              min_spread: float = 0.0) -> tuple[float, float]:  # fmt: skip
+    """Avellaneda-Stoikov (bid, ask): the optimal spread (at least `min_spread`) centred on the
+    reservation price. Pure, so the live strategy and the RL baseline quote the same numbers."""
+    r = reservation_price(mid, q, gamma, sigma2, tau)
+    half = max(optimal_spread(gamma, sigma2, tau, k), min_spread) / 2
+    return r - half, r + half
 
 
 class _QuoterParams(BaseModel):
@@ -223,11 +233,10 @@ class AvellanedaStoikov(_TwoSidedQuoter):
             self._update_sigma(mid)
         tau = self.tau()
         q = self.ctx.position(self.symbol)
-        r = reservation_price(mid, q, p.gamma, self.sigma2, tau)
-        half = max(optimal_spread(p.gamma, self.sigma2, tau, p.k), p.min_spread_ticks) / 2
-        self.reservation = r
-        self.spread = 2 * half
-        return r - half, r + half
+        bid, ask = as_quotes(mid, q, p.gamma, self.sigma2, tau, p.k, p.min_spread_ticks)
+        self.reservation = (bid + ask) / 2
+        self.spread = ask - bid
+        return bid, ask
 
 
 class FixedSpreadMarketMaker(_TwoSidedQuoter):
