@@ -257,6 +257,15 @@ class Context:
         return self.portfolio.cash
 
     def quote(self, symbol: str) -> Quote | None:
+        """The latest top of book of `symbol` this agent has seen (None: none published yet).
+
+        In a handler it is what reached the agent by the time the handler started (in
+        simulated time: what was published up to ``now`` less the agent's latency). Outside a
+        handler it is just as current: live, the latest the feed delivered; in simulated time,
+        as of the market's clock when `SimMarket.run` returned (so code that steps the market
+        and reads between runs, such as an RL environment, needs nothing else). The same
+        holds for `last_price`, `fundamental` and the `quotes`/`last_prices` dicts.
+        """
         return self.quotes.get(symbol)
 
     def last_price(self, symbol: str) -> int | None:

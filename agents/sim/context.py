@@ -188,7 +188,10 @@ class SimContext(Context):
 
     # ------------------------------------------------------------------ the agent's view
     def refresh(self) -> None:
-        """Show what was published up to ``now - view latency`` (what every handler sees)."""
+        """Show what was published up to ``now - view latency`` (what every handler sees).
+
+        The host calls it: before `on_stop`, and when `SimMarket.run` returns, so a read
+        outside a handler sees the market as of the market's clock (see `Context.quote`)."""
         self._horizon = self._kernel.now - self._view_ns
 
     # The view is brought up to date when read, not when a handler starts: most handlers

@@ -349,6 +349,11 @@ class SimMarket(OrderFlow, Publisher):
         millions of short-lived tuples and dicts that die young anyway, and the default
         threshold made the collector a fifth of the run's time (`bench/simulate.py`: 67k ->
         81k events/s over 8 simulated minutes). Reference cycles are still collected.
+
+        When it returns, every agent's view (`Context.quote`, `last_price`, `fundamental`,
+        `quotes`, ...) shows the market as of the new time less the agent's latency, so that
+        code driving the market between runs (an RL environment, a notebook) reads what the
+        agent would see now, as a handler starting at this instant would.
         """
         self.start()
         if duration_ns is not None:
@@ -361,6 +366,8 @@ class SimMarket(OrderFlow, Publisher):
         finally:
             if gc.get_threshold()[0] == _GC_GEN0 and old[0] != _GC_GEN0:
                 gc.set_threshold(*old)
+            for ctx in self.agents:  # every handler sets its own horizon: no effect on the run
+                ctx.refresh()
 
     def finish(self) -> None:
         """Call every agent's `on_stop` (the orders they send then never arrive)."""
