@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from agents.rl.observation import MarketState, decode_observation
+from agents.rl.observation import OBS_NAMES
 
 from agents.strategies.market_maker import as_quotes
 
@@ -29,8 +29,38 @@ __all__ = [
     "DoNothingPolicy",
     "FillIntensity",
     "FixedSpreadPolicy",
+    "MarketState",
+    "decode_observation",
     "make_baseline",
 ]
+
+_I = {name: i for i, name in enumerate(OBS_NAMES)}
+
+
+@dataclass(frozen=True, slots=True)
+class MarketState:
+    """What a rule-based market maker needs, in ticks and lots, decoded from an observation:
+    the mid relative to the episode's first mid, the spread, the inventory, the environment's
+    sigma estimate (ticks per √s) and the fills since the last step."""
+
+    mid: float
+    spread: float
+    inventory: float
+    sigma: float
+    fills: float
+
+
+def decode_observation(obs: np.ndarray, cfg: Any) -> MarketState:
+    """Undo the observation's normalisation (`agents.rl.observation`) with the env config's
+    scales. Exact inside the documented ranges; a clipped value decodes to its bound."""
+    o = np.asarray(obs, dtype=float)
+    return MarketState(
+        mid=o[_I["mid"]] * cfg.price_scale_ticks,
+        spread=o[_I["spread"]] * cfg.spread_scale_ticks,
+        inventory=o[_I["inventory"]] * cfg.max_inventory,
+        sigma=o[_I["volatility"]] * cfg.sigma_scale,
+        fills=o[_I["fills"]] * cfg.fills_scale,
+    )
 
 
 def _env_config(cfg: Any) -> Any:
