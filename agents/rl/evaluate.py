@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.baselines import make_baseline
 from agents.rl.policy import Policy, load_policy
 
 __all__ = [
@@ -30,6 +29,7 @@ __all__ = [
     "EvalResult",
     "EvalSpec",
     "episode_metrics",
+    "posted_quantity",
     "render_table",
     "run_episode",
     "run_evaluation",
@@ -80,34 +80,57 @@ class EpisodeRecord:
     fill_qty: list[float] = field(default_factory=list)
     posted_qty: float = 0.0
 
-    def add_step(self, info: dict[str, Any], reward: float) -> None:
-        """Record one step from the environment's ``info``: ``time_ns``, ``mid`` (ticks),
-        ``pnl`` (the agent's PnL so far marked to the mid, ticks x lots), ``inventory`` (lots),
-        ``posted_qty`` (lots offered this step) and ``fills`` (this step's fills, each
-        ``(ts, side +1/-1, price, qty)``)."""
-        self.ts.append(int(info["time_ns"]))
+    def add_step(self, info: dict[str, Any], reward: float, posted: float) -> None:
+        """Record one step from the environment's ``info`` (``ts_ns``, ``mid`` in ticks,
+        ``pnl`` so far marked to the mid in ticks x lots, ``inventory`` in lots, and
+        ``fill_records``: the step's fills as ``(ts, side +1/-1, price, qty)``) and the
+        quantity the agent quoted for the step (`posted`, lots)."""
+        self.ts.append(int(info["ts_ns"]))
         self.mid.append(float(info["mid"]))
         self.pnl.append(float(info["pnl"]))
         self.inventory.append(float(info["inventory"]))
         self.reward.append(float(reward))
-        self.posted_qty += float(info.get("posted_qty", 0.0))
-        for ts, side, price, qty in info.get("fills", ()):
+        self.posted_qty += posted
+        for ts, side, price, qty in info.get("fill_records", ()):
             self.fill_ts.append(int(ts))
             self.fill_side.append(int(side))
             self.fill_price.append(float(price))
             self.fill_qty.append(float(qty))
 
 
+def posted_quantity(env: Any, action: Any, inventory: float) -> float:
+    """Lots the agent quotes for a step with `action` (both sides), as the environment places
+    them: the Box decoding, or `quote_size` a side for the discrete variant, and no side that
+    would add to a position at `max_inventory`."""
+    from gymnasium import spaces
+
+    from agents.rl.desk import decode_box
+
+    cfg = env.unwrapped.config
+    if isinstance(env.action_space, spaces.Discrete):
+        qb = qa = cfg.quote_size
+    else:
+        _, _, qb, qa = decode_box(action, cfg)
+    if inventory >= cfg.max_inventory:
+        qb = 0
+    if inventory <= -cfg.max_inventory:
+        qa = 0
+    return float(qb + qa)
+
+
 def run_episode(env: Any, policy: Policy, seed: int, regime: str) -> EpisodeRecord:
     """Play one episode of `env` (reset with `seed`, in `regime`) with `policy`."""
-    env.unwrapped.set_regime(regime)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options={"regime": regime})
     policy.reset()
     rec = EpisodeRecord(policy.name, regime, seed)
+    inventory = 0.0
     done = False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(policy.act(obs))
-        rec.add_step(info, float(reward))
+        action = policy.act(obs)
+        posted = posted_quantity(env, action, inventory)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rec.add_step(info, float(reward), posted)
+        inventory = float(info["inventory"])
         done = terminated or truncated
     return rec
 
@@ -198,6 +221,8 @@ def run_evaluation(target: str, spec: EvalSpec, *, config: Path | None = None,
     """Evaluate the policy of run `target` (or only the baselines, `target` "baselines") and
     write eval.json (and plots) into `out` (default: the run's ``eval`` directory)."""
     import gymnasium as gym
+
+    from agents.rl.baselines import make_baseline
 
     policies, cfg = _env_setup(target, config)
     env_cfg = dict(cfg.env)
