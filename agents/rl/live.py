@@ -7,12 +7,17 @@ Every `step_ms` of the environment the policy was trained on (a timer), the agen
 observation with the environments' own `ObservationBuilder` from what it sees (top of book,
 its position, its PnL marked to the mid, its fills since the last step, and its queue places
 from `QueueTracker`), asks the policy for an action and turns it into its two quotes exactly
-as the environment does (`agents.rl.actions`). A quote whose price is unchanged and whose
-size only goes down is amended in place (it keeps its queue priority); any other change is a
-replace; a size of zero cancels that side.
+as the environment does (`agents.rl.desk`: `decode_box`, then `Desk.quotes` around the mid it
+last saw, with the same inventory cap). Policies with the Box action (MarketMaking-v0) trade
+live; the discrete variant's actions move offsets the environment keeps, not yet here.
 
-PnL here is what the environment measures: cash flow of the agent's own fills in ticks x lots
-plus its position at the mid (fees not included), counted from when the agent started.
+A quote whose price is unchanged and whose size only goes down is amended in place (it keeps
+its queue priority); any other change is a replace; a size of zero cancels that side.
+
+Inventory and PnL are what the environment measures, counted from when the agent started (an
+account that already holds shares starts at inventory 0): the position bought or sold since,
+and the cash flow of the agent's own fills in ticks x lots plus that inventory at the mid
+(fees not included).
 """
 
 from __future__ import annotations
@@ -50,8 +55,11 @@ class PolicyAgent(Agent):
         self._given = (policy, env_config)  # the Python API: a policy object instead of a path
 
     def on_start(self) -> None:
+        from gymnasium import spaces
+
         from agents.rl.config import EnvConfig
-        from agents.rl.observation import ObservationBuilder, QueueTracker
+        from agents.rl.desk import Desk
+        from agents.rl.observation import QueueTracker
 
         p = self.params
         policy, env_cfg = self._given
@@ -64,10 +72,16 @@ class PolicyAgent(Agent):
             self.env_id = run.config.env_id
         else:
             self.env_id = "agents.rl:Agora/MarketMaking-v0"
+        space = getattr(getattr(policy, "model", None), "action_space", None)
+        if space is not None and not isinstance(space, spaces.Box):
+            raise ValueError(f"{p.path}: a {type(space).__name__} policy ({self.env_id}); live "
+                             "trading takes MarketMaking-v0 (Box action) policies")  # fmt: skip
         self.policy = policy
         self.env_cfg = EnvConfig.coerce(env_cfg)
         self.symbol = resolve_symbol(self.ctx, p.symbol)
-        self.builder = ObservationBuilder.from_config(self.env_cfg)
+        self.start_position = self.ctx.position(self.symbol)
+        self.desk = Desk(self.env_cfg)
+        self.builder = self.desk.builder
         self.queues = {"buy": QueueTracker(), "sell": QueueTracker()}
         self.ids: dict[str, str | None] = {"buy": None, "sell": None}
         self.fills = 0
@@ -82,14 +96,21 @@ class PolicyAgent(Agent):
         self.ctx.set_timer(_TIMER, round(step_ms * 1e6))
 
     # ------------------------------------------------------------------ what it sees
+    @property
+    def inventory(self) -> int:
+        """Lots bought less lots sold since the agent started."""
+        return self.ctx.position(self.symbol) - self.start_position
+
     def pnl(self, mid: float) -> float:
-        """Own fills' cash flow (ticks x lots) plus the position at `mid`."""
-        pos = self.ctx.position(self.symbol)
-        return self.cash_ticks + (pos * mid if mid == mid else 0.0)
+        """Own fills' cash flow (ticks x lots) plus the inventory at `mid`."""
+        return self.cash_ticks + (self.inventory * mid if mid == mid else 0.0)
 
     def on_fill(self, fill: Fill) -> None:
         if fill.symbol != self.symbol:
             return
+        if self.ctx.log is not None:
+            self.ctx.log.info("policy_fill", side=fill.side, price=fill.price, qty=fill.qty,
+                              inventory=self.inventory)  # fmt: skip
         self.fills += 1
         self.fill_count += 1
         sign = 1 if fill.side == "buy" else -1
@@ -147,7 +168,7 @@ class PolicyAgent(Agent):
             q.bid, q.bid_qty, q.ask, q.ask_qty)  # fmt: skip
         mid = self.builder.mid_of(bid, ask)
         obs = self.builder.build(
-            ctx.now(), bid, bid_qty, ask, ask_qty, ctx.position(self.symbol), self.pnl(mid),
+            ctx.now(), bid, bid_qty, ask, ask_qty, self.inventory, self.pnl(mid),
             self.fills, self.queues["buy"].position, self.queues["sell"].position,
         )  # fmt: skip
         self.fills = 0
@@ -161,14 +182,13 @@ class PolicyAgent(Agent):
         self.last_obs = obs
         if self.builder.last_mid != self.builder.last_mid:  # no mid yet: nothing to quote around
             return
+        from agents.rl.desk import decode_box
+
         action = self.policy.act(obs)
         self.last_action = action
         self.steps += 1
-        from agents.rl.actions import quotes_for
-
-        bid, ask, bid_qty, ask_qty = quotes_for(action, self.builder.last_mid,
-                                                self.ctx.position(self.symbol), self.env_cfg,
-                                                self.env_id)  # fmt: skip
+        self.desk.inventory = self.inventory
+        bid, bid_qty, ask, ask_qty = self.desk.quotes(*decode_box(action, self.env_cfg))
         self._quote("buy", bid, bid_qty)
         self._quote("sell", ask, ask_qty)
 
