@@ -100,9 +100,12 @@ def evaluate(
     if json_out:
         print(json.dumps(result.to_json()))
         return
+    import sys
+
     from rich.console import Console
 
-    Console().print(render_table(result))
+    # a pipe or a file gets the whole table, not one squeezed to 80 columns
+    Console(width=None if sys.stdout.isatty() else 220).print(render_table(result))
     typer.echo(f"results in {result.out}")
 
 
