@@ -305,6 +305,16 @@ def attach(
     if target == "policy":
         if path is None:
             raise typer.BadParameter("agora attach policy PATH: which run? (agora train's)")
+        import importlib.util
+
+        missing = [m for m in ("gymnasium", "stable_baselines3", "torch")
+                   if importlib.util.find_spec(m) is None]  # fmt: skip
+        if missing:
+            raise UserError(f"agora attach policy needs the rl extra ({', '.join(missing)} "
+                            "missing): pip install -e '.[rl]'")  # fmt: skip
+        from agents.rl.train.runs import load_run
+
+        load_run(path)  # a wrong path is said here, before the market is contacted
         params["path"] = path
         target = "agents.rl.live:PolicyAgent"
         name = name or "policy"

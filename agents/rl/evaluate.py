@@ -222,8 +222,19 @@ def run_evaluation(target: str, spec: EvalSpec, *, config: Path | None = None,
     write eval.json (and plots) into `out` (default: the run's ``eval`` directory)."""
     import gymnasium as gym
 
-    from agents.rl.baselines import make_baseline
+    from agents.rl.baselines import BASELINES, make_baseline
+    from agents.rl.config import REGIMES
+    from exchange.errors import UserError
 
+    known = (*REGIMES, "switching")
+    bad = [r for r in spec.regimes if r not in known]
+    if bad or not spec.regimes:
+        raise UserError(f"regimes: {', '.join(bad) or 'none given'}; have {', '.join(known)}")
+    bad = [b for b in spec.baselines if b not in BASELINES]
+    if bad:
+        raise UserError(f"no baseline {', '.join(bad)}: have {', '.join(BASELINES)}")
+    if not spec.seeds:
+        raise UserError("no held-out seeds (--seeds must be at least 1)")
     policies, cfg = _env_setup(target, config)
     env_cfg = dict(cfg.env)
     if spec.episode_steps is not None:
