@@ -139,6 +139,9 @@ class ExecutionTask(_Strict):
     side: Literal["buy", "sell"] = "sell"
     quantity: int = Field(200, ge=1)
     risk_aversion: float = Field(1e-4, ge=0, description="Almgren-Chriss baseline λ")
+    unfilled_penalty_ticks: float = Field(
+        50.0, ge=0, description="cost per lot still to trade after the last step"
+    )
 
 
 class EnvConfig(_Strict):
