@@ -39,11 +39,11 @@ class MultiMarketMakingEnv(ParallelEnv):
         self.market: Any = None
         self.desks = {a: Desk(self.config, i) for i, a in enumerate(self.possible_agents)}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one space per agent, for the env's life
+    @functools.cache  # noqa: B019 - one space per agent, for the env's life
     def observation_space(self, agent: str) -> spaces.Space:
         return spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return spaces.Box(-1.0, 1.0, (4,), np.float32)
 
