@@ -94,17 +94,18 @@ class FlowMarket:
         t1 = t0 + self.step_s
         lat = self.latency
         at = self._at
+        fixed = lat.fixed
         for i in range(self.agents):
             if self._pending[i]:
-                at[0, i] = min(t1, t0 + lat.outbound_s())
-            at[1, i] = max(t0, t1 - lat.inbound_s())
+                at[0, i] = min(t1, t0 + (fixed[0] if fixed else lat.outbound_s()))
+            at[1, i] = max(t0, t1 - (fixed[1] if fixed else lat.inbound_s()))
         s = self.state
         fb.step_all(s["rs"], s["book"], s["ag"], s["ai"], at, self._res, self._si, sf, self.p,
                     s["flog"], t1)  # fmt: skip
-        self.rows = self._res.tolist()
+        rows = self.rows = self._res.tolist()
         self.now_ns = round(t1 * 1e9)
         for i in range(self.agents):
-            taken = self.rows[i][fb.O_TAKEN]
+            taken = rows[i][fb.O_TAKEN]
             if taken:
                 sf[fb.F_REF] += self.impact.permanent(taken, self.sigma, self.step_s)
                 sf[fb.F_TRANS] += self.impact.temporary(taken, self.sigma, self.step_s)

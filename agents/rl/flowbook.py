@@ -44,7 +44,7 @@ WINDOW = 4096
 LOG_CAP = 4096  # fills logged per step (more are counted in S_LOST, never dropped silently)
 
 # int64 state `si`
-S_BASE, S_BB, S_BA, S_SEQ, S_TOTB, S_TOTA, S_LOGN, S_LOST = range(8)
+S_BASE, S_BB, S_BA, S_SEQ, S_TOTB, S_TOTA, S_LOGN, S_LOST, S_EVENTS = range(9)  # S_EVENTS: all time
 # float64 state `sf`
 F_T, F_REF, F_TRANS = range(3)
 # float64 parameters `p`
@@ -69,7 +69,7 @@ def new_state(reference_price: int, agents: int, seed: int) -> dict[str, np.ndar
     The arrays live in a few bundles (``book``, ``ag``, ``ai``, ``at``, ``res``: one call into
     compiled code per step passes few arguments); the other entries are views into them.
     """
-    si = np.zeros(8, np.int64)
+    si = np.zeros(9, np.int64)
     si[S_BASE] = reference_price - WINDOW // 2
     si[S_BB] = -1
     si[S_BA] = WINDOW
@@ -529,6 +529,7 @@ def run_until(rs, bq, aq, si, sf, p, apx, aqty, abga, aseq, npx, nqty, pending, 
                 _snap(bq, aq, si, apx, aqty, snap, kind - n)
             continue
         _diffuse(rs, sf, p, dt)
+        si[S_EVENTS] += 1
         _event(rs, bq, aq, si, sf, p, apx, aqty, abga, aseq, out, flog, lam_l, lam_m,
                _uniform(rs) * lam)
     for i in range(n):

@@ -25,6 +25,11 @@ class LatencyDraws:
         self.decision_s = config.decision_us / 1e6
         self.rng = rng
         self._block: list[float] = []
+        # (outbound, inbound) when every draw is the same, else None
+        self.fixed: tuple[float, float] | None = (
+            (self.decision_s + self.mean_s, self.mean_s)
+            if self.kind == "fixed" or self.mean_s == 0 else None
+        )
 
     def network_s(self) -> float:
         """One one-way network delay, seconds."""

@@ -42,8 +42,6 @@ OBS_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 OBS_LOW = np.array([-10, 0, -2, 0, -1, -1, -1, -10, 0], np.float32)
 OBS_HIGH = np.array([10, 5, 2, 10, 1, 1, 1, 10, 10], np.float32)
-_LOW = tuple(float(x) for x in OBS_LOW)
-_HIGH = tuple(float(x) for x in OBS_HIGH)
 _EMPTY_SPREAD = 5.0
 
 
@@ -128,10 +126,22 @@ class ObservationBuilder:
         dpnl = pnl - self.last_pnl
         self.last_pnl = pnl
         rel = 0.0 if mid != mid else (mid - self.mid0) / self.price_scale_ticks
-        vals = (rel, spread, inventory / self.max_inventory, self.sigma / self.sigma_scale,
-                imb, bid_queue, ask_queue, dpnl / self.pnl_scale, fills / self.fills_scale)
-        return np.array([lo if v < lo else hi if v > hi else v
-                         for v, lo, hi in zip(vals, _LOW, _HIGH, strict=True)], np.float32)
+        sig = self.sigma / self.sigma_scale
+        inv = inventory / self.max_inventory
+        dp = dpnl / self.pnl_scale
+        fl = fills / self.fills_scale
+        # clipped to OBS_LOW..OBS_HIGH (spelled out: this runs every step)
+        return np.array((
+            -10.0 if rel < -10.0 else 10.0 if rel > 10.0 else rel,
+            5.0 if spread > 5.0 else 0.0 if spread < 0.0 else spread,
+            -2.0 if inv < -2.0 else 2.0 if inv > 2.0 else inv,
+            10.0 if sig > 10.0 else sig,
+            imb,
+            1.0 if bid_queue > 1.0 else bid_queue,
+            1.0 if ask_queue > 1.0 else ask_queue,
+            -10.0 if dp < -10.0 else 10.0 if dp > 10.0 else dp,
+            10.0 if fl > 10.0 else fl,
+        ), np.float32)  # fmt: skip
 
 
 def _imbalance(bid_qty: float, ask_qty: float) -> float:
