@@ -409,3 +409,51 @@ def test_observation_builder_reads_a_live_feed_the_same_way() -> None:
     assert obs[1] == 5.0 and obs[0] == 0.0
     obs = b.build(300_000_000, 10_010, 1, 10_012, 1, 0, 12.0, 0)
     assert obs[3] > 0 and math.isfinite(float(obs[3]))  # the mid moved: volatility seen
+
+
+# ------------------------------------------------------------------ the live adapter
+def test_live_quoting_inside_an_agent_observes_and_quotes_like_the_env() -> None:
+    """`LiveQuoting` in an ordinary Agent (here in simulated time, the same code live): its
+    observations are in range, its quotes reach the book, its inventory is its fills'."""
+    from agents.agent import Agent
+    from agents.config import LatencyConfig, MarketConfig, Population
+    from agents.rl.live import LiveQuoting
+    from agents.sim import SimMarket
+
+    seen: list[np.ndarray] = []
+
+    class PolicyAgent(Agent):
+        def on_start(self) -> None:
+            self.q = LiveQuoting({"max_quote_size": 4}, self.ctx.symbols[0])
+            self.rng = np.random.default_rng(0)
+            self.ctx.set_timer("step", self.q.config.step_ns)
+
+        def on_order(self, update) -> None:
+            self.q.on_order(self.ctx, update)
+
+        def on_fill(self, fill) -> None:
+            self.q.on_fill(fill)
+
+        def on_trade(self, trade) -> None:
+            self.q.on_trade(trade)
+
+        def on_timer(self, name: str) -> None:
+            seen.append(self.q.observe(self.ctx))
+            self.q.act(self.ctx, self.rng.uniform(-1, 1, 4) * [0.3, 0.3, 1, 1] - [0.55, 0.55, 0, 0])
+
+    zi = Population(name="zi", strategy="zi", count=40,
+                    params={"mean_interval_ns": 300_000_000, "market_prob": 0.2,
+                            "max_offset_ticks": 6, "lifetime_ns": 5_000_000_000})  # fmt: skip
+    sim = SimMarket.from_config(MarketConfig(populations=[zi]), seed=3)
+    agent = PolicyAgent()
+    ctx = sim.add_agent(agent, "policy", latency=LatencyConfig(network_us=500))
+    start = ctx.position("AGR")
+    sim.run(duration_ns=30 * 10**9)
+    obs = np.stack(seen)
+    assert len(seen) >= 290
+    assert (obs >= OBS_LOW).all() and (obs <= OBS_HIGH).all()
+    assert agent.q.inventory == ctx.position("AGR") - start
+    assert ctx.portfolio.fills > 0 and (obs[:, 8] > 0).any()
+    assert (obs[:, 5] >= 0).any() or (obs[:, 6] >= 0).any()  # queue places were tracked
+    live = [o for o in ctx.open_orders("AGR") if not o.cancel_pending]
+    assert len(live) <= 2  # replaced or cancelled, never piled up

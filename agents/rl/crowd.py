@@ -41,6 +41,7 @@ from agents.rl.flowbook import (
     R_QBID,
     R_SNAP,
 )
+from agents.rl.live import requote
 
 __all__ = ["DEFAULT_MARKET", "CrowdMarket", "Learner"]
 
@@ -115,25 +116,8 @@ class CrowdMarket:
 
     def _act(self, i: int, quotes: tuple[int, int, int, int], ioc: bool) -> None:
         ctx = self.ctxs[i]
-        body = self.learners[i]
         ctx.refresh()
-        sym = self.symbol
-        for side, name in ((0, "buy"), (1, "sell")):
-            px, qty = quotes[2 * side], quotes[2 * side + 1]
-            clid = body.orders[side]
-            order = ctx.portfolio.orders.get(clid) if clid else None
-            if order is not None and not order.cancel_pending:
-                if order.price == px and qty <= order.leaves_qty and not ioc:
-                    if qty == order.leaves_qty:
-                        continue
-                    if qty > 0:
-                        ctx.replace(clid, qty=order.cum_qty + qty)
-                        continue
-                ctx.cancel(clid)
-            body.orders[side] = None
-            if qty > 0:
-                tif = "IOC" if ioc else "GTC"
-                body.orders[side] = ctx.submit(sym, name, qty, px, tif=tif)
+        requote(ctx, self.symbol, self.learners[i].orders, quotes, ioc)
 
     def step(self) -> None:
         self.sim.run(duration_ns=self.step_ns)

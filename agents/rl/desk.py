@@ -28,7 +28,7 @@ from agents.rl.flowbook import (
 )
 from agents.rl.observation import ObservationBuilder
 
-__all__ = ["Desk", "decode_box"]
+__all__ = ["Desk", "decode_box", "quote_prices"]
 
 
 def decode_box(action: np.ndarray, config: EnvConfig) -> tuple[float, float, int, int]:
@@ -43,6 +43,23 @@ def decode_box(action: np.ndarray, config: EnvConfig) -> tuple[float, float, int
     off_a = lo + (a[1] + 1.0) * 0.5 * (hi - lo)
     top = config.max_quote_size
     return off_b, off_a, round((a[2] + 1.0) * 0.5 * top), round((a[3] + 1.0) * 0.5 * top)
+
+
+def quote_prices(mid: float, off_b: float, off_a: float, bid_qty: int, ask_qty: int,
+                 inventory: int, config: EnvConfig) -> tuple[int, int, int, int]:  # fmt: skip
+    """(bid, bid qty, ask, ask qty) from offsets around `mid`: the bid rounds down and the ask
+    up to a tick; the two never cross each other (the ask goes one tick above the bid); no
+    quote adds to a position beyond max_inventory."""
+    bid = math.floor(mid - off_b)
+    ask = math.ceil(mid + off_a)
+    if ask <= bid:
+        ask = bid + 1
+    cap = config.max_inventory
+    if inventory >= cap:
+        bid_qty = 0
+    if inventory <= -cap:
+        ask_qty = 0
+    return bid, bid_qty, ask, ask_qty
 
 
 class Desk:
@@ -80,21 +97,11 @@ class Desk:
     # ------------------------------------------------------------------ actions
     def quotes(self, off_b: float, off_a: float, bid_qty: int, ask_qty: int
                ) -> tuple[int, int, int, int]:  # fmt: skip
-        """Prices from offsets around the mid the agent last saw; no quote adds to a
-        position beyond max_inventory; the two quotes never cross each other."""
+        """`quote_prices` around the mid the agent last saw (the true one before any)."""
         mid = self.builder.last_mid
         if mid != mid:
             mid = self.mid
-        bid = math.floor(mid - off_b)
-        ask = math.ceil(mid + off_a)
-        if ask <= bid:
-            ask = bid + 1
-        cap = self.config.max_inventory
-        if self.inventory >= cap:
-            bid_qty = 0
-        if self.inventory <= -cap:
-            ask_qty = 0
-        return bid, bid_qty, ask, ask_qty
+        return quote_prices(mid, off_b, off_a, bid_qty, ask_qty, self.inventory, self.config)
 
     # ------------------------------------------------------------------ after a step
     def settle(self, market: Any) -> tuple[np.ndarray, float, dict[str, Any]]:
