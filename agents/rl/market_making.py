@@ -43,7 +43,7 @@ def check_regime(regime: str) -> str:
 class MarketMakingEnv(gym.Env):
     """The reference market-making task (see the module docstring)."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 10}
 
     def __init__(self, config: EnvConfig | dict[str, Any] | None = None,
                  render_mode: str | None = None) -> None:  # fmt: skip
