@@ -295,7 +295,7 @@ def attach(
     otherwise it opens one through clearing with the admin token.
 
     `agora attach policy PATH` runs a policy trained by `agora train` (the `rl` extra): the
-    same observations as in training, built from the live feed (`agents.rl.live`).
+    same observations as in training, built from the live feed (`agents.rl.policy_agent`).
     """
     from agents.runner import AgentSpec
 
@@ -316,7 +316,7 @@ def attach(
 
         load_run(path)  # a wrong path is said here, before the market is contacted
         params["path"] = path
-        target = "agents.rl.live:PolicyAgent"
+        target = "agents.rl.policy_agent:PolicyAgent"
         name = name or "policy"
     elif path is not None:
         raise typer.BadParameter(f"unexpected {path!r} (only 'policy' takes a PATH)")

@@ -41,9 +41,12 @@ latency = { kind = "exponential", network_us = 200 }
 """
 
 
-def _train_tiny_run(out: Path) -> Path:
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A policy trained for a few hundred steps: enough to load and act, not to be good."""
     from agents.rl.train import TrainConfig, train
 
+    out = tmp_path_factory.mktemp("runs")
     cfg = TrainConfig.model_validate({
         "name": "live", "total_steps": 512, "output": str(out), "tensorboard": False,
         "env": {"episode_steps": 100, "step_ms": 100.0},
@@ -53,8 +56,33 @@ def _train_tiny_run(out: Path) -> Path:
     return train(cfg, progress=False).path
 
 
-def test_a_trained_policy_trades_on_a_live_market(tmp_path: Path) -> None:
-    run = _train_tiny_run(tmp_path / "runs")
+def test_the_policy_agent_runs_in_simulated_time_from_python(tiny_run: Path) -> None:
+    from agents.config import LatencyConfig, MarketConfig, Population
+    from agents.rl.policy import load_policy
+    from agents.rl.policy_agent import PolicyAgent
+    from agents.sim import SimMarket
+
+    crowd = MarketConfig(seed=3, populations=[Population(name="zi", strategy="zi", count=40)])
+    market = SimMarket.from_config(crowd)
+    agent = PolicyAgent({"path": str(tiny_run), "deterministic": False})
+    market.add_agent(agent, "rl-policy", latency=LatencyConfig(kind="fixed", network_us=500))
+    market.run(duration_ns=20 * 1_000_000_000)
+    assert agent.steps == 200  # one decision per 100 ms step
+    assert agent.last_obs is not None and agent.last_obs.shape == (9,)
+    assert agent.fill_count > 0
+    bid, _, ask, _ = agent.last_quotes
+    assert bid < ask
+    # deterministic: the agent quotes what the saved policy says for what it observed
+    policy, _ = load_policy(tiny_run)
+    sure = PolicyAgent({"path": str(tiny_run)})
+    market.add_agent(sure, "rl-mean", latency=LatencyConfig(kind="fixed", network_us=500))
+    market.run(duration_ns=1_000_000_000)
+    assert sure.steps == 10
+    assert sure.policy.act(sure.last_obs).tolist() == policy.act(sure.last_obs).tolist()
+
+
+def test_a_trained_policy_trades_on_a_live_market(tmp_path: Path, tiny_run: Path) -> None:
+    run = tiny_run
     (tmp_path / "crowd.toml").write_text(CROWD)
     market = start_market(tmp_path / "var")
     crowd = policy = None
