@@ -81,6 +81,7 @@ def evaluate(
     out: Path = typer.Option(None, help="where the JSON and plots go (default: RUN/eval)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the table as Markdown"),
 ) -> None:
     """Run a policy and the baselines on held-out seeds in each regime; print the table.
 
@@ -88,7 +89,7 @@ def evaluate(
     with matplotlib, plots into --out.
     """
     require_rl()
-    from agents.rl.evaluate import EvalSpec, render_table, run_evaluation
+    from agents.rl.evaluate import EvalSpec, markdown_table, render_table, run_evaluation
 
     spec = EvalSpec(
         regimes=[r.strip() for r in regimes.split(",") if r.strip()],
@@ -99,6 +100,9 @@ def evaluate(
     result = run_evaluation(target, spec, config=config, out=out, plots=plots)
     if json_out:
         print(json.dumps(result.to_json()))
+        return
+    if markdown:
+        print(markdown_table(result))
         return
     import sys
 

@@ -29,6 +29,7 @@ __all__ = [
     "EvalResult",
     "EvalSpec",
     "episode_metrics",
+    "markdown_table",
     "posted_quantity",
     "render_table",
     "run_episode",
