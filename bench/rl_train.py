@@ -23,9 +23,9 @@ except ModuleNotFoundError:  # a subprocess worker: the parent's path is clean a
 
 import gymnasium as gym
 import numpy as np
-from agents.rl.observation import OBS_HIGH, OBS_LOW
 from gymnasium.envs.registration import register
 
+from agents.rl.observation import OBS_HIGH, OBS_LOW
 from agents.rl.train.config import TrainConfig
 
 
