@@ -457,3 +457,17 @@ def test_live_quoting_inside_an_agent_observes_and_quotes_like_the_env() -> None
     assert (obs[:, 5] >= 0).any() or (obs[:, 6] >= 0).any()  # queue places were tracked
     live = [o for o in ctx.open_orders("AGR") if not o.cancel_pending]
     assert len(live) <= 2  # replaced or cancelled, never piled up
+
+
+def test_flow_book_window_follows_a_far_moving_reference() -> None:
+    m = _market()
+    s = m.state
+    base = int(s["si"][fb.S_BASE])
+    for jump in (1_500.0, -3_000.0):
+        s["sf"][fb.F_REF] += jump
+        for _ in range(100):
+            m.step()
+        assert s["bq"].sum() == s["si"][fb.S_TOTB] and s["aq"].sum() == s["si"][fb.S_TOTA]
+        mid = m.mid()
+        assert abs(mid - s["sf"][fb.F_REF]) < 50  # the book rebuilt around the new price
+        assert s["si"][fb.S_BASE] != base
