@@ -20,7 +20,13 @@ generator) or `crowd` (a market file's agents in simulated time).
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+try:
+    from gymnasium.envs.registration import register, registry
+except ModuleNotFoundError as exc:  # the default install leaves the rl extra out
+    raise ModuleNotFoundError(
+        f"agents.rl needs the rl extra ({exc.name} is missing): install a CPU build of torch, "
+        "then pip install -e '.[rl]'"
+    ) from exc
 
 from agents.rl.config import EnvConfig, load_env_config
 
