@@ -87,6 +87,11 @@ class ExecutionEnv(gym.Env):
         self._schedules: dict[str, np.ndarray] = {}  # cumulative baseline children, per name
         r = self.market.outcome(0)
         self.arrival = r[R_MID]
+        if self.arrival != self.arrival:  # a side is empty: the side that is there
+            bid, ask = r[R_SNAP], r[R_SNAP + 2]
+            self.arrival = ask if bid != bid else bid
+            if self.arrival != self.arrival:
+                raise RuntimeError("the background's book is empty after its warm-up")
         self.builder.reset(self.arrival, 0.0, self.market.now_ns)
         obs = self._observe(r)
         return obs, {"arrival": self.arrival, "regime": self.market.regime}
