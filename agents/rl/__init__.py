@@ -15,7 +15,8 @@ The only package of Agora that imports gymnasium, pettingzoo or torch (the ``rl`
 one call. The multi-agent variant is a PettingZoo ``ParallelEnv``:
 `agents.rl.multi.MultiMarketMakingEnv`. Every environment takes one `agents.rl.config.EnvConfig`
 (or a dict of its fields); the background market is `flow` (a fast compiled order-flow
-generator) or `crowd` (a market file's agents in simulated time).
+generator) or `crowd` (a market file's agents in simulated time). `agents.rl.live.LiveQuoting`
+gives any `agents.Agent` the same observation and quoting, live or in simulated time.
 """
 
 from __future__ import annotations
