@@ -21,6 +21,8 @@ if _MISSING:
 
 import gymnasium as gym  # noqa: E402
 from gymnasium.utils.env_checker import check_env as gym_check_env  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from agents.rl import flowbook as fb  # noqa: E402
 from agents.rl.config import EnvConfig, load_env_config  # noqa: E402
@@ -471,3 +473,40 @@ def test_flow_book_window_follows_a_far_moving_reference() -> None:
         mid = m.mid()
         assert abs(mid - s["sf"][fb.F_REF]) < 50  # the book rebuilt around the new price
         assert s["si"][fb.S_BASE] != base
+
+_QUOTE = st.tuples(st.integers(-6, 6), st.integers(0, 8), st.integers(-6, 6), st.integers(0, 8))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), plan=st.lists(st.tuples(_QUOTE, _QUOTE), min_size=1,
+                                                 max_size=40))  # fmt: skip
+def test_flow_book_invariants_under_any_quotes(seed: int, plan: list) -> None:
+    """Whatever two agents quote (crossing each other and the book included): the book's
+    totals agree with its levels, nothing is negative, no agent rests more than it asked for,
+    every fill is logged and adds up to the step's outcome, queue places are in range."""
+    cfg = EnvConfig(latency={"kind": "exponential", "network_us": 3_000.0}, regime="high")
+    m = FlowMarket(cfg, np.random.default_rng(seed), 2, "high")
+    s = m.state
+    for quotes in plan:
+        mid = m.mid()
+        base = int(mid) if mid == mid else cfg.flow.reference_price
+        asked = []
+        for i, (db, qb, da, qa) in enumerate(quotes):
+            bid, ask = base - db, base + max(da, -db + 1)  # each agent's own quotes never cross
+            m.quote(i, bid, qb, ask, qa)
+            asked.append((qb, qa))
+        m.step()
+        assert s["bq"].sum() == s["si"][fb.S_TOTB] and s["aq"].sum() == s["si"][fb.S_TOTA]
+        assert (s["bq"] >= 0).all() and (s["aq"] >= 0).all()
+        assert (s["abga"] >= 0).all() and (s["aqty"] >= 0).all()
+        log = m.fills_log()
+        for i in range(2):
+            row = m.outcome(i)
+            assert s["aqty"][i, 0] <= asked[i][0] and s["aqty"][i, 1] <= asked[i][1]
+            mine = log[log[:, 0] == i]
+            assert mine[mine[:, 1] == 1, 3].sum() == row[fb.O_BUY]
+            assert mine[mine[:, 1] == -1, 3].sum() == row[fb.O_SELL]
+            assert row[fb.O_FILLS] == len(mine)
+            assert (mine[:, 3] > 0).all()
+            for q in (row[fb.R_QBID], row[fb.R_QASK]):
+                assert q == -1.0 or 0.0 <= q < 1.0
