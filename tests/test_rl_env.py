@@ -309,20 +309,44 @@ def test_flow_book_queue_priority_and_fills_from_the_front() -> None:
 
 
 def test_flow_book_crossing_quote_takes_liquidity_and_moves_the_reference() -> None:
-    m = _market()
-    ref = m.state["sf"][fb.F_REF]
-    _bid, _, ask, _ = m.view(0)
-    m.quote(0, int(ask) + 5, 30, int(ask) + 40, 0)  # a marketable bid
-    m.step()
-    row = m.outcome(0)
-    assert row[fb.O_TAKEN] > 0 and row[fb.O_BUY] >= row[fb.O_TAKEN]
-    # the permanent impact moved the reference up (beyond what diffusion would in 0.1 s)
-    perm = m.impact.permanent(row[fb.O_TAKEN], m.sigma, m.step_s)
-    assert perm > 0
-    log = m.fills_log()
-    assert (log[:, 0] == 0).all() and log[:, 3].sum() == row[fb.O_BUY]
-    assert m.state["sf"][fb.F_TRANS] > 0  # the temporary part, decaying
-    del ref
+    """Two markets on the same seed, one with impact and one without: after the agent's
+    marketable bid, their references differ by exactly the model's permanent part and their
+    transients by its temporary part (every random draw is the same in both)."""
+
+    def crossed(eta: float, gamma: float) -> FlowMarket:
+        cfg = EnvConfig(latency={"kind": "fixed", "network_us": 0.0},
+                        impact={"model": "almgren_chriss", "eta": eta, "gamma": gamma})
+        m = FlowMarket(cfg, np.random.default_rng(0), 1, "medium")
+        _, _, ask, _ = m.view(0)
+        m.quote(0, int(ask) + 5, 30, int(ask) + 40, 0)  # a marketable bid
+        m.step()
+        return m
+
+    plain, moved = crossed(0.0, 0.0), crossed(0.2, 0.05)
+    taken = moved.outcome(0)[fb.O_TAKEN]
+    assert taken > 0 and taken == plain.outcome(0)[fb.O_TAKEN]
+    assert moved.outcome(0)[fb.O_BUY] >= taken
+    sp, sm = plain.state["sf"], moved.state["sf"]
+    perm = 0.05 * moved.sigma * taken  # gamma·sigma·v
+    temp = 0.2 * moved.sigma * taken / math.sqrt(moved.step_s)  # η·sigma·|v|/√T
+    assert sm[fb.F_REF] - sp[fb.F_REF] == pytest.approx(perm)
+    assert sm[fb.F_TRANS] - sp[fb.F_TRANS] == pytest.approx(temp)
+    log = moved.fills_log()
+    assert (log[:, 0] == 0).all() and log[:, 3].sum() == moved.outcome(0)[fb.O_BUY]
+    # the next step starts from the moved reference: the temporary part decays
+    before = sm[fb.F_TRANS]
+    moved.step()
+    assert 0 < sm[fb.F_TRANS] < before
+
+
+def test_flow_regimes_order_the_realised_volatility() -> None:
+    realised = {}
+    for regime in ("low", "medium", "high"):
+        env = MarketMakingEnv({"regime": regime, "episode_steps": 3_000})
+        env.reset(seed=5)
+        mids = [env.step(np.zeros(4, np.float32))[4]["mid"] for _ in range(3_000)]
+        realised[regime] = float(np.std(np.diff(mids)))
+    assert realised["low"] < realised["medium"] < realised["high"]
 
 
 def test_flow_book_stays_consistent_over_a_long_run() -> None:
