@@ -1,4 +1,5 @@
-"""`agora simulate`, `agora sweep`, `agora facts`: the simulated-time commands (issue 7).
+"""`agora simulate`, `agora sweep`: the simulated-time commands (`agora facts` judges what they
+write: `deploy.cli_facts`).
 
 Thin shells: the runs are `agents.sim.sweep` (one code path for a single run and every run of
 a sweep), the statistics `agents.analysis`. Heavy imports happen inside each command so
@@ -7,7 +8,6 @@ a sweep), the statistics `agents.analysis`. Heavy imports happen inside each com
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -201,80 +201,7 @@ def sweep(
     console.print(f"manifest: {', '.join(str(p) for p in paths.values())}")
 
 
-def facts(
-    path: Path = typer.Argument(..., exists=True, help="a trades Parquet file or a run dir"),
-    real: str = typer.Option("sp500", help="real series to compare: sp500, nasdaq, wti, none"),
-    out: Path | None = typer.Option(
-        None, help="where to write facts.json and the PNGs (default: the run dir)"
-    ),
-    bar: float = typer.Option(1.0, help="bar length of the simulated price series (s)"),
-    symbol: str | None = typer.Option(None, help="symbol (default: the first traded)"),
-    max_lag: int = typer.Option(10, help="ACF of returns at lags 1..max_lag"),
-    plots: bool = typer.Option(True, help="write PNG plots when matplotlib is importable"),
-) -> None:
-    """A stylized-facts report of a history, side by side with a real series.
-
-    The simulated price is the last trade of each bar; log returns at several aggregation
-    scales give: excess kurtosis per scale (heavy tails, aggregational Gaussianity), the Hill
-    tail index, the ACF of returns (no linear memory) and of |returns| (volatility
-    clustering). The real series are daily closes shipped with Agora.
-    """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from agents.analysis.history import closes_from_trades, read_trades, trades_path
-    from agents.analysis.real import REAL_SERIES, load_real
-    from agents.analysis.stylized import facts_table, log_returns
-
-    if real != "none" and real not in REAL_SERIES:
-        raise typer.BadParameter(f"--real must be one of {[*sorted(REAL_SERIES), 'none']}")
-    try:
-        tpath = trades_path(path)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    closes = closes_from_trades(read_trades(tpath), max(1, round(bar * NS)), symbol)
-    if len(closes) < 3:
-        typer.echo(f"{tpath}: too few bars with a price ({len(closes)}) for statistics", err=True)
-        raise typer.Exit(1)
-    sim = facts_table(closes, max_lag=max_lag)
-    series = [(f"simulated ({bar:g} s bars)", log_returns(closes))]
-    columns = {series[0][0]: sim}
-    if real != "none":
-        _, real_closes = load_real(real)
-        label = f"{real} (daily)"
-        columns[label] = facts_table(real_closes, max_lag=max_lag)
-        series.append((label, log_returns(real_closes)))
-
-    table = Table(title=f"stylized facts: {tpath}")
-    table.add_column("fact")
-    for label in columns:
-        table.add_column(label, justify="right")
-    for fact in sim:
-        table.add_row(fact, *(_fmt(col[fact], 3) for col in columns.values()))
-    console = Console()
-    console.print(table)
-
-    out_dir = out if out is not None else tpath.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean = {
-        label: {k: (v if math.isfinite(v) else None) for k, v in col.items()}
-        for label, col in columns.items()
-    }
-    (out_dir / "facts.json").write_text(json.dumps(clean, indent=2))
-    written = [out_dir / "facts.json"]
-    if plots:
-        from agents.analysis import plots as charts
-
-        if charts.HAVE_MATPLOTLIB:
-            written.extend(charts.plot_facts(series, out_dir).values())
-        else:  # escaped: rich would take "[plots]" for markup and print nothing of it
-            console.print(escape(f"no plots: matplotlib is not installed ({charts.INSTALL_HINT})"))
-    console.print(escape(f"wrote {', '.join(str(p) for p in written)}"))
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `agora` app."""
     app.command()(simulate)
     app.command()(sweep)
-    app.command()(facts)

@@ -1,4 +1,5 @@
-"""`agora simulate`, `agora sweep` and `agora facts` end to end on a tiny market (CliRunner)."""
+"""`agora simulate` and `agora sweep` end to end on a tiny market (CliRunner); `agora facts`
+is tests/test_facts_cli.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from deploy.cli import app
 
 pq = pytest.importorskip("pyarrow.parquet")
 
-HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 ROOT = Path(__file__).resolve().parent.parent
 
 TINY = """
@@ -180,33 +180,6 @@ def test_sweep_ray_without_ray_says_how_to_install(tiny: Path, tmp_path: Path) -
     )
     assert result.exit_code == 2
     assert "pip install 'agora-market[ray]'" in result.output
-
-
-def test_facts_prints_a_table_and_writes_plots(tiny: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    invoke("simulate", tiny, "--until", "60", "--out", run)
-    text = invoke("facts", run, "--real", "sp500")
-    for fact in ("kurtosis (scale 1)", "Hill tail index", "ACF r lag 1", "ACF |r| lag 10"):
-        assert fact in text
-    assert "sp500" in text
-    facts = json.loads((run / "facts.json").read_text())
-    assert set(facts) == {"simulated (1 s bars)", "sp500 (daily)"}
-    assert facts["simulated (1 s bars)"]["returns"] > 30
-    pngs = {"returns_hist.png", "acf.png", "kurtosis_scale.png"}
-    if HAVE_MPL:
-        for name in pngs:
-            assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # a trades file works as well as a directory; --real none; plots elsewhere or not at all
-    out = tmp_path / "facts"
-    text = invoke("facts", run / "trades.parquet", "--real", "none", "--out", out, "--no-plots")
-    assert "sp500" not in text
-    assert (out / "facts.json").is_file() and not any((out / n).exists() for n in pngs)
-
-
-def test_facts_rejects_unknown_real_series(tiny: Path, tmp_path: Path) -> None:
-    invoke("simulate", tiny, "--until", "3", "--out", tmp_path / "r")
-    result = CliRunner().invoke(app, ["facts", str(tmp_path / "r"), "--real", "gold"])
-    assert result.exit_code != 0
 
 
 def test_example_market_files_are_valid() -> None:

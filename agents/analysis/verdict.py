@@ -224,7 +224,7 @@ def facts_verdict(
 
     k = kurtosis(r)
     facts.append(_result(
-        "kurtosis", "heavy tails (excess kurtosis)", k, f">= {b.min_kurtosis:g}",
+        "kurtosis", "heavy tails: excess kurtosis", k, f">= {b.min_kurtosis:g}",
         k >= b.min_kurtosis, f"excess kurtosis {_num(k)} of {n} returns",
     ))  # fmt: skip
 
@@ -250,9 +250,9 @@ def facts_verdict(
     else:
         inside, robust, worst, ok = 0, 0, float("nan"), False
     facts.append(_result(
-        "no_linear_memory", "no linear autocorrelation of returns", worst,
-        f"|ACF(r, 1..{b.acf_lags})| within ±{b.acf_z:g}/√n at more than "
-        f"{b.acf_inside_share:.0%} of lags, all <= {b.acf_max:g}",
+        "no_linear_memory", "no memory: largest |ACF(r, lag)|", worst,
+        f"within ±{b.acf_z:g}/√n at > {b.acf_inside_share * b.acf_lags:g} of lags "
+        f"1-{b.acf_lags}, all <= {b.acf_max:g}",
         ok,
         f"{inside} of {b.acf_lags} lags within ±{_num(noise)} ({robust} within the "
         f"heteroskedasticity-robust band), largest |ACF| {_num(worst)}"
@@ -262,14 +262,14 @@ def facts_verdict(
     ac_abs = acf(np.abs(r), b.decay_lag)
     c = float(ac_abs[b.clustering_lag - 1])
     facts.append(_result(
-        "clustering", "volatility clustering", c,
-        f"ACF(|r|, {b.clustering_lag}) >= {b.min_clustering:g}", c >= b.min_clustering,
+        "clustering", f"volatility clustering: ACF(|r|, {b.clustering_lag})", c,
+        f">= {b.min_clustering:g}", c >= b.min_clustering,
         f"ACF(|r|, {b.clustering_lag}) = {_num(c)}",
     ))  # fmt: skip
     d = float(ac_abs[b.decay_lag - 1])
     facts.append(_result(
-        "slow_decay", "slow decay of the clustering", d,
-        f"ACF(|r|, {b.decay_lag}) >= {b.min_decay:g} and <= ACF(|r|, {b.clustering_lag})",
+        "slow_decay", f"slow decay: ACF(|r|, {b.decay_lag})", d,
+        f">= {b.min_decay:g}, <= ACF(|r|, {b.clustering_lag})",
         d >= b.min_decay and d <= c,
         f"ACF(|r|, {b.decay_lag}) = {_num(d)} against {_num(c)} at lag {b.clustering_lag}",
     ))  # fmt: skip
@@ -283,9 +283,8 @@ def facts_verdict(
     else:
         slope, ok, last = float("nan"), False, float("nan")
     facts.append(_result(
-        "aggregation", "aggregational Gaussianity", last,
-        f"kurtosis > 0 at {', '.join(map(str, b.scales))} bars, falling "
-        "(last < first, downward trend in log scale)",
+        "aggregation", f"aggregation: kurtosis of {b.scales[-1]} bars", last,
+        f"> 0 at {', '.join(map(str, b.scales))} bars, falling",
         ok,
         "kurtosis " + ", ".join(f"{_num(k)} ({s})" for s, k in by_scale)
         + f"; trend {_num(slope)} per unit of log scale",
