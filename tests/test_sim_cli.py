@@ -138,9 +138,13 @@ def test_sweep_grid_times_seeds_in_parallel(tiny: Path, tmp_path: Path) -> None:
     table = pq.read_table(out / "manifest.parquet").to_pydict()
     assert table["run"] == runs
     assert table["fundamental.scale"] == [0.0005, 0.0005, 0.002, 0.002]
-    for key in ("trades", "facts.kurtosis", "facts.hill", "pnl.fv", "pnl.zi", "trading_pnl.zi",
-                "inventory_pnl.fv"):
+    for key in ("trades", "facts.kurtosis", "facts.hill_upper", "facts.passed",
+                "passed.clustering", "pnl.fv", "pnl.zi", "trading_pnl.zi", "inventory_pnl.fv"):
         assert key in table
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert sorted(p["params"]["fundamental.scale"] for p in ranking["points"]) == [0.0005, 0.002]
+    assert all(p["seeds"] == [7, 8] for p in ranking["points"])
+    assert "ranked by stylized facts passed" in text
     for row, run in zip(rows, runs, strict=True):
         trades = pq.read_table(out / run / "trades.parquet")
         assert trades.num_rows == row["summary"]["trades"]

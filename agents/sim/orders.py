@@ -35,6 +35,8 @@ class OrderFlow:
     """The engine's side of the simulated market (part of `SimMarket`)."""
 
     _wake_at: int
+    refusal_log: list[tuple]
+    _population: dict[Any, str]
 
     def _risk_state(self, account: str) -> dict[str, Any]:
         assert self.ledger is not None
@@ -49,6 +51,7 @@ class OrderFlow:
 
     def _refuse(self, ctx: SimContext, order: OpenOrder, reason: str, ts: int, kind: str) -> None:
         """The gate said no: the agent hears it as the live exchange would say it."""
+        self.refusal_log.append((ts, ctx.account, self._population[ctx.account], reason))
         oid = self.engine.order_id_for(ctx.account, order.client_order_id) or 0
         report = reject_raw(None, reason, ctx.account, ts, order.symbol, oid,
                             order.client_order_id, kind)  # fmt: skip
@@ -205,6 +208,11 @@ class OrderFlow:
                 status = True
             elif kind == REJECTED:
                 rejected = True
+                if ev[6] == "new" or ev[6] == "replace":  # the engine refused an order
+                    account = ev[5]
+                    self.refusal_log.append(
+                        (ts, account, self._population.get(account, str(account)), ev[7])
+                    )
         gate = self.gate
         if gate is not None:
             gate.on_events(private)
