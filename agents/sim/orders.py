@@ -29,6 +29,10 @@ _GATE_SYNC = 8192  # settled trades between two settled-state updates of the ris
 # gate counts unsettled fills as pending, so its answers do not depend on this; only its cost)
 _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 _TS = itemgetter(0)
+# engine rejects of a replace that say the order moved on (filled, cancelled) or the request
+# changed nothing: races of the order's life, not refusals of its terms (not in `refusal_log`)
+_LATE = frozenset(("unknown_order", "replace_changes_nothing", "replace_qty_not_above_filled",
+                   "symbol_mismatch"))  # fmt: skip
 
 
 class OrderFlow:
@@ -208,8 +212,8 @@ class OrderFlow:
                 status = True
             elif kind == REJECTED:
                 rejected = True
-                if ev[6] == "new" or ev[6] == "replace":  # the engine refused an order
-                    account = ev[5]
+                if ev[6] == "new" or (ev[6] == "replace" and ev[7] not in _LATE):
+                    account = ev[5]  # the engine refused an order's terms
                     self.refusal_log.append(
                         (ts, account, self._population.get(account, str(account)), ev[7])
                     )

@@ -19,7 +19,8 @@ cash in cash units, times in ns:
   on a regular grid, as the clearing house holds them;
 * ``refusals``: ts, account, population, reason, every new order or replace refused before it
   could trade, by the risk gate (``insufficient_funds``, ``insufficient_position``, ...) or the
-  engine (``price_outside_band``, ...), with the reject reason the agent heard.
+  engine (``price_outside_band``, ...), with the reject reason the agent heard (a replace
+  that came too late, its order already done, is not a refusal of its terms: not listed).
 
 The market's settings and the refusals counted by reason and population are plain data for
 ``summary.json`` (`settings`, `refusal_counts`).
