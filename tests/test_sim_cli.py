@@ -77,6 +77,9 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
         "agents": ["name", "account", "strategy", "cash", "trading_pnl", "inventory_pnl", "pnl",
                    "fees", "volume", "fills", "orders_sent", "open_orders", "position_AGR"],
         "fundamental": ["ts", "symbol", "value"],
+        "orders": ["ts", "account", "symbol", "action", "side", "price", "qty", "clid"],
+        "positions": ["ts", "account", "symbol", "position", "cash"],
+        "refusals": ["ts", "account", "population", "reason"],
     }  # fmt: skip
     for name, columns in expected.items():
         assert pq.read_table(a / f"{name}.parquet").column_names == columns, name
@@ -87,7 +90,7 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
     assert summary["compiled_cores"] == (list(accel.MODULES) if COMPILED else [])
     assert max(trades.column("ts").to_pylist()) <= 8 * 10**9
     # same seed, same history, to the byte
-    for name in ("trades", "top_of_book", "bars", "agents", "fundamental"):
+    for name in expected:
         assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes()
     assert json.loads((b / "summary.json").read_text())["trades"] == summary["trades"]
     bars = pq.read_table(a / "bars.parquet").to_pydict()

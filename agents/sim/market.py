@@ -428,6 +428,15 @@ class SimMarket(OrderFlow, Publisher):
                 for sym in symbols:
                     log.append((ts, account, sym, p.position(sym), p.cash))
 
+    def drain_orders(self) -> list[tuple]:
+        """The `order_log` rows recorded since the last drain; the log is emptied in place, so
+        a long run can stream its orders to disk chunk by chunk (`agents.sim.sweep`)."""
+        return _drain(self.order_log)
+
+    def drain_positions(self) -> list[tuple]:
+        """The `position_log` rows sampled since the last drain (emptied in place)."""
+        return _drain(self.position_log)
+
     def finish(self) -> None:
         """Call every agent's `on_stop` (the orders they send then never arrive)."""
         if self._finished:
@@ -564,6 +573,14 @@ class SimMarket(OrderFlow, Publisher):
             cols["ask"].append(q.ask)
             cols["ask_qty"].append(q.ask_qty)
         return cols
+
+
+def _drain(log: list[tuple] | None) -> list[tuple]:
+    if log is None:
+        return []
+    rows = log[:]
+    del log[:]  # in place: every context appends to this very list
+    return rows
 
 
 def population_of(name: str) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "ORDERS_COLUMNS",
     "POSITIONS_COLUMNS",
     "REFUSALS_COLUMNS",
+    "RowSink",
     "agents_table",
     "bars",
     "fundamental_table",
@@ -311,6 +312,33 @@ def _schema(name: str, cols: dict[str, list]) -> Any:
     for col in cols:
         fields.append(pa.field(col, fixed.get(col, i64 if col.startswith("position_") else s)))
     return pa.schema(fields)
+
+
+class RowSink:
+    """One table of a run directory written to Parquet as the run goes (a row group per
+    `write`), so a long run's orders and positions never pile up in memory. `close` writes the
+    file even when no row came (an empty table with its columns)."""
+
+    def __init__(self, path: str | Path, name: str, columns: tuple[str, ...]) -> None:
+        if not HAVE_PYARROW:
+            raise RuntimeError("writing Parquet needs pyarrow (pip install pyarrow)")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns = columns
+        self.rows = 0
+        self._schema = _schema(name, dict.fromkeys(columns))
+        self._writer = pq.ParquetWriter(self.path, self._schema)
+
+    def write(self, rows: list[tuple]) -> None:
+        if rows:
+            self._writer.write_table(pa.table(_columns(rows, self.columns), schema=self._schema))
+            self.rows += len(rows)
+
+    def close(self) -> Path:
+        if self.rows == 0:
+            self._writer.write_table(self._schema.empty_table())
+        self._writer.close()
+        return self.path
 
 
 def write_parquet(

@@ -231,11 +231,14 @@ def run_history(
     )  # fmt: skip
     until_ns = round(until_s * NS)
     step = max(1, until_ns // max(1, chunks))
+    sinks = _story_sinks(market, out_dir) if record else {}
     t0 = time.perf_counter()
     now = 0
     while now < until_ns:
         now = min(until_ns, now + step)
         market.run(until_ns=now)
+        for name, sink in sinks.items():  # streamed: a long run's story stays off the heap
+            sink.write(market.drain_orders() if name == "orders" else market.drain_positions())
         if progress is not None:
             progress(now / NS)
     market.finish()
@@ -292,10 +295,28 @@ def run_history(
         data = tables(market)
         data["bars"] = bars(trades, bar_ns)
         data["fundamental"] = fundamental_table(market)
+        for name in sinks:
+            data.pop(name, None)  # already on disk
         paths = write_parquet(data, out)
+        for name, sink in sinks.items():
+            sink.write(market.drain_orders() if name == "orders" else market.drain_positions())
+            paths[name] = sink.close()
         summary["files"] = {k: str(v) for k, v in paths.items()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _story_sinks(market: Any, out_dir: str | Path) -> dict[str, Any]:
+    """Streaming Parquet writers for the tables a market records as it runs."""
+    from agents.sim.output import ORDERS_COLUMNS, POSITIONS_COLUMNS, RowSink
+
+    sinks = {}
+    if market.order_log is not None:
+        sinks["orders"] = RowSink(Path(out_dir, "orders.parquet"), "orders", ORDERS_COLUMNS)
+    if market.position_log is not None:
+        sinks["positions"] = RowSink(Path(out_dir, "positions.parquet"), "positions",
+                                     POSITIONS_COLUMNS)  # fmt: skip
+    return sinks
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
