@@ -122,17 +122,21 @@ def main() -> None:
         market.finish()
         prof.disable()
         wall = time.perf_counter() - t0
+        cpu = wall
     else:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         market.run(duration_ns=duration)
         market.finish()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     events = market.kernel.events_processed
     orders = market.orders_in
     trades = len(market.trades["ts"])
     print(f"wall time      {wall:10.2f} s   (simulated {duration / NS:,.0f} s, "
           f"x{duration / NS / wall:,.1f} real time)")  # fmt: skip
     print(f"kernel events  {events:10,d}     {events / wall:12,.0f} events/s   (heap pops)")
+    print(f"cpu time       {cpu:10.2f} s   {events / cpu:12,.0f} events/cpu-s   (steadier than "
+          "wall time on a shared machine)")  # fmt: skip
     deliveries = market.deliveries
     print(
         f"deliveries     {deliveries:10,d}     {deliveries / wall:12,.0f} events/s   "
