@@ -190,6 +190,10 @@ def test_sampling_respects_max_events_and_an_empty_queue() -> None:
     m = SimMarket.from_config(story(), positions_interval_ns=S)
     n = m.run(until_ns=10 * S, max_events=50)
     assert n == 50 and m.kernel.events_processed == 50
+    stopped = SimMarket.from_config(story(), positions_interval_ns=S)
+    stopped.schedule(2 * S, stopped.kernel.stop)  # a stop on the grid is a stop
+    stopped.run(until_ns=10 * S)
+    assert stopped.now == 2 * S and sorted({r[0] for r in stopped.position_log}) == [0, S, 2 * S]
     idle = SimMarket(positions_interval_ns=S)  # no agents, no fundamental: nothing to run
     assert idle.run() == 0 and idle.position_log == []
     with pytest.raises(ValueError):

@@ -403,6 +403,8 @@ class SimMarket(OrderFlow, Publisher):
                 return n  # stopped, or out of budget, before the grid time
             self._sample_positions(self._next_sample)
             self._next_sample += interval
+            if kernel._stopped:  # `kernel.stop()` in the grid's last event: stop here too
+                return n
         if n < budget:
             n += kernel.run(until_ns, budget - n)
         return n
