@@ -134,3 +134,14 @@ def test_verdict_as_data_and_its_bands() -> None:
         v.fact("nope")
     with pytest.raises(ValueError):
         FactBands(scales=(5, 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1e-3, 1e3))
+def test_the_verdict_has_no_units_and_a_mirror_swaps_the_tails(seed: int, scale: float) -> None:
+    r = signed_pareto(3_000, upper=2.5, lower=3.5, zeros=0.3, seed=seed) * 0.001
+    v, scaled, mirrored = facts_verdict(r), facts_verdict(r * scale), facts_verdict(-r)
+    assert [f.passed for f in scaled.facts] == [f.passed for f in v.facts]
+    assert scaled.tails.upper == pytest.approx(v.tails.upper, rel=1e-9)
+    assert (mirrored.tails.upper, mirrored.tails.lower) == (v.tails.lower, v.tails.upper)
+    assert mirrored.fact("kurtosis").value == pytest.approx(v.fact("kurtosis").value)
