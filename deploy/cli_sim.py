@@ -248,22 +248,37 @@ def sweep(
     console.print(f"manifest: {', '.join(str(p) for p in paths.values())}; ranking: {ranking}")
 
 
+_TOP = 6  # parameter sets shown fact by fact
+
+
+def _short_names(names: list[str]) -> list[str]:
+    """Swept parameters by the last part of their path where that is unambiguous."""
+    last = [n.rsplit(".", 1)[-1] for n in names]
+    return [t if last.count(t) == 1 else n for n, t in zip(names, last, strict=True)]
+
+
 def _ranking_tables(ranks: list[Any], drivers: dict[str, list[Any]], names: list[str]) -> list:
     """The parameter sets ranked by the facts they pass, and each fact's strongest driver."""
     from rich.table import Table
 
     table = Table(title="parameter sets ranked by stylized facts passed (mean over seeds)")
-    facts = list(ranks[0].per_fact) if ranks else []
-    for col in ("rank", *names, "seeds", "passed", "worst seed", "all facts"):
+    for col in ("rank", *_short_names(names), "seeds", "passed", "worst seed", "all facts"):
         table.add_column(col, justify="right")
-    table.add_column("seeds passing each fact")
     for i, r in enumerate(ranks, 1):
         table.add_row(
             str(i), *(_fmt(r.params.get(n)) for n in names), str(len(r.seeds)),
             f"{r.passed_mean:.2g} of {r.total}", str(r.passed_min), str(r.all_passed),
-            ", ".join(f"{k} {r.per_fact[k]}" for k in facts),
         )  # fmt: skip
-    out = [table]
+    top = ranks[:_TOP]
+    per_fact = Table(title="seeds passing each fact, best parameter sets first"
+                     + (f" (top {_TOP})" if len(ranks) > _TOP else ""))  # fmt: skip
+    per_fact.add_column("fact")
+    for i in range(1, len(top) + 1):
+        per_fact.add_column(f"#{i}", justify="right")
+    for key in top[0].per_fact if top else ():
+        per_fact.add_row(key, *(f"{r.per_fact[key]} of {len(r.seeds)}" for r in top))
+    out = [table, per_fact]
+    short = dict(zip(names, _short_names(names), strict=True))
     if names and any(drivers.values()):
         drive = Table(title="which parameter moves each fact (share of runs passing it)")
         for col in ("fact", "parameter", "spread", "pass share by value"):
@@ -272,7 +287,7 @@ def _ranking_tables(ranks: list[Any], drivers: dict[str, list[Any]], names: list
             if ds:
                 d = ds[0]
                 shares = ", ".join(f"{k}: {v:.0%}" for k, v in d.shares.items())
-                drive.add_row(fact, d.param, f"{d.spread:.0%}", shares)
+                drive.add_row(fact, short.get(d.param, d.param), f"{d.spread:.0%}", shares)
         out.append(drive)
     return out
 
