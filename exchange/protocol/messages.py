@@ -47,6 +47,7 @@ __all__ = [
     "ResendReply",
     "ResendRequest",
     "SnapshotRequest",
+    "SymbolControl",
     "TapeReplay",
     "TapeRequest",
     "TopOfBook",
@@ -501,6 +502,21 @@ class SnapshotRequest(_Wire):
     depth: Annotated[int, Field(gt=0, le=100_000)] | None = None
 
 
+class SymbolControl(_Wire):
+    """Snapshot service, admin only: halt a symbol (matching stops, orders are collected for
+    the reopening auction) or resume it (the reopening auction runs, then continuous trading).
+
+    `token` must be the exchange's admin token; without it the answer is a `ProtocolReject`
+    (``not_authorised``). Accepted, the answer is the `MarketStatus` the feed publishes.
+    """
+
+    type: Literal["symbol_control"] = "symbol_control"
+    symbol: Symbol
+    action: Literal["halt", "resume"]
+    token: Token = ""
+    reason: Annotated[str, Field(max_length=64)] = ""
+
+
 class TradeReplayRequest(_Wire):
     """Snapshot service: trade captures with ``trade_id >= from_trade_id``, from the journal.
 
@@ -638,6 +654,7 @@ Message = Annotated[
     | OpenOrdersRequest
     | OpenOrders
     | SnapshotRequest
+    | SymbolControl
     | TradeReplayRequest
     | TradeReplay
     | ResendRequest
@@ -673,6 +690,7 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
         OpenOrdersRequest,
         OpenOrders,
         SnapshotRequest,
+        SymbolControl,
         TradeReplayRequest,
         TradeReplay,
         ResendRequest,
