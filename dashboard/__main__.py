@@ -47,6 +47,7 @@ async def serve(settings: DashboardSettings) -> None:
     except OSError as exc:
         raise UserError(f"dashboard: cannot listen on {settings.host}:{settings.port} "
                         f"({exc.strerror}); set AGORA_DASHBOARD_PORT") from None  # fmt: skip
+    sock.listen(2048)  # before the ready line: connections queue until the server serves
     port = sock.getsockname()[1]
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
     ready = {"dashboard": f"http://{shown}:{port}/"}
