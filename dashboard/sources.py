@@ -170,6 +170,9 @@ class Sources:
                 reply = await _ask(self.ctx, self.s.snapshot, msg, _TIMEOUT_S)
                 if reply.type == "book_snapshot":
                     self.state.on_depth(spec.symbol, reply.bids, reply.asks, reply.seq)
+                    if reply.phase is not None:
+                        self.state.on_phase(spec.symbol, reply.phase, reply.band_low,
+                                            reply.band_high)  # fmt: skip
 
         await self._every("books", read)
 
@@ -205,7 +208,7 @@ class Sources:
                 await client.close()
 
     def _board(self, rows: list[Any], settled_through: int) -> dict[str, Any]:
-        from agents.units import money
+        from agents.units import money, shares, spec_for
         from dashboard.risk import risk_figures
         from deploy.leaderboard import by_strategy
 
@@ -214,12 +217,14 @@ class Sources:
 
         out = []
         for i, r in enumerate(rows, 1):
-            risk = risk_figures(self.accounts_history.get(r.account, []))
+            risk = risk_figures(self.accounts_history.get(r.account, []), self.s.poll_s)
             out.append({
                 "rank": i, "account": r.account, "strategy": r.strategy,
                 "trading_pnl": m(r.trading_pnl), "inventory_pnl": m(r.inventory_pnl),
                 "pnl": m(r.pnl), "equity": m(r.equity), "fees": m(r.fees),
-                "positions": r.positions, **risk,
+                "positions": {s: shares(spec_for(s, self.s.symbols), q)
+                              for s, q in r.positions.items()},
+                "risk": risk,
             })  # fmt: skip
         classes = [{**g, **{k: m(g[k]) for k in ("trading_pnl", "inventory_pnl", "pnl",
                                                  "trading_pnl_per_agent")}}

@@ -149,6 +149,14 @@ class MarketState:
         view.fundamental.append((ts // 1_000_000_000, float(value)))
         view.new_fundamental += 1
 
+    def on_phase(self, symbol: str, phase: str, low: int | None, high: int | None) -> None:
+        """The phase a book snapshot gave: used until the feed says (a status message is
+        newer than any snapshot the dashboard asked for before it)."""
+        view = self.view(symbol)
+        if view.status is None:
+            view.status = {"phase": phase, "reason": "", "band_low": low, "band_high": high}
+            view.dirty.add("status")
+
     def on_depth(self, symbol: str, bids: list[Any], asks: list[Any], seq: int) -> None:
         """A book snapshot from the snapshot service: levels (price, qty, orders)."""
         view = self.view(symbol)
@@ -222,6 +230,8 @@ class MarketState:
 
     def _status(self, view: SymbolView) -> dict[str, Any]:
         s = view.status or {}
+        if (s.get("band_high") or 0) >= 2**61:  # the exchange's "no band"
+            s = {**s, "band_low": None, "band_high": None}
         return {
             "phase": s.get("phase"), "reason": s.get("reason", ""),
             "band_low": view.text(s.get("band_low")), "band_high": view.text(s.get("band_high")),

@@ -357,7 +357,7 @@ class Up:
             f"{rel(self.env_file)})\n"
             f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
             f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
-            + "".join(f"  {k + ':':<18}{v}\n" for k, v in self._urls().items()) +
+            + self._url_lines() +
             "  Ctrl-C stops the market and prints the leaderboard.",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
@@ -369,16 +369,24 @@ class Up:
                 "pids": {r.service.name: r.proc.popen.pid for r in self.running},
             }), flush=True)  # fmt: skip
 
-    def _urls(self) -> dict[str, str]:
-        """The dashboard's address (from its ready line) and, with metrics, where they are."""
-        out = {}
+    def _urls(self) -> dict[str, Any]:
+        """The dashboard's address (from its ready line) and, with metrics, each service's."""
+        out: dict[str, Any] = {}
         for r in self.running:
             if r.service.name == "dashboard" and r.proc.ready.get("dashboard"):
                 out["dashboard"] = r.proc.ready["dashboard"]
         if self.plan.metrics:
-            out["metrics"] = ", ".join(f"{name} :{port}"
-                                       for name, port in self.plan.metrics.items())  # fmt: skip
+            out["metrics"] = {name: self.plan.metrics_url(name) for name in self.plan.metrics}
         return out
+
+    def _url_lines(self) -> str:
+        urls = self._urls()
+        lines = [f"  dashboard:        {urls['dashboard']}\n"] if "dashboard" in urls else []
+        if "metrics" in urls:
+            ports = ", ".join(f"{k} {v.rsplit(':', 1)[1].split('/')[0]}"
+                              for k, v in urls["metrics"].items())  # fmt: skip
+            lines.append(f"  metrics:          http://127.0.0.1:PORT/metrics ({ports})\n")
+        return "".join(lines)
 
     def run(self, duration: float = 0.0) -> dict[str, Any]:
         """Start, show the panel until Ctrl-C (or `duration`), stop; returns the summary."""

@@ -1225,9 +1225,12 @@ class ExchangeServer:
             if msg.symbol not in self._symbols:
                 return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
             bids, asks = self.engine.depth(msg.symbol, msg.depth)
+            m = self.engine.market(msg.symbol)
             return {
                 "type": "book_snapshot", "v": 1, "ts": ts, "symbol": msg.symbol,
                 "seq": self.feed.last_seq(msg.symbol, "book"), "bids": bids, "asks": asks,
+                "phase": str(m.phase), "band_low": m.band_low if m.band_low > 0 else None,
+                "band_high": m.band_high if m.band_high > 0 else None,
             }  # fmt: skip
         if isinstance(msg, TradeReplayRequest):
             if self._replay_token and not hmac.compare_digest(

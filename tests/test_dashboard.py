@@ -6,6 +6,7 @@ The browser itself is driven in tests/test_dashboard_browser.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -291,3 +292,18 @@ def _logon(client: WireClient, account: str, market: Any) -> None:
         return bool(reply.accepted)
 
     wait_until(accepted, f"{account} logs on")
+
+
+def test_risk_figures_are_the_metrics_modules_over_the_sampled_equity() -> None:
+    from agents.metrics import historical_var, max_drawdown
+    from dashboard.risk import risk_figures
+
+    assert risk_figures([(0, 100), (1, 90)], 2.0) == {}  # too few samples to say anything
+    equity = [(i * 2 * SECOND, v) for i, v in enumerate([10_000, 10_500, 9_000, 9_800, 9_200])]
+    fig = risk_figures(equity, 2.0)
+    ts = [t for t, _ in equity]
+    values = [float(v) for _, v in equity]
+    assert fig["max drawdown"] == "15.00" == f"{max_drawdown(ts, values).depth / 100:.2f}"
+    changes = [b - a for a, b in itertools.pairwise(values)]
+    assert fig["VaR 95% / 2 s"] == f"{historical_var(changes, 0.95) / 100:,.2f}"
+    assert set(fig) == {"max drawdown", "VaR 95% / 2 s", "Sharpe / 2 s"}

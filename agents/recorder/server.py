@@ -72,11 +72,17 @@ class _Metrics:
         for name, text, value in (
             ("frames", "feed frames received", s.frames),
             ("messages", "feed messages recorded", s.messages),
-            ("rows", "rows written to Parquet", s.sink.rows_written),
+            ("rows", "rows written to Parquet, by channel", s.sink.rows_written),
             ("files", "Parquet files written", s.sink.files_written),
             ("gaps", "messages lost on the feed (sequence gaps)", s.gaps.total),
         ):
-            yield CounterMetricFamily(f"agora_recorder_{name}", text, value=value)
+            if isinstance(value, dict):
+                family = CounterMetricFamily(f"agora_recorder_{name}", text, labels=["channel"])
+                for channel, n in list(value.items()):
+                    family.add_metric([channel], n)
+                yield family
+            else:
+                yield CounterMetricFamily(f"agora_recorder_{name}", text, value=value)
 
 log = structlog.get_logger("recorder")
 

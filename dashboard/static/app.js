@@ -67,6 +67,8 @@ function redrawCharts() {
   c.volume.setData(candles.map(([t, k]) => ({ time: t, value: k[4] })));
   c.candleT = candles.length ? candles[candles.length - 1][0] : 0;
   if (d.stats) setPrecision(d.stats.decimals);
+  c.price.timeScale().fitContent();
+  c.candle.timeScale().fitContent();
 }
 
 function drawIncrement(part) {
@@ -162,13 +164,16 @@ function drawStatus(d) {
 function drawLeaderboard(b) {
   if (!b) return;
   $("board-note").textContent = `${b.accounts ?? 0} accounts, ${b.note}`;
+  // the risk figures (agents.metrics) as columns of their own, named by the service
   const riskKeys = [];
   for (const r of b.rows) for (const k of Object.keys(r.risk || {})) if (!riskKeys.includes(k)) riskKeys.push(k);
-  $("risk-head").textContent = riskKeys.length ? riskKeys.join(" / ") : "risk";
+  const head = $("leaderboard").tHead.rows[0];
+  while (head.cells.length > 8) head.deleteCell(-1);
+  for (const k of riskKeys) { const th = document.createElement("th"); th.textContent = k; head.appendChild(th); }
   fill($("leaderboard").tBodies[0], b.rows.slice(0, 200).map((r) => row([
     r.rank, r.account, r.strategy, r.trading_pnl, r.inventory_pnl, r.pnl, r.equity,
     Object.entries(r.positions || {}).map(([s, q]) => `${s} ${q}`).join(", "),
-    riskKeys.map((k) => (r.risk || {})[k] ?? "-").join(" / "),
+    ...riskKeys.map((k) => (r.risk || {})[k] ?? "-"),
   ])));
   fill($("classes").tBodies[0], (b.classes || []).map((g) => row([
     g.strategy, g.agents, g.trading_pnl_per_agent, g.trading_pnl, g.inventory_pnl, g.pnl])));

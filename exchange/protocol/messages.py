@@ -370,7 +370,8 @@ class BookSnapshot(_Wire):
     """The full L2 book as of engine sequence number `seq`, best levels first.
 
     Levels are ``(price, qty, count)``. The book may be crossed during an auction, so only the
-    ordering within each side is checked.
+    ordering within each side is checked. `phase` and the band are the symbol's now, for a
+    subscriber that joined after the last `MarketStatus` (None: not said).
     """
 
     type: Literal["book_snapshot"] = "book_snapshot"
@@ -378,6 +379,9 @@ class BookSnapshot(_Wire):
     seq: NonNegInt
     bids: list[Level] = []
     asks: list[Level] = []
+    phase: Literal["pre_open", "auction", "continuous", "halted", "closed"] | None = None
+    band_low: Price | None = None
+    band_high: Price | None = None
 
     @field_validator("bids", "asks", mode="before")
     @classmethod
