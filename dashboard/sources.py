@@ -33,6 +33,7 @@ __all__ = ["Sources", "control_symbol"]
 log = structlog.get_logger("dashboard")
 
 _TIMEOUT_S = 5.0
+_DRAIN = 500  # feed frames read per turn of the loop
 
 
 async def _ask(ctx: zmq.asyncio.Context, endpoint: str, msg: Any, timeout: float) -> Any:
@@ -106,24 +107,36 @@ class Sources:
         for spec in self.s.symbols:
             for channel in ("trades", "tob", "status"):
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|{channel}".encode())
+        # Wait on the asyncio socket, drain the plain one: an awaited receive of a frame that
+        # is already there never yields to the loop, so a busy feed would starve the updates.
+        raw = zmq.Socket.shadow(sub.underlying)
         unpack, on_feed, metrics = msgpack.unpackb, self.state.on_feed, self.metrics
         try:
             while True:
-                frames = await sub.recv_multipart()
-                if len(frames) != 2:
-                    continue
-                try:
-                    msgs = unpack(frames[1])
-                except Exception:  # a frame we cannot read is counted, never fatal
-                    metrics.bad_frames.inc()
-                    continue
-                if msgs.__class__ is not list:
-                    continue
-                on_feed(msgs)
-                metrics.feed_messages.inc(len(msgs))
-                last = msgs[-1]
+                await sub.poll(1000, zmq.POLLIN)
+                n, last = 0, None
+                for _ in range(_DRAIN):
+                    try:
+                        frames = raw.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if len(frames) != 2:
+                        continue
+                    try:
+                        msgs = unpack(frames[1])
+                    except Exception:  # a frame we cannot read is counted, never fatal
+                        metrics.bad_frames.inc()
+                        continue
+                    if msgs.__class__ is not list or not msgs:
+                        continue
+                    on_feed(msgs)
+                    n += len(msgs)
+                    last = msgs[-1]
+                if n:
+                    metrics.feed_messages.inc(n)
                 if last.__class__ is dict and last.get("ts").__class__ is int and last["ts"]:
                     metrics.feed_lag.observe(max(0.0, time.time() - last["ts"] / 1e9))
+                await asyncio.sleep(0)  # the updates and the browsers get their turn
         finally:
             sub.close()
 
