@@ -202,6 +202,7 @@ class SimMarket(OrderFlow, Publisher):
         }  # fmt: skip
         self._trade_cols = tuple(self.trades.values())  # the same lists, in that order
         self.status: list[tuple] = []  # raw STATUS events (phase changes)
+        self.engine_rejects: dict[str, int] = {}  # the engine's rejects, by reason
         self.arrivals: list[tuple] | None = [] if record_arrivals else None
         self.orders_in = 0  # messages that reached the engine
         self.handler_calls = 0  # agent deliveries: timers, reports batches, public data

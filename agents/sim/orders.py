@@ -205,6 +205,7 @@ class OrderFlow:
                 status = True
             elif kind == REJECTED:
                 rejected = True
+                self.engine_rejects[ev[7]] = self.engine_rejects.get(ev[7], 0) + 1
         gate = self.gate
         if gate is not None:
             gate.on_events(private)
