@@ -90,7 +90,7 @@ def _figures(market: Any, summary: dict[str, Any], comp: Composite, symbol: str,
         "drawdown_trough": dd["trough"],
         "drawdown_trough_s": dd["trough_s"],
         "recovery_s": recovery_s(trades, symbol, t0, fundamental=fund,
-                                 tick_size=float(spec.tick_size)),  # fmt: skip
+                                 tick_size=float(spec.tick_size)),
         "recovery_target": "F(t)" if fund is not None else "pre-event price",
         **book_during(market.top_of_book(), symbol, t0, t1),
         **sampler.during(t0, t1),
@@ -141,7 +141,8 @@ def run(
     symbol = symbol or config.symbols[0].symbol
     if symbol not in {s.symbol for s in config.symbols}:
         raise ValueError(f"no symbol {symbol!r} in this market")
-    out = Path(out_dir) if out_dir is not None else Path("var/stress") / f"{config.name}-{comp.name}"
+    default = Path("var/stress") / f"{config.name}-{comp.name}"
+    out = Path(out_dir) if out_dir is not None else default
     result: dict[str, Any] = {
         "market": config.name, "scenario": comp.name, "parts": comp.as_tables(),
         "window_s": [a_s, b_s], "until_s": until_s, "symbol": symbol,

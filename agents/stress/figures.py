@@ -102,6 +102,11 @@ def recovery_s(trades: Mapping[str, Sequence], symbol: str, t0_ns: int, tol: flo
     return float(ts[first_out + int(back[0])] - t0_ns) / NS
 
 
+def _ticks(values: np.ndarray) -> np.ndarray:
+    """Prices with None (an empty side) as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def book_during(top: Mapping[str, Sequence], symbol: str, start_ns: int,
                 end_ns: int) -> dict[str, float | None]:  # fmt: skip
     """Spread and one-sidedness of the book over [start, end) from top-of-book changes:
@@ -110,10 +115,8 @@ def book_during(top: Mapping[str, Sequence], symbol: str, start_ns: int,
     ``mean_top_qty`` (lots at the best bid plus best ask, time-weighted)."""
     sym = np.asarray(top["symbol"], dtype=object) == symbol
     ts = np.asarray(top["ts"], dtype=np.int64)[sym]
-    bid = np.asarray([np.nan if b is None else b for b in np.asarray(top["bid"], dtype=object)[sym]],
-                     dtype=np.float64)  # fmt: skip
-    ask = np.asarray([np.nan if a is None else a for a in np.asarray(top["ask"], dtype=object)[sym]],
-                     dtype=np.float64)  # fmt: skip
+    bid = _ticks(np.asarray(top["bid"], dtype=object)[sym])
+    ask = _ticks(np.asarray(top["ask"], dtype=object)[sym])
     qty = (np.asarray(top["bid_qty"], dtype=np.float64)[sym]
            + np.asarray(top["ask_qty"], dtype=np.float64)[sym])  # fmt: skip
     if end_ns <= start_ns:
@@ -127,10 +130,8 @@ def book_during(top: Mapping[str, Sequence], symbol: str, start_ns: int,
     begins = np.maximum(ts[idx], start_ns)
     ends = np.append(begins[1:], end_ns)
     dur = (ends - begins).astype(np.float64)
-    if i0 < 0:  # nothing quoted before the first change: one-sided until then
-        lead = float(ts[idx[0]] - start_ns)
-    else:
-        lead = 0.0
+    # nothing quoted before the first change: one-sided until then
+    lead = float(ts[idx[0]] - start_ns) if i0 < 0 else 0.0
     spread = ask[idx] - bid[idx]
     two = np.isfinite(spread)
     total = float(end_ns - start_ns)
