@@ -544,6 +544,7 @@ def _register_more() -> None:
     app.command()(attach)
     cli_sim.register(app)
     cli_accel.register(app)
+    __import__("deploy.cli_stress", fromlist=["register"]).register(app)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
 
