@@ -68,7 +68,7 @@ def stress(
     param: list[str] | None = typer.Option(
         None, "--param", help="key=value set on every part of the scenario that has it, e.g. "
         "at_s=30 or adv_pct=100 (repeatable)",
-    ),  # fmt: skip
+    ),
     seeds: str | None = typer.Option(
         None, help="a count (3: the file's seed and the next two) or a list (1,5,9)"
     ),

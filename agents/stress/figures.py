@@ -111,7 +111,8 @@ def book_during(top: Mapping[str, Sequence], symbol: str, start_ns: int,
                 end_ns: int) -> dict[str, float | None]:  # fmt: skip
     """Spread and one-sidedness of the book over [start, end) from top-of-book changes:
     ``mean_spread`` (ticks, time-weighted over the time both sides were quoted),
-    ``max_spread`` (ticks), ``one_sided`` (share of the window with a side empty) and
+    ``max_spread`` (ticks), ``one_sided`` (share of the window with a side empty or the book
+crossed, as in a halt's call phase) and
     ``mean_top_qty`` (lots at the best bid plus best ask, time-weighted)."""
     sym = np.asarray(top["symbol"], dtype=object) == symbol
     ts = np.asarray(top["ts"], dtype=np.int64)[sym]
@@ -133,7 +134,8 @@ def book_during(top: Mapping[str, Sequence], symbol: str, start_ns: int,
     # nothing quoted before the first change: one-sided until then
     lead = float(ts[idx[0]] - start_ns) if i0 < 0 else 0.0
     spread = ask[idx] - bid[idx]
-    two = np.isfinite(spread)
+    # two-sided and not crossed (a book crosses only in a halt's or auction's call phase)
+    two = np.isfinite(spread) & (spread > 0)
     total = float(end_ns - start_ns)
     quoted = float(dur[two].sum())
     return {

@@ -33,8 +33,9 @@ NAMED: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "fat-finger": ("one market sell order of 1,000 lots at 20 s", [
         {"kind": "fat_finger", "at_s": 20.0, "qty": 1_000},
     ]),
-    "herding-cascade": ("every trend follower drops its signal threshold at 20 s", [
-        {"kind": "herding_cascade", "at_s": 20.0, "threshold_factor": 0.0},
+    "herding-cascade": ("at 20 s every trend follower cuts its signal threshold to a "
+                        "quarter and doubles its orders", [
+        {"kind": "herding_cascade", "at_s": 20.0, "threshold_factor": 0.25, "size_factor": 2.0},
     ]),
     "flash-crash": ("at 20 s, a sell program of twice the volume traded so far in 5 s "
                     "(50 market orders) while the market makers step away for 20 s", [

@@ -161,12 +161,14 @@ class FatFinger(_Part):
 
 class HerdingCascade(_Part):
     """Herding: at `at_s` every trend follower (or those of `populations`) lowers its signal
-    threshold at once (new threshold = old x `threshold_factor`; 0: any crossing counts) and
-    optionally trades bigger (`size_factor`), so they all act on the same small move."""
+    threshold at once (new threshold = old x `threshold_factor`) and trades bigger (order size
+    x `size_factor`), so they all act on the same small moves. (A threshold of exactly 0
+    leaves a crossover follower *less* active than a small one: with no dead band its regime
+    only flips on a full crossing.)"""
 
     kind: Literal["herding_cascade"] = "herding_cascade"
-    threshold_factor: float = Field(0.0, ge=0, le=1)
-    size_factor: float = Field(1.0, ge=1, le=100)
+    threshold_factor: float = Field(0.25, ge=0, le=1)
+    size_factor: float = Field(2.0, ge=1, le=100)
     populations: list[str] | None = Field(None, description="None: every trend follower")
 
     def apply(self, host: ScenarioHost) -> None:
