@@ -1,10 +1,11 @@
-"""What a stress scenario did to the market: figures from a run's tables (pure, numpy only).
+"""What a stress scenario did to the market: figures from a run's tables (pure, no IO).
 
 Every function reads the run-directory columns (prices in ticks, times in ns) so the same
 figures come from a simulated market in memory or from its Parquet files:
 
 * `price_drawdown`: the largest fall of the traded price from its running peak, as a fraction
-  of the peak (0.12: 12% below the highest price before it), and when the trough was;
+  of the peak (0.12: 12% below the highest price before it), and when the trough was
+  (`agents.metrics.max_drawdown` on the price);
 * `recovery_s`: seconds from the event's start until the price is back within `tol` (1%) of
   its target, the last price before the event (or F(t) after a fundamental shock), having
   left that band; 0 when it never left, None when it never came back within the run;
@@ -44,16 +45,19 @@ def price_drawdown(trades: Mapping[str, Sequence], symbol: str, start_ns: int = 
     """Largest peak-to-trough fall of the traded price in [start, end): ``{"drawdown": fraction
     of the peak, "peak": ticks, "trough": ticks, "trough_s": seconds}`` (drawdown 0 and the
     rest None when fewer than two trades)."""
+    from agents.metrics import max_drawdown
+
     ts, px = _series(trades, symbol)
     keep = (ts >= start_ns) & (ts < (end_ns if end_ns is not None else 2**62))
     ts, px = ts[keep], px[keep]
     if len(px) < 2:
         return {"drawdown": 0.0, "peak": None, "trough": None, "trough_s": None}
-    peaks = np.maximum.accumulate(px)
-    dd = 1.0 - px / peaks
-    i = int(np.argmax(dd))
-    return {"drawdown": float(dd[i]), "peak": float(peaks[i]), "trough": float(px[i]),
-            "trough_s": float(ts[i]) / NS}  # fmt: skip
+    dd = max_drawdown(ts, px, relative=True)
+    if dd.trough_ns is None:
+        return {"drawdown": 0.0, "peak": None, "trough": None, "trough_s": None}
+    i = int(np.searchsorted(ts, dd.trough_ns, side="left"))
+    return {"drawdown": dd.relative, "peak": float(px[i]) + dd.depth, "trough": float(px[i]),
+            "trough_s": dd.trough_ns / NS}  # fmt: skip
 
 
 def _step_value(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
