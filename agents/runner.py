@@ -332,6 +332,7 @@ class Runner:
         self.stopped_agents = False
         self.max_trade_id = 0
         self.fills = 0
+        self.volume: dict[str, int] = {}  # lots traded on the feed since start, per symbol
         self.gaps = False  # a session was lost and restored: reports may be missing
         self.recovered = 0  # fills booked from clearing's records at the end
         self.resent = 0  # reports the exchange sent again after a reconnection
@@ -493,6 +494,7 @@ class Runner:
 
         async def trades(symbol: str) -> None:
             async for t in self.md.watch_trades(symbol):
+                self.volume[symbol] = self.volume.get(symbol, 0) + t.qty
                 tick = TradeTick(symbol, t.price, t.qty, t.aggressor_side, t.trade_id, t.ts)
                 for ctx in everyone:
                     ctx.last_prices[symbol] = t.price

@@ -545,6 +545,7 @@ def _register_more() -> None:
     cli_sim.register(app)
     cli_accel.register(app)
     __import__("deploy.cli_stress", fromlist=["register"]).register(app)
+    app.add_typer(__import__("deploy.cli_admin", fromlist=["app"]).app, name="admin")
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
 

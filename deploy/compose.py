@@ -31,7 +31,7 @@ from deploy.services import DEFAULT_PORTS, Plan, services
 
 __all__ = ["compose", "compose_plan", "to_yaml"]
 
-PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental")
+PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental", "fundamental_control")
 IMAGE = "agora-market:latest"
 RECORDINGS = "./recordings"  # on the host, next to docker-compose.yml
 # service -> (deploy.health probe, the port role it asks on)

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_PORTS", "Plan", "Service", "services"]
 
 DEFAULT_PORTS = {
     "gateway": 5555, "feed": 5556, "snapshot": 5557, "dropcopy": 5558, "clearing": 5559,
-    "fundamental": 5560,
+    "fundamental": 5560, "fundamental_control": 5561,
 }  # fmt: skip
 
 
@@ -128,9 +128,11 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_FUNDAMENTAL_BIND": plan.bind_at("fundamental"),
                 "AGORA_FUNDAMENTAL_INTERVAL_S": str(market.fundamental_interval_s),
                 "AGORA_FUNDAMENTAL_MODEL": _json(market.fundamental_model()),
+                "AGORA_FUNDAMENTAL_CONTROL_BIND": plan.bind_at("fundamental_control"),
+                "AGORA_FUNDAMENTAL_ADMIN_TOKEN": plan.admin_token,
                 "AGORA_FUNDAMENTAL_LOG_JSON": log,
             },
-            ports={"fundamental": plan.ports["fundamental"]},
+            ports={r: plan.ports[r] for r in ("fundamental", "fundamental_control")},
             health_port=plan.ports["fundamental"],
         ),
         Service(

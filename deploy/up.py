@@ -159,6 +159,7 @@ class Up:
         return {role: self.plan.connect("exchange", role) for role in DEFAULT_PORTS} | {
             "clearing": self.plan.connect("clearing", "clearing"),
             "fundamental": self.plan.connect("fundamental", "fundamental"),
+            "fundamental_control": self.plan.connect("fundamental", "fundamental_control"),
         }
 
     def client_env(self) -> dict[str, str]:
@@ -169,6 +170,7 @@ class Up:
             "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
             "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
             "AGORA_FUNDAMENTAL": ep["fundamental"],
+            "AGORA_FUNDAMENTAL_CONTROL": ep["fundamental_control"],
             "AGORA_SYMBOLS": json.dumps([s.model_dump(mode="json", exclude_defaults=True)
                                          for s in self.market.symbols], separators=(",", ":")),
             "AGORA_ADMIN_TOKEN_FILE": str(self.token_file),

@@ -166,6 +166,9 @@ class RunnerHost(_LoopHost):
         task.add_done_callback(_report_failure)
         return True
 
+    def traded_lots(self, symbol: str) -> int:
+        return self.runner.volume.get(symbol, 0)
+
 
 def _report_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
