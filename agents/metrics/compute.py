@@ -35,7 +35,7 @@ from agents.metrics.returns import (
     sortino,
     turnover,
 )
-from agents.metrics.series import NS, Fills, Series, as_of
+from agents.metrics.series import NS, Fills, Series, as_of, dot
 from agents.metrics.var import historical_cvar, historical_var, parametric_cvar, parametric_var
 
 __all__ = ["MarketContext", "MetricsConfig", "compute", "merge_fills", "sum_on_grid"]
@@ -67,6 +67,7 @@ class MarketContext:
     config: MetricsConfig = field(default_factory=MetricsConfig)
     _cum_pq: np.ndarray = field(init=False)
     _cum_q: np.ndarray = field(init=False)
+    _mid_area: np.ndarray = field(init=False)
     mid_sigma: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,10 @@ class MarketContext:
         self._cum_pq = np.concatenate(([0.0], np.cumsum(self.trade_price * self.trade_qty)))
         self._cum_q = np.concatenate(([0.0], np.cumsum(self.trade_qty)))
         self.mid_sigma = _log_sigma(self.mids, self.config.sample_s)
+        # the mid's integral over time at each stamp, for any window's TWAP in O(log n)
+        v = np.nan_to_num(self.mids.values)
+        held = np.diff(self.mids.ts).astype(float)
+        self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
 
     @property
     def last_trades(self) -> Series:
@@ -88,6 +93,24 @@ class MarketContext:
         j = int(np.searchsorted(self.trade_ts, end_ns, side="right"))
         q = self._cum_q[j] - self._cum_q[i]
         return float((self._cum_pq[j] - self._cum_pq[i]) / q) if q > 0 else math.nan
+
+
+    def twap(self, start_ns: int, end_ns: int) -> float:
+        """The mid's time-weighted mean over [start_ns, end_ns] (`execution.twap`, from the
+        precomputed integral); NaN before the first mid or where a side was empty."""
+        mids = self.mids
+        if len(mids) == 0 or end_ns <= start_ns:
+            return twap(mids, start_ns, end_ns)
+        i0 = int(np.searchsorted(mids.ts, start_ns, side="right")) - 1
+        i1 = int(np.searchsorted(mids.ts, end_ns, side="right")) - 1
+        if i0 < 0:
+            return twap(mids, start_ns, end_ns)
+        v = mids.values
+        if not np.isfinite(v[i0 : i1 + 1]).all():
+            return twap(mids, start_ns, end_ns)  # skips the one-sided stretches
+        area = (self._mid_area[i1] - self._mid_area[i0]
+                - v[i0] * (start_ns - mids.ts[i0]) + v[i1] * (end_ns - mids.ts[i1]))  # fmt: skip
+        return float(area / (end_ns - start_ns))
 
 
 def _log_sigma(mids: Series, sample_s: float) -> float:
@@ -177,7 +200,7 @@ def compute(
         else:
             missing.append("pnl")
             pnl = Series(np.empty(0, np.int64), np.empty(0))
-    sampled = as_of(pnl, grid) if len(grid) else np.empty(0)
+    sampled = _on(pnl, grid)
     if len(sampled):
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
@@ -186,8 +209,8 @@ def compute(
     sampling = Sampling(cfg.sample_s, len(x), ppy, cfg.year_s)
 
     parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
-    notional = float(np.dot(f.price, f.qty)) * multiplier
-    eq_mean = float(np.mean(as_of(equity, grid))) if equity is not None and len(grid) else math.nan
+    notional = float(dot(f.price, f.qty)) * multiplier
+    eq_mean = float(np.mean(_on(equity, grid))) if equity is not None and len(grid) else math.nan
     total = float(pnl.values[-1]) if len(pnl) else math.nan
     prof = Profitability(
         total=parts.total if parts else total,
@@ -249,13 +272,22 @@ def compute(
 
     arrival = float(m0[0]) if len(f) else math.nan
     ist, ist_bps = implementation_shortfall(f, arrival)
-    fv = float(np.dot(f.price, f.qty) / filled) if filled > 0 else math.nan
+    fv = float(dot(f.price, f.qty) / filled) if filled > 0 else math.nan
     mv = market.vwap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
-    tw = twap(mids, int(f.ts[0]), int(f.ts[-1])) if mids is not None and len(f) else math.nan
+    tw = market.twap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     ex = Execution(arrival=arrival, shortfall=ist * multiplier, shortfall_bps=ist_bps,
                    fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
                    twap_slippage=slippage(f, tw))  # fmt: skip
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
+
+
+def _on(series: Series, grid: np.ndarray) -> np.ndarray:
+    """`series` at the times of `grid` (as-of); its own values when it is already on it."""
+    if len(grid) == 0:
+        return np.empty(0)
+    if series.ts is grid or (len(series.ts) == len(grid) and np.array_equal(series.ts, grid)):
+        return series.values.astype(float, copy=False)
+    return as_of(series, grid)
 
 
 def _position(f: Fills, start_position: float, t0: int | None) -> Series:

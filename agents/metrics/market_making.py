@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.metrics.series import NS, Fills, Series, as_of, time_weights
+from agents.metrics.series import NS, Fills, Series, as_of, dot, time_weights
 
 __all__ = [
     "DEFAULT_MARKOUT_S",
@@ -59,8 +59,8 @@ def spread_captured(
     edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
     q = fills.qty[ok]
     total_lots = float(q.sum())
-    per_lot = float(np.dot(edge, q) / total_lots)
-    return SpreadCaptured(per_lot, float(np.dot(edge, q)) * multiplier, int(ok.sum()))
+    per_lot = float(dot(edge, q) / total_lots)
+    return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, int(ok.sum()))
 
 
 def markouts(
@@ -82,7 +82,7 @@ def markouts(
             out[float(h)] = math.nan
             continue
         q = fills.qty[ok]
-        out[float(h)] = float(np.dot(fills.side[ok] * (m1[ok] - m0[ok]), q) / q.sum())
+        out[float(h)] = float(dot(fills.side[ok] * (m1[ok] - m0[ok]), q) / q.sum())
     return out
 
 
@@ -100,4 +100,4 @@ def quote_time_at_top(at_top: Series, end_ns: int | None = None) -> float:
         return math.nan
     w = time_weights(at_top.ts, end_ns)
     total = float(w.sum())
-    return float(np.dot(w, at_top.values != 0) / total) if total > 0 else math.nan
+    return float(dot(w, at_top.values != 0) / total) if total > 0 else math.nan
