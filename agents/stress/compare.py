@@ -120,7 +120,8 @@ def run(
     `overrides`, scenario tables, or a `Composite`) on each of `seeds` (default: the file's
     seed) for `until_s` simulated seconds (default: the file's ``duration_s``, else 60).
 
-    Writes ``<out_dir>/seed-<n>/{baseline,scenario}/`` (run directories) and
+    Writes ``<out_dir>/seed-<n>/{baseline,scenario}/`` (run directories, each with the
+    ``market.json`` it ran, the scenario's tables in the stressed one) and
     ``<out_dir>/stress.json``; returns the same dict. `progress(label, simulated_s)` is
     called as the runs advance. The market file's own ``[[scenario]]`` tables are left out of
     both runs (the comparison is about `scenario` alone).
@@ -170,6 +171,11 @@ def run(
             )  # fmt: skip
             row[side] = _figures(held["market"], summary, comp, symbol, sampler)
             row["dirs"][side] = str(run_dir)
+            # the market file of this run, its scenario included (agora report shows it)
+            used = base_config.model_copy(
+                update={"seed": seed, "scenario": comp.as_tables() if side == "scenario" else []}
+            )
+            (run_dir / "market.json").write_text(used.model_dump_json(indent=2))
         result["seeds"].append(row)
     result["wall_s"] = time.perf_counter() - t_wall
     out.mkdir(parents=True, exist_ok=True)
