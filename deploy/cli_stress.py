@@ -173,17 +173,23 @@ def stress(
         table.add_row(label, fmt(base), fmt(hit))
     console.print(table)
 
-    pnl = Table(title="PnL by population (trading + inventory, marked to the last trade)")
-    for col in ("population", "strategy", "without", "with scenario", "change"):
-        pnl.add_column(col, justify="left" if col in ("population", "strategy") else "right")
-    names = list(dict.fromkeys([*hit[0]["pnl"], *base[0]["pnl"]]))
-    strategies = {**base[0]["strategies"], **hit[0]["strategies"]}
-    for name in names:
-        b = [r["pnl"].get(name, 0) for r in base]
-        h = [r["pnl"].get(name, 0) for r in hit]
-        mb, mh = sum(b) / len(b), sum(h) / len(h)
-        pnl.add_row(name, strategies.get(name, "-"), money(mb) if name in base[0]["pnl"] else "-",
-                    money(mh), money(mh - mb))  # fmt: skip
+    pnl = Table(title="PnL by strategy class (trading + inventory, marked to the last trade) "
+                      "and the largest drawdown of its PnL curve (agents.metrics)")  # fmt: skip
+    for col in ("strategy class", "PnL without", "PnL with", "change", "drawdown without",
+                "drawdown with"):  # fmt: skip
+        pnl.add_column(col, justify="left" if col == "strategy class" else "right")
+    classes = list(dict.fromkeys([*base[0]["classes"], *hit[0]["classes"]]))
+
+    def cls_mean(rows: list[dict[str, Any]], name: str, key: str) -> float | None:
+        values = [r["classes"][name][key] for r in rows if name in r["classes"]]
+        return sum(values) / len(values) if values else None
+
+    for name in classes:
+        b, h = cls_mean(base, name, "pnl"), cls_mean(hit, name, "pnl")
+        bd, hd = cls_mean(base, name, "max_drawdown"), cls_mean(hit, name, "max_drawdown")
+        pnl.add_row(name, "-" if b is None else money(b), "-" if h is None else money(h),
+                    money((h or 0) - (b or 0)), "-" if bd is None else money(bd),
+                    "-" if hd is None else money(hd))  # fmt: skip
     console.print(pnl)
     console.print(f"wrote {result['out_dir']}/ (stress.json; run directories "
                   f"seed-N/baseline and seed-N/scenario for agora report)")  # fmt: skip

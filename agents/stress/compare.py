@@ -7,8 +7,9 @@ to the moment the scenario strikes: every difference after it is the scenario's.
 
 Per run: the largest drawdown of the traded price, the time to recover within 1% of the
 pre-event price (of F(t) after a fundamental shock), the spread, one-sidedness and depth of
-the book during the event, volatility halts and price-band rejects, and PnL per population
-(trading, inventory, total; `agents.analysis.pnl`). `stress.json` holds it all.
+the book during the event, volatility halts and price-band rejects, PnL per population
+(trading, inventory, total; `agents.analysis.pnl`) and per strategy class with the largest
+drawdown of its PnL curve and its Sharpe ratio (`agents.metrics`). `stress.json` holds it all.
 """
 
 from __future__ import annotations
@@ -106,6 +107,19 @@ def _figures(market: Any, summary: dict[str, Any], comp: Composite, symbol: str,
     }
 
 
+def _class_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
+    """PnL, its largest drawdown and Sharpe per strategy class (`agents.metrics`, read from
+    the run directory by `agents.analysis.run_metrics`; cash units)."""
+    from agents.analysis.run_metrics import run_metrics
+
+    out = {}
+    for name, m in run_metrics(run_dir).strategies.items():
+        out[name] = {"pnl": m.profitability.total, "trading_pnl": m.profitability.trading,
+                     "inventory_pnl": m.profitability.inventory,
+                     "max_drawdown": m.risk.max_drawdown, "sharpe": m.profitability.sharpe}
+    return out
+
+
 def run(
     config: MarketConfig | str | Path,
     scenario: str | Composite | Sequence[Mapping[str, Any]] = "flash-crash",
@@ -176,6 +190,7 @@ def run(
                 update={"seed": seed, "scenario": comp.as_tables() if side == "scenario" else []}
             )
             (run_dir / "market.json").write_text(used.model_dump_json(indent=2))
+            row[side]["classes"] = _class_metrics(run_dir)
         result["seeds"].append(row)
     result["wall_s"] = time.perf_counter() - t_wall
     out.mkdir(parents=True, exist_ok=True)
