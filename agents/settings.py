@@ -39,6 +39,10 @@ class ClientSettings(BaseSettings):
     fundamental: OptionalEndpoint = Field(
         "", description="the fair-value source (PUB, e.g. tcp://127.0.0.1:5560); empty: none"
     )
+    fundamental_control: OptionalEndpoint = Field(
+        "tcp://127.0.0.1:5561",
+        description="the fair-value source's admin socket (stress scenarios, agora admin)",
+    )
     account: str | None = Field(None, description="the account to log on as")
     token: str = Field("", description="the account's secret, where the exchange checks one")
     symbols: list[SymbolSpec] | None = Field(

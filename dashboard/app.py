@@ -43,7 +43,7 @@ log = structlog.get_logger("dashboard")
 
 STATIC = Path(__file__).resolve().parent / "static"
 _QUEUE = 8  # updates waiting per browser before it is resynchronised with the full state
-_ACTIONS = ("halt", "resume")
+_ACTIONS = ("halt", "resume", "scenario")
 
 
 class _Browser:
@@ -150,25 +150,65 @@ class Dashboard:
             self.metrics.browsers.set(len(self.browsers))
 
     # ------------------------------------------------------------------ actions
-    async def act(self, symbol: str, action: str, token: Any) -> tuple[int, dict[str, Any]]:
-        """Halt or resume `symbol` with the operator's token: (HTTP status, answer)."""
+    async def act(
+        self, symbol: str, action: str, token: Any, scenario: str = ""
+    ) -> tuple[int, dict[str, Any]]:
+        """Halt or resume `symbol`, or run the stress `scenario`, with the operator's token:
+        (HTTP status, answer)."""
         if action not in _ACTIONS:
             return 400, _no("unknown_action", f"action is one of {', '.join(_ACTIONS)}")
-        if symbol not in {s.symbol for s in self.s.symbols}:
+        if action != "scenario" and symbol not in {s.symbol for s in self.s.symbols}:
             return 404, _no("unknown_symbol", f"no symbol {symbol!r}")
         if not isinstance(token, str) or not token:
             self.metrics.actions.labels("refused").inc()
             log.info("action_refused", action=action, symbol=symbol, reason="no_token")
-            return 403, _no("admin_token_required", f"to {action} a symbol needs the admin "
+            what = "a stress scenario" if action == "scenario" else "a symbol"
+            return 403, _no("admin_token_required", f"to {action} {what} needs the admin "
                             "token; the dashboard is read-only without it")  # fmt: skip
-        ok, reason, text = await control_symbol(self.sources.ctx, self.s.snapshot, symbol,
-                                                action, token)  # fmt: skip
+        if action == "scenario":
+            ok, reason, text = await self._scenario(scenario, token)
+        else:
+            ok, reason, text = await control_symbol(self.sources.ctx, self.s.snapshot, symbol,
+                                                    action, token)  # fmt: skip
         self.metrics.actions.labels("done" if ok else "refused").inc()
         log.info("action", action=action, symbol=symbol, accepted=ok, reason=reason)
         if ok:
             return 200, {"ok": True, "symbol": symbol, "phase": reason, "text": text}
-        status = 403 if reason == "not_authorised" else 503 if reason == "unavailable" else 409
+        status = 403 if reason in ("not_authorised", "invalid_token") else (
+            503 if reason == "unavailable" else 409)  # fmt: skip
         return status, _no(reason, text)
+
+    def scenario_names(self) -> dict[str, str]:
+        """The named stress scenarios the market can run (none without its control socket)."""
+        if not self.s.fundamental_control:
+            return {}
+        try:
+            from agents.stress.library import describe_named
+        except ImportError:  # a build without the stress package
+            return {}
+        return describe_named()
+
+    async def _scenario(self, name: str, token: str) -> tuple[bool, str, str]:
+        """Send the named scenario to the fair-value process's control socket (it checks the
+        token), striking in a second; new agents go to the market's first population."""
+        names = self.scenario_names()
+        if name not in names:
+            known = ", ".join(names) or "none: this market has no scenario control"
+            return False, "unknown_scenario", f"no scenario {name!r} (known: {known})"
+        from agents.stress.live import request
+
+        host = self.market.populations[0].name if self.market and self.market.populations else None
+        try:
+            reply = await asyncio.to_thread(request, self.s.fundamental_control, token,
+                                            name=name, params={"at_s": 1.0}, host=host)  # fmt: skip
+        except TimeoutError as exc:
+            return False, "unavailable", str(exc)
+        if reply.get("type") != "scenario_accepted":
+            reason = str(reply.get("reason", "refused"))
+            code = "invalid_token" if "token" in reason else "refused"
+            return False, code, reason
+        parts = ", ".join(str(p.get("kind")) for p in reply.get("parts", []))
+        return True, "accepted", f"scenario {name} accepted ({parts}): it strikes in 1 s"
 
     async def control(self, request: Request) -> JSONResponse:
         """``POST /api/control`` {symbol, action, token} (or the token in the
@@ -181,7 +221,7 @@ class Dashboard:
             return JSONResponse(_no("malformed", "send JSON: {symbol, action, token}"), 400)
         token = body.get("token") or request.headers.get("x-agora-admin-token", "")
         status, answer = await self.act(str(body.get("symbol", "")), str(body.get("action", "")),
-                                        token)  # fmt: skip
+                                        token, str(body.get("scenario", "")))  # fmt: skip
         return JSONResponse(answer, status_code=status)
 
     async def _from_browser(self, ws: WebSocket, browser: _Browser) -> None:
@@ -198,7 +238,8 @@ class Dashboard:
                 if not isinstance(req, dict) or req.get("t") != "control":
                     continue
                 symbol, action = str(req.get("symbol", "")), str(req.get("action", ""))
-                status, answer = await self.act(symbol, action, req.get("token"))
+                status, answer = await self.act(symbol, action, req.get("token"),
+                                                str(req.get("scenario", "")))  # fmt: skip
                 reply = json.dumps({"t": "control", "id": req.get("id"), "status": status,
                                     **answer})  # fmt: skip
                 try:
@@ -209,9 +250,11 @@ class Dashboard:
                     browser.queue.put_nowait(reply)
 
     async def scenarios(self, _request: Request) -> JSONResponse:
-        """Stress scenarios this market offers (none without a scenario service)."""
-        return JSONResponse({"scenarios": [], "note": "this exchange offers no live stress "
-                             "scenarios"})  # fmt: skip
+        """Stress scenarios this market offers (none without the fair-value process's control
+        socket)."""
+        names = self.scenario_names()
+        note = "" if names else "this market offers no live stress scenarios"
+        return JSONResponse({"scenarios": names, "note": note})
 
 
 def _no(reason: str, text: str) -> dict[str, Any]:

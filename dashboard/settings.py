@@ -38,6 +38,9 @@ class DashboardSettings(BaseSettings):
     fundamental: OptionalEndpoint = Field(
         "", description="the fair-value source F(t) (PUB); '' : none"
     )
+    fundamental_control: OptionalEndpoint = Field(
+        "", description="the fair-value process's control socket: live stress scenarios ('': none)"
+    )
     symbols: list[SymbolSpec] = Field(
         default_factory=default_symbols, description="the symbols (JSON specs): what to show"
     )

@@ -557,6 +557,10 @@ def _register_more() -> None:
     app.command()(attach)
     cli_sim.register(app)
     cli_accel.register(app)
+    __import__("deploy.cli_stress", fromlist=["register"]).register(app)
+    app.add_typer(__import__("deploy.cli_admin", fromlist=["app"]).app, name="admin")
+    from deploy.cli_report import report
+    app.command()(report)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
 

@@ -37,7 +37,8 @@ from deploy.services import DEFAULT_PORTS, WEB_PORT, Plan, metrics_ports, servic
 
 __all__ = ["compose", "compose_plan", "monitoring_services", "to_yaml"]
 
-PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental", "dashboard")
+PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental", "fundamental_control",
+             "dashboard")  # fmt: skip
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.0"
 GRAFANA_IMAGE = "grafana/grafana:11.1.0"
 MONITORING = "./deploy/monitoring"  # Prometheus' configuration, Grafana's provisioning

@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_PORTS", "METRICS_PORTS", "WEB_PORT", "Plan", "Service", "met
 
 DEFAULT_PORTS = {
     "gateway": 5555, "feed": 5556, "snapshot": 5557, "dropcopy": 5558, "clearing": 5559,
-    "fundamental": 5560,
+    "fundamental": 5560, "fundamental_control": 5561,
 }  # fmt: skip
 WEB_PORT = 8050  # the dashboard
 # Prometheus /metrics of each service; agent runners take AGENTS_METRICS_PORT, +1, +2, ...
@@ -163,10 +163,12 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_FUNDAMENTAL_BIND": plan.bind_at("fundamental"),
                 "AGORA_FUNDAMENTAL_INTERVAL_S": str(market.fundamental_interval_s),
                 "AGORA_FUNDAMENTAL_MODEL": _json(market.fundamental_model()),
+                "AGORA_FUNDAMENTAL_CONTROL_BIND": plan.bind_at("fundamental_control"),
+                "AGORA_FUNDAMENTAL_ADMIN_TOKEN": plan.admin_token,
                 "AGORA_FUNDAMENTAL_LOG_JSON": log,
                 **plan.metrics_env("fundamental", "AGORA_FUNDAMENTAL_METRICS_PORT"),
             },
-            ports={"fundamental": plan.ports["fundamental"]},
+            ports={r: plan.ports[r] for r in ("fundamental", "fundamental_control")},
             metrics_port=plan.metrics.get("fundamental"),
             health_port=plan.ports["fundamental"],
         ),
@@ -197,6 +199,8 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_DASHBOARD_SNAPSHOT": plan.connect("exchange", "snapshot"),
                 "AGORA_DASHBOARD_CLEARING": plan.connect("clearing", "clearing"),
                 "AGORA_DASHBOARD_FUNDAMENTAL": plan.connect("fundamental", "fundamental"),
+                "AGORA_DASHBOARD_FUNDAMENTAL_CONTROL": plan.connect("fundamental",
+                                                                    "fundamental_control"),
                 "AGORA_DASHBOARD_SYMBOLS": symbols,
                 "AGORA_DASHBOARD_ADMIN_TOKEN": plan.admin_token,
                 "AGORA_DASHBOARD_MARKET": market.model_dump_json(exclude_defaults=True),

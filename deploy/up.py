@@ -185,6 +185,7 @@ class Up:
         return {role: self.plan.connect("exchange", role) for role in DEFAULT_PORTS} | {
             "clearing": self.plan.connect("clearing", "clearing"),
             "fundamental": self.plan.connect("fundamental", "fundamental"),
+            "fundamental_control": self.plan.connect("fundamental", "fundamental_control"),
         }
 
     def client_env(self) -> dict[str, str]:
@@ -195,6 +196,7 @@ class Up:
             "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
             "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
             "AGORA_FUNDAMENTAL": ep["fundamental"],
+            "AGORA_FUNDAMENTAL_CONTROL": ep["fundamental_control"],
             "AGORA_SYMBOLS": json.dumps([s.model_dump(mode="json", exclude_defaults=True)
                                          for s in self.market.symbols], separators=(",", ":")),
             "AGORA_ADMIN_TOKEN_FILE": str(self.token_file),
@@ -412,11 +414,15 @@ class Up:
             self._announce()
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
+            scenarios = bool(self.market.scenario)
             with Live(self.panel(), console=self.console, refresh_per_second=4) as live:
                 while not stop_requested and (not duration or
                                               time.monotonic() - self.started < duration):
                     if poller.poll(250):
                         self._follow_trades(sub)
+                    if scenarios and self.tape.trades:
+                        scenarios = False
+                        self._send_scenarios()
                     self.check()
                     live.update(self.panel())
         except KeyboardInterrupt:
@@ -432,6 +438,25 @@ class Up:
             ctx.term()
         self._print_summary(summary)
         return summary
+
+    def _send_scenarios(self) -> None:
+        """The market file's [[scenario]] tables, sent once the market trades (every runner is
+        listening by then); their ``at_s`` counts from now (`agents.stress.live`)."""
+        from agents.stress.library import build
+        from agents.stress.live import request
+
+        comp = build(self.market.scenario)
+        host = self.market.populations[0].name if self.market.populations else None
+        try:
+            reply = request(self.endpoints["fundamental_control"], self.admin_token,
+                            name=comp.name, parts=comp.as_tables(), host=host)  # fmt: skip
+        except TimeoutError as exc:
+            reply = {"type": "scenario_refused", "reason": str(exc)}
+        if reply.get("type") == "scenario_accepted":
+            self.console.log(f"scenario {comp.name} on: " + ", ".join(
+                f"{p['kind']} at +{p['at_s']:g} s" for p in reply["parts"]))  # fmt: skip
+        else:
+            self.console.log(f"scenario {comp.name} refused: {reply.get('reason')}")
 
     def _print_summary(self, summary: dict[str, Any]) -> None:
         rows = [leaderboard.Row(**a) for a in summary.get("accounts", [])]

@@ -124,3 +124,34 @@ def test_a_halt_needs_the_admin_token(market: LiveUp, page: tuple[Any, list[str]
                          timeout=WAIT_MS)  # fmt: skip
     assert errors == []
     assert market.admin_token not in market.logs()
+
+
+def test_a_stress_scenario_needs_the_admin_token(
+    market: LiveUp, page: tuple[Any, list[str]]
+) -> None:
+    pg, errors = page
+    pg.wait_for_function("document.querySelectorAll('#scenario option').length > 0",
+                         timeout=WAIT_MS)  # fmt: skip
+    pg.select_option("#scenario", "fundamental-shock")  # F(t) falls 10%
+    pg.wait_for_function("window.agoraDashboard.fair.AGR > 0", timeout=WAIT_MS)
+    before = pg.evaluate("window.agoraDashboard.fair.AGR")
+
+    def outcome() -> str:
+        pg.click("#run-scenario")
+        pg.wait_for_function("document.querySelector('#control-result').dataset.outcome",
+                             timeout=WAIT_MS)  # fmt: skip
+        got = pg.locator("#control-result").get_attribute("data-outcome") or ""
+        pg.evaluate("delete document.querySelector('#control-result').dataset.outcome")
+        return got
+
+    pg.fill("#token", "")
+    assert outcome() == "admin_token_required"
+    pg.fill("#token", "a-guess")
+    assert outcome() == "invalid_token"  # refused by the fair-value process
+    pg.fill("#token", market.admin_token)
+    assert outcome() == "ok"
+    # the shock reaches the fair-value feed and the page: F(t) at least 5% lower
+    pg.wait_for_function(f"window.agoraDashboard.fair.AGR < {before * 0.95}", timeout=WAIT_MS)
+    _shot(pg, "dashboard-scenario.png")
+    assert errors == []
+    assert market.admin_token not in market.logs()

@@ -45,7 +45,7 @@ from agents.metrics import (
 )
 from agents.metrics.series import dot
 
-__all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics"]
+__all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
 TABLES = ("trades", "top_of_book", "agents", "fundamental", "orders", "positions")
 LIMIT_PARAMS = ("max_inventory", "max_position")  # strategy parameters that cap a position
@@ -132,7 +132,7 @@ class RunMetrics:
         }
 
 
-def _tick_size(run: RunTables, symbol: str, notes: list[str]) -> tuple[float, float, float]:
+def tick_size(run: RunTables, symbol: str, notes: list[str]) -> tuple[float, float, float]:
     """(tick size, multiplier, reference price in ticks or NaN) of `symbol`."""
     from decimal import Decimal
 
@@ -217,7 +217,7 @@ def measure(
 
     t_ts, t_px, t_q = col("ts", np.int64), col("price", float), col("qty", float)
     names, buyer, seller = _accounts(run, mask)
-    _, mult, ref = _tick_size(run, symbol, notes)
+    _, mult, ref = tick_size(run, symbol, notes)
 
     if "top_of_book" in run.tables and run.tables["top_of_book"].num_rows:
         tob = run.tables["top_of_book"]
@@ -236,7 +236,8 @@ def measure(
         end = max(end, round(until * NS))
     step = max(1, round(cfg.sample_s * NS))
     grid = np.arange(0, end + 1, step, dtype=np.int64)
-    marks = as_of(market.last_trades, grid)
+    marks = as_of(market.last_trades, grid)  # before the first trade: the reference price
+    marks = np.where(np.isfinite(marks), marks, ref if math.isfinite(ref) else t_px[0])
     last = float(t_px[-1])
 
     # every trade twice, buy leg then sell leg, in time order; grouped by account, stably

@@ -7,6 +7,10 @@ same amount of model time and publishes one frame per symbol, ``[symbol utf-8, m
 Ticks are scheduled on absolute deadlines (start + n·interval) so publication does not drift;
 if the loop falls behind (a stalled host), the model is advanced by all the elapsed intervals at
 once and one frame per symbol is published, keeping model time equal to wall time.
+
+With ``control_bind`` set, it also answers the admin's stress-scenario requests (fundamental
+shocks apply to its model; every scenario is published to the agent runners under a control
+topic): `agents.stress.live`.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class FundamentalServer:
         self.model = FundamentalModel(s.model_config_seeded())
         self.seq: dict[str, int] = dict.fromkeys(self.model.symbols, 0)
         self.endpoint = ""
+        self.control_endpoint = ""
         self._clock = clock
         self._stopping: asyncio.Event | None = None
         self._topics = {sym: sym.encode() for sym in self.model.symbols}
@@ -84,6 +89,7 @@ class FundamentalServer:
         pub = ctx.socket(zmq.PUB)
         pub.setsockopt(zmq.LINGER, 1000)
         pub.setsockopt(zmq.SNDHWM, s.pub_hwm)
+        control = None
         try:
             pub.bind(s.bind)
             self.endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -103,8 +109,24 @@ class FundamentalServer:
                 registry.register(_Metrics(self))
                 start_http_server(s.metrics_port, s.metrics_host, registry=registry)
                 ready["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
+            if s.control_bind:  # stress scenarios from the admin (agents.stress.live)
+                from agents.stress.live import serve_control
+
+                control = ctx.socket(zmq.ROUTER)
+                control.setsockopt(zmq.LINGER, 0)
+                control.bind(s.control_bind)
+                ready["control"] = control.getsockopt_string(zmq.LAST_ENDPOINT)
+                self.control_endpoint = ready["control"]
+                task = asyncio.create_task(serve_control(self, control, pub))
             print("AGORA_READY " + json.dumps(ready), flush=True)
-            await self._loop(pub)
+            try:
+                await self._loop(pub)
+            finally:
+                if control is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    control.close()
         finally:
             pub.close()
             ctx.term()

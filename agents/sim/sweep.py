@@ -168,6 +168,7 @@ def run_history(
     bar_s: float = 1.0,
     progress: Callable[[float], None] | None = None,
     chunks: int = 100,
+    prepare: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run one market history and return its summary (and write it when `out_dir` is given).
 
@@ -175,6 +176,8 @@ def run_history(
     `until_s` seconds of simulated time (default: the config's ``duration_s``, else 60) in
     about `chunks` pieces; `progress` is called with the simulated seconds reached after each
     (for a progress bar: chunking does not change the history, the kernel is deterministic).
+    `prepare`, when given, is called with the market before it runs (to schedule stress
+    scenarios, say; the market file's own ``[[scenario]]`` tables are installed before it).
     With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`) and fundamental
     Parquet files and a ``summary.json``.
 
@@ -201,6 +204,12 @@ def run_history(
         raise ValueError(f"until must be positive, got {until_s}")
     bar_ns = max(1, round(bar_s * NS))
     market = SimMarket.from_config(config, seed)
+    if config.scenario:  # stress scenarios the market file switches on
+        from agents.stress import install
+
+        install(market, config.scenario)
+    if prepare is not None:
+        prepare(market)
     until_ns = round(until_s * NS)
     step = max(1, until_ns // max(1, chunks))
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ const state = {
   leaderboard: null, services: null, fundamental: false,
 };
 // What the tests (and curious people) can read: how much the page has drawn.
-window.agoraDashboard = { tradesDrawn: 0, updates: 0, phase: {}, leaderboardRows: 0 };
+window.agoraDashboard = { tradesDrawn: 0, updates: 0, phase: {}, fair: {}, leaderboardRows: 0 };
 
 function symbolData(sym) {
   if (!state.data[sym]) {
@@ -204,7 +204,7 @@ function merge(sym, part) {
   const d = symbolData(sym);
   for (const [t, p, n] of part.line || []) d.line.set(t, [p, n]);
   for (const [t, ...k] of part.candles || []) d.candles.set(t, k);
-  for (const [t, v] of part.fundamental || []) d.fundamental.set(t, v);
+  for (const [t, v] of part.fundamental || []) { d.fundamental.set(t, v); window.agoraDashboard.fair[sym] = v; }
   if (part.tape) { d.tape.push(...part.tape); d.tape.splice(0, Math.max(0, d.tape.length - 40)); }
   for (const k of ["tob", "status", "depth", "stats"]) if (part[k]) d[k] = part[k];
   if (part.status) window.agoraDashboard.phase[sym] = part.status.phase;
@@ -254,7 +254,7 @@ function connect() {
 
 // ---------------------------------------------------------------- actions
 let controlId = 0;
-function control(action) {
+function control(action, scenario) {
   // over the WebSocket: a refusal is an answer, not a failed HTTP request
   const out = $("control-result");
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
@@ -262,7 +262,7 @@ function control(action) {
   }
   out.textContent = `${action}…`; out.className = "result";
   controlId += 1;
-  state.ws.send(JSON.stringify({ t: "control", id: controlId, symbol: state.symbol, action, token: $("token").value }));
+  state.ws.send(JSON.stringify({ t: "control", id: controlId, symbol: state.symbol, action, scenario, token: $("token").value }));
 }
 
 function onControl(msg) {
@@ -275,7 +275,13 @@ function onControl(msg) {
 async function loadScenarios() {
   try {
     const body = await (await fetch("/api/scenarios")).json();
-    $("scenarios").textContent = body.scenarios.length ? `scenarios: ${body.scenarios.join(", ")}` : body.note;
+    const names = Object.entries(body.scenarios || {});
+    $("scenario-box").hidden = !names.length;
+    for (const [name, what] of names) {
+      const o = document.createElement("option"); o.value = name; o.textContent = name; o.title = what;
+      $("scenario").appendChild(o);
+    }
+    $("scenarios").textContent = body.note;
   } catch (e) { $("scenarios").textContent = ""; }
 }
 
@@ -288,6 +294,7 @@ for (const b of document.querySelectorAll("nav .tab")) {
 $("symbol").addEventListener("change", (e) => { state.symbol = e.target.value; drawAll(null, true); });
 $("halt").addEventListener("click", () => control("halt"));
 $("resume").addEventListener("click", () => control("resume"));
+$("run-scenario").addEventListener("click", () => control("scenario", $("scenario").value));
 state.charts = makeCharts();
 loadScenarios();
 connect();
