@@ -210,6 +210,12 @@ def test_the_dashboard_is_read_only_without_the_token(market_with_dashboard: Any
     assert (status, body["reason"]) == (403, "not_authorised")
     status, body = _http(control, {"symbol": "AGR", "action": "explode", "token": "x"})
     assert (status, body["reason"]) == (400, "unknown_action")
+    status, body = _http(control, {"action": "scenario", "scenario": "flash-crash"})
+    assert (status, body["reason"]) == (403, "admin_token_required")
+    status, body = _http(control, {"action": "scenario", "scenario": "flash-crash",
+                                   "token": market.admin_token})  # fmt: skip
+    assert (status, body["reason"]) == (409, "unknown_scenario")  # no scenario control here
+    assert _http(url + "api/scenarios")[1]["scenarios"] == {}
     status, body = _http(control, {"symbol": "AGR", "action": "halt",
                                    "token": market.admin_token})  # fmt: skip
     assert (status, body["ok"], body["phase"]) == (200, True, "halted")
