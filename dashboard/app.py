@@ -132,7 +132,7 @@ class Dashboard:
         await ws.send_text(json.dumps(self.hello()))
         await ws.send_text(json.dumps(self.full(), separators=(",", ":")))
         self.browsers.add(browser)
-        self.metrics.browsers.set(len(self.browsers))
+        self.metrics.set_browsers(len(self.browsers))
         reader = asyncio.create_task(self._from_browser(ws, browser))
         try:
             while not reader.done():
@@ -147,7 +147,7 @@ class Dashboard:
         finally:
             reader.cancel()
             self.browsers.discard(browser)
-            self.metrics.browsers.set(len(self.browsers))
+            self.metrics.set_browsers(len(self.browsers))
 
     # ------------------------------------------------------------------ actions
     async def act(

@@ -36,8 +36,13 @@ class DashboardMetrics:
             ["outcome"], registry=r,
         )  # fmt: skip
 
-    def feed_messages_count(self) -> float:
-        return self.feed_messages._value.get()
+        self.feed_total = 0  # the same two figures as plain numbers, for the services page
+        self.browser_count = 0
 
-    def browsers_count(self) -> int:
-        return int(self.browsers._value.get())
+    def took(self, n: int) -> None:
+        self.feed_messages.inc(n)
+        self.feed_total += n
+
+    def set_browsers(self, n: int) -> None:
+        self.browsers.set(n)
+        self.browser_count = n

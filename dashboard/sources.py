@@ -88,6 +88,7 @@ class Sources:
         self._readings: dict[str, scrape.Reading] = {}
         self.accounts_history: dict[str, list[tuple[int, int]]] = {}  # account -> (ts, equity)
         self.started = time.time()
+        self._own_last: tuple[float, float] | None = None  # (when, feed messages) last read
 
     def tasks(self) -> list[asyncio.Task]:
         jobs = [self.feed(), self.books(), self.accounts(), self.scrape()]
@@ -133,7 +134,7 @@ class Sources:
                     n += len(msgs)
                     last = msgs[-1]
                 if n:
-                    metrics.feed_messages.inc(n)
+                    metrics.took(n)
                 if last.__class__ is dict and last.get("ts").__class__ is int and last["ts"]:
                     metrics.feed_lag.observe(max(0.0, time.time() - last["ts"] / 1e9))
                 await asyncio.sleep(0)  # the updates and the browsers get their turn
@@ -277,14 +278,14 @@ class Sources:
         """The dashboard's own figures, which need no metrics endpoint."""
         m = self.metrics
         now = time.monotonic()
-        total = m.feed_messages_count()
-        last = getattr(self, "_own_last", None)
+        total = m.feed_total
+        last = self._own_last
         rate = (total - last[1]) / (now - last[0]) if last and now > last[0] else None
         self._own_last = (now, total)
         row: dict[str, Any] = {
             "service": "dashboard", "up": True, "uptime_s": round(time.time() - self.started),
             "rates": {"feed messages/s": round(rate, 1)} if rate is not None else {},
-            "rejects": {}, "browsers": m.browsers_count(), "feed_gaps": self.state.gaps,
+            "rejects": {}, "browsers": m.browser_count, "feed_gaps": self.state.gaps,
         }  # fmt: skip
         if self.errors:
             row["errors"] = dict(self.errors)
