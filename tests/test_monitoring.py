@@ -141,19 +141,21 @@ def test_grafana_is_provisioned_with_the_dashboard() -> None:
 
 # ------------------------------------------------------------------ real services
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[str]]]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Every metric name each service of `agora up --metrics` serves (a counter with no
     sample yet, such as rejects by reason before the first reject, counts by its name)."""
     up = LiveUp(tmp_path_factory.mktemp("monitoring"), "--metrics")
     try:
         urls: dict[str, str] = up.ready["metrics"]
-        names: dict[str, set[str]] = {}
+        names: dict[str, Any] = {"values": {}}
 
         for service, url in urls.items():  # each is up: agora up was ready
             text = urllib.request.urlopen(url, timeout=10).read().decode()
             found = names[service] = set()
             for family in text_string_to_metric_families(text):
                 found |= {s.name for s in family.samples}
+                names["values"] |= {(service, s.name): s.value for s in family.samples
+                                    if not s.labels}  # fmt: skip
                 if family.type == "counter":
                     found.add(family.name + "_total")
         yield names
@@ -161,9 +163,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set
         up.stop()
 
 
-def test_every_service_serves_its_metrics(exported: dict[str, set[str]]) -> None:
+def test_every_service_serves_its_metrics(exported: dict[str, Any]) -> None:
+    values = exported.pop("values")
     assert set(exported) == {"exchange", "clearing", "fundamental", "recorder", "dashboard",
                              "agents-zi", "agents-fv"}  # fmt: skip
+    # the recorder, the dashboard and both runners read the feed (agora up's panel too)
+    assert values[("exchange", "agora_exchange_feed_subscribers")] >= 4
+    assert values[("exchange", "agora_exchange_journal_bytes")] > 0
+    assert values[("agents-zi", "agora_agents_agents")] == 8
     for service, names in exported.items():
         assert "process_start_time_seconds" in names, service  # uptime, everywhere
     assert {"agora_exchange_feed_subscribers", "agora_exchange_journal_bytes"} <= (
@@ -172,9 +179,9 @@ def test_every_service_serves_its_metrics(exported: dict[str, set[str]]) -> None
 
 
 def test_the_dashboards_queries_name_metrics_the_services_export(
-    exported: dict[str, set[str]],
+    exported: dict[str, Any],
 ) -> None:
-    served = set().union(*exported.values())
+    served = set().union(*(v for k, v in exported.items() if k != "values"))
     named = {m for q in _queries() for m in re.findall(r"\b(agora_[a-z_]+)", q)}
     assert named, "no metric in the dashboard's queries"
     # a counter or histogram some service has not incremented yet is still exported by name
