@@ -184,6 +184,7 @@ def run_history(
     chunks: int = 100,
     facts_bar_s: float = DEFAULT_FACTS_BAR_S,
     positions_s: float | None = DEFAULT_POSITIONS_S,
+    prepare: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run one market history and return its summary (and write it when `out_dir` is given).
 
@@ -191,6 +192,8 @@ def run_history(
     `until_s` seconds of simulated time (default: the config's ``duration_s``, else 60) in
     about `chunks` pieces; `progress` is called with the simulated seconds reached after each
     (for a progress bar: chunking does not change the history, the kernel is deterministic).
+    `prepare`, when given, is called with the market before it runs (to schedule stress
+    scenarios, say; the market file's own ``[[scenario]]`` tables are installed before it).
     With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`), fundamental,
     orders, positions (every `positions_s`; None: not sampled) and refusals Parquet files
     (`agents.sim.output`) and a ``summary.json``; without it, nothing is recorded beyond
@@ -229,6 +232,12 @@ def run_history(
         config, seed, record_orders=record,
         positions_interval_ns=round(positions_s * NS) if record and positions_s else None,
     )  # fmt: skip
+    if config.scenario:  # stress scenarios the market file switches on
+        from agents.stress import install
+
+        install(market, config.scenario)
+    if prepare is not None:
+        prepare(market)
     until_ns = round(until_s * NS)
     step = max(1, until_ns // max(1, chunks))
     sinks = _story_sinks(market, out_dir) if record else {}
