@@ -63,7 +63,7 @@ class RunTables:
     path: Path
     tables: dict[str, Any]
     summary: dict[str, Any]
-    market: dict[str, Any] | None  # the market file (MarketConfig as JSON), when present
+    market: dict[str, Any] | None  # the market file (MarketConfig as JSON) or its settings
 
     def column(self, table: str, name: str, dtype: Any = None) -> np.ndarray:
         """One column as a numpy array (nulls as NaN for numbers)."""
@@ -91,7 +91,10 @@ def read_run(path: str | Path) -> RunTables:
         if f.is_file():
             tables[name] = pq.read_table(f, memory_map=True)
     summary = _json(p / "summary.json") or {}
-    market = _json(p / "market.json") or _json(p / "config.json")
+    # the market file as run; else the settings summary.json may carry (symbols' specs and
+    # the populations with their parameters, in the same shape)
+    market = _json(p / "market.json") or _json(p / "config.json") or (
+        summary.get("settings") if isinstance(summary.get("settings"), dict) else None)
     return RunTables(p, tables, summary, market)
 
 
@@ -229,11 +232,11 @@ def measure(
     else:
         notes.append("no top_of_book table: mids are the last trades")
         mids = Series(t_ts, t_px)
-    market = MarketContext(mids, t_ts, t_px, t_q, config=cfg)
     end = int(max(t_ts[-1], mids.ts[-1] if len(mids) else 0))
     until = run.summary.get("until_s")
     if isinstance(until, int | float) and until > 0:
         end = max(end, round(until * NS))
+    market = MarketContext(mids, t_ts, t_px, t_q, config=cfg, end_ns=end)
     step = max(1, round(cfg.sample_s * NS))
     grid = np.arange(0, end + 1, step, dtype=np.int64)
     marks = as_of(market.last_trades, grid)  # before the first trade: the reference price

@@ -58,13 +58,17 @@ class MetricsConfig:
 class MarketContext:
     """What every account of one market shares, built once: the mid (ticks) and the market's
     trades (time, price, quantity) with cumulative sums for any window's VWAP, and the mid's
-    log-return volatility per sampling interval (for the parametric inventory VaR)."""
+    log-return volatility per sampling interval (for the parametric inventory VaR).
+
+    `end_ns` is when the watch ended (a run's end): the last mid holds until then, so a
+    markout horizon reaching up to it is known; by default the last mid's own stamp."""
 
     mids: Series
     trade_ts: np.ndarray
     trade_price: np.ndarray
     trade_qty: np.ndarray
     config: MetricsConfig = field(default_factory=MetricsConfig)
+    end_ns: int | None = None  # the end of what was watched (default: the last mid's stamp)
     _cum_pq: np.ndarray = field(init=False)
     _cum_q: np.ndarray = field(init=False)
     _mid_area: np.ndarray = field(init=False)
@@ -98,17 +102,21 @@ class MarketContext:
 
     def mid_after(self, fills: Fills, horizon_s: float) -> np.ndarray:
         """The mid `horizon_s` after each fill; NaN past the last mid (not known yet)."""
+        last = self.last_ns
         if fills.trade is None:
             at = fills.ts + round(horizon_s * NS)
-            m = as_of(self.mids, at)
-            return np.where(at <= (self.mids.ts[-1] if len(self.mids) else -1), m, np.nan)
+            return np.where(at <= last, as_of(self.mids, at), np.nan)
         h = float(horizon_s)
         if h not in self._after:
             at = self.trade_ts + round(h * NS)
-            m = as_of(self.mids, at)
-            last = self.mids.ts[-1] if len(self.mids) else -1
-            self._after[h] = np.where(at <= last, m, np.nan)
+            self._after[h] = np.where(at <= last, as_of(self.mids, at), np.nan)
         return self._after[h][fills.trade]
+
+    @property
+    def last_ns(self) -> int:
+        """Until when the mids are known: `end_ns`, else the last mid's stamp (-1: none)."""
+        last = int(self.mids.ts[-1]) if len(self.mids) else -1
+        return max(last, self.end_ns) if self.end_ns is not None else last
 
     @property
     def last_trades(self) -> Series:
