@@ -323,3 +323,15 @@ def test_grid_slots_are_the_searched_ones(start: int, step: int, n: int, ts: lis
     w = np.ones(len(t))
     expected = [float((t <= g).sum()) for g in grid]
     assert cumulative_on_grid(t, w, grid).tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+       st.floats(0.5, 0.995))  # fmt: skip
+def test_var_and_cvar_together_are_each_alone(values: list[float], alpha: float) -> None:
+    from agents.metrics import historical_var_cvar
+
+    x = np.array(values)
+    var, cvar = historical_var_cvar(x, alpha)
+    assert var == historical_var(x, alpha)
+    assert cvar == pytest.approx(historical_cvar(x, alpha), rel=1e-12, abs=1e-9)

@@ -101,8 +101,10 @@ def breakdown(
 
 def _integral(*xs: object) -> bool:
     for x in xs:
-        a = np.asarray(x, dtype=float)
-        if a.size and not np.all(a == np.round(a)):
+        if isinstance(x, np.ndarray):
+            if x.size and np.fmod(x, 1.0).any():
+                return False
+        elif not float(x).is_integer():  # type: ignore[arg-type]
             return False
     return True
 
