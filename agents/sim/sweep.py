@@ -196,8 +196,8 @@ def run_history(
     scenarios, say; the market file's own ``[[scenario]]`` tables are installed before it).
     With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`), fundamental,
     orders, positions (every `positions_s`; None: not sampled) and refusals Parquet files
-    (`agents.sim.output`) and a ``summary.json``; without it, nothing is recorded beyond
-    what the summary needs.
+    (`agents.sim.output`), a ``summary.json`` and the market file as ``market.json``; without
+    it, nothing is recorded beyond what the summary needs.
 
     The summary: counts (events, orders, trades, volume), wall time and events/s, last price,
     PnL by population (``trading_pnl``, ``inventory_pnl`` and their sum ``pnl``, cash units;
@@ -312,6 +312,9 @@ def run_history(
             paths[name] = sink.close()
         summary["files"] = {k: str(v) for k, v in paths.items()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        # the market file as run (seed aside): what `agora report` reads tick size, multiplier,
+        # reference price and position limits from
+        (out / "market.json").write_text(config.model_dump_json(indent=2))
     return summary
 
 
