@@ -21,6 +21,8 @@ if _MISSING:
 
 import gymnasium as gym  # noqa: E402
 from gymnasium.utils.env_checker import check_env as gym_check_env  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from agents.rl import flowbook as fb  # noqa: E402
 from agents.rl.config import EnvConfig, load_env_config  # noqa: E402
@@ -307,20 +309,44 @@ def test_flow_book_queue_priority_and_fills_from_the_front() -> None:
 
 
 def test_flow_book_crossing_quote_takes_liquidity_and_moves_the_reference() -> None:
-    m = _market()
-    ref = m.state["sf"][fb.F_REF]
-    _bid, _, ask, _ = m.view(0)
-    m.quote(0, int(ask) + 5, 30, int(ask) + 40, 0)  # a marketable bid
-    m.step()
-    row = m.outcome(0)
-    assert row[fb.O_TAKEN] > 0 and row[fb.O_BUY] >= row[fb.O_TAKEN]
-    # the permanent impact moved the reference up (beyond what diffusion would in 0.1 s)
-    perm = m.impact.permanent(row[fb.O_TAKEN], m.sigma, m.step_s)
-    assert perm > 0
-    log = m.fills_log()
-    assert (log[:, 0] == 0).all() and log[:, 3].sum() == row[fb.O_BUY]
-    assert m.state["sf"][fb.F_TRANS] > 0  # the temporary part, decaying
-    del ref
+    """Two markets on the same seed, one with impact and one without: after the agent's
+    marketable bid, their references differ by exactly the model's permanent part and their
+    transients by its temporary part (every random draw is the same in both)."""
+
+    def crossed(eta: float, gamma: float) -> FlowMarket:
+        cfg = EnvConfig(latency={"kind": "fixed", "network_us": 0.0},
+                        impact={"model": "almgren_chriss", "eta": eta, "gamma": gamma})
+        m = FlowMarket(cfg, np.random.default_rng(0), 1, "medium")
+        _, _, ask, _ = m.view(0)
+        m.quote(0, int(ask) + 5, 30, int(ask) + 40, 0)  # a marketable bid
+        m.step()
+        return m
+
+    plain, moved = crossed(0.0, 0.0), crossed(0.2, 0.05)
+    taken = moved.outcome(0)[fb.O_TAKEN]
+    assert taken > 0 and taken == plain.outcome(0)[fb.O_TAKEN]
+    assert moved.outcome(0)[fb.O_BUY] >= taken
+    sp, sm = plain.state["sf"], moved.state["sf"]
+    perm = 0.05 * moved.sigma * taken  # gamma·sigma·v
+    temp = 0.2 * moved.sigma * taken / math.sqrt(moved.step_s)  # η·sigma·|v|/√T
+    assert sm[fb.F_REF] - sp[fb.F_REF] == pytest.approx(perm)
+    assert sm[fb.F_TRANS] - sp[fb.F_TRANS] == pytest.approx(temp)
+    log = moved.fills_log()
+    assert (log[:, 0] == 0).all() and log[:, 3].sum() == moved.outcome(0)[fb.O_BUY]
+    # the next step starts from the moved reference: the temporary part decays
+    before = sm[fb.F_TRANS]
+    moved.step()
+    assert 0 < sm[fb.F_TRANS] < before
+
+
+def test_flow_regimes_order_the_realised_volatility() -> None:
+    realised = {}
+    for regime in ("low", "medium", "high"):
+        env = MarketMakingEnv({"regime": regime, "episode_steps": 3_000})
+        env.reset(seed=5)
+        mids = [env.step(np.zeros(4, np.float32))[4]["mid"] for _ in range(3_000)]
+        realised[regime] = float(np.std(np.diff(mids)))
+    assert realised["low"] < realised["medium"] < realised["high"]
 
 
 def test_flow_book_stays_consistent_over_a_long_run() -> None:
@@ -457,3 +483,54 @@ def test_live_quoting_inside_an_agent_observes_and_quotes_like_the_env() -> None
     assert (obs[:, 5] >= 0).any() or (obs[:, 6] >= 0).any()  # queue places were tracked
     live = [o for o in ctx.open_orders("AGR") if not o.cancel_pending]
     assert len(live) <= 2  # replaced or cancelled, never piled up
+
+
+def test_flow_book_window_follows_a_far_moving_reference() -> None:
+    m = _market()
+    s = m.state
+    base = int(s["si"][fb.S_BASE])
+    for jump in (1_500.0, -3_000.0):
+        s["sf"][fb.F_REF] += jump
+        for _ in range(100):
+            m.step()
+        assert s["bq"].sum() == s["si"][fb.S_TOTB] and s["aq"].sum() == s["si"][fb.S_TOTA]
+        mid = m.mid()
+        assert abs(mid - s["sf"][fb.F_REF]) < 50  # the book rebuilt around the new price
+        assert s["si"][fb.S_BASE] != base
+
+_QUOTE = st.tuples(st.integers(-6, 6), st.integers(0, 8), st.integers(-6, 6), st.integers(0, 8))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), plan=st.lists(st.tuples(_QUOTE, _QUOTE), min_size=1,
+                                                 max_size=40))  # fmt: skip
+def test_flow_book_invariants_under_any_quotes(seed: int, plan: list) -> None:
+    """Whatever two agents quote (crossing each other and the book included): the book's
+    totals agree with its levels, nothing is negative, no agent rests more than it asked for,
+    every fill is logged and adds up to the step's outcome, queue places are in range."""
+    cfg = EnvConfig(latency={"kind": "exponential", "network_us": 3_000.0}, regime="high")
+    m = FlowMarket(cfg, np.random.default_rng(seed), 2, "high")
+    s = m.state
+    for quotes in plan:
+        mid = m.mid()
+        base = int(mid) if mid == mid else cfg.flow.reference_price
+        asked = []
+        for i, (db, qb, da, qa) in enumerate(quotes):
+            bid, ask = base - db, base + max(da, -db + 1)  # each agent's own quotes never cross
+            m.quote(i, bid, qb, ask, qa)
+            asked.append((qb, qa))
+        m.step()
+        assert s["bq"].sum() == s["si"][fb.S_TOTB] and s["aq"].sum() == s["si"][fb.S_TOTA]
+        assert (s["bq"] >= 0).all() and (s["aq"] >= 0).all()
+        assert (s["abga"] >= 0).all() and (s["aqty"] >= 0).all()
+        log = m.fills_log()
+        for i in range(2):
+            row = m.outcome(i)
+            assert s["aqty"][i, 0] <= asked[i][0] and s["aqty"][i, 1] <= asked[i][1]
+            mine = log[log[:, 0] == i]
+            assert mine[mine[:, 1] == 1, 3].sum() == row[fb.O_BUY]
+            assert mine[mine[:, 1] == -1, 3].sum() == row[fb.O_SELL]
+            assert row[fb.O_FILLS] == len(mine)
+            assert (mine[:, 3] > 0).all()
+            for q in (row[fb.R_QBID], row[fb.R_QASK]):
+                assert q == -1.0 or 0.0 <= q < 1.0

@@ -35,8 +35,8 @@ from agents.metrics.returns import (
     sortino,
     turnover,
 )
-from agents.metrics.series import NS, Fills, Series, as_of
-from agents.metrics.var import historical_cvar, historical_var, parametric_cvar, parametric_var
+from agents.metrics.series import NS, Fills, Series, as_of, dot
+from agents.metrics.var import historical_var_cvar, parametric_cvar, parametric_var
 
 __all__ = ["MarketContext", "MetricsConfig", "compute", "merge_fills", "sum_on_grid"]
 
@@ -58,15 +58,23 @@ class MetricsConfig:
 class MarketContext:
     """What every account of one market shares, built once: the mid (ticks) and the market's
     trades (time, price, quantity) with cumulative sums for any window's VWAP, and the mid's
-    log-return volatility per sampling interval (for the parametric inventory VaR)."""
+    log-return volatility per sampling interval (for the parametric inventory VaR).
+
+    `end_ns` is when the watch ended (a run's end): the last mid holds until then, so a
+    markout horizon reaching up to it is known; by default the last mid's own stamp."""
 
     mids: Series
     trade_ts: np.ndarray
     trade_price: np.ndarray
     trade_qty: np.ndarray
     config: MetricsConfig = field(default_factory=MetricsConfig)
+    end_ns: int | None = None  # the end of what was watched (default: the last mid's stamp)
     _cum_pq: np.ndarray = field(init=False)
     _cum_q: np.ndarray = field(init=False)
+    _mid_area: np.ndarray = field(init=False)
+    _gaps: np.ndarray = field(init=False)
+    _before: np.ndarray | None = field(init=False)
+    _after: dict[float, np.ndarray] = field(init=False)
     mid_sigma: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +84,39 @@ class MarketContext:
         self._cum_pq = np.concatenate(([0.0], np.cumsum(self.trade_price * self.trade_qty)))
         self._cum_q = np.concatenate(([0.0], np.cumsum(self.trade_qty)))
         self.mid_sigma = _log_sigma(self.mids, self.config.sample_s)
+        # the mid's integral over time at each stamp, for any window's TWAP in O(log n)
+        v = np.nan_to_num(self.mids.values)
+        held = np.diff(self.mids.ts).astype(float)
+        self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
+        self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
+        self._before: np.ndarray | None = None
+        self._after: dict[float, np.ndarray] = {}
+
+    def mid_before(self, fills: Fills) -> np.ndarray:
+        """The mid just before each fill (NaN: none yet, or a one-sided book)."""
+        if fills.trade is None:
+            return as_of(self.mids, fills.ts, strict=True)
+        if self._before is None:
+            self._before = as_of(self.mids, self.trade_ts, strict=True)
+        return self._before[fills.trade]
+
+    def mid_after(self, fills: Fills, horizon_s: float) -> np.ndarray:
+        """The mid `horizon_s` after each fill; NaN past the last mid (not known yet)."""
+        last = self.last_ns
+        if fills.trade is None:
+            at = fills.ts + round(horizon_s * NS)
+            return np.where(at <= last, as_of(self.mids, at), np.nan)
+        h = float(horizon_s)
+        if h not in self._after:
+            at = self.trade_ts + round(h * NS)
+            self._after[h] = np.where(at <= last, as_of(self.mids, at), np.nan)
+        return self._after[h][fills.trade]
+
+    @property
+    def last_ns(self) -> int:
+        """Until when the mids are known: `end_ns`, else the last mid's stamp (-1: none)."""
+        last = int(self.mids.ts[-1]) if len(self.mids) else -1
+        return max(last, self.end_ns) if self.end_ns is not None else last
 
     @property
     def last_trades(self) -> Series:
@@ -88,6 +129,24 @@ class MarketContext:
         j = int(np.searchsorted(self.trade_ts, end_ns, side="right"))
         q = self._cum_q[j] - self._cum_q[i]
         return float((self._cum_pq[j] - self._cum_pq[i]) / q) if q > 0 else math.nan
+
+
+    def twap(self, start_ns: int, end_ns: int) -> float:
+        """The mid's time-weighted mean over [start_ns, end_ns] (`execution.twap`, from the
+        precomputed integral); NaN before the first mid or where a side was empty."""
+        mids = self.mids
+        if len(mids) == 0 or end_ns <= start_ns:
+            return twap(mids, start_ns, end_ns)
+        i0 = int(np.searchsorted(mids.ts, start_ns, side="right")) - 1
+        i1 = int(np.searchsorted(mids.ts, end_ns, side="right")) - 1
+        if i0 < 0:
+            return twap(mids, start_ns, end_ns)
+        v = mids.values
+        if self._gaps[i1 + 1] != self._gaps[i0]:
+            return twap(mids, start_ns, end_ns)  # skips the one-sided stretches
+        area = (self._mid_area[i1] - self._mid_area[i0]
+                - v[i0] * (start_ns - mids.ts[i0]) + v[i1] * (end_ns - mids.ts[i1]))  # fmt: skip
+        return float(area / (end_ns - start_ns))
 
 
 def _log_sigma(mids: Series, sample_s: float) -> float:
@@ -107,7 +166,10 @@ def merge_fills(parts: Sequence[Fills]) -> Fills:
     parts = [p for p in parts if len(p)]
     if not parts:
         return Fills.empty()
-    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in Fills.__slots__]
+    names = ("ts", "side", "price", "qty", "fee")
+    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in names]
+    if all(p.trade is not None for p in parts):
+        cols.append(np.concatenate([p.trade for p in parts]))  # type: ignore[misc]
     order = np.argsort(cols[0], kind="stable")
     return Fills(*(c[order] for c in cols))
 
@@ -177,7 +239,7 @@ def compute(
         else:
             missing.append("pnl")
             pnl = Series(np.empty(0, np.int64), np.empty(0))
-    sampled = as_of(pnl, grid) if len(grid) else np.empty(0)
+    sampled = _on(pnl, grid)
     if len(sampled):
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
@@ -186,8 +248,8 @@ def compute(
     sampling = Sampling(cfg.sample_s, len(x), ppy, cfg.year_s)
 
     parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
-    notional = float(np.dot(f.price, f.qty)) * multiplier
-    eq_mean = float(np.mean(as_of(equity, grid))) if equity is not None and len(grid) else math.nan
+    notional = float(dot(f.price, f.qty)) * multiplier
+    eq_mean = float(np.mean(_on(equity, grid))) if equity is not None and len(grid) else math.nan
     total = float(pnl.values[-1]) if len(pnl) else math.nan
     prof = Profitability(
         total=parts.total if parts else total,
@@ -205,7 +267,7 @@ def compute(
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
     if equity is not None and len(equity) and np.all(equity.values > 0):
-        rel = max_drawdown(equity.ts, equity.values, relative=True).relative
+        rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     elif equity is None:
         missing.append("equity")
     sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
@@ -215,10 +277,11 @@ def compute(
     q_end = float(inventory.values[-1]) if len(inventory) else start_position
     horizon = cfg.horizon_s / cfg.sample_s
     s_cash = mark * multiplier
+    hist = historical_var_cvar(x, cfg.alpha)
     risk = Risk(
         max_drawdown=dd.depth, max_drawdown_rel=rel, drawdown_s=dd.duration_ns / NS,
         recovered=dd.recovered, longest_drawdown_s=dd.longest_ns / NS, alpha=cfg.alpha,
-        var=historical_var(x, cfg.alpha), cvar=historical_cvar(x, cfg.alpha),
+        var=hist[0], cvar=hist[1],
         var_parametric=parametric_var(1.0, 1.0, sd, 1.0, cfg.alpha),
         cvar_parametric=parametric_cvar(1.0, 1.0, sd, 1.0, cfg.alpha),
         horizon_s=cfg.horizon_s,
@@ -231,7 +294,7 @@ def compute(
     mids = market.mids if market is not None else None
     if mids is None:
         missing.append("mids")
-    m0 = as_of(mids, f.ts, strict=True) if mids is not None else np.full(len(f), np.nan)
+    m0 = market.mid_before(f) if market is not None else np.full(len(f), np.nan)
     sc = spread_captured(f, m0, multiplier)
     filled = float(f.qty.sum())
     if posted_qty is None:
@@ -242,20 +305,30 @@ def compute(
         fills=len(f), filled_qty=filled, posted_qty=posted_qty,
         fill_ratio=fill_ratio(filled, posted_qty), spread_captured=sc.per_lot,
         spread_captured_total=sc.total,
-        markouts=markouts(f, mids, cfg.markout_s, m0) if mids is not None else
-        {float(h): math.nan for h in cfg.markout_s},
+        markouts=markouts(f, mids, cfg.markout_s, m0,
+                          {float(h): market.mid_after(f, h) for h in cfg.markout_s})
+        if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
         quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else math.nan,
     )  # fmt: skip
 
     arrival = float(m0[0]) if len(f) else math.nan
     ist, ist_bps = implementation_shortfall(f, arrival)
-    fv = float(np.dot(f.price, f.qty) / filled) if filled > 0 else math.nan
+    fv = float(dot(f.price, f.qty) / filled) if filled > 0 else math.nan
     mv = market.vwap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
-    tw = twap(mids, int(f.ts[0]), int(f.ts[-1])) if mids is not None and len(f) else math.nan
+    tw = market.twap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     ex = Execution(arrival=arrival, shortfall=ist * multiplier, shortfall_bps=ist_bps,
                    fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
                    twap_slippage=slippage(f, tw))  # fmt: skip
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
+
+
+def _on(series: Series, grid: np.ndarray) -> np.ndarray:
+    """`series` at the times of `grid` (as-of); its own values when it is already on it."""
+    if len(grid) == 0:
+        return np.empty(0)
+    if series.ts is grid or (len(series.ts) == len(grid) and np.array_equal(series.ts, grid)):
+        return series.values.astype(float, copy=False)
+    return as_of(series, grid)
 
 
 def _position(f: Fills, start_position: float, t0: int | None) -> Series:

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from agents.metrics.series import Fills, Series
+from agents.metrics.series import Fills, Series, dot
 
 __all__ = ["implementation_shortfall", "slippage", "twap", "vwap"]
 
@@ -28,7 +28,7 @@ def implementation_shortfall(fills: Fills, arrival: float) -> tuple[float, float
     or arrival price."""
     if len(fills) == 0 or not math.isfinite(arrival) or arrival <= 0:
         return math.nan, math.nan
-    cost = float(np.dot(fills.side * fills.qty, fills.price - arrival))
+    cost = float(dot(fills.side * fills.qty, fills.price - arrival))
     return cost, 1e4 * cost / (arrival * float(fills.qty.sum()))
 
 
@@ -36,14 +36,14 @@ def slippage(fills: Fills, benchmark: float) -> float:
     """``sum s q (p - B) / sum q`` ticks per lot (positive: worse than the benchmark)."""
     if len(fills) == 0 or not math.isfinite(benchmark):
         return math.nan
-    return float(np.dot(fills.side * fills.qty, fills.price - benchmark) / fills.qty.sum())
+    return float(dot(fills.side * fills.qty, fills.price - benchmark) / fills.qty.sum())
 
 
 def vwap(price: np.ndarray, qty: np.ndarray) -> float:
     """Volume-weighted average price (NaN without volume)."""
     q = np.asarray(qty, dtype=float)
     total = float(q.sum())
-    return float(np.dot(np.asarray(price, dtype=float), q) / total) if total > 0 else math.nan
+    return float(dot(np.asarray(price, dtype=float), q) / total) if total > 0 else math.nan
 
 
 def twap(prices: Series, start_ns: int, end_ns: int) -> float:
@@ -65,4 +65,4 @@ def twap(prices: Series, start_ns: int, end_ns: int) -> float:
     w = np.diff(np.append(ts, end_ns)).astype(float)
     ok = np.isfinite(v)
     total = float(w[ok].sum())
-    return float(np.dot(w[ok], v[ok]) / total) if total > 0 else math.nan
+    return float(dot(w[ok], v[ok]) / total) if total > 0 else math.nan

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.metrics.series import Series, time_weights
+from agents.metrics.series import Series, dot, time_weights
 
 __all__ = ["InventoryStats", "inventory_stats"]
 
@@ -44,8 +44,8 @@ def inventory_stats(
     w = time_weights(position.ts, end_ns)
     total = float(w.sum())
     if total > 0:
-        mean = float(np.dot(w, v) / total)
-        std = math.sqrt(max(0.0, float(np.dot(w, (v - mean) ** 2) / total)))
+        mean = float(dot(w, v) / total)
+        std = math.sqrt(max(0.0, float(dot(w, (v - mean) ** 2) / total)))
     else:  # a single instant: the plain statistics of what there is
         mean, std = float(v.mean()), float(v.std())
     at_limit = math.nan

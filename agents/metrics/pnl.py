@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.analysis.pnl import split
-from agents.metrics.series import Fills, Series, as_of
+from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot, grid_slots
 
 __all__ = ["PnlBreakdown", "average_cost", "breakdown", "pnl_curve"]
 
@@ -69,7 +69,7 @@ def average_cost(
     b[reduces] = 0.0
     # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j
     after = np.append(np.cumprod(a[::-1])[::-1], 1.0)  # after[k] = prod_{j>=k} a_j
-    cost = start_price * start_position * after[0] + float(np.dot(b, after[1:]))
+    cost = start_price * start_position * after[0] + float(dot(b, after[1:]))
     final = float(pos[-1]) if len(pos) else float(start_position)
     return final, float(cost)
 
@@ -82,7 +82,7 @@ def breakdown(
     s0 = mark if start_mark is None else start_mark
     dq = fills.signed_qty
     position, cost = average_cost(dq, fills.price, start_position, s0)
-    cash = -float(np.dot(fills.price, dq)) * multiplier
+    cash = -float(dot(fills.price, dq)) * multiplier
     fees_paid = float(fills.fee[fills.fee > 0].sum())
     rebates = 0.0 - float(fills.fee[fills.fee < 0].sum())
     fees = fees_paid - rebates
@@ -101,8 +101,10 @@ def breakdown(
 
 def _integral(*xs: object) -> bool:
     for x in xs:
-        a = np.asarray(x, dtype=float)
-        if a.size and not np.all(a == np.round(a)):
+        if isinstance(x, np.ndarray):
+            if x.size and np.fmod(x, 1.0).any():
+                return False
+        elif not float(x).is_integer():  # type: ignore[arg-type]
             return False
     return True
 
@@ -110,20 +112,24 @@ def _integral(*xs: object) -> bool:
 def pnl_curve(
     fills: Fills, marks: Series, grid: np.ndarray, start_position: float = 0.0,
     start_mark: float | None = None, multiplier: float = 1.0,
+    marks_on_grid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Total PnL (cash units, net of fees as they are paid) at each time of `grid`: cash spent
     and received by then plus the position by then at the mark by then (`marks`, a step
     function such as the last trade price), minus the starting position at `start_mark`.
-    Before the first mark the position is valued at `start_mark`."""
+    Before the first mark the position is valued at `start_mark`. `marks_on_grid` (the marks
+    already sampled at `grid`) saves sampling them again for every account of a market.
+
+    With ``start_position = 0`` this is the trading PnL curve: what the account's own trades
+    made, the drift of what it was handed left out."""
     g = np.asarray(grid, dtype=np.int64)
-    m = as_of(marks, g)
+    m = as_of(marks, g) if marks_on_grid is None else marks_on_grid
     s0 = float(start_mark) if start_mark is not None else (
         float(marks.values[0]) if len(marks) else 0.0)  # fmt: skip
     m = np.where(np.isfinite(m), m, s0)
-    k = np.searchsorted(fills.ts, g, side="right")  # fills done by each grid time
     dq = fills.signed_qty
-    zero = np.zeros(1)
-    pos = start_position + np.concatenate((zero, np.cumsum(dq)))[k]
-    spent = np.concatenate((zero, np.cumsum(fills.price * dq)))[k]
-    fees = np.concatenate((zero, np.cumsum(fills.fee)))[k]
+    slots = grid_slots(fills.ts, g)
+    pos = start_position + cumulative_on_grid(fills.ts, dq, g, slots)
+    spent = cumulative_on_grid(fills.ts, fills.price * dq, g, slots)
+    fees = cumulative_on_grid(fills.ts, fills.fee, g, slots) if fills.fee.any() else 0.0
     return (pos * m - start_position * s0 - spent) * multiplier - fees

@@ -15,12 +15,19 @@ The only package of Agora that imports gymnasium, pettingzoo or torch (the ``rl`
 one call. The multi-agent variant is a PettingZoo ``ParallelEnv``:
 `agents.rl.multi.MultiMarketMakingEnv`. Every environment takes one `agents.rl.config.EnvConfig`
 (or a dict of its fields); the background market is `flow` (a fast compiled order-flow
-generator) or `crowd` (a market file's agents in simulated time).
+generator) or `crowd` (a market file's agents in simulated time). `agents.rl.live.LiveQuoting`
+gives any `agents.Agent` the same observation and quoting, live or in simulated time.
 """
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+try:
+    from gymnasium.envs.registration import register, registry
+except ModuleNotFoundError as exc:  # the default install leaves the rl extra out
+    raise ModuleNotFoundError(
+        f"agents.rl needs the rl extra ({exc.name} is missing): install a CPU build of torch, "
+        "then pip install -e '.[rl]'"
+    ) from exc
 
 from agents.rl.config import EnvConfig, load_env_config
 

@@ -65,6 +65,7 @@ class ExecutionEnv(gym.Env):
         self.regime = check_regime(self.config.regime)
         self.builder = ObservationBuilder.from_config(self.config)
         self.market: Any = None
+        self._schedules = {}
         task = self.config.execution
         self.sign = 1 if task.side == "buy" else -1
         self.quantity = task.quantity
@@ -83,8 +84,14 @@ class ExecutionEnv(gym.Env):
         self.remaining = self.quantity
         self.shortfall = 0.0
         self.filled_cash = 0.0
+        self._schedules: dict[str, np.ndarray] = {}  # cumulative baseline children, per name
         r = self.market.outcome(0)
         self.arrival = r[R_MID]
+        if self.arrival != self.arrival:  # a side is empty: the side that is there
+            bid, ask = r[R_SNAP], r[R_SNAP + 2]
+            self.arrival = ask if bid != bid else bid
+            if self.arrival != self.arrival:
+                raise RuntimeError("the background's book is empty after its warm-up")
         self.builder.reset(self.arrival, 0.0, self.market.now_ns)
         obs = self._observe(r)
         return obs, {"arrival": self.arrival, "regime": self.market.regime}
@@ -166,9 +173,7 @@ class ExecutionEnv(gym.Env):
     def baseline_action(self, name: str) -> np.ndarray:
         """The action that trades this step's child of the named baseline (what it did not
         get filled earlier is caught up now)."""
-        if not hasattr(self, "_schedules") or self._schedules[0] is not self.market:
-            self._schedules = (self.market, {})
-        cache = self._schedules[1]
+        cache = self._schedules
         if name not in cache:
             cache[name] = np.cumsum(self.baseline_schedule(name))
         target = int(cache[name][min(self.steps, len(cache[name]) - 1)])

@@ -1,9 +1,10 @@
 """The `flow` background's compiled core: Poisson order flow fed straight into a price-level book.
 
 Why a book of its own: a market-making policy needs millions of steps, and a background that
-sends every event through messages, agent objects and the full engine spends ~100 µs per
-event; here an event is a few array updates in numba-compiled code (tens of nanoseconds), so
-the environment, not the market, is the cost of a step.
+sends every event through messages, agent objects and the full engine cannot give the tens of
+thousands of steps per second training wants (about a dozen background events per step);
+here an event is a few array updates in numba-compiled code, well under a microsecond, so the
+Python around a step, not the market, is its cost (`bench/rl_env.py`).
 
 The book. Background liquidity is aggregated per price level (``bq``/``aq``: lots at price
 ``base + i``, a window of `WINDOW` ticks re-centred on the reference price when it drifts

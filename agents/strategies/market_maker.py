@@ -83,7 +83,16 @@ class _TwoSidedQuoter(Agent):
         self.ask_id: str | None = None
         self._want: dict[str, tuple[int, int] | None] = {"buy": None, "sell": None}
         self._last_requote = -(2**62)
+        self.withdrawn_until = -(2**62)
         self.ctx.set_timer(_TIMER, p.requote_interval_ns)
+
+    def withdraw_quotes(self, until_ns: int) -> None:
+        """Pull both quotes now and quote nothing before virtual or wall time `until_ns` (a
+        dealer stepping away in a liquidity crisis); quoting resumes on the first requote
+        after it."""
+        self.withdrawn_until = until_ns
+        self.bid_id = self._place("buy", self.bid_id, None, 0)
+        self.ask_id = self._place("sell", self.ask_id, None, 0)
 
     def on_timer(self, name: str) -> None:
         if name == _TIMER:
@@ -115,6 +124,8 @@ class _TwoSidedQuoter(Agent):
         ctx = self.ctx
         p = self.params
         self._last_requote = ctx.now()
+        if self._last_requote < self.withdrawn_until:
+            return
         bid_f, ask_f = self.targets()
         bid = None if bid_f is None else math.floor(bid_f)
         ask = None if ask_f is None else math.ceil(ask_f)
