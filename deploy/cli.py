@@ -544,6 +544,8 @@ def _register_more() -> None:
     app.command()(attach)
     cli_sim.register(app)
     cli_accel.register(app)
+    from deploy.cli_report import report
+    app.command()(report)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
 

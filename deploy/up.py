@@ -120,6 +120,7 @@ class Up:
         max_restarts: int = 3,
         console: Console | None = None,
         json_out: bool = False,
+        sample_s: float = 5.0,
     ) -> None:
         import secrets
 
@@ -153,6 +154,10 @@ class Up:
         self.specs = {s.symbol: s for s in market.symbols}
         self.tape = _Tape()
         self.started = time.monotonic()
+        # every account's trading PnL from clearing every `sample_s`: the leaderboard's Sharpe
+        # ratio and drawdown are measured on it (deploy.leaderboard.PnlHistory)
+        self.history = leaderboard.PnlHistory(sample_s)
+        self._next_sample = self.started + sample_s
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -229,8 +234,15 @@ class Up:
         for r in reversed(self.running):
             if r.service.name == "clearing":
                 rows = self._leaderboard()
+                if rows:
+                    self.history.add(time.time_ns(), rows)
+                # the runners stopped first: their results say what each agent posted
+                activity = {row.get("account", row.get("agent")): row
+                            for res in results.values() for row in res.get("pnl", [])}
+                leaderboard.with_metrics(rows, self.history, activity)
                 summary["accounts"] = [row.as_dict() for row in rows]
-                summary["strategies"] = leaderboard.by_strategy(rows)
+                summary["strategies"] = leaderboard.by_strategy(rows, self.history, activity)
+                summary["metrics_note"] = self.history.note
             sig = signal.SIGINT if r.service.module == "agents" else signal.SIGTERM
             r.proc.stop(sig, timeout=60)
             out = getattr(r.proc, "output", "")
@@ -246,17 +258,31 @@ class Up:
         })  # fmt: skip
         return summary
 
-    def _leaderboard(self) -> list[leaderboard.Row]:
+    def _leaderboard(self, timeout: float = 5, quiet: bool = False) -> list[leaderboard.Row]:
         from clearing.client import request_sync
         from clearing.protocol import ListAccounts
 
         try:
             reply = request_sync(self.endpoints["clearing"],
-                                 ListAccounts(admin_token=self.admin_token), timeout=5)  # fmt: skip
+                                 ListAccounts(admin_token=self.admin_token),
+                                 timeout=timeout)  # fmt: skip
         except Exception as exc:
-            self.console.log(f"no leaderboard: {exc}")
+            if not quiet:
+                self.console.log(f"no leaderboard: {exc}")
             return []
         return leaderboard.rank(reply.accounts, self.market)
+
+    def sample_pnl(self) -> None:
+        """Add every account's PnL to `history` when a sample is due (a slow or restarting
+        clearing house skips the sample rather than holding up the panel)."""
+        now = time.monotonic()
+        if now < self._next_sample:
+            return
+        self._next_sample = now + self.history.interval_s
+        if any(r.service.name == "clearing" and r.proc.returncode is None for r in self.running):
+            rows = self._leaderboard(timeout=2, quiet=True)
+            if rows:
+                self.history.add(time.time_ns(), rows)
 
     # ------------------------------------------------------------------ the panel
     def _follow_trades(self, sub: zmq.Socket) -> None:
@@ -303,7 +329,24 @@ class Up:
         market.add_row(f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}",
                        f"{self.tape.trades:,}", f"{self.tape.rate(now):,.0f}",
                        self._shares(self.tape.lots), prices)  # fmt: skip
-        return Group(table, market)
+        return Group(table, market, *self._live_board())
+
+    def _live_board(self, top: int = 5) -> list[Table]:
+        """The best `top` accounts by trading PnL at the last sample, with the Sharpe ratio and
+        drawdown of their sampled PnL (the fill ratio comes at stop, from the runners)."""
+        h = self.history
+        if len(h) < 2:
+            return []
+        last = sorted(((v[-1], a) for a, v in h.values.items() if v and v[-1] == v[-1]),
+                      reverse=True)[:top]  # fmt: skip
+        board = Table(title=f"leaderboard (trading PnL, sampled every {h.interval_s:g} s)")
+        for col in ("account", "trading PnL", "Sharpe", "max drawdown"):
+            board.add_column(col, justify="left" if col == "account" else "right")
+        for value, account in last:
+            ratio, depth = h.measure([account])
+            board.add_row(account, units.money(value), "-" if ratio is None else f"{ratio:,.2f}",
+                          "-" if depth is None else units.money(depth))  # fmt: skip
+        return [board]
 
     def _shares(self, lots: dict[str, int]) -> str:
         total = sum((self._spec(s).lot_size * q for s, q in lots.items()), Decimal(0))
@@ -372,6 +415,7 @@ class Up:
                     if poller.poll(250):
                         self._follow_trades(sub)
                     self.check()
+                    self.sample_pnl()
                     live.update(self.panel())
         except KeyboardInterrupt:
             pass
@@ -389,7 +433,8 @@ class Up:
 
     def _print_summary(self, summary: dict[str, Any]) -> None:
         rows = [leaderboard.Row(**a) for a in summary.get("accounts", [])]
-        for table in leaderboard.tables(rows, self.market):
+        for table in leaderboard.tables(rows, self.market, classes_rows=summary.get("strategies"),
+                                        note=summary.get("metrics_note")):  # fmt: skip
             self.console.print(table)
         last = ", ".join(f"{s} {units.price(self._spec(s), p)}" for s, p in summary["last"].items())
         self.console.print(f"{summary['trades']:,} trades, {self._shares(self.tape.lots)} shares"
