@@ -8,8 +8,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.replay.orders import (
-    P_FIELDS, P_LAT_CANCEL, P_LAT_ORDER, P_QUEUE, P_RULE, P_SIZE, QUEUE_DISPLAYED, QUEUE_NONE,
-    QUOTE_THROUGH, SIZE_CAPPED, SIZE_WHOLE, TRADE_THROUGH,
+    P_FIELDS,
+    P_LAT_CANCEL,
+    P_LAT_ORDER,
+    P_QUEUE,
+    P_RULE,
+    P_SIZE,
+    QUEUE_DISPLAYED,
+    QUEUE_NONE,
+    QUOTE_THROUGH,
+    SIZE_CAPPED,
+    SIZE_WHOLE,
+    TRADE_THROUGH,
 )  # fmt: skip
 from clearing.fees import FeeSchedule
 

@@ -100,6 +100,18 @@ class SyntheticSource:
                     seen.setdefault(s, None)
         return list(seen)
 
+    def span(self, rows: int) -> tuple[int, int] | None:
+        from agents.recorder.read import files
+
+        first = last = None
+        for path in files(self.root, "book"):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=["ts"]):
+                if batch.num_rows:
+                    ts = batch.column(0)
+                    first = ts[0].as_py() if first is None else first
+                    last = ts[-1].as_py()
+        return None if first is None else (first, last)
+
     def chunks(self, sym_index: dict[str, int], ticks_of: object, rows: int) -> Iterator[Chunk]:
         from agents.recorder.read import files, load
 

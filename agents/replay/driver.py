@@ -324,13 +324,15 @@ class Replay:
             return
         cols = chunk.contiguous().columns()
         ts_ = cols[0]
-        if not self._started:
-            self.start(int(ts_[0]))
         mkt, ords, acct, rep, ctl, prm = self.mkt, self.ords, self.acct, self.rep, self.ctl, \
             self.prm  # fmt: skip
         mask, agent = self._mask, self.agent
         kind_, sym_, a_, b_, c_, d_ = cols[1:]
         i = 0
+        if not self._started:
+            # the first update is the market the strategy starts in: applied, then on_start
+            i = run_span(0, 1, o.NEVER, 0, *cols, mkt, ords, acct, rep, ctl, prm, self._samp)
+            self.start(int(ts_[0]))
         while i < n:
             stop = min(self._next_timer(), self._next_sample)
             j = run_span(i, n, stop, mask, *cols, mkt, ords, acct, rep, ctl, prm, self._samp)

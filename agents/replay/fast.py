@@ -26,13 +26,13 @@ from agents.replay.config import ReplayConfig
 from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, jit
 from agents.replay.loop import S_NEXT_SAMPLE, S_NSAMP, advance
 from agents.replay.record import RULE_NAMES, Record
-from agents.replay.tape import NO_ASK, NO_BID, QUOTE, Chunk
+from agents.replay.tape import NO_ASK, NO_BID, Chunk
 from exchange.errors import UserError
 
 __all__ = ["JoinQuoter", "TimedJoinQuoter", "join_policy", "run_compiled"]
 
 @jit
-def join_policy(ts, bid, bid_qty, ask, ask_qty, position, behind, size, max_inv):  # noqa: ANN001, ANN201
+def join_policy(ts, bid, bid_qty, ask, ask_qty, position, behind, size, max_inv):
     """Join the touch `behind` ticks behind it, `size` lots, inventory within `max_inv`."""
     want_bid = 0
     want_ask = 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 from agents.replay import orders as o
 from agents.replay.jit import jit, jit_nocache
 from agents.replay.rules import on_quote, on_trade
-from agents.replay.tape import NO_ASK, NO_BID, QUOTE
+from agents.replay.tape import QUOTE
 
 __all__ = ["STOP_QUOTE", "STOP_TRADE", "advance", "no_policy", "run_span"]
 
@@ -34,13 +34,13 @@ S_FIELDS = 6
 
 
 @jit
-def no_policy(ts, bid, bid_qty, ask, ask_qty, position, p0, p1, p2):  # noqa: ANN001, ANN201
+def no_policy(ts, bid, bid_qty, ask, ask_qty, position, p0, p1, p2):
     """The Python host's stand-in for a compiled policy (never called: no symbol to quote)."""
     return 0, 0, 0
 
 
 @jit
-def keep(ords, ctl, ps, k_slot, k_oid, sym, side, want, size, ts, lat_order, lat_cancel):  # noqa: ANN001, ANN201
+def keep(ords, ctl, ps, k_slot, k_oid, sym, side, want, size, ts, lat_order, lat_cancel):
     """Make the policy's order on one side rest at `want` (0: none): cancel a resting one at
     another price (cancel latency), send a new one (order latency)."""
     slot = ps[k_slot]
@@ -59,7 +59,7 @@ def keep(ords, ctl, ps, k_slot, k_oid, sym, side, want, size, ts, lat_order, lat
 
 
 @jit
-def sample(ps, samp, mkt, acct, sym, sample_ns):  # noqa: ANN001, ANN201
+def sample(ps, samp, mkt, acct, sym, sample_ns):
     """One row of the compiled path's inventory grid; False when the buffer is full."""
     k = ps[S_NSAMP]
     if k >= samp.shape[0]:
@@ -76,7 +76,7 @@ def sample(ps, samp, mkt, acct, sym, sample_ns):  # noqa: ANN001, ANN201
 
 @jit
 def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct,
-            rep, ctl, prm, policy, p0, p1, p2, ps, psym, samp, sample_ns, flush_at):  # noqa: ANN001, ANN201  # fmt: skip
+            rep, ctl, prm, policy, p0, p1, p2, ps, psym, samp, sample_ns, flush_at):  # fmt: skip
     """Apply updates from `i` (see the module docstring); returns the next index to apply.
 
     `host` 1: the Python host (stop on reports and on `stop_mask` updates); 0: the compiled
@@ -162,7 +162,7 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
 
 @jit_nocache
 def run_span(i, n, stop_ts, stop_mask, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep,
-             ctl, prm, samp):  # noqa: ANN001, ANN201  # fmt: skip
+             ctl, prm, samp):  # fmt: skip
     """`advance` for the Python host (no policy). A compiled wrapper, not a Python one: the
     host calls it once per stop, and handing numba a function object costs more than the
     call itself."""

@@ -76,7 +76,7 @@ def new_state(n_symbols: int, max_orders: int = 256, max_reports: int = 4096) ->
 
 
 @jit
-def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):  # noqa: ANN001, ANN201
+def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):
     """Append one report about `slot`'s order (its state after the change)."""
     n = ctl[C_NREP]
     if n >= rep.shape[0]:
@@ -96,7 +96,7 @@ def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):  # noqa: ANN001
 
 
 @jit
-def new_order(ords, ctl, sym, side, price, qty, market, at):  # noqa: ANN001, ANN201
+def new_order(ords, ctl, sym, side, price, qty, market, at):
     """Put an order in a free slot, live from `at`; returns the slot (-1: no slot free)."""
     slot = -1
     for s in range(ctl[C_HIGH]):
@@ -130,7 +130,7 @@ def new_order(ords, ctl, sym, side, price, qty, market, at):  # noqa: ANN001, AN
 
 
 @jit
-def cancel_order(ords, ctl, slot, at):  # noqa: ANN001, ANN201
+def cancel_order(ords, ctl, slot, at):
     """Cancel `slot`'s order from `at` on (an earlier cancel already on its way stands)."""
     if ords[slot, O_STATE] == FREE:
         return False
@@ -142,7 +142,7 @@ def cancel_order(ords, ctl, slot, at):  # noqa: ANN001, ANN201
 
 
 @jit
-def replace_order(ords, ctl, slot, price, qty, at):  # noqa: ANN001, ANN201
+def replace_order(ords, ctl, slot, price, qty, at):
     """Amend `slot`'s order from `at` on: `qty` is the new total quantity (as on the wire)."""
     if ords[slot, O_STATE] == FREE:
         return False
@@ -155,7 +155,7 @@ def replace_order(ords, ctl, slot, price, qty, at):  # noqa: ANN001, ANN201
 
 
 @jit
-def book_fill(ords, acct, rep, ctl, slot, ts, price, qty, rule, liq):  # noqa: ANN001, ANN201
+def book_fill(ords, acct, rep, ctl, slot, ts, price, qty, rule, liq):
     """Fill `qty` of `slot`'s order at `price`: position, cash, the order, a report."""
     side = ords[slot, O_SIDE]
     sym = ords[slot, O_SYM]
@@ -169,7 +169,7 @@ def book_fill(ords, acct, rep, ctl, slot, ts, price, qty, rule, liq):  # noqa: A
 
 
 @jit
-def queue_at_arrival(ords, mkt, slot):  # noqa: ANN001, ANN201
+def queue_at_arrival(ords, mkt, slot):
     """The displayed size ahead of an order joining the book: the best's size at its price,
     nothing when it improves the best, unknown (-1) when it is behind the best."""
     sym = ords[slot, O_SYM]
@@ -188,7 +188,7 @@ def queue_at_arrival(ords, mkt, slot):  # noqa: ANN001, ANN201
 
 
 @jit
-def arrive(ords, mkt, acct, rep, ctl, prm, slot, ts, announce):  # noqa: ANN001, ANN201
+def arrive(ords, mkt, acct, rep, ctl, prm, slot, ts, announce):
     """The order reaches the market: a marketable part trades at once against the displayed
     opposite quote (as a taker, at that quote's price); the rest rests (a market order's
     rest is cancelled). `announce`: report it as new (not a replace that joins anew)."""
@@ -221,7 +221,7 @@ def arrive(ords, mkt, acct, rep, ctl, prm, slot, ts, announce):  # noqa: ANN001,
 
 
 @jit
-def apply_due(ts, mkt, ords, acct, rep, ctl, prm):  # noqa: ANN001, ANN201
+def apply_due(ts, mkt, ords, acct, rep, ctl, prm):
     """Everything that takes effect at or before `ts`: arrivals, replaces, cancels."""
     nxt = NEVER
     for s in range(ctl[C_HIGH]):
@@ -277,7 +277,7 @@ def apply_due(ts, mkt, ords, acct, rep, ctl, prm):  # noqa: ANN001, ANN201
 
 
 @jit
-def retrigger(mkt, ords, ctl):  # noqa: ANN001, ANN201
+def retrigger(mkt, ords, ctl):
     """Each symbol's highest live bid and lowest live offer: the loop's fast path applies an
     update without looking at the orders when it cannot reach either."""
     mkt[:, M_HIBUY] = NONE_BUY

@@ -81,6 +81,20 @@ class Source:
                         seen.setdefault(str(s), None)
         return list(seen)
 
+    def span(self, rows: int) -> tuple[int, int] | None:
+        """The stream's first and last timestamps (None: no rows)."""
+        first = last = None
+        col = self.mapping["ts"]
+        for path in self.paths:
+            row0 = 0
+            for batch in self.batches(path, rows, [col]):
+                if batch.num_rows:
+                    ts = timestamps(path, col, batch.column(0), self.ts_unit, row0)
+                    first = int(ts[0]) if first is None else first
+                    last = int(ts[-1])
+                row0 += batch.num_rows
+        return None if first is None else (first, last)
+
     def chunks(self, sym_index: dict[str, int], ticks_of: Callable[[str], Decimal],
                rows: int) -> Iterator[Chunk]:  # fmt: skip
         """The stream as chunks, each file's rows in order (checked)."""
@@ -188,6 +202,19 @@ class Tape:
         index = {s: i for i, s in enumerate(self.symbols)}
         return [src.chunks(index, lambda s: self.specs[s].tick_size, self.chunk_rows)
                 for src in self.sources]  # fmt: skip
+
+    def span(self) -> tuple[int, int]:
+        """The first and last timestamps of the tape (a pass over the time columns only)."""
+        first, last = None, None
+        for src in self.sources:
+            ends = src.span(self.chunk_rows)
+            if ends is None:
+                continue
+            first = ends[0] if first is None else min(first, ends[0])
+            last = ends[1] if last is None else max(last, ends[1])
+        if first is None or last is None:
+            raise TapeError(f"{self.path}: the tape is empty")
+        return first, last
 
     def chunks(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Chunk]:
         """The whole tape in replay order (optionally only ``start_ns <= ts < end_ns``)."""

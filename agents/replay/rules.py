@@ -25,18 +25,37 @@ from __future__ import annotations
 
 from agents.replay.jit import jit
 from agents.replay.orders import (
-    LIQ_MAKER, LIVE, M_ASK, M_ASKQ, M_BID, M_BIDQ, M_LAST, M_TS, O_AHEAD, O_LEAVES, O_PRICE,
-    O_SIDE, O_STATE, O_SYM, P_QUEUE, P_RULE, P_SIZE, QUEUE_NONE, QUOTE_THROUGH, SIZE_CAPPED,
-    TRADE_THROUGH, book_fill,
+    C_HIGH,
+    LIQ_MAKER,
+    LIVE,
+    M_ASK,
+    M_ASKQ,
+    M_BID,
+    M_BIDQ,
+    M_LAST,
+    M_TS,
+    O_AHEAD,
+    O_LEAVES,
+    O_PRICE,
+    O_SIDE,
+    O_STATE,
+    O_SYM,
+    P_QUEUE,
+    P_RULE,
+    P_SIZE,
+    QUEUE_NONE,
+    QUOTE_THROUGH,
+    SIZE_CAPPED,
+    TRADE_THROUGH,
+    book_fill,
 )  # fmt: skip
 from agents.replay.tape import BUY, SELL
-from agents.replay.orders import C_HIGH
 
 __all__ = ["on_quote", "on_trade"]
 
 
 @jit
-def _fill(ords, acct, rep, ctl, prm, s, ts, cap, rule):  # noqa: ANN001, ANN202
+def _fill(ords, acct, rep, ctl, prm, s, ts, cap, rule):
     qty = ords[s, O_LEAVES]
     if prm[P_SIZE] == SIZE_CAPPED and cap < qty:
         qty = cap
@@ -45,7 +64,7 @@ def _fill(ords, acct, rep, ctl, prm, s, ts, cap, rule):  # noqa: ANN001, ANN202
 
 
 @jit
-def _eat(ords, s, size):  # noqa: ANN001, ANN202
+def _eat(ords, s, size):
     """`size` traded at the order's price: the queue ahead shrinks; returns what is left."""
     ahead = ords[s, O_AHEAD]
     if ahead < 0:
@@ -55,7 +74,7 @@ def _eat(ords, s, size):  # noqa: ANN001, ANN202
 
 
 @jit
-def on_quote(sym, ts, bid, bidq, ask, askq, mkt, ords, acct, rep, ctl, prm):  # noqa: ANN001, ANN201
+def on_quote(sym, ts, bid, bidq, ask, askq, mkt, ords, acct, rep, ctl, prm):
     """A new best bid and ask for `sym`: fills, queue estimates, then the market state."""
     rule = prm[P_RULE]
     queue = prm[P_QUEUE] != QUEUE_NONE
@@ -107,7 +126,7 @@ def on_quote(sym, ts, bid, bidq, ask, askq, mkt, ords, acct, rep, ctl, prm):  # 
 
 
 @jit
-def on_trade(sym, ts, price, qty, aggressor, mkt, ords, acct, rep, ctl, prm):  # noqa: ANN001, ANN201
+def on_trade(sym, ts, price, qty, aggressor, mkt, ords, acct, rep, ctl, prm):
     """A trade on `sym`: fills (trade-through), the queue ahead at its price, the last price."""
     rule = prm[P_RULE]
     queue = prm[P_QUEUE] != QUEUE_NONE
