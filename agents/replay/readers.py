@@ -37,6 +37,11 @@ DEFAULT_CHUNK_ROWS = 1 << 20
 _CSV_BLOCK = 8 << 20
 
 
+def _block(rows: int) -> int:
+    """CSV bytes per block for about `rows` rows (a row of a tape is some 40 to 60 bytes)."""
+    return max(4096, min(_CSV_BLOCK, rows * 48))
+
+
 @dataclass
 class Source:
     """One stream of the tape (quotes or trades) over one or more files read in order.
@@ -61,7 +66,7 @@ class Source:
         convert = pacsv.ConvertOptions(include_columns=columns,
                                        strings_can_be_null=True)  # fmt: skip
         try:
-            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_block(rows)),
                                     convert_options=convert)  # fmt: skip
             for batch in reader:
                 yield batch
