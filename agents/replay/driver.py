@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from agents.replay import orders as o
 from agents.replay.config import ReplayConfig
 from agents.replay.loop import STOP_QUOTE, STOP_TRADE, run_span
 from agents.replay.record import Record
-from agents.replay.tape import NO_ASK, NO_BID, QUOTE, SELL, Chunk
+from agents.replay.tape import NO_ASK, NO_BID, QUOTE, Chunk
 from agents.units import CASH_UNIT
 from clearing.fees import fee_for
 from clearing.ledger import multiplier
@@ -156,6 +155,9 @@ class Replay:
             STOP_TRADE if cls.on_trade is not Agent.on_trade else 0)  # fmt: skip
         self._started = False
         self._next_sample = 0
+        self._cols: tuple = ()
+        self._n = 0
+        self._i = 0
         self._samp = np.zeros((1, 5), np.int64)
 
     # ------------------------------------------------------------------ the market view
@@ -317,33 +319,47 @@ class Replay:
         self.ctx.agent.bind(self.ctx)
         self.agent.on_start()
 
-    def feed(self, chunk: Chunk) -> None:
-        """Apply one chunk of the tape (chunks in tape order)."""
-        n = len(chunk)
+    def load(self, chunk: Chunk) -> None:
+        """Make `chunk` the part of the tape `drive` applies next (chunks in tape order)."""
+        self._cols = chunk.contiguous().columns()
+        self._n = len(chunk)
+        self._i = 0
+        if self._n and not self._started:
+            # the first update is the market the strategy starts in: applied, then on_start
+            self._i = run_span(0, 1, o.NEVER, 0, *self._cols, self.mkt, self.ords, self.acct,
+                               self.rep, self.ctl, self.prm, self._samp)  # fmt: skip
+            self.start(int(self._cols[0][0]))
+
+    def drive(self, until: int = o.NEVER) -> bool:
+        """Apply the loaded chunk up to the first update stamped at or after `until`: True
+        when that time was reached (the clock is then `until`), False when the chunk ran out.
+        """
+        cols = self._cols
+        n = self._n
         if not n:
-            return
-        cols = chunk.contiguous().columns()
-        ts_ = cols[0]
+            return False
+        ts_, kind_, sym_, a_, b_, c_, d_ = cols
         mkt, ords, acct, rep, ctl, prm = self.mkt, self.ords, self.acct, self.rep, self.ctl, \
             self.prm  # fmt: skip
         mask, agent = self._mask, self.agent
-        kind_, sym_, a_, b_, c_, d_ = cols[1:]
-        i = 0
-        if not self._started:
-            # the first update is the market the strategy starts in: applied, then on_start
-            i = run_span(0, 1, o.NEVER, 0, *cols, mkt, ords, acct, rep, ctl, prm, self._samp)
-            self.start(int(ts_[0]))
+        i = self._i
+        reached = False
         while i < n:
-            stop = min(self._next_timer(), self._next_sample)
+            timer = self._next_timer()
+            stop = min(timer, self._next_sample, until)
             j = run_span(i, n, stop, mask, *cols, mkt, ords, acct, rep, ctl, prm, self._samp)
-            if j == i:  # a timer or a sample is due before update i
+            if j == i:  # a sample, a timer or `until` is due before update i
                 if self._next_sample <= stop:
                     self._sample(self._next_sample)
                     self._next_sample += self.config.sample_ns
-                else:
+                elif timer <= stop:
                     self._fire()
                     if ctl[o.C_NREP]:
                         self._reports()
+                else:
+                    self.now = max(self.now, until)
+                    reached = True
+                    break
                 continue
             i = j
             last = j - 1
@@ -354,16 +370,22 @@ class Replay:
                 sym = int(sym_[last])
                 if kind_[last] == QUOTE:
                     if mask & STOP_QUOTE:
-                        q = self.quote_of(self.symbols[sym])
-                        agent.on_book(q)
+                        agent.on_book(self.quote_of(self.symbols[sym]))  # type: ignore[arg-type]
                 elif mask & STOP_TRADE:
                     aggr = _AGGRESSOR.get(int(c_[last]), "none")
                     agent.on_trade(TradeTick(self.symbols[sym], int(a_[last]), int(b_[last]),
                                              aggr, int(d_[last]), self.now))  # fmt: skip
             if ctl[o.C_NREP]:
                 self._reports()
-        self.record.last_ts = int(ts_[-1])
+        self._i = i
+        self.record.last_ts = int(ts_[i - 1]) if i else self.record.last_ts
         self.record.events = int(ctl[o.C_EVENTS])
+        return reached
+
+    def feed(self, chunk: Chunk) -> None:
+        """Apply one chunk of the tape (chunks in tape order)."""
+        self.load(chunk)
+        self.drive()
 
     def finish(self) -> Record:
         """Stop the agent (open orders are then dropped) and take a last sample."""
@@ -382,5 +404,3 @@ def positions_array(replay: Replay) -> np.ndarray:
     """The loop's own positions per symbol (lots), for checks against the agent's view."""
     return replay.acct[:, o.A_POS].copy()
 
-
-_ = (SELL, Decimal)
