@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "jit", "jit_nocache"]
+__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "jit", "jit_inline", "jit_nocache"]
 
 try:
     import numba
@@ -38,3 +38,10 @@ def jit_nocache(fn: Callable[..., Any]) -> Callable[..., Any]:
     if numba is None:
         return fn
     return numba.njit(nogil=True)(fn)
+
+
+def jit_inline(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`jit`, inlined by numba where it is called (small helpers of the per-update path)."""
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, nogil=True, inline="always")(fn)

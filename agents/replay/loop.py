@@ -98,7 +98,6 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
         nrep = ctl[o.C_NREP]
         if ctl[o.C_NEXT_DUE] <= ts:
             o.apply_due(ts, mkt, ords, acct, rep, ctl, prm)
-            o.retrigger(mkt, ords, ctl)  # orders that arrived (or left) change the bounds
         s = sym_[i]
         is_quote = kind_[i] == QUOTE
         if is_quote:
@@ -131,15 +130,25 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
             want_bid, want_ask, size = policy(ts, a_[i], b_[i], c_[i], d_[i], acct[s, o.A_POS],
                                               p0, p1, p2)  # fmt: skip
             slot = ps[S_BID_SLOT]
-            if not (slot >= 0 and ords[slot, o.O_PRICE] == want_bid
-                    and ords[slot, o.O_STATE] != o.FREE and ords[slot, o.O_OID] == ps[S_BID_OID]
-                    and ords[slot, o.O_CANCEL_AT] == o.NEVER):  # fmt: skip
+            if slot < 0:
+                change = want_bid > 0
+            else:  # an order (live, not being cancelled) at another price than wanted
+                change = not (ords[slot, o.O_PRICE] == want_bid
+                              and ords[slot, o.O_STATE] != o.FREE
+                              and ords[slot, o.O_OID] == ps[S_BID_OID]
+                              and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
+            if change:
                 keep(ords, ctl, ps, S_BID_SLOT, S_BID_OID, s, 1, want_bid, size, ts,
                      lat_order, lat_cancel)  # fmt: skip
             slot = ps[S_ASK_SLOT]
-            if not (slot >= 0 and ords[slot, o.O_PRICE] == want_ask
-                    and ords[slot, o.O_STATE] != o.FREE and ords[slot, o.O_OID] == ps[S_ASK_OID]
-                    and ords[slot, o.O_CANCEL_AT] == o.NEVER):  # fmt: skip
+            if slot < 0:
+                change = want_ask > 0
+            else:
+                change = not (ords[slot, o.O_PRICE] == want_ask
+                              and ords[slot, o.O_STATE] != o.FREE
+                              and ords[slot, o.O_OID] == ps[S_ASK_OID]
+                              and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
+            if change:
                 keep(ords, ctl, ps, S_ASK_SLOT, S_ASK_OID, s, -1, want_ask, size, ts,
                      lat_order, lat_cancel)  # fmt: skip
         i += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.replay.jit import jit
+from agents.replay.jit import jit, jit_inline
 from agents.replay.tape import NO_ASK, NO_BID
 
 # order fields
@@ -75,7 +75,7 @@ def new_state(n_symbols: int, max_orders: int = 256, max_reports: int = 4096) ->
     return mkt, ords, rep, ctl, acct
 
 
-@jit
+@jit_inline
 def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):
     """Append one report about `slot`'s order (its state after the change)."""
     n = ctl[C_NREP]
@@ -95,7 +95,7 @@ def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):
     ctl[C_NREP] = n + 1
 
 
-@jit
+@jit_inline
 def new_order(ords, ctl, sym, side, price, qty, market, at):
     """Put an order in a free slot, live from `at`; returns the slot (-1: no slot free)."""
     slot = -1
@@ -129,7 +129,7 @@ def new_order(ords, ctl, sym, side, price, qty, market, at):
     return slot
 
 
-@jit
+@jit_inline
 def cancel_order(ords, ctl, slot, at):
     """Cancel `slot`'s order from `at` on (an earlier cancel already on its way stands)."""
     if ords[slot, O_STATE] == FREE:
@@ -141,7 +141,7 @@ def cancel_order(ords, ctl, slot, at):
     return True
 
 
-@jit
+@jit_inline
 def replace_order(ords, ctl, slot, price, qty, at):
     """Amend `slot`'s order from `at` on: `qty` is the new total quantity (as on the wire)."""
     if ords[slot, O_STATE] == FREE:
@@ -154,7 +154,7 @@ def replace_order(ords, ctl, slot, price, qty, at):
     return True
 
 
-@jit
+@jit_inline
 def book_fill(ords, acct, rep, ctl, slot, ts, price, qty, rule, liq):
     """Fill `qty` of `slot`'s order at `price`: position, cash, the order, a report."""
     side = ords[slot, O_SIDE]
@@ -168,7 +168,7 @@ def book_fill(ords, acct, rep, ctl, slot, ts, price, qty, rule, liq):
         ords[slot, O_STATE] = FREE
 
 
-@jit
+@jit_inline
 def queue_at_arrival(ords, mkt, slot):
     """The displayed size ahead of an order joining the book: the best's size at its price,
     nothing when it improves the best, unknown (-1) when it is behind the best."""
@@ -187,7 +187,7 @@ def queue_at_arrival(ords, mkt, slot):
     return -1
 
 
-@jit
+@jit_inline
 def arrive(ords, mkt, acct, rep, ctl, prm, slot, ts, announce):
     """The order reaches the market: a marketable part trades at once against the displayed
     opposite quote (as a taker, at that quote's price); the rest rests (a market order's
@@ -274,14 +274,16 @@ def apply_due(ts, mkt, ords, acct, rep, ctl, prm):
         if cancel_at < NEVER:
             nxt = min(nxt, cancel_at)
     ctl[C_NEXT_DUE] = nxt
+    retrigger(mkt, ords, ctl)  # orders that arrived, moved or left change the bounds
 
 
 @jit
 def retrigger(mkt, ords, ctl):
     """Each symbol's highest live bid and lowest live offer: the loop's fast path applies an
     update without looking at the orders when it cannot reach either."""
-    mkt[:, M_HIBUY] = NONE_BUY
-    mkt[:, M_LOSELL] = NONE_SELL
+    for k in range(mkt.shape[0]):
+        mkt[k, M_HIBUY] = NONE_BUY
+        mkt[k, M_LOSELL] = NONE_SELL
     for s in range(ctl[C_HIGH]):
         if ords[s, O_STATE] != LIVE:
             continue

@@ -23,7 +23,7 @@ Fills are at the order's own price (we are the resting side), booked as maker fi
 
 from __future__ import annotations
 
-from agents.replay.jit import jit
+from agents.replay.jit import jit, jit_inline
 from agents.replay.orders import (
     C_HIGH,
     LIQ_MAKER,
@@ -54,7 +54,7 @@ from agents.replay.tape import BUY, SELL
 __all__ = ["on_quote", "on_trade"]
 
 
-@jit
+@jit_inline
 def _fill(ords, acct, rep, ctl, prm, s, ts, cap, rule):
     qty = ords[s, O_LEAVES]
     if prm[P_SIZE] == SIZE_CAPPED and cap < qty:
@@ -63,7 +63,7 @@ def _fill(ords, acct, rep, ctl, prm, s, ts, cap, rule):
         book_fill(ords, acct, rep, ctl, s, ts, ords[s, O_PRICE], qty, rule, LIQ_MAKER)
 
 
-@jit
+@jit_inline
 def _eat(ords, s, size):
     """`size` traded at the order's price: the queue ahead shrinks; returns what is left."""
     ahead = ords[s, O_AHEAD]
