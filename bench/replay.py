@@ -85,17 +85,23 @@ def prefix(chunks: list[Chunk], n: int) -> list[Chunk]:
     return out
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def timed(fn):
     t0 = time.process_time()
     result = fn()
     return result, time.process_time() - t0
 
 
-def to_hftbacktest(chunk: Chunk):  # noqa: ANN201
+def to_hftbacktest(chunk: Chunk):
     """The tape as hftbacktest events: depth updates for the best levels (and the removal of
     the previous best when it moves), trades with the aggressor's side."""
     from hftbacktest import (
-        BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT, TRADE_EVENT, event_dtype,
+        BUY_EVENT,
+        DEPTH_EVENT,
+        EXCH_EVENT,
+        LOCAL_EVENT,
+        SELL_EVENT,
+        TRADE_EVENT,
+        event_dtype,
     )  # fmt: skip
 
     flags = EXCH_EVENT | LOCAL_EVENT
@@ -146,7 +152,7 @@ def run_hftbacktest(chunk: Chunk) -> tuple[int, float] | str:
         return f"hftbacktest not installed ({exc.name}): pip install hftbacktest"
 
     @njit
-    def strategy(hbt):  # noqa: ANN001, ANN202
+    def strategy(hbt):
         bid_id = 0
         ask_id = 0
         next_id = 1
@@ -181,7 +187,7 @@ def run_hftbacktest(chunk: Chunk) -> tuple[int, float] | str:
             hbt.clear_inactive_orders(0)
         return hbt.state_values(0).num_trades
 
-    def build(data):  # noqa: ANN001, ANN202
+    def build(data):
         asset = (BacktestAsset().data([data]).linear_asset(1.0)
                  .constant_order_latency(LAT, LAT).risk_adverse_queue_model()
                  .no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +212,8 @@ def backtest(
     for k, w in enumerate(windows, 1):
         runs: dict[int, Any] = {}
 
-        def score(c: dict[str, Any], w: Window = w, runs: dict[int, Any] = runs) -> float:
+        def score(c: dict[str, Any], w: Window = w, runs: dict[int, Any] = runs,
+                  k: int = k) -> float:
             r = one(c, *w.train, f"{name}-train{k}")
             runs[id(c)] = r
             return sum((m["profitability"]["total"] or 0.0)
@@ -249,9 +249,4 @@ def backtest(
                   money(r["test_pnl"]), f"{r['train_fills']:,}/{r['test_fills']:,}")
     console.print(t)
     console.print(f"wrote {out_dir}/ (train-N/, test-N/, walkforward.json)")
-    _ = sys
 
-
-def register(app: typer.Typer) -> None:
-    """Add `agora backtest` to the `agora` app."""
-    app.command()(backtest)

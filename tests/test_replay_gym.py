@@ -40,7 +40,7 @@ def test_replay_env_passes_check_env_and_fills_on_the_tape(tmp_path: Path) -> No
     check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs) and env.action_space.n == 9
-    fills, rewards, steps = 0, [], 0
+    rewards, steps = [], 0
     done = False
     while not done:
         obs, reward, term, trunc, info = env.step(0)  # join the best bid and ask

@@ -95,8 +95,8 @@ def test_a_live_recording_replays_and_a_market_maker_backtests_over_it(tmp_path:
     assert len(fills) == summary["fills"]
     assert all(f["rule"] in ("trade-through", "taker") for f in fills)
     # and the people's table prints
-    table = subprocess.run([*AGORA, "backtest", "avellaneda_stoikov", "--data", str(rec),
-                            "--fill-rule", "quote-through", "--out", str(tmp_path / "as")],
-                           capture_output=True, text=True, timeout=WAIT_S, cwd=tmp_path)  # fmt: skip
+    cmd = [*AGORA, "backtest", "avellaneda_stoikov", "--data", str(rec), "--fill-rule",
+           "quote-through", "--out", str(tmp_path / "as")]
+    table = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, cwd=tmp_path)
     assert table.returncode == 0, table.stderr[-3000:]
     assert "updates replayed" in table.stdout and f"{trades + quotes:,}" in table.stdout

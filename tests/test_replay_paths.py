@@ -32,8 +32,7 @@ def random_chunk(n: int, seed: int) -> Chunk:
 
 
 CONFIGS = [
-    ReplayConfig(fill_rule=rule, queue=queue, size=size, latency_ns=lat,
-                 cancel_latency_ns=clat)  # fmt: skip
+    ReplayConfig(fill_rule=rule, queue=queue, size=size, latency_ns=lat, cancel_latency_ns=clat)
     for rule in ("quote-through", "trade-through")
     for queue in ("none", "displayed")
     for size, lat, clat in (("whole", 0, None), ("capped", 700_000, 300_000))

@@ -1,7 +1,8 @@
 """The compiled fast path: updates, fills and a compiled quoting policy in one numba loop.
 
 A policy is a numba-compiled function ``policy(ts, bid, bid_qty, ask, ask_qty, position,
-p0, p1, p2) -> (bid_price, ask_price, size)`` (three integer parameters) (prices in ticks; 0: no quote on that side), called
+p0, p1, p2) -> (bid_price, ask_price, size)`` (three integer parameters; prices in ticks, 0:
+no quote on that side), called
 after every quote of the traded symbol. The loop keeps one bid and one offer: an order whose
 price is no longer wanted is cancelled (with the cancel latency) and a new one sent (with the
 order latency), through the same order slots, rules and latencies as the Python path

@@ -105,10 +105,7 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
             ask = c_[i]
             hib = mkt[s, o.M_HIBUY]
             los = mkt[s, o.M_LOSELL]
-            if rule_qt:
-                slow = ask <= hib or bid >= los
-            else:
-                slow = False
+            slow = rule_qt and (ask <= hib or bid >= los)
             if queue and (bid <= hib or ask >= los):
                 slow = True
             if slow:

@@ -68,8 +68,7 @@ class Source:
         try:
             reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_block(rows)),
                                     convert_options=convert)  # fmt: skip
-            for batch in reader:
-                yield batch
+            yield from reader
         except pa.ArrowInvalid as exc:  # a row of another width, a broken quote...
             raise TapeError.at(path, None, None, str(exc).splitlines()[0]) from None
 
@@ -126,8 +125,8 @@ class Source:
                     yield chunk
                 row0 += batch.num_rows
 
-    def _convert(self, path: Path, batch: pa.RecordBatch, row0: int,
-                 sym_index: dict[str, int], ticks_of: Callable[[str], Decimal]) -> Chunk:  # fmt: skip
+    def _convert(self, path: Path, batch: pa.RecordBatch, row0: int, sym_index: dict[str, int],
+                 ticks_of: Callable[[str], Decimal]) -> Chunk:  # fmt: skip
         m = self.mapping
         n = batch.num_rows
         ts = timestamps(path, m["ts"], batch.column(m["ts"]), self.ts_unit, row0)

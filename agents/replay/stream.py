@@ -35,10 +35,7 @@ def merge(streams: list[Iterator[Chunk]]) -> Iterator[Chunk]:
         if not pull(k):
             live.remove(k)
     while True:
-        if live:
-            horizon = min(int(bufs[k][-1].ts[-1]) for k in live)
-        else:
-            horizon = None
+        horizon = min(int(bufs[k][-1].ts[-1]) for k in live) if live else None
         parts, keys = [], []
         for k, buf in enumerate(bufs):
             if not buf:
@@ -60,9 +57,8 @@ def merge(streams: list[Iterator[Chunk]]) -> Iterator[Chunk]:
             return
         # the streams whose buffer ends at the horizon need more before anything at it goes
         for k in list(live):
-            if not bufs[k] or int(bufs[k][-1].ts[-1]) <= horizon:
-                if not pull(k):
-                    live.remove(k)
+            if (not bufs[k] or int(bufs[k][-1].ts[-1]) <= horizon) and not pull(k):
+                live.remove(k)
 
 
 def window(chunks: Iterator[Chunk], start_ns: int | None, end_ns: int | None) -> Iterator[Chunk]:
