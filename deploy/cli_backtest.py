@@ -207,7 +207,9 @@ def backtest(
         console.print(f"wrote {out_dir}/ ({', '.join(files)})")
         return
 
-    candidates = [{**params, **g} for g in make_grid(grid)]
+    combos = make_grid(grid)
+    grid_keys = list(combos[0])
+    candidates = [{**params, **g} for g in combos]
     report = []
     for k, w in enumerate(windows, 1):
         runs: dict[int, Any] = {}
@@ -245,7 +247,8 @@ def backtest(
     for r in report:
         t.add_row(str(r["window"]), f"{timestamp(r['train'][0])}-{timestamp(r['train'][1])}",
                   f"{timestamp(r['test'][0])}-{timestamp(r['test'][1])}",
-                  json.dumps(r["params"]) if r["params"] else "-", money(r["train_pnl"]),
+                  ", ".join(f"{k}={r['params'][k]}" for k in grid_keys) or "-",
+                  money(r["train_pnl"]),
                   money(r["test_pnl"]), f"{r['train_fills']:,}/{r['test_fills']:,}")
     console.print(t)
     console.print(f"wrote {out_dir}/ (train-N/, test-N/, walkforward.json)")

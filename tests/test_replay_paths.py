@@ -115,3 +115,26 @@ def test_vwap_and_synthetic_quotes_from_depth() -> None:
     assert book.synthetic(4) == (98, 4, 102, 4)
     book.apply("sell", 102, 0)
     assert book.synthetic(4)[2] == NO_ASK  # only 2 lots offered now
+
+
+def test_walk_forward_tunes_on_train_and_judges_on_test(sim_run: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "deploy.cli", "backtest", "fixed_spread_mm",
+                        "--data", str(sim_run), "--fill-rule", "trade-through", "--rolling",
+                        "8:4", "--grid", "half_spread_ticks=1,3", "--param",
+                        "requote_on_book=true", "--out", str(tmp_path / "wf"), "--json"],
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(report) == 3  # 20 s of tape: train 8 s, test the next 4, moved on by 4
+    for k, w in enumerate(report, 1):
+        assert w["train"][1] == w["test"][0] and w["params"]["half_spread_ticks"] in (1, 3)
+        train = json.loads((tmp_path / "wf" / f"train-{k}" / "summary.json").read_text())
+        test = json.loads((tmp_path / "wf" / f"test-{k}" / "summary.json").read_text())
+        for run in (train, test):
+            assert {k: run["params"][k] for k in w["params"]} == w["params"]
+        assert test["first_ts"] >= w["test"][0] and test["last_ts"] < w["test"][1]
+        assert train["first_ts"] >= w["train"][0] and train["last_ts"] < w["train"][1]
