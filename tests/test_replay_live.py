@@ -94,6 +94,21 @@ def test_a_live_recording_replays_and_a_market_maker_backtests_over_it(tmp_path:
     fills = pq.read_table(out / "fills.parquet").to_pylist()
     assert len(fills) == summary["fills"]
     assert all(f["rule"] in ("trade-through", "taker") for f in fills)
+    # the recorded depth gives synthetic quotes: the price of 3 lots through the levels,
+    # never better than the recorded touch
+    from agents.replay.readers import open_tape
+    from agents.replay.stream import load_all
+    from agents.replay.tape import NO_ASK, NO_BID, QUOTE
+
+    raw = load_all(open_tape(rec).chunks())
+    syn = load_all(open_tape(rec, synthetic_size=3).chunks())
+    q = syn.kind == QUOTE
+    assert q.sum() == _rows(rec / "book") and (syn.kind != QUOTE).sum() == trades
+    both = q & (syn.a != NO_BID) & (syn.c != NO_ASK)
+    assert both.any() and (syn.a[both] < syn.c[both]).all()
+    rq = raw.kind == QUOTE
+    best_bid = raw.a[rq & (raw.a != NO_BID)].max()
+    assert syn.a[both].max() <= best_bid
     # and the people's table prints
     cmd = [*AGORA, "backtest", "avellaneda_stoikov", "--data", str(rec), "--fill-rule",
            "quote-through", "--out", str(tmp_path / "as")]

@@ -399,8 +399,3 @@ class Replay:
             self.feed(chunk)
         return self.finish()
 
-
-def positions_array(replay: Replay) -> np.ndarray:
-    """The loop's own positions per symbol (lots), for checks against the agent's view."""
-    return replay.acct[:, o.A_POS].copy()
-

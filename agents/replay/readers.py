@@ -15,7 +15,6 @@ streaming CSV reader `pyarrow.csv.open_csv`), so memory holds a few batches, nev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -300,9 +299,6 @@ def open_tape(
             sources.append(Source("trades", [t], {"ts": "ts", "symbol": "symbol",
                                   "price": "price", "size": "qty", "side": "aggressor",
                                   "trade_id": "trade_id"}, ticks=True, ts_unit="ns"))  # fmt: skip
-        summary = root / "summary.json"
-        name = json.loads(summary.read_text()).get("name", "") if summary.is_file() else ""
-        _ = name
         return Tape(root, "simulate", sources, tick, chunk_rows)
     files = [root] if root.is_file() else sorted(
         p for p in root.iterdir() if p.name.lower().endswith(_TAPE_SUFFIXES))  # fmt: skip

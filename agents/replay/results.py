@@ -148,10 +148,7 @@ def write_run(out_dir: Path | str, record: Record, summary: dict[str, Any],
         "name": [summary["name"]], "account": [account], "strategy": [strategy],
         "cash": [int(sum(v["cash"] for v in final.values()) if final else 0)],
     }  # fmt: skip
-    total = 0.0
-    for sym, m in summary.get("metrics", {}).items():
-        _ = sym
-        total += m["profitability"]["total"] or 0.0
+    total = sum((m["profitability"]["total"] or 0.0) for m in summary.get("metrics", {}).values())
     prof = [m["profitability"] for m in summary.get("metrics", {}).values()]
     agents["trading_pnl"] = [float(sum((p["trading"] or 0.0) for p in prof))]
     agents["inventory_pnl"] = [float(sum((p["inventory"] or 0.0) for p in prof))]
