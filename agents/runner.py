@@ -595,7 +595,7 @@ class Runner:
                          "strategy": type(ctx.agent).__name__,
                          "cash": bal.cash, "positions": theirs, "pnl": bal.pnl,
                          "fills": mine.fills, "volume": mine.volume,
-                         "posted": getattr(ctx.agent, "qty_posted", None),
+                         "posted": ctx.qty_posted,
                          "orders": ctx.orders_sent, "rejects": ctx.rejects,
                          "errors": ctx.errors})  # fmt: skip
         result = {

@@ -538,11 +538,12 @@ def _register_more() -> None:
     """Commands kept in their own modules (agents, simulation), registered on `app`."""
     from agents.cli import app as agents_app
     from agents.cli import attach
-    from deploy import cli_accel, cli_sim
+    from deploy import cli_accel, cli_facts, cli_sim
 
     app.add_typer(agents_app, name="agents")
     app.command()(attach)
     cli_sim.register(app)
+    cli_facts.register(app)
     cli_accel.register(app)
     from deploy.cli_report import report
     app.command()(report)

@@ -67,19 +67,28 @@ class PnlHistory:
     grid instead would turn it into a zero and a double increment, which distorts more)."""
 
     def __init__(self, interval_s: float = 5.0) -> None:
+        import threading
+
         self.interval_s = interval_s
         self.ts: list[int] = []
         self.values: dict[str, list[float]] = {}
+        self._lock = threading.Lock()  # `agora up` samples in a thread, the panel reads
 
     def add(self, ts_ns: int, rows: list[Row]) -> None:
-        n = len(self.ts)
-        self.ts.append(ts_ns)
-        for r in rows:
-            value = float(r.trading_pnl if r.trading_pnl is not None else r.pnl)
-            self.values.setdefault(r.account, [math.nan] * n).append(value)
-        for series in self.values.values():  # an account missing from this sample: unknown
-            if len(series) < n + 1:
-                series.append(math.nan)
+        with self._lock:
+            n = len(self.ts)
+            self.ts.append(ts_ns)
+            for r in rows:
+                value = float(r.trading_pnl if r.trading_pnl is not None else r.pnl)
+                self.values.setdefault(r.account, [math.nan] * n).append(value)
+            for series in self.values.values():  # missing from this sample: unknown
+                if len(series) < n + 1:
+                    series.append(math.nan)
+
+    def last(self) -> dict[str, float]:
+        """Each account's value at the last sample (NaN where it was missing)."""
+        with self._lock:
+            return {a: v[-1] for a, v in self.values.items() if v}
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -91,13 +100,14 @@ class PnlHistory:
 
         from agents.metrics import Series
 
-        if len(self.ts) < 2:
-            return None
-        rows = [self.values[a] for a in accounts if a in self.values]
-        if not rows:
-            return None
-        total = np.nansum(np.array(rows, dtype=float), axis=0)
-        return Series.of(self.ts, total)
+        with self._lock:
+            if len(self.ts) < 2:
+                return None
+            rows = [self.values[a] for a in accounts if a in self.values]
+            if not rows:
+                return None
+            total = np.nansum(np.array(rows, dtype=float), axis=0)
+            return Series.of(self.ts, total)
 
     def measure(self, accounts: list[str]) -> tuple[float | None, float | None]:
         """(Sharpe ratio, maximum drawdown in cash units) of the summed PnL of `accounts`."""

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -157,7 +158,8 @@ class Up:
         # every account's trading PnL from clearing every `sample_s`: the leaderboard's Sharpe
         # ratio and drawdown are measured on it (deploy.leaderboard.PnlHistory)
         self.history = leaderboard.PnlHistory(sample_s)
-        self._next_sample = self.started + sample_s
+        self._sampling = threading.Event()  # set: stop sampling
+        self._sampler: threading.Thread | None = None
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -229,6 +231,7 @@ class Up:
 
     def stop(self) -> dict[str, Any]:
         """Stop everything in reverse order; returns the final summary."""
+        self.stop_sampling()
         results: dict[str, Any] = {}
         summary: dict[str, Any] = {"market": self.market.name}
         for r in reversed(self.running):
@@ -272,17 +275,34 @@ class Up:
             return []
         return leaderboard.rank(reply.accounts, self.market)
 
-    def sample_pnl(self) -> None:
-        """Add every account's PnL to `history` when a sample is due (a slow or restarting
-        clearing house skips the sample rather than holding up the panel)."""
-        now = time.monotonic()
-        if now < self._next_sample:
-            return
-        self._next_sample = now + self.history.interval_s
-        if any(r.service.name == "clearing" and r.proc.returncode is None for r in self.running):
-            rows = self._leaderboard(timeout=2, quiet=True)
-            if rows:
-                self.history.add(time.time_ns(), rows)
+    def start_sampling(self) -> None:
+        """Every `history.interval_s`, every account's PnL from clearing into `history`, in a
+        thread of its own: a slow answer (a thousand accounts, a busy machine) never holds up
+        the panel, and a clearing house that does not answer only costs that sample."""
+
+        def loop() -> None:
+            said = False
+            while not self._sampling.wait(self.history.interval_s):
+                if not any(r.service.name == "clearing" and r.proc.returncode is None
+                           for r in self.running):  # fmt: skip
+                    continue
+                try:
+                    rows = self._leaderboard(timeout=self.history.interval_s, quiet=said)
+                except Exception as exc:  # a market file the split cannot use, say: once
+                    rows = []
+                    if not said:
+                        self.console.log(f"no PnL sample: {exc}")
+                said = said or not rows
+                if rows and not self._sampling.is_set():
+                    self.history.add(time.time_ns(), rows)
+
+        self._sampler = threading.Thread(target=loop, name="pnl-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop_sampling(self) -> None:
+        self._sampling.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=2 * self.history.interval_s + 5)
 
     # ------------------------------------------------------------------ the panel
     def _follow_trades(self, sub: zmq.Socket) -> None:
@@ -337,8 +357,7 @@ class Up:
         h = self.history
         if len(h) < 2:
             return []
-        last = sorted(((v[-1], a) for a, v in h.values.items() if v and v[-1] == v[-1]),
-                      reverse=True)[:top]  # fmt: skip
+        last = sorted(((v, a) for a, v in h.last().items() if v == v), reverse=True)[:top]
         board = Table(title=f"leaderboard (trading PnL, sampled every {h.interval_s:g} s)")
         for col in ("account", "trading PnL", "Sharpe", "max drawdown"):
             board.add_column(col, justify="left" if col == "account" else "right")
@@ -407,6 +426,7 @@ class Up:
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())
             self._announce()
+            self.start_sampling()
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
             with Live(self.panel(), console=self.console, refresh_per_second=4) as live:
@@ -415,7 +435,6 @@ class Up:
                     if poller.poll(250):
                         self._follow_trades(sub)
                     self.check()
-                    self.sample_pnl()
                     live.update(self.panel())
         except KeyboardInterrupt:
             pass
