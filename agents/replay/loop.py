@@ -95,9 +95,9 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
             if not sample(ps, samp, mkt, acct, psym, sample_ns):
                 break
             continue
-        nrep = ctl[o.C_NREP]
         if ctl[o.C_NEXT_DUE] <= ts:
-            o.apply_due(ts, mkt, ords, acct, rep, ctl, prm)
+            o.apply_due(ts, mkt, ords, acct, rep, ctl, prm)  # re-bounds the orders itself
+        nrep = ctl[o.C_NREP]
         s = sym_[i]
         is_quote = kind_[i] == QUOTE
         if is_quote:
@@ -149,10 +149,10 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
                 keep(ords, ctl, ps, S_ASK_SLOT, S_ASK_OID, s, -1, want_ask, size, ts,
                      lat_order, lat_cancel)  # fmt: skip
         i += 1
-        if ctl[o.C_NREP] != nrep:
+        if ctl[o.C_NREP] != nrep:  # a fill (or a marketable arrival) moved the bounds
             o.retrigger(mkt, ords, ctl)
-            if host:
-                break
+        if host and ctl[o.C_NREP] > 0:
+            break
         if host:
             if stop_mask != 0:
                 if is_quote:

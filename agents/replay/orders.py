@@ -277,7 +277,7 @@ def apply_due(ts, mkt, ords, acct, rep, ctl, prm):
     retrigger(mkt, ords, ctl)  # orders that arrived, moved or left change the bounds
 
 
-@jit
+@jit_inline
 def retrigger(mkt, ords, ctl):
     """Each symbol's highest live bid and lowest live offer: the loop's fast path applies an
     update without looking at the orders when it cannot reach either."""
