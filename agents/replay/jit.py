@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "jit", "jit_inline", "jit_nocache"]
+__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "jit", "jit_inline"]
 
 try:
     import numba
@@ -30,14 +30,6 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn
     return numba.njit(cache=True, nogil=True)(fn)
 
-
-
-def jit_nocache(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`jit` without the disk cache, for a function numba cannot cache (one that refers to
-    another compiled function as a value)."""
-    if numba is None:
-        return fn
-    return numba.njit(nogil=True)(fn)
 
 
 def jit_inline(fn: Callable[..., Any]) -> Callable[..., Any]:

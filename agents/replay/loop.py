@@ -19,11 +19,11 @@ matters: numba reference-counts every array an inlined call takes, once per upda
 from __future__ import annotations
 
 from agents.replay import orders as o
-from agents.replay.jit import jit, jit_nocache
+from agents.replay.jit import jit
 from agents.replay.rules import on_quote, on_trade
 from agents.replay.tape import QUOTE
 
-__all__ = ["STOP_QUOTE", "STOP_TRADE", "advance", "no_policy", "run_span"]
+__all__ = ["STOP_QUOTE", "STOP_TRADE", "advance", "run_span"]
 
 STOP_QUOTE = 1
 STOP_TRADE = 2
@@ -31,12 +31,6 @@ STOP_TRADE = 2
 # policy state cells (the compiled path's own bid and offer, and its sample grid)
 S_BID_SLOT, S_BID_OID, S_ASK_SLOT, S_ASK_OID, S_NEXT_SAMPLE, S_NSAMP = 0, 1, 2, 3, 4, 5
 S_FIELDS = 6
-
-
-@jit
-def no_policy(ts, bid, bid_qty, ask, ask_qty, position, p0, p1, p2):
-    """The Python host's stand-in for a compiled policy (never called: no symbol to quote)."""
-    return 0, 0, 0
 
 
 @jit
@@ -123,31 +117,32 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
                 on_trade(s, ts, price, b_[i], c_[i], mkt, ords, acct, rep, ctl, prm)
             else:
                 mkt[s, o.M_LAST] = price
-        if is_quote and s == psym:
-            want_bid, want_ask, size = policy(ts, a_[i], b_[i], c_[i], d_[i], acct[s, o.A_POS],
-                                              p0, p1, p2)  # fmt: skip
-            slot = ps[S_BID_SLOT]
-            if slot < 0:
-                change = want_bid > 0
-            else:  # an order (live, not being cancelled) at another price than wanted
-                change = not (ords[slot, o.O_PRICE] == want_bid
-                              and ords[slot, o.O_STATE] != o.FREE
-                              and ords[slot, o.O_OID] == ps[S_BID_OID]
-                              and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
-            if change:
-                keep(ords, ctl, ps, S_BID_SLOT, S_BID_OID, s, 1, want_bid, size, ts,
-                     lat_order, lat_cancel)  # fmt: skip
-            slot = ps[S_ASK_SLOT]
-            if slot < 0:
-                change = want_ask > 0
-            else:
-                change = not (ords[slot, o.O_PRICE] == want_ask
-                              and ords[slot, o.O_STATE] != o.FREE
-                              and ords[slot, o.O_OID] == ps[S_ASK_OID]
-                              and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
-            if change:
-                keep(ords, ctl, ps, S_ASK_SLOT, S_ASK_OID, s, -1, want_ask, size, ts,
-                     lat_order, lat_cancel)  # fmt: skip
+        if policy is not None:  # noqa: SIM102  (alone: numba prunes it when policy is None)
+            if is_quote and s == psym:
+                want_bid, want_ask, size = policy(ts, a_[i], b_[i], c_[i], d_[i], acct[s, o.A_POS],
+                                                  p0, p1, p2)  # fmt: skip
+                slot = ps[S_BID_SLOT]
+                if slot < 0:
+                    change = want_bid > 0
+                else:  # an order (live, not being cancelled) at another price than wanted
+                    change = not (ords[slot, o.O_PRICE] == want_bid
+                                  and ords[slot, o.O_STATE] != o.FREE
+                                  and ords[slot, o.O_OID] == ps[S_BID_OID]
+                                  and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
+                if change:
+                    keep(ords, ctl, ps, S_BID_SLOT, S_BID_OID, s, 1, want_bid, size, ts,
+                         lat_order, lat_cancel)  # fmt: skip
+                slot = ps[S_ASK_SLOT]
+                if slot < 0:
+                    change = want_ask > 0
+                else:
+                    change = not (ords[slot, o.O_PRICE] == want_ask
+                                  and ords[slot, o.O_STATE] != o.FREE
+                                  and ords[slot, o.O_OID] == ps[S_ASK_OID]
+                                  and ords[slot, o.O_CANCEL_AT] == o.NEVER)  # fmt: skip
+                if change:
+                    keep(ords, ctl, ps, S_ASK_SLOT, S_ASK_OID, s, -1, want_ask, size, ts,
+                         lat_order, lat_cancel)  # fmt: skip
         i += 1
         if ctl[o.C_NREP] != nrep:  # a fill (or a marketable arrival) moved the bounds
             o.retrigger(mkt, ords, ctl)
@@ -166,11 +161,9 @@ def advance(i, n, stop_ts, stop_mask, host, ts_, kind_, sym_, a_, b_, c_, d_, mk
     return i
 
 
-@jit_nocache
+@jit
 def run_span(i, n, stop_ts, stop_mask, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep,
              ctl, prm, samp):  # fmt: skip
-    """`advance` for the Python host (no policy). A compiled wrapper, not a Python one: the
-    host calls it once per stop, and handing numba a function object costs more than the
-    call itself."""
+    """`advance` for the Python host: no policy (None: its branch is compiled out)."""
     return advance(i, n, stop_ts, stop_mask, 1, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords,
-                   acct, rep, ctl, prm, no_policy, 0, 0, 0, ctl, -1, samp, 1, 0)  # fmt: skip
+                   acct, rep, ctl, prm, None, 0, 0, 0, ctl, -1, samp, 1, 0)  # fmt: skip
