@@ -93,4 +93,6 @@ def test_every_fill_obeys_its_rule_and_the_books_add_up(seed: int, rule: str, qu
             assert any(ok), i
     signed = sum(q if s == "buy" else -q for s, q in zip(f["side"], f["qty"], strict=True))
     assert agent.ctx.position("X") == signed
-    assert abs(signed) <= 6 + 2  # the inventory limit, one order's size of slack in flight
+    if latency == 0:  # a cancel lands before the next update: one order a side at a time
+        assert abs(signed) <= 6 + 2  # the inventory limit, one order's size of slack
+    # (with latency, cancelled orders still in flight can fill too: the limit can overshoot)
