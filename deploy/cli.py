@@ -564,6 +564,8 @@ def _register_more() -> None:
     app.command()(report)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
+    from deploy.cli_backtest import backtest
+    app.command()(backtest)
 
 
 _register_more()
