@@ -620,9 +620,11 @@ class Runner:
                 mismatches.append({"agent": ctx.name, "clearing_cash": bal.cash,
                                    "own_cash": mine.cash, "clearing_positions": theirs,
                                    "own_positions": own})  # fmt: skip
-            rows.append({"agent": ctx.name, "strategy": type(ctx.agent).__name__,
+            rows.append({"agent": ctx.name, "account": ctx.account,
+                         "strategy": type(ctx.agent).__name__,
                          "cash": bal.cash, "positions": theirs, "pnl": bal.pnl,
-                         "fills": mine.fills,
+                         "fills": mine.fills, "volume": mine.volume,
+                         "posted": ctx.qty_posted,
                          "orders": ctx.orders_sent, "rejects": ctx.rejects,
                          "errors": ctx.errors})  # fmt: skip
         result = {

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -120,6 +121,7 @@ class Up:
         max_restarts: int = 3,
         console: Console | None = None,
         json_out: bool = False,
+        sample_s: float = 5.0,
     ) -> None:
         import secrets
 
@@ -153,6 +155,11 @@ class Up:
         self.specs = {s.symbol: s for s in market.symbols}
         self.tape = _Tape()
         self.started = time.monotonic()
+        # every account's trading PnL from clearing every `sample_s`: the leaderboard's Sharpe
+        # ratio and drawdown are measured on it (deploy.leaderboard.PnlHistory)
+        self.history = leaderboard.PnlHistory(sample_s)
+        self._sampling = threading.Event()  # set: stop sampling
+        self._sampler: threading.Thread | None = None
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -226,13 +233,21 @@ class Up:
 
     def stop(self) -> dict[str, Any]:
         """Stop everything in reverse order; returns the final summary."""
+        self.stop_sampling()
         results: dict[str, Any] = {}
         summary: dict[str, Any] = {"market": self.market.name}
         for r in reversed(self.running):
             if r.service.name == "clearing":
                 rows = self._leaderboard()
+                if rows:
+                    self.history.add(time.time_ns(), rows)
+                # the runners stopped first: their results say what each agent posted
+                activity = {row.get("account", row.get("agent")): row
+                            for res in results.values() for row in res.get("pnl", [])}
+                leaderboard.with_metrics(rows, self.history, activity)
                 summary["accounts"] = [row.as_dict() for row in rows]
-                summary["strategies"] = leaderboard.by_strategy(rows)
+                summary["strategies"] = leaderboard.by_strategy(rows, self.history, activity)
+                summary["metrics_note"] = self.history.note
             sig = signal.SIGINT if r.service.module == "agents" else signal.SIGTERM
             r.proc.stop(sig, timeout=60)
             out = getattr(r.proc, "output", "")
@@ -248,17 +263,48 @@ class Up:
         })  # fmt: skip
         return summary
 
-    def _leaderboard(self) -> list[leaderboard.Row]:
+    def _leaderboard(self, timeout: float = 5, quiet: bool = False) -> list[leaderboard.Row]:
         from clearing.client import request_sync
         from clearing.protocol import ListAccounts
 
         try:
             reply = request_sync(self.endpoints["clearing"],
-                                 ListAccounts(admin_token=self.admin_token), timeout=5)  # fmt: skip
+                                 ListAccounts(admin_token=self.admin_token),
+                                 timeout=timeout)  # fmt: skip
         except Exception as exc:
-            self.console.log(f"no leaderboard: {exc}")
+            if not quiet:
+                self.console.log(f"no leaderboard: {exc}")
             return []
         return leaderboard.rank(reply.accounts, self.market)
+
+    def start_sampling(self) -> None:
+        """Every `history.interval_s`, every account's PnL from clearing into `history`, in a
+        thread of its own: a slow answer (a thousand accounts, a busy machine) never holds up
+        the panel, and a clearing house that does not answer only costs that sample."""
+
+        def loop() -> None:
+            said = False
+            while not self._sampling.wait(self.history.interval_s):
+                if not any(r.service.name == "clearing" and r.proc.returncode is None
+                           for r in self.running):  # fmt: skip
+                    continue
+                try:
+                    rows = self._leaderboard(timeout=self.history.interval_s, quiet=said)
+                except Exception as exc:  # a market file the split cannot use, say: once
+                    rows = []
+                    if not said:
+                        self.console.log(f"no PnL sample: {exc}")
+                said = said or not rows
+                if rows and not self._sampling.is_set():
+                    self.history.add(time.time_ns(), rows)
+
+        self._sampler = threading.Thread(target=loop, name="pnl-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop_sampling(self) -> None:
+        self._sampling.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=2 * self.history.interval_s + 5)
 
     # ------------------------------------------------------------------ the panel
     def _follow_trades(self, sub: zmq.Socket) -> None:
@@ -305,7 +351,23 @@ class Up:
         market.add_row(f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}",
                        f"{self.tape.trades:,}", f"{self.tape.rate(now):,.0f}",
                        self._shares(self.tape.lots), prices)  # fmt: skip
-        return Group(table, market)
+        return Group(table, market, *self._live_board())
+
+    def _live_board(self, top: int = 5) -> list[Table]:
+        """The best `top` accounts by trading PnL at the last sample, with the Sharpe ratio and
+        drawdown of their sampled PnL (the fill ratio comes at stop, from the runners)."""
+        h = self.history
+        if len(h) < 2:
+            return []
+        last = sorted(((v, a) for a, v in h.last().items() if v == v), reverse=True)[:top]
+        board = Table(title=f"leaderboard (trading PnL, sampled every {h.interval_s:g} s)")
+        for col in ("account", "trading PnL", "Sharpe", "max drawdown"):
+            board.add_column(col, justify="left" if col == "account" else "right")
+        for value, account in last:
+            ratio, depth = h.measure([account])
+            board.add_row(account, units.money(value), "-" if ratio is None else f"{ratio:,.2f}",
+                          "-" if depth is None else units.money(depth))  # fmt: skip
+        return [board]
 
     def _shares(self, lots: dict[str, int]) -> str:
         total = sum((self._spec(s).lot_size * q for s, q in lots.items()), Decimal(0))
@@ -366,6 +428,7 @@ class Up:
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())
             self._announce()
+            self.start_sampling()
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
             scenarios = bool(self.market.scenario)
@@ -414,7 +477,8 @@ class Up:
 
     def _print_summary(self, summary: dict[str, Any]) -> None:
         rows = [leaderboard.Row(**a) for a in summary.get("accounts", [])]
-        for table in leaderboard.tables(rows, self.market):
+        for table in leaderboard.tables(rows, self.market, classes_rows=summary.get("strategies"),
+                                        note=summary.get("metrics_note")):  # fmt: skip
             self.console.print(table)
         last = ", ".join(f"{s} {units.price(self._spec(s), p)}" for s, p in summary["last"].items())
         self.console.print(f"{summary['trades']:,} trades, {self._shares(self.tape.lots)} shares"

@@ -31,11 +31,11 @@ CHARTS = ("price", "pnl", "drawdown", "inventory", "markouts")
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """30 simulated seconds of the example market (every strategy class), with its file."""
+    """30 simulated seconds of the example market (every strategy class)."""
     out = tmp_path_factory.mktemp("run") / "example"
     market = load_market(ROOT / "examples" / "market.toml")
     run_history(market, 1, 30.0, out)
-    (out / "market.json").write_text(market.model_dump_json())
+    assert (out / "market.json").is_file()  # agora simulate keeps the market file with the run
     return out
 
 
@@ -143,3 +143,30 @@ def test_report_renders_in_chromium(report_file: Path) -> None:
         assert all(n > 0 for n in c["finite"]), c  # every series has data points
     assert tables >= 3  # metrics per class, agents, stylized facts
     assert errors == []
+
+
+def test_report_of_a_recording(tmp_path: Path) -> None:
+    """A recorder's directory: price and mid, the stylized facts, and a note that a public
+    feed has no accounts (so no PnL metrics)."""
+    from agents.recorder import ParquetSink
+
+    t0, s = 1_714_568_400_000_000_000, 1_000_000_000
+    sink = ParquetSink(tmp_path / "recorder", rotate_s=3600, now_ns=t0, clock=lambda: 0)
+    for i in range(1, 60):
+        price = 10_000 + (i * 7) % 11 - 5
+        sink.add("trades", {"type": "trade", "ts": t0 + i * s, "symbol": "AGR", "seq": i,
+                            "trade_id": i, "price": price, "qty": 1,
+                            "aggressor_side": "buy"}, recv_ts=t0 + i * s)  # fmt: skip
+        sink.add("tob", {"type": "top_of_book", "ts": t0 + i * s, "symbol": "AGR", "seq": i,
+                         "bid_price": price - 1, "bid_qty": 1, "ask_price": price + 1,
+                         "ask_qty": 1, "last_price": price}, recv_ts=t0 + i * s)  # fmt: skip
+    sink.flush()
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])  # an `agora up` data dir
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    data = _chart_data(page)
+    assert [c["id"] for c in data["charts"]] == ["price"]
+    price = data["charts"][0]
+    assert set(price["series"]) == {"last trade", "mid"} and len(price["x"]) == 59
+    assert price["series"]["mid"] == price["series"]["last trade"]  # quoted a tick either side
+    assert "no accounts" in page and "Stylized facts" in page

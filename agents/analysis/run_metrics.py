@@ -43,7 +43,7 @@ from agents.metrics import (
     compute,
     pnl_curve,
 )
-from agents.metrics.series import dot
+from agents.metrics.series import cumulative_on_grid, dot
 
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
@@ -63,7 +63,7 @@ class RunTables:
     path: Path
     tables: dict[str, Any]
     summary: dict[str, Any]
-    market: dict[str, Any] | None  # the market file (MarketConfig as JSON), when present
+    market: dict[str, Any] | None  # the market file (MarketConfig as JSON) or its settings
 
     def column(self, table: str, name: str, dtype: Any = None) -> np.ndarray:
         """One column as a numpy array (nulls as NaN for numbers)."""
@@ -91,7 +91,10 @@ def read_run(path: str | Path) -> RunTables:
         if f.is_file():
             tables[name] = pq.read_table(f, memory_map=True)
     summary = _json(p / "summary.json") or {}
-    market = _json(p / "market.json") or _json(p / "config.json")
+    # the market file as run; else the settings summary.json may carry (symbols' specs and
+    # the populations with their parameters, in the same shape)
+    market = _json(p / "market.json") or _json(p / "config.json") or (
+        summary.get("settings") if isinstance(summary.get("settings"), dict) else None)
     return RunTables(p, tables, summary, market)
 
 
@@ -229,11 +232,11 @@ def measure(
     else:
         notes.append("no top_of_book table: mids are the last trades")
         mids = Series(t_ts, t_px)
-    market = MarketContext(mids, t_ts, t_px, t_q, config=cfg)
     end = int(max(t_ts[-1], mids.ts[-1] if len(mids) else 0))
     until = run.summary.get("until_s")
     if isinstance(until, int | float) and until > 0:
         end = max(end, round(until * NS))
+    market = MarketContext(mids, t_ts, t_px, t_q, config=cfg, end_ns=end)
     step = max(1, round(cfg.sample_s * NS))
     grid = np.arange(0, end + 1, step, dtype=np.int64)
     marks = as_of(market.last_trades, grid)  # before the first trade: the reference price
@@ -248,8 +251,10 @@ def measure(
     order = np.argsort(leg_acct.astype(small), kind="stable")
     bounds = np.searchsorted(leg_acct[order], np.arange(len(names) + 1))
     leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
-    legs = (np.repeat(t_ts, 2), leg_side, np.repeat(t_px, 2), np.repeat(t_q, 2))
-    by_acct = tuple(x[order] for x in legs)
+    leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
+    legs = (leg_trade, leg_side)
+    by_acct = (t_ts[leg_trade[order]], leg_side[order], t_px[leg_trade[order]],
+               t_q[leg_trade[order]], leg_trade[order])  # fmt: skip
 
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
@@ -267,12 +272,12 @@ def measure(
             continue
         r = row_of[nm]
         lo, hi = bounds[i], bounds[i + 1]
-        f_ts, f_s, f_px, f_q = (x[lo:hi] for x in by_acct)
+        f_ts, f_s, f_px, f_q, f_trade = (x[lo:hi] for x in by_acct)
         notional = f_px * f_q
         fees_total = float(ag["fees"][r]) if "fees" in ag else 0.0
         total_notional = float(notional.sum())
         fee = notional * (fees_total / total_notional) if total_notional > 0 else notional * 0
-        fills = Fills(f_ts, f_s, f_px, f_q, fee)
+        fills = Fills(f_ts, f_s, f_px, f_q, fee, f_trade)
         net = float(dot(f_s, f_q))
         end_pos = float(ag[pos_col][r]) if pos_col in ag else net
         q0 = end_pos - net
@@ -281,8 +286,7 @@ def measure(
             inv = float(ag["inventory_pnl"][r]) if "inventory_pnl" in ag else 0.0
             s0 = last - inv / (q0 * mult) if q0 else last
         curve = pnl_curve(fills, market.last_trades, grid, 0.0, s0, mult, marks_on_grid=marks)
-        k = np.searchsorted(f_ts, grid, side="right")
-        pos = q0 + np.concatenate(([0.0], np.cumsum(f_s * f_q)))[k]
+        pos = q0 + cumulative_on_grid(f_ts, f_s * f_q, grid)
         strategy = str(ag["strategy"][r]) if "strategy" in ag else _population(nm)
         strategy_of[nm] = strategy
         equity = None
@@ -321,7 +325,7 @@ def measure(
     strategies, pnl, position = {}, {}, {}
     for strategy, g in sums.items():
         sel = leg_group == g["code"]
-        fills = _fills(legs, sel, g["fees"])
+        fills = _fills(legs, sel, g["fees"], market)
         strategies[strategy] = _group(fills, g, market, grid, last, mult, end, cfg)
         pnl[strategy], position[strategy] = g["pnl"], g["pos"]
     everyone = {
@@ -335,8 +339,8 @@ def measure(
         "s0": next(iter(sums.values()))["s0"] if sums else last,
     }
     fees_all = sum(g["fees"] for g in sums.values())
-    whole = _group(_fills(legs, leg_group >= 0, fees_all), everyone, market, grid, last, mult,
-                   end, cfg)  # fmt: skip
+    whole = _group(_fills(legs, leg_group >= 0, fees_all, market), everyone, market, grid, last,
+                   mult, end, cfg)  # fmt: skip
     curves = _markout_curves(legs, leg_group, len(sums), market, _curve_horizons(cfg))
     by_code = {g["code"]: s for s, g in sums.items()}
     markout_curves = {by_code[c]: curve for c, curve in curves.items()}
@@ -349,12 +353,15 @@ def run_metrics(path: str | Path, config: MetricsConfig | None = None) -> RunMet
     return measure(read_run(path), config)
 
 
-def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float) -> Fills:
+def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
+           market: MarketContext) -> Fills:  # fmt: skip
     """The selected legs as fills, the group's fees spread over them by notional."""
-    ts, side, px, q = (x[sel] for x in legs)
+    trade, side = legs[0][sel], legs[1][sel]
+    px, q = market.trade_price[trade], market.trade_qty[trade]
     notional = px * q
     total = float(notional.sum())
-    return Fills(ts, side, px, q, notional * (fees / total) if total > 0 else notional * 0)
+    fee = notional * (fees / total) if total > 0 else notional * 0
+    return Fills(market.trade_ts[trade], side, px, q, fee, trade)
 
 
 def _group(fills: Fills, g: dict[str, Any], market: MarketContext, grid: np.ndarray,
@@ -381,20 +388,20 @@ def _markout_curves(
 ) -> dict[int, dict[float, float]]:
     """Markout curve (`agents.metrics.markouts` at each horizon) of every group at once: the
     mid moves are looked up once per trade, then summed per group."""
-    ts, side, _, q = legs
-    trade_ts = ts[0::2]
-    m0 = as_of(market.mids, trade_ts, strict=True)
-    last = int(market.mids.ts[-1]) if len(market.mids) else 0
+    trade, side = legs
+    n = len(market.trade_ts)
+    every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
+                  np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
+    m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
+    q = market.trade_qty[trade]
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     ok_group = leg_group >= 0
     for h in horizons:
-        at = trade_ts + round(h * NS)
-        move = as_of(market.mids, at) - m0
-        valid = np.repeat(np.isfinite(move) & (at <= last), 2) & ok_group
-        w = np.where(valid, q, 0.0)
-        num = np.bincount(leg_group[valid], weights=(side * np.repeat(np.nan_to_num(move), 2)
-                                                     * w)[valid], minlength=groups)  # fmt: skip
-        den = np.bincount(leg_group[valid], weights=w[valid], minlength=groups)
+        move = (market.mid_after(every, h) - m0)[trade]
+        valid = np.isfinite(move) & ok_group
+        g = leg_group[valid]
+        num = np.bincount(g, weights=(side * move * q)[valid], minlength=groups)
+        den = np.bincount(g, weights=q[valid], minlength=groups)
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out

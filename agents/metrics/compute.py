@@ -58,16 +58,23 @@ class MetricsConfig:
 class MarketContext:
     """What every account of one market shares, built once: the mid (ticks) and the market's
     trades (time, price, quantity) with cumulative sums for any window's VWAP, and the mid's
-    log-return volatility per sampling interval (for the parametric inventory VaR)."""
+    log-return volatility per sampling interval (for the parametric inventory VaR).
+
+    `end_ns` is when the watch ended (a run's end): the last mid holds until then, so a
+    markout horizon reaching up to it is known; by default the last mid's own stamp."""
 
     mids: Series
     trade_ts: np.ndarray
     trade_price: np.ndarray
     trade_qty: np.ndarray
     config: MetricsConfig = field(default_factory=MetricsConfig)
+    end_ns: int | None = None  # the end of what was watched (default: the last mid's stamp)
     _cum_pq: np.ndarray = field(init=False)
     _cum_q: np.ndarray = field(init=False)
     _mid_area: np.ndarray = field(init=False)
+    _gaps: np.ndarray = field(init=False)
+    _before: np.ndarray | None = field(init=False)
+    _after: dict[float, np.ndarray] = field(init=False)
     mid_sigma: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +88,35 @@ class MarketContext:
         v = np.nan_to_num(self.mids.values)
         held = np.diff(self.mids.ts).astype(float)
         self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
+        self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
+        self._before: np.ndarray | None = None
+        self._after: dict[float, np.ndarray] = {}
+
+    def mid_before(self, fills: Fills) -> np.ndarray:
+        """The mid just before each fill (NaN: none yet, or a one-sided book)."""
+        if fills.trade is None:
+            return as_of(self.mids, fills.ts, strict=True)
+        if self._before is None:
+            self._before = as_of(self.mids, self.trade_ts, strict=True)
+        return self._before[fills.trade]
+
+    def mid_after(self, fills: Fills, horizon_s: float) -> np.ndarray:
+        """The mid `horizon_s` after each fill; NaN past the last mid (not known yet)."""
+        last = self.last_ns
+        if fills.trade is None:
+            at = fills.ts + round(horizon_s * NS)
+            return np.where(at <= last, as_of(self.mids, at), np.nan)
+        h = float(horizon_s)
+        if h not in self._after:
+            at = self.trade_ts + round(h * NS)
+            self._after[h] = np.where(at <= last, as_of(self.mids, at), np.nan)
+        return self._after[h][fills.trade]
+
+    @property
+    def last_ns(self) -> int:
+        """Until when the mids are known: `end_ns`, else the last mid's stamp (-1: none)."""
+        last = int(self.mids.ts[-1]) if len(self.mids) else -1
+        return max(last, self.end_ns) if self.end_ns is not None else last
 
     @property
     def last_trades(self) -> Series:
@@ -106,7 +142,7 @@ class MarketContext:
         if i0 < 0:
             return twap(mids, start_ns, end_ns)
         v = mids.values
-        if not np.isfinite(v[i0 : i1 + 1]).all():
+        if self._gaps[i1 + 1] != self._gaps[i0]:
             return twap(mids, start_ns, end_ns)  # skips the one-sided stretches
         area = (self._mid_area[i1] - self._mid_area[i0]
                 - v[i0] * (start_ns - mids.ts[i0]) + v[i1] * (end_ns - mids.ts[i1]))  # fmt: skip
@@ -130,7 +166,10 @@ def merge_fills(parts: Sequence[Fills]) -> Fills:
     parts = [p for p in parts if len(p)]
     if not parts:
         return Fills.empty()
-    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in Fills.__slots__]
+    names = ("ts", "side", "price", "qty", "fee")
+    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in names]
+    if all(p.trade is not None for p in parts):
+        cols.append(np.concatenate([p.trade for p in parts]))  # type: ignore[misc]
     order = np.argsort(cols[0], kind="stable")
     return Fills(*(c[order] for c in cols))
 
@@ -254,7 +293,7 @@ def compute(
     mids = market.mids if market is not None else None
     if mids is None:
         missing.append("mids")
-    m0 = as_of(mids, f.ts, strict=True) if mids is not None else np.full(len(f), np.nan)
+    m0 = market.mid_before(f) if market is not None else np.full(len(f), np.nan)
     sc = spread_captured(f, m0, multiplier)
     filled = float(f.qty.sum())
     if posted_qty is None:
@@ -265,8 +304,9 @@ def compute(
         fills=len(f), filled_qty=filled, posted_qty=posted_qty,
         fill_ratio=fill_ratio(filled, posted_qty), spread_captured=sc.per_lot,
         spread_captured_total=sc.total,
-        markouts=markouts(f, mids, cfg.markout_s, m0) if mids is not None else
-        {float(h): math.nan for h in cfg.markout_s},
+        markouts=markouts(f, mids, cfg.markout_s, m0,
+                          {float(h): market.mid_after(f, h) for h in cfg.markout_s})
+        if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
         quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else math.nan,
     )  # fmt: skip
 

@@ -9,7 +9,8 @@ For a fill of side ``s`` (+1 bought, -1 sold) at price ``p`` and time ``t``, wit
 * markout at horizon h = ``s (m(t + h) - m(t))`` ticks per lot, quantity-weighted: how the mid
   moved for (positive) or against (negative) the fill h later. Negative markouts are adverse
   selection: the counterparty knew better. ``m(t + h)`` is the last mid at or before t + h;
-  fills less than h before the end of the mid series do not count at that horizon.
+  fills less than h before the end of the watch (by default the mid series' last stamp) do
+  not count at that horizon.
   ``spread captured + markout(h)`` is the fill's PnL marked to the mid h later.
 * fill ratio = filled quantity / posted quantity (lots): how much of what was offered traded.
 * quote time at top = the fraction of time the account's quote was at the best bid or ask,
@@ -19,7 +20,7 @@ For a fill of side ``s`` (+1 bought, -1 sold) at price ``p`` and time ``t``, wit
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,19 +66,26 @@ def spread_captured(
 
 def markouts(
     fills: Fills, mids: Series, horizons_s: Sequence[float] = DEFAULT_MARKOUT_S,
-    mid_before: np.ndarray | None = None,
+    mid_before: np.ndarray | None = None, mid_after: Mapping[float, np.ndarray] | None = None,
+    end_ns: int | None = None,
 ) -> dict[float, float]:
     """``{h: quantity-weighted mean of s (m(t + h) - m(t))}`` in ticks per lot (NaN where no fill
-    has both mids). `mid_before` (the mid just before each fill) is computed when not given."""
+    has both mids). `mid_before` (the mid just before each fill) and `mid_after` (per horizon,
+    the mid h later, NaN where unknown) are looked up when not given; the mids are known up to
+    `end_ns` (default: the last mid's stamp)."""
     out: dict[float, float] = {}
     if len(fills) == 0 or len(mids) == 0:
         return {float(h): math.nan for h in horizons_s}
     m0 = as_of(mids, fills.ts, strict=True) if mid_before is None else mid_before
-    last = int(mids.ts[-1])
+    last = int(mids.ts[-1]) if end_ns is None else max(int(mids.ts[-1]), end_ns)
     for h in horizons_s:
-        at = fills.ts + round(h * NS)
-        m1 = as_of(mids, at)
-        ok = np.isfinite(m0) & np.isfinite(m1) & (at <= last)
+        if mid_after is not None and float(h) in mid_after:
+            m1 = mid_after[float(h)]
+            ok = np.isfinite(m0) & np.isfinite(m1)
+        else:
+            at = fills.ts + round(h * NS)
+            m1 = as_of(mids, at)
+            ok = np.isfinite(m0) & np.isfinite(m1) & (at <= last)
         if not ok.any():
             out[float(h)] = math.nan
             continue

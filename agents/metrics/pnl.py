@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.analysis.pnl import split
-from agents.metrics.series import Fills, Series, as_of, dot
+from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot
 
 __all__ = ["PnlBreakdown", "average_cost", "breakdown", "pnl_curve"]
 
@@ -125,10 +125,8 @@ def pnl_curve(
     s0 = float(start_mark) if start_mark is not None else (
         float(marks.values[0]) if len(marks) else 0.0)  # fmt: skip
     m = np.where(np.isfinite(m), m, s0)
-    k = np.searchsorted(fills.ts, g, side="right")  # fills done by each grid time
     dq = fills.signed_qty
-    zero = np.zeros(1)
-    pos = start_position + np.concatenate((zero, np.cumsum(dq)))[k]
-    spent = np.concatenate((zero, np.cumsum(fills.price * dq)))[k]
-    fees = np.concatenate((zero, np.cumsum(fills.fee)))[k]
+    pos = start_position + cumulative_on_grid(fills.ts, dq, g)
+    spent = cumulative_on_grid(fills.ts, fills.price * dq, g)
+    fees = cumulative_on_grid(fills.ts, fills.fee, g) if fills.fee.any() else 0.0
     return (pos * m - start_position * s0 - spent) * multiplier - fees

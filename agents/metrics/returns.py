@@ -43,14 +43,15 @@ def periods_per_year(interval_s: float, year_s: float = TRADING_YEAR_S) -> float
 
 def sharpe(x: np.ndarray, periods: float = 1.0) -> float:
     """mean(x) / std(x, ddof=1) x sqrt(periods); NaN with fewer than 2 points or no variance
-    (a flat PnL has no risk to reward)."""
+    (a steady PnL has no risk to reward: a ratio there would be rounding noise)."""
     a = np.asarray(x, dtype=float)
     if len(a) < 2:
         return math.nan
     sd = float(np.std(a, ddof=1))
-    if not sd > 0:
+    mean = float(np.mean(a))
+    if not sd > 1e-12 * abs(mean):  # no variance, bar the rounding of a constant series
         return math.nan
-    return float(np.mean(a)) / sd * math.sqrt(periods)
+    return mean / sd * math.sqrt(periods)
 
 
 def sortino(x: np.ndarray, periods: float = 1.0) -> float:

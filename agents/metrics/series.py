@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NS", "Fills", "Series", "as_of", "dot", "on_grid", "time_weights"]
+__all__ = ["NS", "Fills", "Series", "as_of", "cumulative_on_grid", "dot", "on_grid", "time_weights"]
 
 NS = 1_000_000_000
 """Nanoseconds per second."""
@@ -46,13 +46,18 @@ class Series:
 @dataclass(frozen=True, slots=True)
 class Fills:
     """One account's fills: time (ns), side (+1 bought, -1 sold), price (ticks), quantity
-    (lots, > 0) and fee (cash units, negative for a rebate), in time order."""
+    (lots, > 0) and fee (cash units, negative for a rebate), in time order.
+
+    `trade` (optional) is each fill's index among the market's trades as given to a
+    `MarketContext`: with it the context looks up the mids around the fill once per trade for
+    every account instead of searching the book's history again for each."""
 
     ts: np.ndarray
     side: np.ndarray
     price: np.ndarray
     qty: np.ndarray
     fee: np.ndarray
+    trade: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -62,6 +67,7 @@ class Fills:
         price: Sequence[float] | np.ndarray,
         qty: Sequence[float] | np.ndarray,
         fee: Sequence[float] | np.ndarray | None = None,
+        trade: Sequence[int] | np.ndarray | None = None,
     ) -> Fills:
         t, s = _arr(ts, np.int64), _arr(side, np.int64)
         p, q = _arr(price, np.float64), _arr(qty, np.float64)
@@ -74,7 +80,10 @@ class Fills:
             raise ValueError("fill quantities must be positive")
         if len(t) > 1 and np.any(np.diff(t) < 0):
             raise ValueError("fills must be in time order")
-        return cls(t, s, p, q, f)
+        idx = None if trade is None else _arr(trade, np.int64)
+        if idx is not None and len(idx) != len(t):
+            raise ValueError("fill columns differ in length")
+        return cls(t, s, p, q, f, idx)
 
     @classmethod
     def empty(cls) -> Fills:
@@ -122,3 +131,11 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     grid points) `np.dot` spends far longer waking BLAS threads than multiplying, most of all on
     a busy machine."""
     return float(np.multiply(a, b).sum())
+
+
+def cumulative_on_grid(ts: np.ndarray, weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``sum(weights[ts <= g])`` at each `g` of `grid` (both ascending): a running total (a
+    position, cash spent) sampled on a grid, in O(len(ts) + len(grid)) with no search of the
+    grid's points through the events."""
+    slot = np.searchsorted(grid, ts, side="left")  # the first grid point at or after each event
+    return np.cumsum(np.bincount(slot, weights=weights, minlength=len(grid) + 1))[: len(grid)]

@@ -179,7 +179,7 @@ def run_history(
     `prepare`, when given, is called with the market before it runs (to schedule stress
     scenarios, say; the market file's own ``[[scenario]]`` tables are installed before it).
     With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`) and fundamental
-    Parquet files and a ``summary.json``.
+    Parquet files, a ``summary.json`` and the market file as ``market.json``.
 
     The summary: counts (events, orders, trades, volume), wall time and events/s, last price,
     PnL by population (``trading_pnl``, ``inventory_pnl`` and their sum ``pnl``, cash units;
@@ -263,6 +263,9 @@ def run_history(
         paths = write_parquet(data, out)
         summary["files"] = {k: str(v) for k, v in paths.items()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        # the market file as run (seed aside): what `agora report` reads tick size, multiplier,
+        # reference price and position limits from
+        (out / "market.json").write_text(config.model_dump_json(indent=2))
     return summary
 
 
