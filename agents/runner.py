@@ -289,6 +289,7 @@ class LiveContext(Context):
         the agent handles `on_reject` itself: an agent whose every order is refused must not
         look like one that is merely quiet."""
         self.rejects += 1
+        self.runner.reject_reasons[str(report.get("reject_reason") or report.get("reason"))] += 1
         if type(self.agent).on_reject is Agent.on_reject and (
             self.rejects <= 5 or self.rejects % 1000 == 0
         ):
@@ -332,6 +333,7 @@ class Runner:
         self.stopped_agents = False
         self.max_trade_id = 0
         self.fills = 0
+        self.reject_reasons: dict[str, int] = defaultdict(int)  # (metrics)
         self.volume: dict[str, int] = {}  # lots traded on the feed since start, per symbol
         self.gaps = False  # a session was lost and restored: reports may be missing
         self.recovered = 0  # fills booked from clearing's records at the end
@@ -395,6 +397,10 @@ class Runner:
         for spec, account, token, balance in accounts:
             await self._bind(spec, account, token, balance)
         self._start_market_data()
+        if self.settings.metrics_port:
+            from agents.runner_metrics import RunnerMetrics
+
+            RunnerMetrics(self).serve(self.settings.metrics_port, self.settings.metrics_host)
         self.started_at = self.loop.time()
         for ctx in self.contexts:
             ctx.call(ctx.agent.on_start)

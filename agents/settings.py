@@ -48,6 +48,10 @@ class ClientSettings(BaseSettings):
     symbols: list[SymbolSpec] | None = Field(
         None, description="the market's symbol specs as JSON (tick sizes for agent maths)"
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="an agent runner's Prometheus /metrics; 0 = off"
+    )
+    metrics_host: str = "127.0.0.1"
     admin_token: str = Field(
         "", description="clearing's admin token (admin commands; default: var/clearing/admin.token)"
     )

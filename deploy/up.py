@@ -11,6 +11,10 @@ also gets SIGTERM if `agora up` itself dies, so nothing is left running.
 A crashed service is restarted (up to `max_restarts` times) with the same settings: the
 exchange replays its journal, clearing reloads its database, a runner takes its accounts back.
 
+With the `web` extra installed it also starts the web dashboard (`dashboard`; its URL is
+printed; ``web=False`` skips it), and with ``metrics`` every service serves Prometheus
+metrics on its own port (`deploy.services.METRICS_PORTS`).
+
 The terminal is for people: a status panel with prices in currency, then the leaderboard
 (ranked by trading PnL, `deploy.leaderboard`). Machine output goes to files in the data
 directory (``summary.json``; ``agora.env`` with the addresses, ``market.json``, and
@@ -46,13 +50,30 @@ from agents import market_dir, units
 from agents.config import MarketConfig
 from deploy import leaderboard
 from deploy.launch import Proc, free_endpoint
-from deploy.services import DEFAULT_PORTS, Plan, Service, services
+from deploy.services import DEFAULT_PORTS, WEB_PORT, Plan, Service, metrics_ports, services
 
-__all__ = ["Up", "free_ports", "ports_in_use"]
+__all__ = ["Up", "extra_ports", "free_ports", "ports_in_use", "web_installed"]
 
 
 def free_ports() -> dict[str, int]:
     return {role: int(free_endpoint().rsplit(":", 1)[1]) for role in DEFAULT_PORTS}
+
+
+def web_installed() -> bool:
+    """Is the dashboard's web stack (the `web` extra) importable here?"""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn"))
+
+
+def extra_ports(market: MarketConfig, web: bool, metrics: bool, free: bool) -> dict[str, int]:
+    """The dashboard's port (``"dashboard"``) and each service's metrics port
+    (``"metrics:<service>"``): the defaults, or free ones."""
+    wanted = ({"dashboard": WEB_PORT} if web else {}) | (
+        {f"metrics:{k}": v for k, v in metrics_ports(market).items()} if metrics else {})
+    if free:
+        return {k: int(free_endpoint().rsplit(":", 1)[1]) for k in wanted}
+    return wanted
 
 
 def ports_in_use(ports: dict[str, int] | None = None) -> dict[str, int]:
@@ -122,6 +143,7 @@ class Up:
         console: Console | None = None,
         json_out: bool = False,
         sample_s: float = 5.0,
+        extra: dict[str, int] | None = None,  # `extra_ports`: the dashboard and metrics
     ) -> None:
         import secrets
 
@@ -142,9 +164,13 @@ class Up:
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(24) + "\n")
+        extra = extra or {}
         self.plan = Plan(ports=ports or dict(DEFAULT_PORTS), data_dir=str(self.data_dir),
                          admin_token=self.admin_token,
-                         link_secret=secret_file.read_text().strip())  # fmt: skip
+                         link_secret=secret_file.read_text().strip(),
+                         web_port=extra.get("dashboard"),
+                         metrics={k.split(":", 1)[1]: v for k, v in extra.items()
+                                  if k.startswith("metrics:")})  # fmt: skip
         self.services = services(market, self.plan)
         self.max_restarts = max_restarts
         self.running: list[_Running] = []
@@ -403,16 +429,36 @@ class Up:
             f"{rel(self.env_file)})\n"
             f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
             f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
-            f"  Ctrl-C stops the market and prints the leaderboard.",
+            + self._url_lines() +
+            "  Ctrl-C stops the market and prints the leaderboard.",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
         if self.json_out:
             print(json.dumps({
                 "event": "ready", "market": self.market.name, "data_dir": str(self.data_dir),
                 "endpoints": ep, "env_file": str(self.env_file),
-                "admin_token_file": str(self.token_file),
+                "admin_token_file": str(self.token_file), **self._urls(),
                 "pids": {r.service.name: r.proc.popen.pid for r in self.running},
             }), flush=True)  # fmt: skip
+
+    def _urls(self) -> dict[str, Any]:
+        """The dashboard's address (from its ready line) and, with metrics, each service's."""
+        out: dict[str, Any] = {}
+        for r in self.running:
+            if r.service.name == "dashboard" and r.proc.ready.get("dashboard"):
+                out["dashboard"] = r.proc.ready["dashboard"]
+        if self.plan.metrics:
+            out["metrics"] = {name: self.plan.metrics_url(name) for name in self.plan.metrics}
+        return out
+
+    def _url_lines(self) -> str:
+        urls = self._urls()
+        lines = [f"  dashboard:        {urls['dashboard']}\n"] if "dashboard" in urls else []
+        if "metrics" in urls:
+            ports = ", ".join(f"{k} {v.rsplit(':', 1)[1].split('/')[0]}"
+                              for k, v in urls["metrics"].items())  # fmt: skip
+            lines.append(f"  metrics:          http://127.0.0.1:PORT/metrics ({ports})\n")
+        return "".join(lines)
 
     def run(self, duration: float = 0.0) -> dict[str, Any]:
         """Start, show the panel until Ctrl-C (or `duration`), stop; returns the summary."""

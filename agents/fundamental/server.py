@@ -21,17 +21,35 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import structlog
 import zmq
 import zmq.asyncio
+from prometheus_client import CollectorRegistry, Metric, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from agents.fundamental.messages import Fundamental, encode_fundamental
 from agents.fundamental.model import FundamentalModel
 from agents.fundamental.settings import FundamentalSettings
 
 __all__ = ["FundamentalServer"]
+
+
+class _Metrics:
+    """Prometheus figures read from the server at scrape time (nothing counted on the way)."""
+
+    def __init__(self, server: FundamentalServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("agora_fundamental_published", "F(t) values published",
+                                  value=sum(self.server.seq.values()))  # fmt: skip
+        values = GaugeMetricFamily("agora_fundamental_value", "the last F(t) published",
+                                   labels=["symbol"])  # fmt: skip
+        for symbol, value in list(self.server.last.items()):
+            values.add_metric([symbol], value)
+        yield values
 
 log = structlog.get_logger("fundamental")
 
@@ -52,6 +70,7 @@ class FundamentalServer:
         self._clock = clock
         self._stopping: asyncio.Event | None = None
         self._topics = {sym: sym.encode() for sym in self.model.symbols}
+        self.last: dict[str, float] = {}
         if s.interval_s < s.model.step_s:
             log.warning(
                 "interval_shorter_than_step", interval_s=s.interval_s, step_s=s.model.step_s,
@@ -84,6 +103,12 @@ class FundamentalServer:
                 process=cfg.process, interval_s=s.interval_s, step_s=cfg.step_s, seed=cfg.seed,
             )  # fmt: skip
             ready = {"fundamental": self.endpoint}
+            if s.metrics_port:
+                registry = CollectorRegistry()
+                ProcessCollector(registry=registry)
+                registry.register(_Metrics(self))
+                start_http_server(s.metrics_port, s.metrics_host, registry=registry)
+                ready["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
             if s.control_bind:  # stress scenarios from the admin (agents.stress.live)
                 from agents.stress.live import serve_control
 
@@ -138,5 +163,6 @@ class FundamentalServer:
                 log.error("fundamental_value_not_finite", symbol=symbol, value=value)
                 continue
             self.seq[symbol] += 1
+            self.last[symbol] = value
             msg = Fundamental(ts=ts, symbol=symbol, value=value, seq=self.seq[symbol])
             await pub.send_multipart([self._topics[symbol], encode_fundamental(msg)])

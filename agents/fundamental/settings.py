@@ -41,6 +41,8 @@ class FundamentalSettings(BaseSettings):
     )
     admin_token: str = Field("", description="the admin token scenario requests must carry")
     pub_hwm: int = Field(10_000, gt=0, description="PUB send high-water mark per subscriber")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
 
