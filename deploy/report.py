@@ -76,6 +76,8 @@ def _fmt(v: Any, digits: int = 3) -> str:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if v == 0:
+        return "0"  # not "-0" (a loss of nothing)
     if isinstance(v, int) or (isinstance(v, float) and abs(v) >= 1000):
         return f"{v:,.0f}"
     if isinstance(v, float):
@@ -283,7 +285,9 @@ def render(report: Report) -> str:
                      f"<tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
                      "</section>")  # fmt: skip
     cfg = json.dumps(report.config, indent=2, default=str)
-    parts.append(f"<section><h2>Run configuration</h2><pre>{e(cfg)}</pre></section>")
+    parts.append("<section><h2>Run configuration</h2><details><summary>summary.json and the "
+                 f"market file (click to open)</summary><pre>{e(cfg)}</pre></details>"
+                 "</section>")  # fmt: skip
     return PAGE.format(title=e(report.title), css=css, js=js, data=data, body="\n".join(parts),
                        script=SCRIPT)  # fmt: skip
 

@@ -142,8 +142,8 @@ class Up:
         max_restarts: int = 3,
         console: Console | None = None,
         json_out: bool = False,
-        sample_s: float = 5.0,
         extra: dict[str, int] | None = None,  # `extra_ports`: the dashboard and metrics
+        sample_s: float = 5.0,
     ) -> None:
         import secrets
 

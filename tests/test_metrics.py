@@ -308,3 +308,30 @@ def test_inventory_mean_between_extremes(steps: list, limit: int) -> None:
     inv = inventory_stats(pos, int(ts[-1]) + S, limit)
     assert inv.min - 1e-9 <= inv.mean <= inv.max + 1e-9
     assert 0 <= inv.time_at_limit <= 1 and inv.std >= 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(-1_000, 1_000), st.integers(1, 500), st.integers(1, 30),
+       st.lists(st.integers(-20_000, 20_000), max_size=30))  # fmt: skip
+def test_grid_slots_are_the_searched_ones(start: int, step: int, n: int, ts: list[int]) -> None:
+    """On a regular grid the slots come by arithmetic; they are the ones a search finds."""
+    from agents.metrics.series import cumulative_on_grid, grid_slots
+
+    grid = np.arange(start, start + step * n, step, dtype=np.int64)
+    t = np.sort(np.asarray(ts, dtype=np.int64))
+    assert grid_slots(t, grid).tolist() == np.searchsorted(grid, t, side="left").tolist()
+    w = np.ones(len(t))
+    expected = [float((t <= g).sum()) for g in grid]
+    assert cumulative_on_grid(t, w, grid).tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+       st.floats(0.5, 0.995))  # fmt: skip
+def test_var_and_cvar_together_are_each_alone(values: list[float], alpha: float) -> None:
+    from agents.metrics import historical_var_cvar
+
+    x = np.array(values)
+    var, cvar = historical_var_cvar(x, alpha)
+    assert var == historical_var(x, alpha)
+    assert cvar == pytest.approx(historical_cvar(x, alpha), rel=1e-12, abs=1e-9)

@@ -4,7 +4,8 @@ trading PnL vs inventory PnL, pure integers).
 
 `agents.analysis.stylized` and `agents.analysis.verdict` are numpy only;
 `agents.analysis.plots` needs matplotlib (the ``plots`` extra) and is imported only when plots
-are asked for.
+are asked for. `agents.analysis.run_metrics` reads a run directory into the inputs of
+`agents.metrics` (per agent, per strategy class, whole market) and measures them.
 """
 
 from agents.analysis.real import REAL_SERIES, load_real

@@ -67,7 +67,13 @@ from agents.metrics.returns import (
     turnover,
 )
 from agents.metrics.series import NS, Fills, Series, as_of, on_grid, time_weights
-from agents.metrics.var import historical_cvar, historical_var, parametric_cvar, parametric_var
+from agents.metrics.var import (
+    historical_cvar,
+    historical_var,
+    historical_var_cvar,
+    parametric_cvar,
+    parametric_var,
+)
 
 __all__ = [
     "DEFAULT_MARKOUT_S",
@@ -95,6 +101,7 @@ __all__ = [
     "fill_ratio",
     "historical_cvar",
     "historical_var",
+    "historical_var_cvar",
     "implementation_shortfall",
     "inventory_stats",
     "markouts",

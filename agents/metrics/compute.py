@@ -36,7 +36,7 @@ from agents.metrics.returns import (
     turnover,
 )
 from agents.metrics.series import NS, Fills, Series, as_of, dot
-from agents.metrics.var import historical_cvar, historical_var, parametric_cvar, parametric_var
+from agents.metrics.var import historical_var_cvar, parametric_cvar, parametric_var
 
 __all__ = ["MarketContext", "MetricsConfig", "compute", "merge_fills", "sum_on_grid"]
 
@@ -267,7 +267,7 @@ def compute(
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
     if equity is not None and len(equity) and np.all(equity.values > 0):
-        rel = max_drawdown(equity.ts, equity.values, relative=True).relative
+        rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     elif equity is None:
         missing.append("equity")
     sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
@@ -277,10 +277,11 @@ def compute(
     q_end = float(inventory.values[-1]) if len(inventory) else start_position
     horizon = cfg.horizon_s / cfg.sample_s
     s_cash = mark * multiplier
+    hist = historical_var_cvar(x, cfg.alpha)
     risk = Risk(
         max_drawdown=dd.depth, max_drawdown_rel=rel, drawdown_s=dd.duration_ns / NS,
         recovered=dd.recovered, longest_drawdown_s=dd.longest_ns / NS, alpha=cfg.alpha,
-        var=historical_var(x, cfg.alpha), cvar=historical_cvar(x, cfg.alpha),
+        var=hist[0], cvar=hist[1],
         var_parametric=parametric_var(1.0, 1.0, sd, 1.0, cfg.alpha),
         cvar_parametric=parametric_cvar(1.0, 1.0, sd, 1.0, cfg.alpha),
         horizon_s=cfg.horizon_s,

@@ -50,11 +50,14 @@ def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     return int(np.max((ts[nxt] - ts[at_peak])[dips]))
 
 
-def max_drawdown(ts: np.ndarray, values: np.ndarray, relative: bool = False) -> Drawdown:
+def max_drawdown(
+    ts: np.ndarray, values: np.ndarray, relative: bool = False, longest: bool = True
+) -> Drawdown:
     """The maximum drawdown of the curve `values` at times `ts` (see the module docstring).
 
     With `relative`, the worst fall is the largest fraction of the peak (the curve must then be
-    a positive equity); otherwise the largest absolute fall. An empty curve has none."""
+    a positive equity); otherwise the largest absolute fall. An empty curve has none. Without
+    `longest`, the longest time under a peak is not looked for (reported as 0)."""
     t = np.asarray(ts, dtype=np.int64)
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -71,12 +74,12 @@ def max_drawdown(ts: np.ndarray, values: np.ndarray, relative: bool = False) -> 
         trough = int(np.argmax(dd))
         rel_depth = math.nan
     depth = float(dd[trough])
-    longest = _longest_under(t, dd > 0)
+    longest_ns = _longest_under(t, dd > 0) if longest else 0
     if depth == 0:
-        return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest)
+        return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
     start = int(np.flatnonzero(v[: trough + 1] == peak[trough])[-1])
     after = np.flatnonzero(v[trough:] >= peak[trough])
     recovered = len(after) > 0
     end = trough + int(after[0]) if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
-                    recovered, longest)  # fmt: skip
+                    recovered, longest_ns)  # fmt: skip

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.analysis.pnl import split
-from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot
+from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot, grid_slots
 
 __all__ = ["PnlBreakdown", "average_cost", "breakdown", "pnl_curve"]
 
@@ -101,8 +101,10 @@ def breakdown(
 
 def _integral(*xs: object) -> bool:
     for x in xs:
-        a = np.asarray(x, dtype=float)
-        if a.size and not np.all(a == np.round(a)):
+        if isinstance(x, np.ndarray):
+            if x.size and np.fmod(x, 1.0).any():
+                return False
+        elif not float(x).is_integer():  # type: ignore[arg-type]
             return False
     return True
 
@@ -126,7 +128,8 @@ def pnl_curve(
         float(marks.values[0]) if len(marks) else 0.0)  # fmt: skip
     m = np.where(np.isfinite(m), m, s0)
     dq = fills.signed_qty
-    pos = start_position + cumulative_on_grid(fills.ts, dq, g)
-    spent = cumulative_on_grid(fills.ts, fills.price * dq, g)
-    fees = cumulative_on_grid(fills.ts, fills.fee, g) if fills.fee.any() else 0.0
+    slots = grid_slots(fills.ts, g)
+    pos = start_position + cumulative_on_grid(fills.ts, dq, g, slots)
+    spent = cumulative_on_grid(fills.ts, fills.price * dq, g, slots)
+    fees = cumulative_on_grid(fills.ts, fills.fee, g, slots) if fills.fee.any() else 0.0
     return (pos * m - start_position * s0 - spent) * multiplier - fees

@@ -71,8 +71,8 @@ def profit_factor(x: np.ndarray) -> float:
     """Gross profit / gross loss: sum of the positive increments over minus the sum of the
     negative ones. +inf when nothing was lost but something gained, NaN when neither."""
     a = np.asarray(x, dtype=float)
-    gain = float(a[a > 0].sum())
-    loss = -float(a[a < 0].sum())
+    gain = float(np.maximum(a, 0.0).sum())
+    loss = -float(np.minimum(a, 0.0).sum())
     if loss == 0:
         return math.inf if gain > 0 else math.nan
     return gain / loss

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NS", "Fills", "Series", "as_of", "cumulative_on_grid", "dot", "on_grid", "time_weights"]
+__all__ = [
+    "NS",
+    "Fills",
+    "Series",
+    "as_of",
+    "cumulative_on_grid",
+    "dot",
+    "grid_slots",
+    "on_grid",
+    "time_weights",
+]
 
 NS = 1_000_000_000
 """Nanoseconds per second."""
@@ -133,9 +143,23 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.multiply(a, b).sum())
 
 
-def cumulative_on_grid(ts: np.ndarray, weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
+def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """For each time of `ts`, the index of the first point of `grid` at or after it
+    (``len(grid)`` past the end): by arithmetic on a regular grid, else by search."""
+    n = len(grid)
+    if n > 1:
+        step = int(grid[1] - grid[0])
+        if step > 0 and int(grid[-1] - grid[0]) == step * (n - 1):  # regular (an arange)
+            slot = -((int(grid[0]) - ts) // step)  # ceil((ts - grid[0]) / step)
+            return np.clip(slot, 0, n)
+    return np.searchsorted(grid, ts, side="left")
+
+
+def cumulative_on_grid(
+    ts: np.ndarray, weights: np.ndarray, grid: np.ndarray, slots: np.ndarray | None = None
+) -> np.ndarray:
     """``sum(weights[ts <= g])`` at each `g` of `grid` (both ascending): a running total (a
     position, cash spent) sampled on a grid, in O(len(ts) + len(grid)) with no search of the
-    grid's points through the events."""
-    slot = np.searchsorted(grid, ts, side="left")  # the first grid point at or after each event
+    grid's points through the events. `slots` (`grid_slots`) saves finding them again."""
+    slot = grid_slots(ts, grid) if slots is None else slots
     return np.cumsum(np.bincount(slot, weights=weights, minlength=len(grid) + 1))[: len(grid)]

@@ -23,7 +23,13 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["historical_cvar", "historical_var", "parametric_cvar", "parametric_var"]
+__all__ = [
+    "historical_cvar",
+    "historical_var",
+    "historical_var_cvar",
+    "parametric_cvar",
+    "parametric_var",
+]
 
 _N = NormalDist()
 
@@ -31,6 +37,21 @@ _N = NormalDist()
 def _check(alpha: float) -> None:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def historical_var_cvar(x: np.ndarray, alpha: float = 0.95) -> tuple[float, float]:
+    """(`historical_var`, `historical_cvar`) from one partition of `x`."""
+    _check(alpha)
+    a = np.asarray(x, dtype=float)
+    if len(a) == 0:
+        return math.nan, math.nan
+    h = (len(a) - 1) * (1.0 - alpha)
+    lo = math.floor(h)
+    hi = min(lo + 1, len(a) - 1)
+    k = int((len(a) - 1) * (1.0 - alpha))
+    part = np.partition(a, sorted({lo, hi, k}))
+    var = -float(part[lo] + (h - lo) * (part[hi] - part[lo]))
+    return var, -float(np.mean(part[: k + 1]))
 
 
 def historical_var(x: np.ndarray, alpha: float = 0.95) -> float:
