@@ -98,7 +98,8 @@ class MarketConfig(_Strict):
         if self.scenario:
             from agents.stress.library import build
 
-            build(self.scenario)  # a ValueError naming the table and the field
+            # a ValueError naming the table and the field, or what this market lacks for it
+            build(self.scenario).check([s.symbol for s in self.symbols], bool(self.fundamental))
         return self
 
     @model_validator(mode="after")

@@ -566,6 +566,8 @@ def _register_more() -> None:
     cli_rl.register(app)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
+    from deploy.cli_backtest import backtest
+    app.command()(backtest)
 
 
 _register_more()

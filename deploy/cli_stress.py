@@ -154,7 +154,7 @@ def stress(
         ("price before the event", lambda s: price(spec, _mean(s, "pre_event_price"))),
         ("largest price drawdown", lambda s: _pct(_mean(s, "max_drawdown"))),
         ("lowest price in it", lambda s: price(spec, _mean(s, "drawdown_trough"))),
-        (f"recovery to within 1% of the {target}", lambda s: _secs(_mean(s, "recovery_s"))
+        (f"recovery to within 1% of {target}", lambda s: _secs(_mean(s, "recovery_s"))
          if all(r["recovery_s"] is not None for r in s) else "not recovered"),
         ("mean spread in the event (ticks)", lambda s: _num(_mean(s, "mean_spread"), 2)),
         ("widest spread in the event (ticks)", lambda s: _num(_mean(s, "max_spread"), 0)),

@@ -180,6 +180,7 @@ class Up:
         self.summary_file = self.data_dir / "summary.json"
         self.specs = {s.symbol: s for s in market.symbols}
         self.tape = _Tape()
+        self.scenario = ""  # the last stress scenario announced, for the panel
         self.started = time.monotonic()
         # every account's trading PnL from clearing every `sample_s`: the leaderboard's Sharpe
         # ratio and drawdown are measured on it (deploy.leaderboard.PnlHistory)
@@ -346,6 +347,13 @@ class Up:
                 msgs = msgpack.unpackb(payload)
             except Exception:
                 continue
+            if _topic == b"!scenario" and isinstance(msgs, dict):
+                kinds = ", ".join(str(p.get("kind")) for p in msgs.get("parts", [])
+                                  if isinstance(p, dict))  # fmt: skip
+                self.scenario = (f"scenario {msgs.get('name')} ({kinds}) received at "
+                                 f"{units.timestamp(time.time_ns())}")  # fmt: skip
+                self.console.log(self.scenario)
+                continue
             for m in msgs if isinstance(msgs, list) else ():
                 if isinstance(m, dict) and m.get("type") == "trade":
                     self.tape.trades += 1
@@ -370,7 +378,7 @@ class Up:
         now = time.monotonic()
         prices = ", ".join(f"{s} {units.price(self._spec(s), p)}"
                            for s, p in self.tape.last.items()) or "-"  # fmt: skip
-        market = Table(title="market")
+        market = Table(title="market", caption=self.scenario or None)
         for col in ("running for", "trades", "trades/s", "volume (shares)", "last price"):
             market.add_column(col, justify="right")
         elapsed = int(now - self.started)
@@ -473,6 +481,9 @@ class Up:
             sub.connect(self.endpoints["feed"])
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())
+            # stress scenarios as the fair-value process announces them (agents.stress.live)
+            sub.connect(self.endpoints["fundamental"])
+            sub.setsockopt(zmq.SUBSCRIBE, b"!scenario")
             self._announce()
             self.start_sampling()
             poller = zmq.Poller()

@@ -253,3 +253,15 @@ def test_agora_stress_user_mistakes_are_one_line(tmp_path: Path) -> None:
                            cwd=ROOT)  # fmt: skip
         assert p.returncode == 2, p.stderr
         assert needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_scenario_the_market_cannot_run_is_refused_before_it_runs(tmp_path: Path) -> None:
+    no_fair_value = MarketConfig()  # the default market: no [fundamental] table
+    with pytest.raises(ValueError, match=r"needs a fair value"):
+        stress.run(no_fair_value, "fundamental-shock", until_s=30.0, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="names symbol 'XYZ'"):
+        stress.install(SimMarket(no_fair_value), [{"kind": "fat_finger", "symbol": "XYZ"}])
+    path = tmp_path / "m.toml"
+    path.write_text('[[symbols]]\nsymbol = "AGR"\n[[scenario]]\nname = "fundamental-shock"\n')
+    with pytest.raises(UserError, match="needs a fair value"):
+        load_market(path)

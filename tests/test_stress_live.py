@@ -210,3 +210,28 @@ def test_withdrawal_empties_the_book_and_a_sell_program_trades(tmp_path: Path) -
     seller = next(r for r in result["pnl"] if r["agent"].startswith("stress-seller"))
     assert seller["fills"] >= 1 and seller["errors"] == 0
     assert result["mismatches"] == []
+
+
+def test_bad_requests_are_refused_and_the_process_keeps_answering() -> None:
+    proc = _fundamental()
+    control = proc.ready["control"]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(control)
+    try:
+        for payload in (b"\xc1garbage", msgpack.packb([1, 2]),
+                        msgpack.packb({"type": "scenario", "admin_token": TOKEN, "parts": [1]}),
+                        msgpack.packb({"type": "scenario", "admin_token": TOKEN,
+                                       "parts": [{"kind": "fat_finger", "symbol": "XYZ"}]})):
+            sock.send_multipart([b"", payload])
+            assert sock.poll(int(WAIT_S * 1000))
+            reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            assert reply["type"] == "scenario_refused" and reply["reason"], reply
+        ok = request(control, TOKEN, name="fundamental-shock", params={"at_s": 0.1})
+        assert ok["type"] == "scenario_accepted" and ok["id"] == 1
+        assert proc.returncode is None
+    finally:
+        sock.close()
+        ctx.term()
+        proc.stop()

@@ -118,6 +118,8 @@ class FundamentalServer:
                 ready["control"] = control.getsockopt_string(zmq.LAST_ENDPOINT)
                 self.control_endpoint = ready["control"]
                 task = asyncio.create_task(serve_control(self, control, pub))
+            if control is not None:
+                log.info("scenario_control_ready", endpoint=ready["control"])
             print("AGORA_READY " + json.dumps(ready), flush=True)
             try:
                 await self._loop(pub)

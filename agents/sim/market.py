@@ -211,7 +211,6 @@ class SimMarket(OrderFlow, Publisher):
         }  # fmt: skip
         self._trade_cols = tuple(self.trades.values())  # the same lists, in that order
         self.status: list[tuple] = []  # raw STATUS events (phase changes)
-        self.engine_rejects: dict[str, int] = {}  # the engine's rejects, by reason
         self.arrivals: list[tuple] | None = [] if record_arrivals else None
         # (ts, account, symbol, action, side, price, qty, clid) as the agents send them
         self.order_log: list[tuple] | None = [] if record_orders else None

@@ -217,7 +217,6 @@ class OrderFlow:
                     self.refusal_log.append(
                         (ts, account, self._population.get(account, str(account)), ev[7])
                     )
-                self.engine_rejects[ev[7]] = self.engine_rejects.get(ev[7], 0) + 1
         gate = self.gate
         if gate is not None:
             gate.on_events(private)

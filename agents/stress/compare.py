@@ -84,6 +84,9 @@ def _figures(market: Any, summary: dict[str, Any], comp: Composite, symbol: str,
     for ctx in market.agents:
         strategies.setdefault(population_of(ctx.name), type(ctx.agent).__name__)
     dd = price_drawdown(trades, symbol)
+    refused: dict[str, int] = {}  # orders refused (risk gate or engine), by reason
+    for row in market.refusal_log:
+        refused[row[3]] = refused.get(row[3], 0) + 1
     return {
         "pre_event_price": price_before(trades, symbol, t0),
         "last_price": market.last_price(symbol),
@@ -92,12 +95,13 @@ def _figures(market: Any, summary: dict[str, Any], comp: Composite, symbol: str,
         "drawdown_trough_s": dd["trough_s"],
         "recovery_s": recovery_s(trades, symbol, t0, fundamental=fund,
                                  tick_size=float(spec.tick_size)),
-        "recovery_target": "F(t)" if fund is not None else "pre-event price",
+        "recovery_target": "F(t)" if fund is not None else "the pre-event price",
         **book_during(market.top_of_book(), symbol, t0, t1),
         **sampler.during(t0, t1),
         "halts": halts(market.status, symbol),
-        "band_rejects": market.engine_rejects.get("price_outside_band", 0),
-        "halted_rejects": market.engine_rejects.get("halted", 0),
+        "band_rejects": refused.get("price_outside_band", 0),
+        "halted_rejects": refused.get("halted", 0),
+        "refusals": refused,
         "trades": summary["trades"],
         "volume": summary["volume"],
         "pnl": summary["pnl"],

@@ -70,6 +70,7 @@ class SimHost:
     """A `SimMarket` as a scenario host: every action is a kernel event (deterministic)."""
 
     def __init__(self, market: SimMarket, start_ns: int | None = None) -> None:
+        """`start_ns`: the time ``at_s`` counts from (default: the market's start)."""
         self.market = market
         self.start_ns = market.start_ns if start_ns is None else start_ns
         self.symbols = list(market.symbols)
@@ -88,11 +89,11 @@ class SimHost:
         fn(*args)
 
     def shock(self, pct: float, symbol: str | None) -> bool:
-        model = self.market.fundamental
-        if model is None or not hasattr(model, "shock"):
-            raise ValueError("a fundamental shock needs a market with a [fundamental] table")
-        model.shock(pct, symbol)
+        self.market.fundamental.shock(pct, symbol)
         return True
+
+    def can_shock(self) -> bool:
+        return hasattr(self.market.fundamental, "shock")
 
     def add_agent(self, agent: Agent, name: str, cash: int | None,
                   positions: Mapping[str, int] | None) -> bool:  # fmt: skip

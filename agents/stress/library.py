@@ -54,8 +54,25 @@ class Composite:
     parts: list[_Part] = field(default_factory=list)
 
     def install(self, host: ScenarioHost, dry: bool = False) -> None:
+        """Schedule every part on `host`; a part naming a symbol the host does not trade is
+        a ValueError now, not a failure when it strikes."""
+        can = getattr(host, "can_shock", None)
+        self.check(host.symbols, can() if can is not None else True)
         for part in self.parts:
             part.install(host, dry)
+
+    def check(self, symbols: list[str], fundamental: bool) -> Composite:
+        """Can a market with `symbols` (and a fair value when `fundamental`) run this? A
+        ValueError says why not."""
+        for part in self.parts:
+            symbol = getattr(part, "symbol", None)
+            if symbol is not None and symbol not in symbols:
+                raise ValueError(f"scenario {self.name}: {part.kind} names symbol {symbol!r}, "
+                                 f"not one of this market's ({', '.join(symbols)})")
+            if isinstance(part, FundamentalShock) and not fundamental:
+                raise ValueError("a fundamental shock needs a fair value to move: add a "
+                                 "[fundamental] table to the market file")
+        return self
 
     def window_s(self) -> tuple[float, float]:
         """From the first part's start to the last part's end (seconds)."""

@@ -22,6 +22,7 @@ population). ``at_s`` counts from the moment each process hears it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgpack
 import structlog
+import zmq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.stress.host import Hosted, population_of
@@ -76,15 +78,16 @@ def check(payload: bytes, admin_token: str) -> tuple[dict[str, Any] | None, str]
         raw = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         req = ScenarioRequest.model_validate(raw)
     except (ValueError, TypeError, msgpack.UnpackException, ValidationError) as exc:
-        return None, f"not a scenario request: {str(exc).splitlines()[0][:200]}"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return None, f"not a scenario request: {first[:200]}"
     if not admin_token:
         return None, "scenarios are off: this market has no admin token configured"
     if not hmac.compare_digest(req.admin_token.encode(), admin_token.encode()):
         return None, "admin token required: missing or wrong"
     try:
         comp = _composite(req)
-    except ValueError as exc:
-        return None, str(exc)
+    except (ValueError, TypeError) as exc:  # a table that is not a table, a bad field
+        return None, str(exc)[:300] or type(exc).__name__
     return {"type": "scenario", "name": comp.name, "parts": comp.as_tables(),
             "host": req.host}, ""  # fmt: skip
 
@@ -186,8 +189,6 @@ def apply_event(host: Any, event: Mapping[str, Any]) -> Composite:
 async def follow(runner: Any, context: Any, endpoint: str, population: str | None) -> None:
     """A runner's subscription to the control topic (on its zmq.asyncio `context`): install
     every scenario it hears."""
-    import zmq
-
     sock = context.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SUBSCRIBE, CONTROL_TOPIC)
@@ -215,22 +216,28 @@ async def serve_control(server: Any, router: Any, pub: Any) -> None:
         if len(frames) < 2:
             continue
         ident, payload = frames[0], frames[-1]
-        event, reason = check(payload, server.settings.admin_token)
+        try:
+            event, reason = check(payload, server.settings.admin_token)
+        except Exception:  # whatever arrives, the socket keeps answering
+            log.exception("scenario_request_failed")
+            event, reason = None, "not a scenario request"
         if event is None:
             log.warning("scenario_refused", reason=reason)
             reply = {"type": "scenario_refused", "reason": reason}
         else:
-            n += 1
-            event["id"] = n
             try:
                 apply_event(FundamentalHost(server.model), event)
-            except Exception as exc:  # validated, but this market cannot run it
-                reply = {"type": "scenario_refused", "reason": str(exc)[:200]}
+            except Exception as exc:  # valid, but not for this market (an unknown symbol)
+                reply = {"type": "scenario_refused", "reason": str(exc)[:300]}
+                log.warning("scenario_refused", reason=reply["reason"])
             else:
+                n += 1
+                event["id"] = n
                 await pub.send_multipart([CONTROL_TOPIC, msgpack.packb(event)])
                 reply = {"type": "scenario_accepted", "id": n, "name": event["name"],
                          "parts": event["parts"]}  # fmt: skip
-        await router.send_multipart([ident, *frames[1:-1], msgpack.packb(reply)])
+        with contextlib.suppress(zmq.ZMQError):  # the asker may be gone: never our problem
+            await router.send_multipart([ident, *frames[1:-1], msgpack.packb(reply)])
 
 
 def request(endpoint: str, admin_token: str, name: str | None = None,
@@ -238,8 +245,6 @@ def request(endpoint: str, admin_token: str, name: str | None = None,
             host: str | None = None, timeout_s: float = 10.0) -> dict[str, Any]:  # fmt: skip
     """Send a scenario request to a fundamental process's control socket; its reply (a
     ``TimeoutError`` when nothing answers)."""
-    import zmq
-
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
