@@ -30,7 +30,7 @@ LIMIT, MARKET, IOC = 0, 1, 2  # O_MARKET: how an order rests
 NEVER = 2**62
 
 # control cells
-C_NREP, C_HIGH, C_NEXT_DUE, C_NEXT_OID, C_EVENTS = 0, 1, 2, 3, 4
+C_NREP, C_HIGH, C_NEXT_DUE, C_NEXT_OID, C_EVENTS, C_FILLS_ONLY = 0, 1, 2, 3, 4, 5
 C_FIELDS = 8
 
 # run parameters
@@ -77,7 +77,10 @@ def new_state(n_symbols: int, max_orders: int = 256, max_reports: int = 4096) ->
 
 @jit_inline
 def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):
-    """Append one report about `slot`'s order (its state after the change)."""
+    """Append one report about `slot`'s order (its state after the change); only fills when
+    the host reads nothing else (`C_FILLS_ONLY`: the compiled fast path)."""
+    if ctl[C_FILLS_ONLY] != 0 and kind != REP_FILL:
+        return
     n = ctl[C_NREP]
     if n >= rep.shape[0]:
         return  # the host sizes the buffer so this never happens; never write past it
