@@ -283,12 +283,18 @@ def apply_due(ts, mkt, ords, acct, rep, ctl, prm):
 @jit_inline
 def retrigger(mkt, ords, ctl):
     """Each symbol's highest live bid and lowest live offer: the loop's fast path applies an
-    update without looking at the orders when it cannot reach either."""
+    update without looking at the orders when it cannot reach either. Also lowers `C_HIGH`
+    to just past the last slot in use."""
     for k in range(mkt.shape[0]):
         mkt[k, M_HIBUY] = NONE_BUY
         mkt[k, M_LOSELL] = NONE_SELL
+    high = 0
     for s in range(ctl[C_HIGH]):
-        if ords[s, O_STATE] != LIVE:
+        state = ords[s, O_STATE]
+        if state == FREE:
+            continue
+        high = s + 1
+        if state != LIVE:
             continue
         sym = ords[s, O_SYM]
         p = ords[s, O_PRICE]
@@ -297,3 +303,6 @@ def retrigger(mkt, ords, ctl):
                 mkt[sym, M_HIBUY] = p
         elif p < mkt[sym, M_LOSELL]:
             mkt[sym, M_LOSELL] = p
+    # the slots above the last order in use are free: the loops over the orders stop there
+    # (`new_order` takes the lowest free slot either way, so no order changes slot)
+    ctl[C_HIGH] = high
