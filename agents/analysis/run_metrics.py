@@ -41,9 +41,8 @@ from agents.metrics import (
     Series,
     as_of,
     compute,
-    pnl_curve,
 )
-from agents.metrics.series import cumulative_on_grid, dot
+from agents.metrics.series import cumulative_on_grid, dot, grid_slots
 
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
@@ -266,6 +265,8 @@ def measure(
     sums: dict[str, dict[str, Any]] = {}
     acct_group = np.full(len(names), -1, dtype=np.int64)
     zeros = np.zeros(len(grid))
+    slots_all = grid_slots(by_acct[0], grid)
+    marks_finite = bool(np.isfinite(marks).all())
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -285,8 +286,16 @@ def measure(
         if not math.isfinite(s0):  # from inventory PnL = q0 (last - ref) x mult
             inv = float(ag["inventory_pnl"][r]) if "inventory_pnl" in ag else 0.0
             s0 = last - inv / (q0 * mult) if q0 else last
-        curve = pnl_curve(fills, market.last_trades, grid, 0.0, s0, mult, marks_on_grid=marks)
-        pos = q0 + cumulative_on_grid(f_ts, f_s * f_q, grid)
+        # the trading PnL curve (`pnl_curve` from no starting position) and the position,
+        # sharing the fills' grid slots and running position
+        dq = f_s * f_q
+        slots = slots_all[lo:hi]
+        held = 0.0 + cumulative_on_grid(f_ts, dq, grid, slots)
+        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
+        paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
+        m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
+        curve = (held * m - 0.0 * s0 - spent) * mult - paid
+        pos = q0 + held
         strategy = str(ag["strategy"][r]) if "strategy" in ag else _population(nm)
         strategy_of[nm] = strategy
         equity = None
@@ -393,15 +402,22 @@ def _markout_curves(
     every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
                   np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
     m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
-    q = market.trade_qty[trade]
-    out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
+    # the legs of accounts in a group, once: side x qty is exact (side is +-1), so the sums
+    # below are those of side x move x qty leg by leg, in the same order
     ok_group = leg_group >= 0
+    t_ok, g_ok = trade[ok_group], leg_group[ok_group]
+    q_ok = market.trade_qty[t_ok]
+    sq_ok = side[ok_group] * q_ok
+    out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     for h in horizons:
-        move = (market.mid_after(every, h) - m0)[trade]
-        valid = np.isfinite(move) & ok_group
-        g = leg_group[valid]
-        num = np.bincount(g, weights=(side * move * q)[valid], minlength=groups)
-        den = np.bincount(g, weights=q[valid], minlength=groups)
+        move = (market.mid_after(every, h) - m0)[t_ok]
+        valid = np.isfinite(move)
+        if valid.all():
+            g, w, q = g_ok, sq_ok * move, q_ok
+        else:
+            g, w, q = g_ok[valid], sq_ok[valid] * move[valid], q_ok[valid]
+        num = np.bincount(g, weights=w, minlength=groups)
+        den = np.bincount(g, weights=q, minlength=groups)
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out

@@ -6,9 +6,9 @@ it, or a trade prints through it), with an optional queue model, capped fill siz
 and cancel latencies (`orders`). Tapes are the recorder's Parquet, `agora simulate` runs or
 documented CSV/Parquet layouts (`readers`, `layouts`), streamed in chunks (`stream`); L2
 recordings also give synthetic quotes (`depth`). Policies compiled with numba run the whole
-loop in compiled code (`fast`). Results are the run-directory tables and the standard
-metrics (`results`); `walkforward` splits a tape into train and test windows; `gym_env` is a
-Gymnasium environment over a replay. `agora backtest` is the command line.
+loop in compiled code (`fast`, its loop `compiled_loop`). Results are the run-directory tables
+and the standard metrics (`results`); `walkforward` splits a tape into train and test windows;
+`gym_env` is a Gymnasium environment over a replay. `agora backtest` is the command line.
 """
 
 from agents.replay.config import ReplayConfig

@@ -23,9 +23,10 @@ import numpy as np
 from agents.agent import Agent
 from agents.events import Quote
 from agents.replay import orders as o
+from agents.replay.compiled_loop import advance_compiled
 from agents.replay.config import ReplayConfig
 from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, jit
-from agents.replay.loop import S_NEXT_SAMPLE, S_NSAMP, advance
+from agents.replay.loop import S_NEXT_SAMPLE, S_NSAMP
 from agents.replay.record import RULE_NAMES, Record
 from agents.replay.tape import NO_ASK, NO_BID, Chunk
 from exchange.errors import UserError
@@ -62,6 +63,7 @@ def run_compiled(
     sym = symbols.index(symbol) if symbol is not None else 0
     mkt, ords, rep, ctl, acct = o.new_state(len(symbols), max_reports=1 << 16)
     prm = cfg.params()
+    ctl[o.C_FILLS_ONLY] = 1  # only the fills are read (`_drain`): no other reports
     p0, p1, p2 = (int(x) for x in params)
     ps = np.array([-1, 0, -1, 0, -1, 0], np.int64)
     samp = np.zeros((4096, 5), np.int64)
@@ -77,8 +79,8 @@ def run_compiled(
             ps[S_NEXT_SAMPLE] = rec.first_ts
         i, n = 0, len(chunk)
         while i < n:
-            i = advance(i, n, o.NEVER, 0, 0, *cols, mkt, ords, acct, rep, ctl, prm, policy,
-                        p0, p1, p2, ps, sym, samp, cfg.sample_ns, flush_at)  # fmt: skip
+            i = advance_compiled(i, n, *cols, mkt, ords, acct, rep, ctl, prm, policy, p0, p1,
+                                 p2, ps, sym, samp, cfg.sample_ns, flush_at)  # fmt: skip
             _drain(rec, rep, ctl, symbols, cfg.account)
             _samples(rec, samp, ps, name, cfg.account)
         rec.last_ts = int(cols[0][-1])
@@ -102,18 +104,24 @@ def _drain(rec: Record, rep: np.ndarray, ctl: np.ndarray, symbols: list[str],
     ctl[o.C_NREP] = 0
     if not len(f):
         return
+    # column at a time through numpy takes and C-level maps: a run may fill millions of times
     cols = rec.fills
+    k = len(f)
     cols["ts"].extend(f[:, o.R_TS].tolist())
-    cols["clid"].extend(f"{account}.{oid}" for oid in f[:, o.R_OID].tolist())
-    cols["symbol"].extend(symbols[s] for s in f[:, o.R_SYM].tolist())
-    cols["side"].extend("buy" if s > 0 else "sell" for s in f[:, o.R_SIDE].tolist())
+    cols["clid"].extend(map(f"{account}.".__add__, map(str, f[:, o.R_OID].tolist())))
+    cols["symbol"].extend(np.asarray(symbols, dtype=object)[f[:, o.R_SYM]].tolist())
+    cols["side"].extend(_SIDES[(f[:, o.R_SIDE] > 0).view(np.int8)].tolist())
     cols["price"].extend(f[:, o.R_PRICE].tolist())
     cols["qty"].extend(f[:, o.R_QTY].tolist())
-    cols["rule"].extend(RULE_NAMES[r] for r in f[:, o.R_RULE].tolist())
-    cols["liquidity"].extend("maker" if x == o.LIQ_MAKER else "taker"
-                             for x in f[:, o.R_LIQ].tolist())  # fmt: skip
-    cols["fee"].extend([0] * len(f))
-    cols["mid"].extend([None] * len(f))
+    cols["rule"].extend(_RULES[f[:, o.R_RULE]].tolist())
+    cols["liquidity"].extend(_LIQUIDITY[(f[:, o.R_LIQ] != o.LIQ_MAKER).view(np.int8)].tolist())
+    cols["fee"].extend([0] * k)
+    cols["mid"].extend([None] * k)
+
+
+_SIDES = np.array(["sell", "buy"], dtype=object)
+_LIQUIDITY = np.array(["maker", "taker"], dtype=object)
+_RULES = np.array(RULE_NAMES, dtype=object)
 
 
 def _samples(rec: Record, samp: np.ndarray, ps: np.ndarray, symbol: str, account: str) -> None:

@@ -7,8 +7,10 @@
   listens to (``stop_mask``), or until the first update stamped at or after `stop_ts` (the
   strategy's next timer). So a strategy on a timer costs one call per timer, not one per
   update, and the updates in between run compiled;
-* the compiled fast path (`agents.replay.fast`) passes a compiled policy, called after every
-  quote of its symbol, and runs until its report buffer needs emptying.
+* a compiled policy can be passed too, called after every quote of its symbol, running until
+  the report buffer needs emptying; the compiled fast path (`agents.replay.fast`) uses
+  `agents.replay.compiled_loop.advance_compiled`, the same loop with the order keeping
+  inline.
 
 Speed: most updates cannot touch an order (they do not reach the highest live bid or the
 lowest live offer, `orders.retrigger`). Those only update the market state, inline; the rest

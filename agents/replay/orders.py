@@ -30,7 +30,7 @@ LIMIT, MARKET, IOC = 0, 1, 2  # O_MARKET: how an order rests
 NEVER = 2**62
 
 # control cells
-C_NREP, C_HIGH, C_NEXT_DUE, C_NEXT_OID, C_EVENTS = 0, 1, 2, 3, 4
+C_NREP, C_HIGH, C_NEXT_DUE, C_NEXT_OID, C_EVENTS, C_FILLS_ONLY = 0, 1, 2, 3, 4, 5
 C_FIELDS = 8
 
 # run parameters
@@ -77,7 +77,10 @@ def new_state(n_symbols: int, max_orders: int = 256, max_reports: int = 4096) ->
 
 @jit_inline
 def emit(rep, ctl, kind, ords, slot, ts, price, qty, rule, liq):
-    """Append one report about `slot`'s order (its state after the change)."""
+    """Append one report about `slot`'s order (its state after the change); only fills when
+    the host reads nothing else (`C_FILLS_ONLY`: the compiled fast path)."""
+    if ctl[C_FILLS_ONLY] != 0 and kind != REP_FILL:
+        return
     n = ctl[C_NREP]
     if n >= rep.shape[0]:
         return  # the host sizes the buffer so this never happens; never write past it
@@ -280,12 +283,18 @@ def apply_due(ts, mkt, ords, acct, rep, ctl, prm):
 @jit_inline
 def retrigger(mkt, ords, ctl):
     """Each symbol's highest live bid and lowest live offer: the loop's fast path applies an
-    update without looking at the orders when it cannot reach either."""
+    update without looking at the orders when it cannot reach either. Also lowers `C_HIGH`
+    to just past the last slot in use."""
     for k in range(mkt.shape[0]):
         mkt[k, M_HIBUY] = NONE_BUY
         mkt[k, M_LOSELL] = NONE_SELL
+    high = 0
     for s in range(ctl[C_HIGH]):
-        if ords[s, O_STATE] != LIVE:
+        state = ords[s, O_STATE]
+        if state == FREE:
+            continue
+        high = s + 1
+        if state != LIVE:
             continue
         sym = ords[s, O_SYM]
         p = ords[s, O_PRICE]
@@ -294,3 +303,6 @@ def retrigger(mkt, ords, ctl):
                 mkt[sym, M_HIBUY] = p
         elif p < mkt[sym, M_LOSELL]:
             mkt[sym, M_LOSELL] = p
+    # the slots above the last order in use are free: the loops over the orders stop there
+    # (`new_order` takes the lowest free slot either way, so no order changes slot)
+    ctl[C_HIGH] = high
