@@ -120,7 +120,8 @@ class CrowdMarket:
         requote(ctx, self.symbol, self.learners[i].orders, quotes, ioc)
 
     def step(self) -> None:
-        self.sim.run(duration_ns=self.step_ns)
+        # only the learners' views are read between steps: `_row` refreshes those
+        self.sim.run(duration_ns=self.step_ns, refresh=False)
         self._log = []
         self.rows = []
         for i in range(self.agents):
