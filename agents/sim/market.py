@@ -362,7 +362,7 @@ class SimMarket(OrderFlow, Publisher):
         self._schedule_wake()
 
     def run(self, until_ns: int | None = None, duration_ns: int | None = None,
-            max_events: int | None = None) -> int:  # fmt: skip
+            max_events: int | None = None, refresh: bool = True) -> int:  # fmt: skip
         """Start if needed, then run the kernel up to `until_ns` (or `duration_ns` from now).
 
         While the kernel runs, the garbage collector's young generation is collected every
@@ -374,7 +374,11 @@ class SimMarket(OrderFlow, Publisher):
         When it returns, every agent's view (`Context.quote`, `last_price`, `fundamental`,
         `quotes`, ...) shows the market as of the new time less the agent's latency, so that
         code driving the market between runs (an RL environment, a notebook) reads what the
-        agent would see now, as a handler starting at this instant would.
+        agent would see now, as a handler starting at this instant would. ``refresh=False``
+        leaves the views where each agent's last handler left them: a driver that reads only
+        its own agents between runs (the RL `crowd` background, stepping a few hundred times a
+        simulated minute) refreshes those itself (`SimContext.refresh`) rather than every
+        agent of the crowd after every slice. The run's events are the same either way.
         """
         self.start()
         if duration_ns is not None:
@@ -389,8 +393,9 @@ class SimMarket(OrderFlow, Publisher):
         finally:
             if gc.get_threshold()[0] == _GC_GEN0 and old[0] != _GC_GEN0:
                 gc.set_threshold(*old)
-            for ctx in self.agents:  # every handler sets its own horizon: no effect on the run
-                ctx.refresh()
+            if refresh:  # every handler sets its own horizon: no effect on the run
+                for ctx in self.agents:
+                    ctx.refresh()
 
     def _run_sampling(self, until_ns: int | None, max_events: int | None) -> int:
         """`kernel.run` in pieces that end on the positions grid, sampling at each grid time
