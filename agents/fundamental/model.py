@@ -47,10 +47,10 @@ seconds::
 * ``a`` is the exact discretisation of an Ornstein-Uhlenbeck pull of log F toward log F0 at rate
   θ per second; with noise, the walk becomes a stationary AR(1) around log F0.
 
-Random streams: ``SeedSequence(seed).spawn(3)`` gives separate generators for the diffusion
-shocks, the jump counts and the jump sizes. Each stream is consumed in step order, so a path
-does not depend on how the caller chops time: ``step(1.0)`` once or ``step(0.1)`` ten times
-(with Δ = 0.1) produce the same values.
+Random streams: ``SeedSequence(seed).spawn(4)`` gives separate generators for the diffusion
+shocks, the jump counts, the jump sizes and the stable walk's exponentials. Each stream is
+consumed in step order, so a path does not depend on how the caller chops time:
+``step(1.0)`` once or ``step(0.1)`` ten times (with Δ = 0.1) produce the same values.
 """
 
 from __future__ import annotations
@@ -209,7 +209,10 @@ class FundamentalModel:
         self._factor_t = _factor(c.correlation_matrix()).T
         self._decay = math.exp(-c.mean_reversion * c.step_s)
         self._inv_mu = 1.0 / c.tail_exponent
-        shocks, counts, sizes = np.random.SeedSequence(c.seed).spawn(3)
+        # spawn(4)[:3] are the same children spawn(3) gave, so adding the 4th stream (the
+        # stable walk's exponentials) left every earlier path unchanged
+        shocks, counts, sizes, exps = np.random.SeedSequence(c.seed).spawn(4)
+        self._exps = np.random.Generator(np.random.PCG64(exps))
         self._shocks = np.random.Generator(np.random.PCG64(shocks))
         self._counts = np.random.Generator(np.random.PCG64(counts))
         self._sizes = np.random.Generator(np.random.PCG64(sizes))
@@ -298,7 +301,7 @@ class FundamentalModel:
         mu = self.config.tail_exponent
         phi = 0.5 * _erfc(-z * (1 / math.sqrt(2))).astype(float)
         v = math.pi * (np.clip(phi, 1e-16, 1 - 1e-16) - 0.5)
-        e = self._shocks.standard_exponential(z.shape)
+        e = self._exps.standard_exponential(z.shape)
         np.maximum(e, np.finfo(float).tiny, out=e)
         if mu == 1.0:
             return np.tan(v)
