@@ -286,11 +286,11 @@ SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("as shipped", {}),
     ("no vol feedback", {"vol_feedback": 0.0}),
     ("no activity feedback", {"activity_feedback": 0.0}),
-    ("no switching", {"switching": 0.0}),
-    ("k as before: 1+Gamma(2,5)", {"k_shape": 2.0, "k_scale": 5.0}),
+    ("orders live 10 s", {"lifetime_ns": 10 * NS}),
+    ("k = 1 + Gamma(0.5, 40)", {"k_shape": 0.5, "k_scale": 40.0}),
     ("D rounded to bars", {"lag": "bars"}),
-    ("alpha ~ Beta(4,1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
-    ("W ~ LogNormal(2,1)", {"w_prior": "lognormal"}),
+    ("alpha ~ Beta(4, 1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
+    ("switching 0.2", {"switching": 0.2}),
 ]
 
 

@@ -257,8 +257,9 @@ class FairValueTrader(Agent):
     default, so the plain model stays available):
 
     * `vol_feedback` g: each arriving agent measures the volatility v_k of the closes over its
-      own horizon k and scales its noise and half-spread by (v_k/v̄)^g (v̄: a slow average of
-      the same volatility, over `vol_ref_bars`), clipped to [1/`vol_clip`, `vol_clip`]. Agents
+      own horizon (`vol_horizon` x k bars: the root mean square one-bar return) and scales
+      its noise and half-spread by (v_k/v̄)^g (v̄: a slow average of the same volatility, over
+      `vol_ref_bars`), clipped to [1/`vol_clip`, `vol_clip`]. Agents
       who see a turbulent market disagree more; with horizons k spread over decades, the
       feedback has memory on every horizon, the heterogeneous-horizon mechanism behind the
       slowly decaying autocorrelation of |r| (U. A. Müller et al., "Volatilities of different
@@ -345,6 +346,9 @@ class FairValueTrader(Agent):
         activity_feedback: float = Field(
             default=0.0, ge=0.0, description="η: arrival rate scales as (v_k/v̄)^η (0: off)"
         )
+        vol_horizon: float = Field(
+            default=1.0, gt=0.0, description="volatility is measured over vol_horizon x k bars"
+        )
         vol_ref_bars: float = Field(
             default=600.0, ge=2.0, description="bars averaged in the reference volatility v̄"
         )
@@ -383,6 +387,7 @@ class FairValueTrader(Agent):
         self._var_norm = 0.0  # the EWMA's weight so far (corrects its start from zero)
         self._var_w = 1.0 / p.vol_ref_bars
         self._last_closed: float | None = None  # the close of the last finished bar
+        self._cum_sq = [0.0]  # running sum of squared one-bar returns, one entry per bar
         self._ratio = 1.0  # the latest v_k / v̄
         self._err_f = 0.0
         self._err_c = 0.0
@@ -417,6 +422,14 @@ class FairValueTrader(Agent):
                 decay = (1.0 - w) ** min(bar - hist.last_bar, 10_000)  # bars without news: r = 0
                 self._var_ref = decay * ((1.0 - w) * self._var_ref + w * r * r) / (1.0 - w)
                 self._var_norm = decay * ((1.0 - w) * self._var_norm + w) / (1.0 - w)
+                cum = self._cum_sq
+                total = cum[-1] + r * r
+                cum.append(total)
+                gap = min(bar - hist.last_bar - 1, self.params.history_bars)
+                if gap > 0:
+                    cum.extend([total] * gap)  # bars without a sample: zero returns
+                if len(cum) > 2 * self.params.history_bars:
+                    del cum[: len(cum) - self.params.history_bars]
             self._last_closed = closed
         hist.record(bar, close)
         if self._continuous:
@@ -480,22 +493,13 @@ class FairValueTrader(Agent):
         values = self.close_history.values
         now_close = values[-1]
         var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
-        if var_ref > 0.0:
-            n = max(2, min(len(values) - 1, math.ceil(draw.k)))
-            if n >= 2:
-                # the close-to-close variance per bar over the agent's own horizon
-                start = values[-1 - n]
-                var_k = (now_close - start) ** 2 / n
-                # plus the within-horizon path (sum of squares of one-bar moves)
-                acc = 0.0
-                prev = start
-                for v in values[-n:]:
-                    acc += (v - prev) ** 2
-                    prev = v
-                var_k = 0.5 * var_k + 0.5 * acc / n
-                ratio = math.sqrt(var_k / var_ref)
-                c = p.vol_clip
-                self._ratio = min(c, max(1.0 / c, ratio))
+        cum = self._cum_sq
+        if var_ref > 0.0 and len(cum) > 1:
+            # the mean squared one-bar return over the agent's horizon (prefix sums: O(1))
+            n = max(1, min(len(cum) - 1, math.ceil(draw.k * p.vol_horizon)))
+            var_k = (cum[-1] - cum[-1 - n]) / n
+            c = p.vol_clip
+            self._ratio = min(c, max(1.0 / c, math.sqrt(var_k / var_ref)))
         if p.switching > 0:
             w = self._err_w
             self._err_f += w * ((now_close - f_lag) ** 2 - self._err_f)
