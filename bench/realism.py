@@ -3,6 +3,7 @@
     python bench/realism.py                      # everything (long: about an hour of CPU)
     python bench/realism.py --part facts         # fair-value facts, 3 seeds x (Gaussian, stable F)
     python bench/realism.py --part market        # default markets, 3 simulated hours, 2 seeds
+    python bench/realism.py --part market --markets toml   # only examples/market.toml
     python bench/realism.py --part sweep         # which parameters drive which fact
     python bench/realism.py --seconds 3000 --seeds 1   # shorter runs while iterating
 
@@ -261,10 +262,13 @@ def builtin_market() -> MarketConfig:
     return default_market()
 
 
-def part_market(seeds: list[int], seconds: float) -> bool:
+def part_market(seeds: list[int], seconds: float, which: str = "both") -> bool:
     ok_all = True
-    for label, make in (("examples/market.toml", lambda: load_market(MARKET)),
-                        ("agora up built-in market", builtin_market)):  # fmt: skip
+    markets = [("examples/market.toml", lambda: load_market(MARKET)),
+               ("agora up built-in market", builtin_market)]  # fmt: skip
+    if which != "both":
+        markets = markets[:1] if which == "toml" else markets[1:]
+    for label, make in markets:
         for seed in seeds:
             cfg = make()
             cfg = MarketConfig.model_validate({**cfg.model_dump(mode="python"), "seed": seed})
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--part", choices=("facts", "market", "sweep", "all"), default="all")
     ap.add_argument("--seconds", type=float, default=None, help="override the run length")
     ap.add_argument("--seeds", type=int, default=None, help="how many seeds (1, 2, ...)")
+    ap.add_argument("--markets", choices=("toml", "builtin", "both"), default="both",
+                    help="market part: which default market(s)")
     args = ap.parse_args(argv)
     ok = True
     if args.part in ("facts", "all"):
@@ -319,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         ok &= part_facts(seeds, args.seconds or 15_000)
     if args.part in ("market", "all"):
         seeds = list(range(1, (args.seeds or 2) + 1))
-        ok &= part_market(seeds, args.seconds or 3 * 3600)
+        ok &= part_market(seeds, args.seconds or 3 * 3600, args.markets)
     if args.part in ("sweep", "all"):
         part_sweep(1, args.seconds or 5_000)
     print(f"\noverall: {'PASS' if ok else 'FAIL'}")
