@@ -186,3 +186,25 @@ def test_the_old_market_starves_on_the_same_drift() -> None:
     at the band's edge while F leaves it (the agents can still buy, so trades go on)."""
     share, gap = _last_minute(fixed=False)
     assert share < 0.5 or gap > 0.02, (share, gap)
+
+
+def _options_run(params: dict) -> list:
+    cfg = MarketConfig.model_validate({
+        "seed": 9, "symbols": [{"symbol": "AGR"}],
+        "fundamental": {"scale": 0.0005, "step_s": 0.1}, "fundamental_interval_s": 0.1,
+        "clearing": {"short_limit": 1_000, "leverage": 2.0},
+        "populations": [{"name": "fv", "strategy": "fair_value", "count": 10,
+                         "params": {"rate_per_s": 2.0, "lifetime_ns": 2 * NS, **params}}],
+    })  # fmt: skip
+    market = SimMarket.from_config(cfg)
+    market.run(duration_ns=60 * NS)
+    return list(zip(market.trades["ts"], market.trades["price"], market.trades["qty"],
+                    strict=True))  # fmt: skip
+
+
+def test_feedback_switching_and_wealth_options_are_deterministic_and_change_the_run() -> None:
+    options = {"vol_feedback": 1.0, "activity_feedback": 1.0, "switching": 0.5,
+               "wealth_sizes": True, "vol_ref_bars": 20.0}  # fmt: skip
+    first = _options_run(options)
+    assert first and first == _options_run(options)
+    assert first != _options_run({})
