@@ -47,6 +47,7 @@ from agents.analysis.stylized import acf, aggregate, kurtosis, regular_closes
 from agents.config import MarketConfig, load_market
 from agents.sim import SimMarket
 from agents.sim.output import fundamental_table
+from agents.strategies.market_maker import AvellanedaStoikov, FixedSpreadMarketMaker
 
 NS = 1_000_000_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,9 +185,9 @@ def health(cfg: MarketConfig, seconds: float, check_s: float = 60.0) -> dict[str
     """Run `cfg` for `seconds`, checking the market makers' quotes every `check_s`."""
     market = SimMarket.from_config(cfg, seed=cfg.seed)
     pops = {p.name: p.strategy for p in cfg.populations}
-    names = [ctx.name for ctx in market.agents]
     account_pop = {ctx.account: ctx.name.rsplit("-", 1)[0] for ctx in market.agents}
-    mm_names = [n for n in names if "mm" in pops.get(n.rsplit("-", 1)[0], "")]
+    mm_names = [ctx.name for ctx in market.agents
+                if isinstance(ctx.agent, (AvellanedaStoikov, FixedSpreadMarketMaker))]  # fmt: skip
     checks = 0
     both = dict.fromkeys(mm_names, 0)
     symbol = cfg.symbols[0].symbol
