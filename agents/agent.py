@@ -140,6 +140,7 @@ class Context:
         self._id_prefix = name
         self._warned_symbols: set[str] = set()
         self.orders_sent = 0
+        self.qty_posted = 0  # lots offered: new orders and replaced ones (the fill ratio's base)
 
     # ------------------------------------------------------------------ the host's part
     def now(self) -> int:
@@ -196,6 +197,7 @@ class Context:
         order = OpenOrder(clid, symbol, side, price, qty, 0, qty)  # positional: a hot path
         self.portfolio.orders[clid] = order  # Portfolio.sent, inlined
         self.orders_sent += 1
+        self.qty_posted += qty
         self._send_new(order, "limit" if price is not None else "market", tif, post_only)
         return clid
 
@@ -242,7 +244,9 @@ class Context:
         order = self.portfolio.orders.get(client_order_id)
         if order is None or order.cancel_pending:
             return False
-        self._send_replace(order, order.qty if qty is None else qty, price)
+        new_qty = order.qty if qty is None else qty
+        self.qty_posted += new_qty
+        self._send_replace(order, new_qty, price)
         return True
 
     # ------------------------------------------------------------------ looking
@@ -257,6 +261,15 @@ class Context:
         return self.portfolio.cash
 
     def quote(self, symbol: str) -> Quote | None:
+        """The latest top of book of `symbol` this agent has seen (None: none published yet).
+
+        In a handler it is what reached the agent by the time the handler started (in
+        simulated time: what was published up to ``now`` less the agent's latency). Outside a
+        handler it is just as current: live, the latest the feed delivered; in simulated time,
+        as of the market's clock when `SimMarket.run` returned (so code that steps the market
+        and reads between runs, such as an RL environment, needs nothing else). The same
+        holds for `last_price`, `fundamental` and the `quotes`/`last_prices` dicts.
+        """
         return self.quotes.get(symbol)
 
     def last_price(self, symbol: str) -> int | None:

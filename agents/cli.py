@@ -273,7 +273,10 @@ def list_strategies() -> None:
 
 
 def attach(
-    target: str = typer.Argument(..., help="path/to/my_agent.py:MyAgent or module:Class"),
+    target: str = typer.Argument(
+        ..., help="path/to/my_agent.py:MyAgent or module:Class, or 'policy' (then PATH)"
+    ),
+    path: str = typer.Argument(None, help="with 'policy': a run saved by agora train"),
     param: list[str] | None = typer.Option(None, help="parameter key=value"),
     name: str = typer.Option(None, help="agent (and account) name"),
     account: str = typer.Option(None, help="an existing account (env AGORA_ACCOUNT)"),
@@ -290,17 +293,39 @@ def attach(
     AGORA_DATA_DIR, default var: what agora up writes there), unless AGORA_* variables say
     otherwise. With AGORA_ACCOUNT/AGORA_TOKEN (or --account/--token) it trades that account;
     otherwise it opens one through clearing with the admin token.
+
+    `agora attach policy PATH` runs a policy trained by `agora train` (the `rl` extra): the
+    same observations as in training, built from the live feed (`agents.rl.policy_agent`).
     """
     from agents.runner import AgentSpec
 
     configure(None)
     settings = _settings(data_dir)
+    params = _params(param)
+    if target == "policy":
+        if path is None:
+            raise typer.BadParameter("agora attach policy PATH: which run? (agora train's)")
+        import importlib.util
+
+        missing = [m for m in ("gymnasium", "stable_baselines3", "torch")
+                   if importlib.util.find_spec(m) is None]  # fmt: skip
+        if missing:
+            raise UserError(f"agora attach policy needs the rl extra ({', '.join(missing)} "
+                            "missing): pip install -e '.[rl]'")  # fmt: skip
+        from agents.rl.train.runs import load_run
+
+        load_run(path)  # a wrong path is said here, before the market is contacted
+        params["path"] = path
+        target = "agents.rl.policy_agent:PolicyAgent"
+        name = name or "policy"
+    elif path is not None:
+        raise typer.BadParameter(f"unexpected {path!r} (only 'policy' takes a PATH)")
     cls = _strategy(target)
     _require_market(settings)
     account = account or settings.account
     token = token if token is not None else (settings.token or None)
     agent_name = name or account or target.rsplit(":", 1)[-1].lower()
-    spec = AgentSpec(cls(_params(param)), agent_name, account=account, token=token, cash=cash)
+    spec = AgentSpec(cls(params), agent_name, account=account, token=token, cash=cash)
     market = load_market(config) if config is not None else None
     symbols = market.symbols if market is not None else settings.symbols
     _finish(_run([spec], settings, symbols, 1, duration), json_out)

@@ -87,6 +87,20 @@ class MarketConfig(_Strict):
     fundamental_interval_s: float = Field(0.1, gt=0)
     clearing: ClearingTerms = Field(default_factory=ClearingTerms)
     populations: list[Population] = Field(default_factory=list)
+    scenario: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="stress scenarios switched on (agents.stress: a name or a kind, and its "
+        "parameters)",
+    )
+
+    @model_validator(mode="after")
+    def _scenarios(self) -> MarketConfig:
+        if self.scenario:
+            from agents.stress.library import build
+
+            # a ValueError naming the table and the field, or what this market lacks for it
+            build(self.scenario).check([s.symbol for s in self.symbols], bool(self.fundamental))
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> MarketConfig:

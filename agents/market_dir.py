@@ -37,7 +37,8 @@ __all__ = [
 ENV_FILE = "agora.env"
 TOKEN_FILE = "admin.token"
 DEFAULT_DIR = "var"
-_FIELDS = ("gateway", "feed", "snapshot", "clearing", "fundamental", "symbols")
+_FIELDS = ("gateway", "feed", "snapshot", "clearing", "fundamental", "fundamental_control",
+           "symbols")
 
 
 class MarketDirError(ValueError):

@@ -289,6 +289,7 @@ class LiveContext(Context):
         the agent handles `on_reject` itself: an agent whose every order is refused must not
         look like one that is merely quiet."""
         self.rejects += 1
+        self.runner.reject_reasons[str(report.get("reject_reason") or report.get("reason"))] += 1
         if type(self.agent).on_reject is Agent.on_reject and (
             self.rejects <= 5 or self.rejects % 1000 == 0
         ):
@@ -332,6 +333,8 @@ class Runner:
         self.stopped_agents = False
         self.max_trade_id = 0
         self.fills = 0
+        self.reject_reasons: dict[str, int] = defaultdict(int)  # (metrics)
+        self.volume: dict[str, int] = {}  # lots traded on the feed since start, per symbol
         self.gaps = False  # a session was lost and restored: reports may be missing
         self.recovered = 0  # fills booked from clearing's records at the end
         self.resent = 0  # reports the exchange sent again after a reconnection
@@ -360,13 +363,16 @@ class Runner:
         self._stop.set()
 
     # ------------------------------------------------------------------ start
-    async def _open_accounts(self) -> list[tuple[AgentSpec, str, str, Any]]:
-        """(spec, account, token, balance) per agent; accounts opened or taken back."""
+    async def _open_accounts(
+        self, specs: list[AgentSpec] | None = None
+    ) -> list[tuple[AgentSpec, str, str, Any]]:
+        """(spec, account, token, balance) per agent (default: every spec); accounts opened
+        or taken back."""
         s = self.settings
         admin = ClearingClient(s.clearing, admin_token=s.admin_token, ctx=self._ctx)
         out = []
         try:
-            for spec in self.specs:
+            for spec in self.specs if specs is None else specs:
                 account = spec.account or spec.name
                 token = spec.token
                 if token is None:
@@ -388,26 +394,13 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self.loop.add_signal_handler(sig, self.stop)
         accounts = await self._open_accounts()
-        s = self.settings
         for spec, account, token, balance in accounts:
-            client = ExchangeClient(account, token, gateway=s.gateway, settings=s,
-                                    context=self._ctx)  # fmt: skip
-            # A token just issued may not have reached the exchange's gate yet: retry a short
-            # while on invalid_token too (the clearing's state is on its way).
-            await client.connect(retry=_FRESH_TOKEN_RETRY)
-            if not self.symbol_specs:
-                self.symbol_specs = {sym: SymbolSpec(symbol=sym) for sym in client.symbols}
-            portfolio = Portfolio(
-                cash=balance.cash, positions={p.symbol: p.qty for p in balance.positions},
-                fees=balance.fees or FeeSchedule(), multipliers=balance.multipliers or {},
-            )  # fmt: skip
-            ctx = LiveContext(self, spec.agent, spec.name, account, client, spec.latency,
-                              self.seed, self.symbol_specs, portfolio)  # fmt: skip
-            client.listener = ctx.on_report
-            client.on_lost = ctx.session_lost
-            spec.agent.bind(ctx)
-            self.contexts.append(ctx)
+            await self._bind(spec, account, token, balance)
         self._start_market_data()
+        if self.settings.metrics_port:
+            from agents.runner_metrics import RunnerMetrics
+
+            RunnerMetrics(self).serve(self.settings.metrics_port, self.settings.metrics_host)
         self.started_at = self.loop.time()
         for ctx in self.contexts:
             ctx.call(ctx.agent.on_start)
@@ -416,6 +409,40 @@ class Runner:
             print("AGORA_READY " + json.dumps({"agents": len(self.contexts)}), flush=True)
         await self._stop.wait()
         return await self._shutdown()
+
+    async def _bind(self, spec: AgentSpec, account: str, token: str, balance: Any) -> LiveContext:
+        s = self.settings
+        client = ExchangeClient(account, token, gateway=s.gateway, settings=s,
+                                context=self._ctx)  # fmt: skip
+        # A token just issued may not have reached the exchange's gate yet: retry a short
+        # while on invalid_token too (the clearing's state is on its way).
+        await client.connect(retry=_FRESH_TOKEN_RETRY)
+        if not self.symbol_specs:
+            self.symbol_specs = {sym: SymbolSpec(symbol=sym) for sym in client.symbols}
+        portfolio = Portfolio(
+            cash=balance.cash, positions={p.symbol: p.qty for p in balance.positions},
+            fees=balance.fees or FeeSchedule(), multipliers=balance.multipliers or {},
+        )  # fmt: skip
+        ctx = LiveContext(self, spec.agent, spec.name, account, client, spec.latency,
+                          self.seed, self.symbol_specs, portfolio)  # fmt: skip
+        client.listener = ctx.on_report
+        client.on_lost = ctx.session_lost
+        spec.agent.bind(ctx)
+        self.contexts.append(ctx)
+        return ctx
+
+    async def add_agent(self, spec: AgentSpec) -> LiveContext:
+        """Open (or take back) `spec`'s account, log it on and start it now: an agent a stress
+        scenario brings into the running market (`agents.stress.live`)."""
+        ((_, account, token, balance),) = await self._open_accounts([spec])
+        self.specs.append(spec)
+        ctx = await self._bind(spec, account, token, balance)
+        if len(self.contexts) > 1:  # the market as the others see it, until the next update
+            ctx.quotes.update(self.contexts[0].quotes)
+            ctx.last_prices.update(self.contexts[0].last_prices)
+        ctx.call(ctx.agent.on_start)
+        log.info("agent_added", agent=spec.name, account=account)
+        return ctx
 
     # ------------------------------------------------------------------ market data fan-out
     def _groups(self, handler: str) -> list[tuple[float | None, list[LiveContext]]]:
@@ -473,6 +500,7 @@ class Runner:
 
         async def trades(symbol: str) -> None:
             async for t in self.md.watch_trades(symbol):
+                self.volume[symbol] = self.volume.get(symbol, 0) + t.qty
                 tick = TradeTick(symbol, t.price, t.qty, t.aggressor_side, t.trade_id, t.ts)
                 for ctx in everyone:
                     ctx.last_prices[symbol] = t.price
@@ -502,6 +530,13 @@ class Runner:
             self._tasks.append(asyncio.create_task(
                 self._guard(fundamentals, self.settings.fundamental, "fundamental")
             ))  # fmt: skip
+            from agents.stress.live import follow, population_of
+
+            population = population_of(self.specs[0].name) if self.specs else None
+            self._tasks.append(asyncio.create_task(self._guard(
+                lambda ep: follow(self, self._ctx, ep, population), self.settings.fundamental,
+                "scenarios",
+            )))  # fmt: skip
 
     async def _guard(self, follow: Callable[[str], Any], arg: str, what: str) -> None:
         """Follow a stream; when it ends (the exchange said goodbye) or fails, follow it
@@ -591,9 +626,11 @@ class Runner:
                 mismatches.append({"agent": ctx.name, "clearing_cash": bal.cash,
                                    "own_cash": mine.cash, "clearing_positions": theirs,
                                    "own_positions": own})  # fmt: skip
-            rows.append({"agent": ctx.name, "strategy": type(ctx.agent).__name__,
+            rows.append({"agent": ctx.name, "account": ctx.account,
+                         "strategy": type(ctx.agent).__name__,
                          "cash": bal.cash, "positions": theirs, "pnl": bal.pnl,
-                         "fills": mine.fills,
+                         "fills": mine.fills, "volume": mine.volume,
+                         "posted": ctx.qty_posted,
                          "orders": ctx.orders_sent, "rejects": ctx.rejects,
                          "errors": ctx.errors})  # fmt: skip
         result = {

@@ -39,11 +39,19 @@ class ClientSettings(BaseSettings):
     fundamental: OptionalEndpoint = Field(
         "", description="the fair-value source (PUB, e.g. tcp://127.0.0.1:5560); empty: none"
     )
+    fundamental_control: OptionalEndpoint = Field(
+        "tcp://127.0.0.1:5561",
+        description="the fair-value source's admin socket (stress scenarios, agora admin)",
+    )
     account: str | None = Field(None, description="the account to log on as")
     token: str = Field("", description="the account's secret, where the exchange checks one")
     symbols: list[SymbolSpec] | None = Field(
         None, description="the market's symbol specs as JSON (tick sizes for agent maths)"
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="an agent runner's Prometheus /metrics; 0 = off"
+    )
+    metrics_host: str = "127.0.0.1"
     admin_token: str = Field(
         "", description="clearing's admin token (admin commands; default: var/clearing/admin.token)"
     )

@@ -1,6 +1,6 @@
 """Simulated-time throughput: the reference market (~1,100 agents) on the virtual clock.
 
-    python bench/simulate.py [--minutes 30] [--seed 1] [--profile] [--parquet DIR]
+    python bench/simulate.py [--minutes 30] [--seed 1] [--profile] [--parquet DIR] [--record]
 
 The reference market, when the strategy zoo (`agents.strategies.STRATEGIES`) is importable:
 1,000 zero-intelligence traders, 100 fair-value traders (Gaussian fair value F(t), stepped
@@ -13,8 +13,9 @@ timer; ours pops fewer because one pop carries everything an agent sends or rece
 instant, and one publication to all agents with the same latency), agent handler calls,
 orders/s (messages that reached the engine: new, cancel, replace, mass cancel), trades,
 simulated and wall time. Wall time is the
-run only (building the market is not counted). `--profile` runs under cProfile and prints
-the top functions by own time.
+run only (building the market is not counted). `--record` turns on what a run directory records
+beyond the trades (every order action, positions every 10 s), to measure what it costs.
+`--profile` runs under cProfile and prints the top functions by own time.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class _LocalRandom(Agent):
         ctx.set_timer("t", max(1, int(r.exponential(NS))), repeat=False)
 
 
-def build(seed: int) -> tuple[SimMarket, str]:
+def build(seed: int, record: bool = False) -> tuple[SimMarket, str]:
     try:
         from agents.strategies import STRATEGIES
     except ImportError:
@@ -81,7 +82,8 @@ def build(seed: int) -> tuple[SimMarket, str]:
                 ]
             }
         )
-        return SimMarket.from_config(config), "reference (agents.strategies)"
+        story = {"record_orders": True, "positions_interval_ns": 10 * NS} if record else {}
+        return SimMarket.from_config(config, **story), "reference (agents.strategies)"
     market = SimMarket(config)
     for i in range(1114):
         market.add_agent(_LocalRandom(), f"rnd-{i}", latency=LatencyConfig(network_us=100))
@@ -100,11 +102,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="run under cProfile")
     ap.add_argument("--parquet", default=None, help="write the outputs to this directory")
+    ap.add_argument("--record", action="store_true", help="record orders and positions too")
     args = ap.parse_args()
 
-    market, kind = build(args.seed)
+    market, kind = build(args.seed, args.record)
     duration = round(args.minutes * 60 * NS)
-    print(f"market: {kind}, {len(market.agents)} agents, {args.minutes:g} simulated minutes")
+    print(f"market: {kind}, {len(market.agents)} agents, {args.minutes:g} simulated minutes"
+          + (", recording orders and positions" if args.record else ""))  # fmt: skip
     print(f"cores:  {cores()}")
     calls_before = _handler_calls(market)
     if args.profile:
@@ -118,17 +122,21 @@ def main() -> None:
         market.finish()
         prof.disable()
         wall = time.perf_counter() - t0
+        cpu = wall
     else:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         market.run(duration_ns=duration)
         market.finish()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     events = market.kernel.events_processed
     orders = market.orders_in
     trades = len(market.trades["ts"])
     print(f"wall time      {wall:10.2f} s   (simulated {duration / NS:,.0f} s, "
           f"x{duration / NS / wall:,.1f} real time)")  # fmt: skip
     print(f"kernel events  {events:10,d}     {events / wall:12,.0f} events/s   (heap pops)")
+    print(f"cpu time       {cpu:10.2f} s   {events / cpu:12,.0f} events/cpu-s   (steadier than "
+          "wall time on a shared machine)")  # fmt: skip
     deliveries = market.deliveries
     print(
         f"deliveries     {deliveries:10,d}     {deliveries / wall:12,.0f} events/s   "

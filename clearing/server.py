@@ -33,11 +33,14 @@ import secrets
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
 import zmq
 import zmq.asyncio
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from clearing.house import ClearingHouse
 from clearing.ledger import OutOfOrder
@@ -74,9 +77,40 @@ FAILED_CREDENTIALS = "invalid_credentials"
 """The answer to an owner request naming an unknown account or a wrong token: not which."""
 
 
+class _Metrics:
+    """Prometheus figures: counts kept as plain ints (read at scrape time) and the settlement
+    lag, from the exchange's trade time to its settlement here (one observation per batch)."""
+
+    def __init__(self, server: ClearingServer) -> None:
+        self.server = server
+        self.settled = 0
+        self.requests: dict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.settlement_lag = Histogram(
+            "agora_clearing_settlement_lag_seconds",
+            "time from a trade on the exchange to its settlement here (last trade of a batch)",
+            buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+            registry=self.registry,
+        )
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Any]:
+        yield CounterMetricFamily("agora_clearing_settled_trades", "trades settled",
+                                  value=self.settled)  # fmt: skip
+        requests = CounterMetricFamily("agora_clearing_api_requests", "account API requests, "
+                                       "by type", labels=["type"])  # fmt: skip
+        for kind, n in list(self.requests.items()):
+            requests.add_metric([kind], n)
+        yield requests
+        yield GaugeMetricFamily("agora_clearing_accounts", "accounts",
+                                value=len(self.server.house.ledger.accounts) - 1)  # fmt: skip
+
+
 class ClearingServer:
     def __init__(self, settings: ClearingSettings | None = None) -> None:
         self.settings = s = settings or ClearingSettings()
+        self.metrics = _Metrics(self)
         self.admin_token = s.resolve_admin_token()
         self._link_hash = hashlib.sha256(s.resolve_link_secret().encode()).digest()
         self.store = Store(s.db_url)
@@ -131,6 +165,9 @@ class ClearingServer:
         try:
             api.bind(s.api_bind)
             self.endpoints["api"] = api.getsockopt_string(zmq.LAST_ENDPOINT)
+            if s.metrics_port:
+                start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
+                self.endpoints["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
             sub.connect(s.exchange_dropcopy)
             self._sub = zmq.Socket.shadow(sub.underlying)
             loop = asyncio.get_running_loop()
@@ -233,6 +270,7 @@ class ClearingServer:
     async def _settle(self, trades: list[dict[str, Any]]) -> None:
         if self._catching_up is not None and not self._catching_up.done():
             return  # the catch-up settles these in order from the journal
+        before = self.house.ledger.settled_through
         try:
             touched = self.house.settle(trades)
         except OutOfOrder as exc:
@@ -244,7 +282,15 @@ class ClearingServer:
             return
         finally:
             self._report_conflicts()
+        self._settled(trades, before)
         self._publish(touched)
+
+    def _settled(self, trades: list[dict[str, Any]], before: int) -> None:
+        """Count what a batch settled (re-deliveries of settled ids are not counted)."""
+        self.metrics.settled += sum(1 for t in trades if t["trade_id"] > before)
+        ts = trades[-1].get("ts") if trades else None
+        if isinstance(ts, int) and ts:
+            self.metrics.settlement_lag.observe(max(0.0, (time.time_ns() - ts) / 1e9))
 
     def _report_conflicts(self) -> None:
         """Trades refused because their id already named another trade: loudly, every one."""
@@ -281,10 +327,12 @@ class ClearingServer:
             self.exchange_last = max(self.exchange_last, reply.end_trade_id)
             trades = [t.model_dump() for t in reply.trades]
             if trades:
+                before = self.house.ledger.settled_through
                 try:
                     touched = self.house.settle(trades, from_journal=True)
                 finally:
                     self._report_conflicts()
+                self._settled(trades, before)
                 self._publish(touched)
                 log.info("caught_up_page", through=self.house.ledger.settled_through,
                          end=reply.end_trade_id)  # fmt: skip
@@ -406,6 +454,7 @@ class ClearingServer:
                                             ref_type=exc.ref_type)  # fmt: skip
                 self._send(identity, reply)
                 continue
+            self.metrics.requests[msg.type] += 1
             if not link and msg.type == "risk_subscribe" and self._proves_link(msg):
                 if debited:
                     self._limits.refund(address)  # the risk link is not counted

@@ -76,6 +76,8 @@ class ClearingSettings(BaseSettings):
     hold_timeout_s: float = Field(
         5.0, gt=0, description="how long a withdrawal waits for the exchange's gate to hold it"
     )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
     log_json: bool | None = None
     log_level: str = "info"
 

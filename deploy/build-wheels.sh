@@ -3,6 +3,7 @@
 # build them (so the test cannot drift from the image):
 #
 #   sh deploy/build-wheels.sh deps    OUT_DIR [pip options]   the dependencies in pyproject.toml
+#                                                             (and the web extra's: the dashboard)
 #   sh deploy/build-wheels.sh project OUT_DIR [pip options]   this project, without them
 #
 # Run from the project's root. The project wheel holds the packages pyproject.toml lists
@@ -14,7 +15,8 @@ shift 2
 case "$what" in
     deps)
         python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(d['project']['dependencies']))" > "${TMPDIR:-/tmp}/agora-requirements.txt"
+p = d['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['web']))" \
+            > "${TMPDIR:-/tmp}/agora-requirements.txt"
         pip wheel --wheel-dir "$out" "$@" -r "${TMPDIR:-/tmp}/agora-requirements.txt"
         ;;
     project)

@@ -313,6 +313,13 @@ def up(
         help="also print machine output on stdout, one JSON object a line: ready (addresses, "
         "pids, file paths) and the final summary; never the token",
     ),
+    web: bool = typer.Option(
+        True, "--web/--no-web", help="the web dashboard (needs the web extra); its URL is printed"
+    ),
+    metrics: bool = typer.Option(
+        False, "--metrics", help="every service serves Prometheus metrics (ports 9101-9105, "
+        "agent runners from 9110; any free ports with --free-ports)",
+    ),
 ) -> None:
     """Run a whole market here: clearing, exchange, fair value, recorder and the agents.
 
@@ -329,7 +336,12 @@ def up(
 
     market = load_market(config) if config else default_market()
     ports = up_mod.free_ports() if free_ports else None
-    taken = up_mod.ports_in_use(ports)
+    if web and not up_mod.web_installed():
+        typer.echo("web dashboard: not installed (pip install 'agora-market[web]'); "
+                   "--no-web starts without it", err=True)  # fmt: skip
+        web = False
+    extra = up_mod.extra_ports(market, web, metrics, free_ports)
+    taken = up_mod.ports_in_use({**(ports or up_mod.DEFAULT_PORTS), **extra})
     if taken:  # checked before --fresh, which must not wipe a running market's data
         from exchange.errors import UserError
 
@@ -339,7 +351,8 @@ def up(
                         "--data-dir")  # fmt: skip
     if fresh:
         up_mod.fresh(Path(data_dir))
-    summary = up_mod.Up(market, Path(data_dir), ports=ports, json_out=json_out).run(duration)
+    summary = up_mod.Up(market, Path(data_dir), ports=ports, json_out=json_out,
+                        extra=extra).run(duration)  # fmt: skip
     failed = [name for name, n in summary.get("restarts", {}).items() if n]
     if failed:
         typer.echo(f"services restarted during the run: {', '.join(failed)}", err=True)
@@ -538,14 +551,23 @@ def _register_more() -> None:
     """Commands kept in their own modules (agents, simulation), registered on `app`."""
     from agents.cli import app as agents_app
     from agents.cli import attach
-    from deploy import cli_accel, cli_sim
+    from deploy import cli_accel, cli_facts, cli_sim
 
     app.add_typer(agents_app, name="agents")
     app.command()(attach)
     cli_sim.register(app)
+    cli_facts.register(app)
     cli_accel.register(app)
+    __import__("deploy.cli_stress", fromlist=["register"]).register(app)
+    app.add_typer(__import__("deploy.cli_admin", fromlist=["app"]).app, name="admin")
+    from deploy.cli_report import report
+    app.command()(report)
+    from deploy import cli_rl
+    cli_rl.register(app)
     from deploy.cli_journal import app as journal_app
     app.add_typer(journal_app, name="journal")
+    from deploy.cli_backtest import backtest
+    app.command()(backtest)
 
 
 _register_more()

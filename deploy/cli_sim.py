@@ -1,4 +1,5 @@
-"""`agora simulate`, `agora sweep`, `agora facts`: the simulated-time commands (issue 7).
+"""`agora simulate`, `agora sweep`: the simulated-time commands (`agora facts` judges what they
+write: `deploy.cli_facts`).
 
 Thin shells: the runs are `agents.sim.sweep` (one code path for a single run and every run of
 a sweep), the statistics `agents.analysis`. Heavy imports happen inside each command so
@@ -61,9 +62,19 @@ def _summary_tables(summary: dict[str, Any], spec: Any = None) -> list[Any]:
         ("last price", price(spec, summary["last_price"])),
     ]
     facts = summary.get("facts", {})
-    for key, label in (("kurtosis", "return kurtosis"), ("hill", "Hill tail index"),
-                       ("acf_r_1", "ACF r lag 1"), ("acf_abs_1", "ACF |r| lag 1")):  # fmt: skip
+    for key, label in (("kurtosis", "return kurtosis"), ("hill_upper", "Hill index, gains"),
+                       ("hill_lower", "Hill index, losses"), ("acf_r_1", "ACF r lag 1"),
+                       ("acf_abs_10", "ACF |r| lag 10")):  # fmt: skip
         rows.append((f"{label} ({facts.get('bar_s', 1):g} s bars)", facts.get(key)))
+    verdict = summary.get("verdict")
+    if verdict is not None:
+        failed = [k for k, f in verdict["facts"].items() if not f["passed"]]
+        rows.append(("stylized facts passed", f"{verdict['passed']} of {verdict['total']}"
+                     + (f" (failed: {', '.join(failed)})" if failed else "")))  # fmt: skip
+    refusals = summary.get("refusals")
+    if refusals is not None:
+        top = ", ".join(f"{k} {v:,d}" for k, v in list(refusals["by_reason"].items())[:3])
+        rows.append(("refused orders", f"{refusals['total']:,d}" + (f" ({top})" if top else "")))
     for name, value in rows:
         main.add_row(name, _fmt(value))
     pnl = Table(title="PnL by population, marked to the last trade (trading: own trades minus "
@@ -77,6 +88,13 @@ def _summary_tables(summary: dict[str, Any], spec: Any = None) -> list[Any]:
     return [main, pnl]
 
 
+def _check_bars(bar: float, facts_bar: float, positions_every: float) -> None:
+    if bar <= 0 or facts_bar <= 0:
+        raise typer.BadParameter("--bar and --facts-bar must be positive")
+    if positions_every < 0:
+        raise typer.BadParameter("--positions-every must be >= 0")
+
+
 def simulate(
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="market TOML file"),
     seed: int | None = typer.Option(None, help="random seed (default: the file's seed)"),
@@ -84,14 +102,21 @@ def simulate(
         None, help="seconds of simulated time (default: the file's duration_s, else 60)"
     ),
     out: Path | None = typer.Option(None, help="output directory (default: var/sim/<name>-<seed>)"),
-    bar: float = typer.Option(1.0, help="bar length for bars.parquet and the facts (s)"),
+    bar: float = typer.Option(1.0, help="bar length for bars.parquet (s)"),
+    facts_bar: float = typer.Option(5.0, help="bar of the prices the facts verdict judges (s)"),
+    positions_every: float = typer.Option(
+        10.0, help="sample every account's position and cash this often (s); 0: never"
+    ),
     progress: bool = typer.Option(True, help="show a progress bar (simulated time)"),
 ) -> None:
     """Run a market file in simulated time and write its history to Parquet.
 
-    Writes trades, top_of_book, bars (OHLCV), agents (PnL, positions) and fundamental
-    Parquet files plus summary.json, then prints a summary: counts, speed, last price, PnL by
-    population. Same file and seed, same history, bit for bit.
+    Writes trades, top_of_book, bars (OHLCV), agents (PnL, positions), fundamental, orders
+    (every order action sent), positions (sampled) and refusals (orders refused before they
+    could trade) Parquet files plus summary.json (the counts, the stylized-facts verdict,
+    refusals by reason and population, the market's settings), then prints a summary:
+    counts, speed, last price, facts passed, refusals, PnL by population. Same file and seed,
+    same history, bit for bit.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -104,6 +129,7 @@ def simulate(
     until_s = until if until is not None else (market.duration_s or DEFAULT_UNTIL_S)
     if until_s <= 0:
         raise typer.BadParameter("--until must be positive")
+    _check_bars(bar, facts_bar, positions_every)
     out_dir = out if out is not None else Path("var/sim") / f"{market.name}-{seed}"
     console = Console()
     with Progress(
@@ -114,7 +140,8 @@ def simulate(
         task = bar_.add_task("sim", total=until_s)
         summary = run_history(
             market, seed, until_s, out_dir, bar_s=bar,
-            progress=lambda t: bar_.update(task, completed=t),
+            progress=lambda t: bar_.update(task, completed=t), facts_bar_s=facts_bar,
+            positions_s=positions_every or None,
         )  # fmt: skip
     first = market.symbols[0] if market.symbols else None
     for table in _summary_tables(summary, first):
@@ -139,16 +166,23 @@ def sweep(
         None, help="seconds of simulated time per run (default: duration_s, else 60)"
     ),
     out: Path | None = typer.Option(None, help="output directory (default: var/sweep/<name>)"),
-    bar: float = typer.Option(1.0, help="bar length for bars.parquet and the facts (s)"),
+    bar: float = typer.Option(1.0, help="bar length for bars.parquet (s)"),
+    facts_bar: float = typer.Option(5.0, help="bar of the prices the facts verdict judges (s)"),
+    positions_every: float = typer.Option(
+        10.0, help="sample every account's position and cash this often (s); 0: never"
+    ),
     ray: str | None = typer.Option(
         None, "--ray", help="run as Ray tasks on this cluster (or 'auto')"
     ),
 ) -> None:
-    """Run every (parameter point x seed) history in parallel; write a manifest.
+    """Run every (parameter point x seed) history in parallel; rank the points by the
+    stylized facts they pass.
 
     Each run writes its Parquet files and manifest.json under DIR/run-XXXX; DIR/manifest.json
     and DIR/manifest.parquet list every run's parameters, seed and summary statistics (trades,
-    return kurtosis, Hill index, autocorrelations, PnL by population).
+    facts verdict, kurtosis, Hill index of each tail, autocorrelations, PnL by population).
+    DIR/ranking.json ranks the parameter sets by the facts passed over their seeds and says,
+    for each fact, which parameter moves it most.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -165,7 +199,9 @@ def sweep(
         points = sw.random_points(params, random, market.seed) if random else sw.grid_points(params)
         seed_list = [market.seed + i for i in range(max(1, seeds))]
         out_dir = out if out is not None else Path("var/sweep") / market.name
-        specs = sw.sweep_specs(market, points, seed_list, out_dir, until, bar)
+        _check_bars(bar, facts_bar, positions_every)
+        specs = sw.sweep_specs(market, points, seed_list, out_dir, until, bar, facts_bar,
+                               positions_every or None)  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if ray is not None:
@@ -188,93 +224,75 @@ def sweep(
     paths = sw.write_manifest(rows, out_dir)
     table = Table(title=f"sweep: {len(rows)} runs")
     names = [n for n, _ in params]
-    for col in ("run", "seed", *names, "trades", "kurtosis", "Hill", "ACF |r| 1"):
+    for col in ("run", "seed", *names, "trades", "facts", "kurtosis", "Hill +/-", "ACF |r| 10"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for row in rows:
         f = row["summary"]["facts"]
+        v = row["summary"]["verdict"]
         table.add_row(
             row["run"], str(row["seed"]), *(_fmt(row["params"][n]) for n in names),
-            _fmt(row["summary"]["trades"]), _fmt(f["kurtosis"]), _fmt(f["hill"]),
-            _fmt(f["acf_abs_1"]),
+            _fmt(row["summary"]["trades"]), f"{v['passed']}/{v['total']}", _fmt(f["kurtosis"]),
+            f"{_fmt(f['hill_upper'], 3)} / {_fmt(f['hill_lower'], 3)}", _fmt(f["acf_abs_10"]),
         )  # fmt: skip
     console.print(table)
-    console.print(f"manifest: {', '.join(str(p) for p in paths.values())}")
+    ranks = sw.rank_points(rows)
+    drivers = sw.fact_drivers(rows)
+    for t in _ranking_tables(ranks, drivers, names):
+        console.print(t)
+    ranking = out_dir / "ranking.json"
+    ranking.write_text(json.dumps({
+        "points": [r.to_dict() for r in ranks],
+        "drivers": {fact: [{"param": d.param, "spread": d.spread, "shares": d.shares}
+                           for d in ds] for fact, ds in drivers.items()},
+    }, indent=2, default=str))  # fmt: skip
+    console.print(f"manifest: {', '.join(str(p) for p in paths.values())}; ranking: {ranking}")
 
 
-def facts(
-    path: Path = typer.Argument(..., exists=True, help="a trades Parquet file or a run dir"),
-    real: str = typer.Option("sp500", help="real series to compare: sp500, nasdaq, wti, none"),
-    out: Path | None = typer.Option(
-        None, help="where to write facts.json and the PNGs (default: the run dir)"
-    ),
-    bar: float = typer.Option(1.0, help="bar length of the simulated price series (s)"),
-    symbol: str | None = typer.Option(None, help="symbol (default: the first traded)"),
-    max_lag: int = typer.Option(10, help="ACF of returns at lags 1..max_lag"),
-    plots: bool = typer.Option(True, help="write PNG plots when matplotlib is importable"),
-) -> None:
-    """A stylized-facts report of a history, side by side with a real series.
+_TOP = 6  # parameter sets shown fact by fact
 
-    The simulated price is the last trade of each bar; log returns at several aggregation
-    scales give: excess kurtosis per scale (heavy tails, aggregational Gaussianity), the Hill
-    tail index, the ACF of returns (no linear memory) and of |returns| (volatility
-    clustering). The real series are daily closes shipped with Agora.
-    """
-    from rich.console import Console
-    from rich.markup import escape
+
+def _short_names(names: list[str]) -> list[str]:
+    """Swept parameters by the last part of their path where that is unambiguous."""
+    last = [n.rsplit(".", 1)[-1] for n in names]
+    return [t if last.count(t) == 1 else n for n, t in zip(names, last, strict=True)]
+
+
+def _ranking_tables(ranks: list[Any], drivers: dict[str, list[Any]], names: list[str]) -> list:
+    """The parameter sets ranked by the facts they pass, and each fact's strongest driver."""
     from rich.table import Table
 
-    from agents.analysis.history import closes_from_trades, read_trades, trades_path
-    from agents.analysis.real import REAL_SERIES, load_real
-    from agents.analysis.stylized import facts_table, log_returns
-
-    if real != "none" and real not in REAL_SERIES:
-        raise typer.BadParameter(f"--real must be one of {[*sorted(REAL_SERIES), 'none']}")
-    try:
-        tpath = trades_path(path)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    closes = closes_from_trades(read_trades(tpath), max(1, round(bar * NS)), symbol)
-    if len(closes) < 3:
-        typer.echo(f"{tpath}: too few bars with a price ({len(closes)}) for statistics", err=True)
-        raise typer.Exit(1)
-    sim = facts_table(closes, max_lag=max_lag)
-    series = [(f"simulated ({bar:g} s bars)", log_returns(closes))]
-    columns = {series[0][0]: sim}
-    if real != "none":
-        _, real_closes = load_real(real)
-        label = f"{real} (daily)"
-        columns[label] = facts_table(real_closes, max_lag=max_lag)
-        series.append((label, log_returns(real_closes)))
-
-    table = Table(title=f"stylized facts: {tpath}")
-    table.add_column("fact")
-    for label in columns:
-        table.add_column(label, justify="right")
-    for fact in sim:
-        table.add_row(fact, *(_fmt(col[fact], 3) for col in columns.values()))
-    console = Console()
-    console.print(table)
-
-    out_dir = out if out is not None else tpath.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean = {
-        label: {k: (v if math.isfinite(v) else None) for k, v in col.items()}
-        for label, col in columns.items()
-    }
-    (out_dir / "facts.json").write_text(json.dumps(clean, indent=2))
-    written = [out_dir / "facts.json"]
-    if plots:
-        from agents.analysis import plots as charts
-
-        if charts.HAVE_MATPLOTLIB:
-            written.extend(charts.plot_facts(series, out_dir).values())
-        else:  # escaped: rich would take "[plots]" for markup and print nothing of it
-            console.print(escape(f"no plots: matplotlib is not installed ({charts.INSTALL_HINT})"))
-    console.print(escape(f"wrote {', '.join(str(p) for p in written)}"))
+    table = Table(title="parameter sets ranked by stylized facts passed (mean over seeds)")
+    for col in ("rank", *_short_names(names), "seeds", "passed", "worst seed", "all facts"):
+        table.add_column(col, justify="right")
+    for i, r in enumerate(ranks, 1):
+        table.add_row(
+            str(i), *(_fmt(r.params.get(n)) for n in names), str(len(r.seeds)),
+            f"{r.passed_mean:.2g} of {r.total}", str(r.passed_min), str(r.all_passed),
+        )  # fmt: skip
+    top = ranks[:_TOP]
+    per_fact = Table(title="seeds passing each fact, best parameter sets first"
+                     + (f" (top {_TOP})" if len(ranks) > _TOP else ""))  # fmt: skip
+    per_fact.add_column("fact")
+    for i in range(1, len(top) + 1):
+        per_fact.add_column(f"#{i}", justify="right")
+    for key in top[0].per_fact if top else ():
+        per_fact.add_row(key, *(f"{r.per_fact[key]} of {len(r.seeds)}" for r in top))
+    out = [table, per_fact]
+    short = dict(zip(names, _short_names(names), strict=True))
+    if names and any(drivers.values()):
+        drive = Table(title="which parameter moves each fact (share of runs passing it)")
+        for col in ("fact", "parameter", "spread", "pass share by value"):
+            drive.add_column(col, justify="right" if col == "spread" else "left")
+        for fact, ds in drivers.items():
+            if ds:
+                d = ds[0]
+                shares = ", ".join(f"{k}: {v:.0%}" for k, v in d.shares.items())
+                drive.add_row(fact, short.get(d.param, d.param), f"{d.spread:.0%}", shares)
+        out.append(drive)
+    return out
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `agora` app."""
     app.command()(simulate)
     app.command()(sweep)
-    app.command()(facts)

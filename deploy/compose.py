@@ -12,7 +12,13 @@ market-data, snapshot, clearing and fundamental ports are published on the host 
 programs attach with the default AGORA_* addresses); the drop copy stays inside the compose
 network (it carries every account's trades and has no authentication).
 
-Every service runs the one image; only the first service has a `build:` section, and the others
+The web dashboard is published on 127.0.0.1:8050, and every service serves Prometheus metrics
+inside the network (`deploy.services.METRICS_PORTS`). The ``monitoring`` profile
+(``docker compose --profile monitoring up``) adds Prometheus, scraping every service
+(`deploy/monitoring/prometheus.yml`, written by `deploy.monitoring`), and Grafana with a
+provisioned dashboard, on 127.0.0.1:9090 and 127.0.0.1:3000.
+
+Every Agora service runs the one image; only the first has a `build:` section, and the others
 name the same image with `pull_policy: never`. Compose then builds the image once (several
 services building one tag in parallel race each other) and never pulls an image of that name
 from a registry. Journal and database are named volumes; recordings are bind-mounted on
@@ -27,11 +33,15 @@ import json
 from typing import Any
 
 from agents.config import MarketConfig
-from deploy.services import DEFAULT_PORTS, Plan, services
+from deploy.services import DEFAULT_PORTS, WEB_PORT, Plan, metrics_ports, services
 
-__all__ = ["compose", "compose_plan", "to_yaml"]
+__all__ = ["compose", "compose_plan", "monitoring_services", "to_yaml"]
 
-PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental")
+PUBLISHED = ("gateway", "feed", "snapshot", "clearing", "fundamental", "fundamental_control",
+             "dashboard")  # fmt: skip
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.0"
+GRAFANA_IMAGE = "grafana/grafana:11.1.0"
+MONITORING = "./deploy/monitoring"  # Prometheus' configuration, Grafana's provisioning
 IMAGE = "agora-market:latest"
 RECORDINGS = "./recordings"  # on the host, next to docker-compose.yml
 # service -> (deploy.health probe, the port role it asks on)
@@ -44,16 +54,45 @@ ADMIN_TOKEN = "${AGORA_ADMIN_TOKEN:?set AGORA_ADMIN_TOKEN to a secret of your ow
 LINK_SECRET = "${AGORA_LINK_SECRET:?set AGORA_LINK_SECRET to a secret of your own}"
 
 
-def compose_plan() -> Plan:
+def compose_plan(market: MarketConfig | None = None) -> Plan:
+    metrics = metrics_ports(market) if market is not None else {}
     return Plan(
         ports=dict(DEFAULT_PORTS), bind="0.0.0.0", data_dir="/app/var", admin_token=ADMIN_TOKEN,
-        link_secret=LINK_SECRET,
-        hosts={name: name for name in ("exchange", "clearing", "fundamental")},
+        link_secret=LINK_SECRET, web_port=WEB_PORT, metrics=metrics,
+        hosts={name: name for name in ("exchange", "clearing", "fundamental", *metrics)},
     )  # fmt: skip
 
 
+def monitoring_services() -> dict[str, Any]:
+    """Prometheus and Grafana, in the ``monitoring`` profile only."""
+    return {
+        "prometheus": {
+            "image": PROMETHEUS_IMAGE, "profiles": ["monitoring"], "restart": "unless-stopped",
+            "volumes": [f"{MONITORING}/prometheus.yml:/etc/prometheus/prometheus.yml:ro"],
+            "ports": ["127.0.0.1:9090:9090"],
+            "depends_on": {"exchange": {"condition": "service_started"}},
+        },
+        "grafana": {
+            "image": GRAFANA_IMAGE, "profiles": ["monitoring"], "restart": "unless-stopped",
+            "environment": {
+                "GF_SECURITY_ADMIN_PASSWORD":
+                    "${AGORA_GRAFANA_PASSWORD:?set AGORA_GRAFANA_PASSWORD for Grafana's admin}",
+                "GF_AUTH_ANONYMOUS_ENABLED": "true", "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+                "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH":
+                    "/var/lib/grafana/dashboards/agora.json",
+            },
+            "volumes": [
+                f"{MONITORING}/grafana/provisioning:/etc/grafana/provisioning:ro",
+                f"{MONITORING}/grafana/dashboards:/var/lib/grafana/dashboards:ro",
+            ],
+            "ports": ["127.0.0.1:3000:3000"],
+            "depends_on": {"prometheus": {"condition": "service_started"}},
+        },
+    }  # fmt: skip
+
+
 def compose(market: MarketConfig) -> dict[str, Any]:
-    plan = compose_plan()
+    plan = compose_plan(market)
     out: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
     for i, svc in enumerate(services(market, plan)):
@@ -93,6 +132,7 @@ def compose(market: MarketConfig) -> dict[str, Any]:
                       else "service_started"} for dep in svc.depends_on
             }  # fmt: skip
         out[svc.name] = entry
+    out |= monitoring_services()
     return {"name": "agora", "services": out, "volumes": volumes}
 
 
@@ -143,6 +183,9 @@ HEADER = """\
 #                                          a full market (both are secrets of your own)
 #   docker compose up --scale agents-zi=3  three runners of the zi population
 #   docker compose build                   rebuild the one image every service runs
+#   AGORA_GRAFANA_PASSWORD=... docker compose --profile monitoring up
+#                                          also Prometheus (:9090) and Grafana (:3000)
+#   The dashboard is at http://127.0.0.1:8050/
 #   Recordings are written as uid:gid AGORA_UID:AGORA_GID (default 1000:1000); set them to
 #   `id -u` and `id -g` if yours differ. Ports are published on 127.0.0.1; edit them to
 #   expose the market to other hosts.

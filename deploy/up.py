@@ -11,6 +11,10 @@ also gets SIGTERM if `agora up` itself dies, so nothing is left running.
 A crashed service is restarted (up to `max_restarts` times) with the same settings: the
 exchange replays its journal, clearing reloads its database, a runner takes its accounts back.
 
+With the `web` extra installed it also starts the web dashboard (`dashboard`; its URL is
+printed; ``web=False`` skips it), and with ``metrics`` every service serves Prometheus
+metrics on its own port (`deploy.services.METRICS_PORTS`).
+
 The terminal is for people: a status panel with prices in currency, then the leaderboard
 (ranked by trading PnL, `deploy.leaderboard`). Machine output goes to files in the data
 directory (``summary.json``; ``agora.env`` with the addresses, ``market.json``, and
@@ -28,6 +32,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,13 +50,30 @@ from agents import market_dir, units
 from agents.config import MarketConfig
 from deploy import leaderboard
 from deploy.launch import Proc, free_endpoint
-from deploy.services import DEFAULT_PORTS, Plan, Service, services
+from deploy.services import DEFAULT_PORTS, WEB_PORT, Plan, Service, metrics_ports, services
 
-__all__ = ["Up", "free_ports", "ports_in_use"]
+__all__ = ["Up", "extra_ports", "free_ports", "ports_in_use", "web_installed"]
 
 
 def free_ports() -> dict[str, int]:
     return {role: int(free_endpoint().rsplit(":", 1)[1]) for role in DEFAULT_PORTS}
+
+
+def web_installed() -> bool:
+    """Is the dashboard's web stack (the `web` extra) importable here?"""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn"))
+
+
+def extra_ports(market: MarketConfig, web: bool, metrics: bool, free: bool) -> dict[str, int]:
+    """The dashboard's port (``"dashboard"``) and each service's metrics port
+    (``"metrics:<service>"``): the defaults, or free ones."""
+    wanted = ({"dashboard": WEB_PORT} if web else {}) | (
+        {f"metrics:{k}": v for k, v in metrics_ports(market).items()} if metrics else {})
+    if free:
+        return {k: int(free_endpoint().rsplit(":", 1)[1]) for k in wanted}
+    return wanted
 
 
 def ports_in_use(ports: dict[str, int] | None = None) -> dict[str, int]:
@@ -120,6 +142,8 @@ class Up:
         max_restarts: int = 3,
         console: Console | None = None,
         json_out: bool = False,
+        extra: dict[str, int] | None = None,  # `extra_ports`: the dashboard and metrics
+        sample_s: float = 5.0,
     ) -> None:
         import secrets
 
@@ -140,9 +164,13 @@ class Up:
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(24) + "\n")
+        extra = extra or {}
         self.plan = Plan(ports=ports or dict(DEFAULT_PORTS), data_dir=str(self.data_dir),
                          admin_token=self.admin_token,
-                         link_secret=secret_file.read_text().strip())  # fmt: skip
+                         link_secret=secret_file.read_text().strip(),
+                         web_port=extra.get("dashboard"),
+                         metrics={k.split(":", 1)[1]: v for k, v in extra.items()
+                                  if k.startswith("metrics:")})  # fmt: skip
         self.services = services(market, self.plan)
         self.max_restarts = max_restarts
         self.running: list[_Running] = []
@@ -152,13 +180,20 @@ class Up:
         self.summary_file = self.data_dir / "summary.json"
         self.specs = {s.symbol: s for s in market.symbols}
         self.tape = _Tape()
+        self.scenario = ""  # the last stress scenario announced, for the panel
         self.started = time.monotonic()
+        # every account's trading PnL from clearing every `sample_s`: the leaderboard's Sharpe
+        # ratio and drawdown are measured on it (deploy.leaderboard.PnlHistory)
+        self.history = leaderboard.PnlHistory(sample_s)
+        self._sampling = threading.Event()  # set: stop sampling
+        self._sampler: threading.Thread | None = None
 
     @property
     def endpoints(self) -> dict[str, str]:
         return {role: self.plan.connect("exchange", role) for role in DEFAULT_PORTS} | {
             "clearing": self.plan.connect("clearing", "clearing"),
             "fundamental": self.plan.connect("fundamental", "fundamental"),
+            "fundamental_control": self.plan.connect("fundamental", "fundamental_control"),
         }
 
     def client_env(self) -> dict[str, str]:
@@ -169,6 +204,7 @@ class Up:
             "AGORA_GATEWAY": ep["gateway"], "AGORA_FEED": ep["feed"],
             "AGORA_SNAPSHOT": ep["snapshot"], "AGORA_CLEARING": ep["clearing"],
             "AGORA_FUNDAMENTAL": ep["fundamental"],
+            "AGORA_FUNDAMENTAL_CONTROL": ep["fundamental_control"],
             "AGORA_SYMBOLS": json.dumps([s.model_dump(mode="json", exclude_defaults=True)
                                          for s in self.market.symbols], separators=(",", ":")),
             "AGORA_ADMIN_TOKEN_FILE": str(self.token_file),
@@ -224,13 +260,21 @@ class Up:
 
     def stop(self) -> dict[str, Any]:
         """Stop everything in reverse order; returns the final summary."""
+        self.stop_sampling()
         results: dict[str, Any] = {}
         summary: dict[str, Any] = {"market": self.market.name}
         for r in reversed(self.running):
             if r.service.name == "clearing":
                 rows = self._leaderboard()
+                if rows:
+                    self.history.add(time.time_ns(), rows)
+                # the runners stopped first: their results say what each agent posted
+                activity = {row.get("account", row.get("agent")): row
+                            for res in results.values() for row in res.get("pnl", [])}
+                leaderboard.with_metrics(rows, self.history, activity)
                 summary["accounts"] = [row.as_dict() for row in rows]
-                summary["strategies"] = leaderboard.by_strategy(rows)
+                summary["strategies"] = leaderboard.by_strategy(rows, self.history, activity)
+                summary["metrics_note"] = self.history.note
             sig = signal.SIGINT if r.service.module == "agents" else signal.SIGTERM
             r.proc.stop(sig, timeout=60)
             out = getattr(r.proc, "output", "")
@@ -246,17 +290,48 @@ class Up:
         })  # fmt: skip
         return summary
 
-    def _leaderboard(self) -> list[leaderboard.Row]:
+    def _leaderboard(self, timeout: float = 5, quiet: bool = False) -> list[leaderboard.Row]:
         from clearing.client import request_sync
         from clearing.protocol import ListAccounts
 
         try:
             reply = request_sync(self.endpoints["clearing"],
-                                 ListAccounts(admin_token=self.admin_token), timeout=5)  # fmt: skip
+                                 ListAccounts(admin_token=self.admin_token),
+                                 timeout=timeout)  # fmt: skip
         except Exception as exc:
-            self.console.log(f"no leaderboard: {exc}")
+            if not quiet:
+                self.console.log(f"no leaderboard: {exc}")
             return []
         return leaderboard.rank(reply.accounts, self.market)
+
+    def start_sampling(self) -> None:
+        """Every `history.interval_s`, every account's PnL from clearing into `history`, in a
+        thread of its own: a slow answer (a thousand accounts, a busy machine) never holds up
+        the panel, and a clearing house that does not answer only costs that sample."""
+
+        def loop() -> None:
+            said = False
+            while not self._sampling.wait(self.history.interval_s):
+                if not any(r.service.name == "clearing" and r.proc.returncode is None
+                           for r in self.running):  # fmt: skip
+                    continue
+                try:
+                    rows = self._leaderboard(timeout=self.history.interval_s, quiet=said)
+                except Exception as exc:  # a market file the split cannot use, say: once
+                    rows = []
+                    if not said:
+                        self.console.log(f"no PnL sample: {exc}")
+                said = said or not rows
+                if rows and not self._sampling.is_set():
+                    self.history.add(time.time_ns(), rows)
+
+        self._sampler = threading.Thread(target=loop, name="pnl-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop_sampling(self) -> None:
+        self._sampling.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=2 * self.history.interval_s + 5)
 
     # ------------------------------------------------------------------ the panel
     def _follow_trades(self, sub: zmq.Socket) -> None:
@@ -271,6 +346,13 @@ class Up:
             try:
                 msgs = msgpack.unpackb(payload)
             except Exception:
+                continue
+            if _topic == b"!scenario" and isinstance(msgs, dict):
+                kinds = ", ".join(str(p.get("kind")) for p in msgs.get("parts", [])
+                                  if isinstance(p, dict))  # fmt: skip
+                self.scenario = (f"scenario {msgs.get('name')} ({kinds}) received at "
+                                 f"{units.timestamp(time.time_ns())}")  # fmt: skip
+                self.console.log(self.scenario)
                 continue
             for m in msgs if isinstance(msgs, list) else ():
                 if isinstance(m, dict) and m.get("type") == "trade":
@@ -296,14 +378,30 @@ class Up:
         now = time.monotonic()
         prices = ", ".join(f"{s} {units.price(self._spec(s), p)}"
                            for s, p in self.tape.last.items()) or "-"  # fmt: skip
-        market = Table(title="market")
+        market = Table(title="market", caption=self.scenario or None)
         for col in ("running for", "trades", "trades/s", "volume (shares)", "last price"):
             market.add_column(col, justify="right")
         elapsed = int(now - self.started)
         market.add_row(f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}",
                        f"{self.tape.trades:,}", f"{self.tape.rate(now):,.0f}",
                        self._shares(self.tape.lots), prices)  # fmt: skip
-        return Group(table, market)
+        return Group(table, market, *self._live_board())
+
+    def _live_board(self, top: int = 5) -> list[Table]:
+        """The best `top` accounts by trading PnL at the last sample, with the Sharpe ratio and
+        drawdown of their sampled PnL (the fill ratio comes at stop, from the runners)."""
+        h = self.history
+        if len(h) < 2:
+            return []
+        last = sorted(((v, a) for a, v in h.last().items() if v == v), reverse=True)[:top]
+        board = Table(title=f"leaderboard (trading PnL, sampled every {h.interval_s:g} s)")
+        for col in ("account", "trading PnL", "Sharpe", "max drawdown"):
+            board.add_column(col, justify="left" if col == "account" else "right")
+        for value, account in last:
+            ratio, depth = h.measure([account])
+            board.add_row(account, units.money(value), "-" if ratio is None else f"{ratio:,.2f}",
+                          "-" if depth is None else units.money(depth))  # fmt: skip
+        return [board]
 
     def _shares(self, lots: dict[str, int]) -> str:
         total = sum((self._spec(s).lot_size * q for s, q in lots.items()), Decimal(0))
@@ -331,16 +429,36 @@ class Up:
             f"{rel(self.env_file)})\n"
             f"  recording:        {rel(self.data_dir / 'recorder')}/ (readable while it runs)\n"
             f"  logs:             {rel(self.data_dir / 'logs')}/<service>.log\n"
-            f"  Ctrl-C stops the market and prints the leaderboard.",
+            + self._url_lines() +
+            "  Ctrl-C stops the market and prints the leaderboard.",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
         if self.json_out:
             print(json.dumps({
                 "event": "ready", "market": self.market.name, "data_dir": str(self.data_dir),
                 "endpoints": ep, "env_file": str(self.env_file),
-                "admin_token_file": str(self.token_file),
+                "admin_token_file": str(self.token_file), **self._urls(),
                 "pids": {r.service.name: r.proc.popen.pid for r in self.running},
             }), flush=True)  # fmt: skip
+
+    def _urls(self) -> dict[str, Any]:
+        """The dashboard's address (from its ready line) and, with metrics, each service's."""
+        out: dict[str, Any] = {}
+        for r in self.running:
+            if r.service.name == "dashboard" and r.proc.ready.get("dashboard"):
+                out["dashboard"] = r.proc.ready["dashboard"]
+        if self.plan.metrics:
+            out["metrics"] = {name: self.plan.metrics_url(name) for name in self.plan.metrics}
+        return out
+
+    def _url_lines(self) -> str:
+        urls = self._urls()
+        lines = [f"  dashboard:        {urls['dashboard']}\n"] if "dashboard" in urls else []
+        if "metrics" in urls:
+            ports = ", ".join(f"{k} {v.rsplit(':', 1)[1].split('/')[0]}"
+                              for k, v in urls["metrics"].items())  # fmt: skip
+            lines.append(f"  metrics:          http://127.0.0.1:PORT/metrics ({ports})\n")
+        return "".join(lines)
 
     def run(self, duration: float = 0.0) -> dict[str, Any]:
         """Start, show the panel until Ctrl-C (or `duration`), stop; returns the summary."""
@@ -363,14 +481,22 @@ class Up:
             sub.connect(self.endpoints["feed"])
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())
+            # stress scenarios as the fair-value process announces them (agents.stress.live)
+            sub.connect(self.endpoints["fundamental"])
+            sub.setsockopt(zmq.SUBSCRIBE, b"!scenario")
             self._announce()
+            self.start_sampling()
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
+            scenarios = bool(self.market.scenario)
             with Live(self.panel(), console=self.console, refresh_per_second=4) as live:
                 while not stop_requested and (not duration or
                                               time.monotonic() - self.started < duration):
                     if poller.poll(250):
                         self._follow_trades(sub)
+                    if scenarios and self.tape.trades:
+                        scenarios = False
+                        self._send_scenarios()
                     self.check()
                     live.update(self.panel())
         except KeyboardInterrupt:
@@ -387,9 +513,29 @@ class Up:
         self._print_summary(summary)
         return summary
 
+    def _send_scenarios(self) -> None:
+        """The market file's [[scenario]] tables, sent once the market trades (every runner is
+        listening by then); their ``at_s`` counts from now (`agents.stress.live`)."""
+        from agents.stress.library import build
+        from agents.stress.live import request
+
+        comp = build(self.market.scenario)
+        host = self.market.populations[0].name if self.market.populations else None
+        try:
+            reply = request(self.endpoints["fundamental_control"], self.admin_token,
+                            name=comp.name, parts=comp.as_tables(), host=host)  # fmt: skip
+        except TimeoutError as exc:
+            reply = {"type": "scenario_refused", "reason": str(exc)}
+        if reply.get("type") == "scenario_accepted":
+            self.console.log(f"scenario {comp.name} on: " + ", ".join(
+                f"{p['kind']} at +{p['at_s']:g} s" for p in reply["parts"]))  # fmt: skip
+        else:
+            self.console.log(f"scenario {comp.name} refused: {reply.get('reason')}")
+
     def _print_summary(self, summary: dict[str, Any]) -> None:
         rows = [leaderboard.Row(**a) for a in summary.get("accounts", [])]
-        for table in leaderboard.tables(rows, self.market):
+        for table in leaderboard.tables(rows, self.market, classes_rows=summary.get("strategies"),
+                                        note=summary.get("metrics_note")):  # fmt: skip
             self.console.print(table)
         last = ", ".join(f"{s} {units.price(self._spec(s), p)}" for s, p in summary["last"].items())
         self.console.print(f"{summary['trades']:,} trades, {self._shares(self.tape.lots)} shares"

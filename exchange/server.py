@@ -54,10 +54,17 @@ import msgpack
 import structlog
 import zmq
 import zmq.asyncio
-from prometheus_client import CollectorRegistry, Histogram, Metric, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    Metric,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exchange import snapshot
+from exchange.constants import Phase
 from exchange.engine import Engine
 from exchange.epoch import advance_epoch, epoch_path
 from exchange.events import REJECTED
@@ -73,6 +80,7 @@ from exchange.protocol import (
     ReplaceOrder,
     ResendRequest,
     SnapshotRequest,
+    SymbolControl,
     TapeRequest,
     TradeReplayRequest,
     decode,
@@ -190,7 +198,10 @@ class _Metrics:
         self.trades = 0
         self.sessions = 0
         self.open_orders = 0
+        self.feed_subscribers = 0  # connections to the market-data feed
+        self.journal_bytes = 0
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_start_time_seconds: uptime
         self.latency = Histogram(
             "agora_exchange_batch_seconds",
             "time from draining a batch of requests to the last reply sent",
@@ -230,6 +241,13 @@ class _Metrics:
         yield GaugeMetricFamily(
             "agora_exchange_open_orders", "orders on the books", value=self.open_orders
         )
+        yield GaugeMetricFamily(
+            "agora_exchange_feed_subscribers", "connections to the market-data feed",
+            value=self.feed_subscribers,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "agora_exchange_journal_bytes", "size of the journal file", value=self.journal_bytes
+        )
 
 
 class ExchangeServer:
@@ -248,6 +266,7 @@ class ExchangeServer:
         self.risk: RiskPlugin | None = load_risk_plugin(s, self.engine) if s.clearing else None
         self.authenticate = self.risk.authenticate if self.risk is not None else authenticate
         self._replay_token = s.replay_token or (s.resolve_clearing_token() if s.clearing else "")
+        self._admin_token = s.admin_token or (s.resolve_clearing_token() if s.clearing else "")
         self.reporter = Reporter(resend_window=s.resend_window, tape_window=s.tape_window)
         self.feed = FeedState(self.engine, int(s.bar_interval_s * 1e9))
         self._mono = time.monotonic  # (a test may drive group commit with its own clock)
@@ -269,6 +288,7 @@ class ExchangeServer:
         self._rate = s.rate_limit
         self._burst = float(s.rate_burst)
         self._gw_peers: ConnectionTracker | None = None
+        self._feed_peers: ConnectionTracker | None = None
         self._decoded = False  # this group of frames held requests that were read
         self._init_snapshot_service()
         # Outgoing, gathered during one batch and sent after the journal commit.
@@ -525,6 +545,8 @@ class ExchangeServer:
                 start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
                 self.endpoints["metrics"] = f"http://{s.metrics_host}:{s.metrics_port}/metrics"
             self._feed = zmq.Socket.shadow(feed.underlying)
+            if s.metrics_port:  # feed subscribers are counted for the metrics only
+                self._feed_peers = ConnectionTracker(self._feed, ctx)
             self._dropsock = zmq.Socket.shadow(drop.underlying)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1085,6 +1107,11 @@ class ExchangeServer:
 
     def _heartbeat(self) -> None:
         self._settle()  # (a heartbeat's last trade id must not run ahead of the trades sent)
+        if self._feed_peers is not None:
+            self._feed_peers.drain()
+            self.metrics.feed_subscribers = len(self._feed_peers.live)
+            with contextlib.suppress(OSError):
+                self.metrics.journal_bytes = self.journal.path.stat().st_size
         ts = self.clock()
         beat = msgpack.packb([{"type": "heartbeat", "v": 1, "ts": ts, "seq": 0}])
         _send(self._feed, [HEARTBEAT_TOPIC.encode(), beat])
@@ -1198,9 +1225,12 @@ class ExchangeServer:
             if msg.symbol not in self._symbols:
                 return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
             bids, asks = self.engine.depth(msg.symbol, msg.depth)
+            m = self.engine.market(msg.symbol)
             return {
                 "type": "book_snapshot", "v": 1, "ts": ts, "symbol": msg.symbol,
                 "seq": self.feed.last_seq(msg.symbol, "book"), "bids": bids, "asks": asks,
+                "phase": str(m.phase), "band_low": m.band_low if m.band_low > 0 else None,
+                "band_high": m.band_high if m.band_high > 0 else None,
             }  # fmt: skip
         if isinstance(msg, TradeReplayRequest):
             if self._replay_token and not hmac.compare_digest(
@@ -1222,9 +1252,44 @@ class ExchangeServer:
             }  # fmt: skip
         if isinstance(msg, TapeRequest):
             return self._tape_reply(msg, ts)
+        if isinstance(msg, SymbolControl):
+            return self._symbol_control(msg, ts)
         return _protocol_reject(
             "unexpected_message", f"{msg.type} is not a snapshot-service request", msg.type, ts
         )
+
+    def _symbol_control(self, msg: SymbolControl, ts: int) -> dict:
+        """Halt or resume a symbol for an operator holding the admin token.
+
+        The change is a journal record like any command (``H``/``U``), so a restart comes back
+        with the symbol in the phase it was left in; it is published on the feed and committed
+        (and, under group commit, synced) before the answer, the new `MarketStatus`, goes out.
+        """
+        token = self._admin_token
+        if not token or not hmac.compare_digest(msg.token.encode(), token.encode()):
+            self.metrics.rejects["not_authorised"] += 1
+            log.warning("symbol_control_refused", symbol=msg.symbol, action=msg.action,
+                        reason="not_authorised")  # fmt: skip
+            return _protocol_reject("not_authorised", f"to {msg.action} a symbol needs the "
+                                    "exchange's admin token", msg.type, ts)  # fmt: skip
+        if msg.symbol not in self._symbol_set:
+            return _protocol_reject("unknown_symbol", f"no symbol {msg.symbol!r}", msg.type, ts)
+        halted = self.engine.market(msg.symbol).phase == Phase.HALTED
+        if halted == (msg.action == "halt"):
+            reason = "already_halted" if halted else "not_halted"
+            return _protocol_reject(reason, f"{msg.symbol} is {'already' if halted else 'not'} "
+                                    "halted", msg.type, ts)  # fmt: skip
+        why = msg.reason or ("operator" if msg.action == "halt" else "operator_resume")
+        record = ["H" if msg.action == "halt" else "U", ts, msg.symbol, why]
+        self._apply(record, None, ts)
+        status = [m for m in self._public.get(f"{msg.symbol}|status", ())
+                  if m.get("type") == "market_status"]  # fmt: skip
+        self._flush()
+        self._settle()
+        log.info("symbol_control", symbol=msg.symbol, action=msg.action, reason=why)
+        if not status:  # (the engine always announces a phase change)
+            return _protocol_reject("internal_error", "no status change", msg.type, ts)
+        return status[-1]
 
     def _tape_reply(self, msg: TapeRequest, ts: int) -> dict:
         """The public trade tape of one symbol from a stream seq: open to anyone (public
@@ -1381,4 +1446,8 @@ def _run_record(engine: Engine, r: list[Any]) -> list[tuple]:
         return engine.mass_cancel(r[2], r[4], r[1])
     if kind == "A":
         return engine.advance(r[1])
+    if kind == "H":  # an operator's halt: until resumed
+        return engine.halt(r[2], r[1], None, r[3])
+    if kind == "U":  # an operator's resume: the reopening auction, then continuous trading
+        return engine.uncross(r[2], r[1], reason=r[3])
     raise ValueError(f"unknown journal record {kind!r}")

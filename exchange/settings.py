@@ -183,6 +183,10 @@ class ExchangeSettings(BaseSettings):
     replay_token: str = Field(
         "", description="trade replay needs this token (default: the clearing token, if any)"
     )
+    admin_token: str = Field(
+        "", description="halting and resuming a symbol need this token (default: the "
+        "clearing token, if any; without either, nobody may)",
+    )  # fmt: skip
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
 

@@ -21,9 +21,10 @@ from agents.fundamental.settings import FundamentalSettings
 from agents.recorder.settings import RecorderSettings
 from agents.settings import ClientSettings
 from clearing.settings import ClearingSettings
+from dashboard.settings import DashboardSettings
 from deploy.compose import ADMIN_TOKEN, compose, render
 from deploy.markets import default_market
-from deploy.services import Plan, services
+from deploy.services import WEB_PORT, Plan, metrics_ports, services
 from exchange.settings import ExchangeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "agents.fundamental": [FundamentalSettings],
     "agents.recorder": [RecorderSettings],
     "agents": [ClientSettings],
+    "dashboard": [DashboardSettings],
 }
 # read by typer options of `python -m agents run` (envvar=) and by deploy/health.py
 EXTRA_VARS = {"agents": {"AGORA_POPULATION", "AGORA_INSTANCE"}}
@@ -48,7 +50,11 @@ def _env_names(cls: type[BaseSettings]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    """The compose file, less the `monitoring` profile's services (other images: checked in
+    tests/test_monitoring.py)."""
+    full = yaml.safe_load(COMPOSE.read_text())
+    full["services"] = {k: v for k, v in full["services"].items() if "profiles" not in v}
+    return full
 
 
 def test_committed_compose_file_is_the_generated_one() -> None:
@@ -57,8 +63,8 @@ def test_committed_compose_file_is_the_generated_one() -> None:
     )
 
 
-def test_the_yaml_reads_back_as_the_generated_structure(doc: dict[str, Any]) -> None:
-    assert doc == compose(default_market())
+def test_the_yaml_reads_back_as_the_generated_structure() -> None:
+    assert yaml.safe_load(COMPOSE.read_text()) == compose(default_market())
 
 
 def test_every_command_is_an_entry_point_of_this_package(doc: dict[str, Any]) -> None:
@@ -104,6 +110,7 @@ def test_ports_and_volumes_agree_with_the_settings(
         env = svc["environment"]
         binds = {v for k, v in env.items() if k.endswith("_BIND")}
         bound_ports = {b.rsplit(":", 1)[1] for b in binds}
+        bound_ports |= {v for k, v in env.items() if k.endswith("_PORT")}  # (HTTP servers)
         for mapping in svc.get("ports", []):
             ip, host, container = mapping.split(":")
             assert ip == "127.0.0.1", (name, mapping)  # the host's loopback unless edited
@@ -122,7 +129,8 @@ def test_ports_and_volumes_agree_with_the_settings(
 
 
 def test_compose_matches_what_agora_up_starts(doc: dict[str, Any], tmp_path: Path) -> None:
-    plan = Plan(data_dir=str(tmp_path), admin_token="t", link_secret="t")
+    plan = Plan(data_dir=str(tmp_path), admin_token="t", link_secret="t", web_port=WEB_PORT,
+                metrics=metrics_ports(default_market()))  # fmt: skip
     local = services(default_market(), plan)
     assert list(doc["services"]) == [s.name for s in local]
     for svc in local:
@@ -131,5 +139,7 @@ def test_compose_matches_what_agora_up_starts(doc: dict[str, Any], tmp_path: Pat
         extra = {"AGORA_INSTANCE", HEALTH_VAR}
         assert set(entry["environment"]) - extra == set(svc.env), svc.name
         for key, value in svc.env.items():  # only addresses, paths and the secrets may differ
+            if key.endswith(("_HOST", "_SERVICE_METRICS")):
+                continue  # interfaces, and the metrics' URLs (hosts by service name)
             if not (value.startswith("tcp://") or value.startswith(str(tmp_path)) or value == "t"):
                 assert entry["environment"][key] == value, (svc.name, key)

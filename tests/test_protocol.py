@@ -47,6 +47,7 @@ from exchange.protocol import (
     ResendReply,
     ResendRequest,
     SnapshotRequest,
+    SymbolControl,
     TapeReplay,
     TapeRequest,
     TopOfBook,
@@ -332,6 +333,10 @@ open_orders = st.builds(
 snapshot_requests = st.builds(
     SnapshotRequest, symbol=symbols, depth=st.none() | st.integers(1, 100_000), ts=timestamps
 )
+symbol_controls = st.builds(
+    SymbolControl, symbol=symbols, action=st.sampled_from(["halt", "resume"]),
+    token=st.text(max_size=256), reason=st.text(max_size=64), ts=timestamps,
+)  # fmt: skip
 trade_replay_requests = st.builds(
     TradeReplayRequest,
     from_trade_id=positive,
@@ -412,6 +417,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "open_orders_request": open_orders_requests,
     "open_orders": open_orders,
     "snapshot_request": snapshot_requests,
+    "symbol_control": symbol_controls,
     "trade_replay_request": trade_replay_requests,
     "trade_replay": trade_replays,
     "resend_request": resend_requests,

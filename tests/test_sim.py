@@ -564,7 +564,7 @@ def test_market_from_config_with_the_strategy_zoo():
     assert len(a.trades["ts"]) > 0
     assert _trade_rows(a) == _trade_rows(b)
     out = tables(a)
-    assert set(out) == {"trades", "top_of_book", "agents"}
+    assert set(out) == {"trades", "top_of_book", "agents", "refusals"}  # no orders, positions
     assert len(out["agents"]["name"]) == 38
 
 

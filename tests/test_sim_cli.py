@@ -1,4 +1,5 @@
-"""`agora simulate`, `agora sweep` and `agora facts` end to end on a tiny market (CliRunner)."""
+"""`agora simulate` and `agora sweep` end to end on a tiny market (CliRunner); `agora facts`
+is tests/test_facts_cli.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from deploy.cli import app
 
 pq = pytest.importorskip("pyarrow.parquet")
 
-HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 ROOT = Path(__file__).resolve().parent.parent
 
 TINY = """
@@ -77,6 +77,9 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
         "agents": ["name", "account", "strategy", "cash", "trading_pnl", "inventory_pnl", "pnl",
                    "fees", "volume", "fills", "orders_sent", "open_orders", "position_AGR"],
         "fundamental": ["ts", "symbol", "value"],
+        "orders": ["ts", "account", "symbol", "action", "side", "price", "qty", "clid"],
+        "positions": ["ts", "account", "symbol", "position", "cash"],
+        "refusals": ["ts", "account", "population", "reason"],
     }  # fmt: skip
     for name, columns in expected.items():
         assert pq.read_table(a / f"{name}.parquet").column_names == columns, name
@@ -87,7 +90,7 @@ def test_simulate_writes_parquet_and_is_deterministic(tiny: Path, tmp_path: Path
     assert summary["compiled_cores"] == (list(accel.MODULES) if COMPILED else [])
     assert max(trades.column("ts").to_pylist()) <= 8 * 10**9
     # same seed, same history, to the byte
-    for name in ("trades", "top_of_book", "bars", "agents", "fundamental"):
+    for name in expected:
         assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes()
     assert json.loads((b / "summary.json").read_text())["trades"] == summary["trades"]
     bars = pq.read_table(a / "bars.parquet").to_pydict()
@@ -138,9 +141,13 @@ def test_sweep_grid_times_seeds_in_parallel(tiny: Path, tmp_path: Path) -> None:
     table = pq.read_table(out / "manifest.parquet").to_pydict()
     assert table["run"] == runs
     assert table["fundamental.scale"] == [0.0005, 0.0005, 0.002, 0.002]
-    for key in ("trades", "facts.kurtosis", "facts.hill", "pnl.fv", "pnl.zi", "trading_pnl.zi",
-                "inventory_pnl.fv"):
+    for key in ("trades", "facts.kurtosis", "facts.hill_upper", "facts.passed",
+                "passed.clustering", "pnl.fv", "pnl.zi", "trading_pnl.zi", "inventory_pnl.fv"):
         assert key in table
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert sorted(p["params"]["fundamental.scale"] for p in ranking["points"]) == [0.0005, 0.002]
+    assert all(p["seeds"] == [7, 8] for p in ranking["points"])
+    assert "ranked by stylized facts passed" in text
     for row, run in zip(rows, runs, strict=True):
         trades = pq.read_table(out / run / "trades.parquet")
         assert trades.num_rows == row["summary"]["trades"]
@@ -180,33 +187,6 @@ def test_sweep_ray_without_ray_says_how_to_install(tiny: Path, tmp_path: Path) -
     )
     assert result.exit_code == 2
     assert "pip install 'agora-market[ray]'" in result.output
-
-
-def test_facts_prints_a_table_and_writes_plots(tiny: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    invoke("simulate", tiny, "--until", "60", "--out", run)
-    text = invoke("facts", run, "--real", "sp500")
-    for fact in ("kurtosis (scale 1)", "Hill tail index", "ACF r lag 1", "ACF |r| lag 10"):
-        assert fact in text
-    assert "sp500" in text
-    facts = json.loads((run / "facts.json").read_text())
-    assert set(facts) == {"simulated (1 s bars)", "sp500 (daily)"}
-    assert facts["simulated (1 s bars)"]["returns"] > 30
-    pngs = {"returns_hist.png", "acf.png", "kurtosis_scale.png"}
-    if HAVE_MPL:
-        for name in pngs:
-            assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # a trades file works as well as a directory; --real none; plots elsewhere or not at all
-    out = tmp_path / "facts"
-    text = invoke("facts", run / "trades.parquet", "--real", "none", "--out", out, "--no-plots")
-    assert "sp500" not in text
-    assert (out / "facts.json").is_file() and not any((out / n).exists() for n in pngs)
-
-
-def test_facts_rejects_unknown_real_series(tiny: Path, tmp_path: Path) -> None:
-    invoke("simulate", tiny, "--until", "3", "--out", tmp_path / "r")
-    result = CliRunner().invoke(app, ["facts", str(tmp_path / "r"), "--real", "gold"])
-    assert result.exit_code != 0
 
 
 def test_example_market_files_are_valid() -> None:

@@ -63,14 +63,16 @@ def test_student_t_has_heavy_tails() -> None:
 def test_hill_index_of_a_pareto_sample_is_its_exponent(alpha: float) -> None:
     x = 1.0 + rng(6).pareto(alpha, 200_000)  # Pareto type I: P(X > u) = u^-alpha, u >= 1
     assert hill_tail_index(x, 0.05) == pytest.approx(alpha, rel=0.05)
-    assert hill_tail_index(-x, k=2_000) == pytest.approx(alpha, rel=0.08)  # |x| is used
+    assert hill_tail_index(-x, k=2_000, tail="lower") == pytest.approx(alpha, rel=0.08)
+    assert math.isnan(hill_tail_index(-x, k=2_000))  # the upper tail of -x is all negative
 
 
 def test_hill_and_kurtosis_are_nan_on_degenerate_input() -> None:
     assert math.isnan(kurtosis([1.0, 1.0, 1.0, 1.0]))
     assert math.isnan(kurtosis([1.0, 2.0]))
     assert math.isnan(hill_tail_index([0.0, 0.0, 0.0]))
-    assert math.isnan(hill_tail_index([1.0, 1.0, 1.0, 1.0, 1.0]))
+    assert math.isnan(hill_tail_index([1.0] * 500))
+    assert math.isnan(hill_tail_index(np.arange(1.0, 100.0), k=5))  # k below MIN_TAIL_K
 
 
 def test_acf_of_an_ar1_is_phi_to_the_lag() -> None:
@@ -135,7 +137,8 @@ def test_packaged_real_series_show_heavy_tails(name: str) -> None:
     assert dates == sorted(dates)
     t = facts_table(closes)
     assert t["kurtosis (scale 1)"] > 3
-    assert 2 < t["Hill tail index (5%)"] < 5
+    assert 2 < t["Hill upper tail (top 5%)"] < 5
+    assert 2 < t["Hill lower tail (top 5%)"] < 5
     assert t["ACF |r| lag 1"] > 0.1
 
 

@@ -233,6 +233,12 @@ def test_agora_up_attach_ctrl_c(tmp_path: Path) -> None:
     classes = {g["strategy"]: g for g in summary["strategies"]}
     assert classes["ZeroIntelligence"]["agents"] == 40 and classes["other"]["agents"] == 1
     assert sum(g["trading_pnl"] for g in classes.values()) == sum(a["trading_pnl"] for a in rows)
+    # next to the PnL: the fill ratio the runners counted, Sharpe and drawdown as sampled
+    assert all(0 < a["fill_ratio"] <= 1 for a in rows if a["strategy"] == "ZeroIntelligence"
+               and a["trading_pnl"] != 0)  # fmt: skip
+    assert 0 < classes["ZeroIntelligence"]["fill_ratio"] <= 1
+    assert "sampled every" in summary["metrics_note"]
+    assert all(a["max_drawdown"] is None or a["max_drawdown"] >= 0 for a in rows)
     # the recorder's Parquet files hold them: a contiguous run of trade ids up to the last
     files = sorted((data / "recorder" / "trades").glob("*.parquet"))
     assert files

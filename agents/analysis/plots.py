@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from agents.analysis.stylized import acf, aggregate, kurtosis
+
+if TYPE_CHECKING:
+    from agents.analysis.verdict import FactBands
 
 __all__ = ["HAVE_MATPLOTLIB", "INSTALL_HINT", "plot_facts"]
 
@@ -41,11 +45,17 @@ def plot_facts(
     out_dir: str | Path,
     scales: Sequence[int] = (1, 2, 5, 10, 20, 50),
     max_lag: int = 50,
+    bands: FactBands | None = None,
 ) -> dict[str, Path]:
     """Write ``returns_hist.png`` (standardised returns vs the normal density, log scale: the
     tails), ``acf.png`` (ACF of returns and of |returns|: no memory vs volatility clustering)
     and ``kurtosis_scale.png`` (excess kurtosis vs aggregation scale: aggregational
-    Gaussianity) for each (label, returns) of `series`; returns the paths."""
+    Gaussianity) for each (label, returns) of `series`; returns the paths.
+
+    With the verdict's `bands`, the charts use its scales and lags and draw its bands: the
+    noise band of each series' ACF of returns and the clustering floors of the ACF of |r|."""
+    if bands is not None:
+        scales, max_lag = bands.scales, max(bands.decay_lag, bands.acf_lags)
     if not HAVE_MATPLOTLIB:
         raise RuntimeError(f"plots need matplotlib: {INSTALL_HINT}")
     out = Path(out_dir)
@@ -74,8 +84,17 @@ def plot_facts(
     ax_r, ax_abs = fig.subplots(1, 2)
     lags = np.arange(1, max_lag + 1)
     for label, r in series:
-        ax_r.plot(lags, acf(r, max_lag), ".-", label=label)
+        (line,) = ax_r.plot(lags, acf(r, max_lag), ".-", label=label)
         ax_abs.plot(lags, acf(np.abs(r), max_lag), ".-", label=label)
+        if bands is not None and len(r):
+            noise = bands.acf_z / math.sqrt(len(r))
+            for y in (noise, -noise):
+                ax_r.axhline(y, color=line.get_color(), ls=":", lw=0.8)
+    if bands is not None:
+        for y in (bands.acf_max, -bands.acf_max):
+            ax_r.axhline(y, color="r", ls="--", lw=0.8)
+        ax_abs.plot([bands.clustering_lag, bands.decay_lag],
+                    [bands.min_clustering, bands.min_decay], "rv", label="floors")  # fmt: skip
     for ax, title in ((ax_r, "ACF of returns"), (ax_abs, "ACF of |returns|")):
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("lag (bars)")

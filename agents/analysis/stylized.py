@@ -4,7 +4,8 @@ A simulated market is credible when its returns look like real ones in the ways 
 robust across assets and periods (R. Cont, "Empirical properties of asset returns: stylized
 facts and statistical issues", Quantitative Finance 1(2), 2001):
 
-* heavy tails: positive excess kurtosis, a tail index (Hill) typically between 2 and 5;
+* heavy tails: positive excess kurtosis, a tail index (Hill, each tail) typically between 2
+  and 5;
 * no linear autocorrelation of returns (beyond the shortest lags, where bid-ask bounce lives);
 * volatility clustering: the autocorrelation of |returns| is positive and decays slowly;
 * aggregational Gaussianity: the kurtosis falls toward 0 as returns are summed over longer
@@ -17,19 +18,27 @@ a real series (`agents.analysis.real`) and synthetic data with known answers (th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 __all__ = [
     "DEFAULT_ABS_LAGS",
     "DEFAULT_SCALES",
+    "DEFAULT_TAIL_FRACTION",
+    "MIN_TAIL_K",
+    "TailIndex",
     "acf",
     "aggregate",
     "facts_table",
+    "hill",
     "hill_tail_index",
     "kurtosis",
     "log_returns",
     "regular_closes",
+    "tail_indices",
+    "tail_k",
 ]
 
 DEFAULT_SCALES: tuple[int, ...] = (1, 5, 20)
@@ -71,26 +80,87 @@ def kurtosis(x: Sequence[float] | np.ndarray) -> float:
     return float(np.mean(d**4) / (m2 * m2) - 3.0)
 
 
-def hill_tail_index(
-    x: Sequence[float] | np.ndarray, tail_fraction: float = 0.05, k: int | None = None
-) -> float:
-    """Hill's estimate of the tail exponent of |x|: for P(|X| > u) ~ u^-alpha it returns alpha.
+DEFAULT_TAIL_FRACTION = 0.05
+"""Hill's k as a share of all returns, per tail: the top 5% of the sample."""
+MIN_TAIL_K = 10
+"""Fewer order statistics than this say nothing about a tail: the estimate is NaN."""
 
-    Uses the k largest |x| (k = `tail_fraction` of the non-zero points unless given):
-    alpha = 1 / mean(log(x_(i) / x_(k+1))), i = 1..k, x_(1) the largest. Zeros are dropped first
-    (a flat bar has no tail information, and sparse trading makes many). NaN when fewer than
-    k + 1 points remain or the tail is degenerate (all k values equal the threshold).
+
+def tail_k(n: int, tail_fraction: float = DEFAULT_TAIL_FRACTION) -> int:
+    """The number of order statistics Hill uses for one tail of `n` returns: the top
+    `tail_fraction` of the whole sample (zeros and the other tail included, since they are part
+    of the sample the fraction is taken of), ``floor(tail_fraction * n)``."""
+    if not 0 < tail_fraction < 1:
+        raise ValueError(f"tail_fraction must be in (0, 1), got {tail_fraction}")
+    return int(tail_fraction * n)
+
+
+def hill(x: Sequence[float] | np.ndarray, k: int) -> float:
+    """Hill's estimator of the upper tail of `x` from its `k` largest values.
+
+    For P(X > u) ~ u^-alpha it returns alpha = 1 / mean(log(x_(i) / x_(k+1))), i = 1..k, with
+    x_(1) the largest (B. M. Hill, "A simple general approach to inference about the tail of a
+    distribution", Annals of Statistics 3(5), 1975). The threshold x_(k+1) must be positive: a
+    tail that reaches into zero or below has fewer than k + 1 points and no estimate (NaN),
+    as does a degenerate one (all k values equal to the threshold) or `k` below `MIN_TAIL_K`.
     """
-    a = np.abs(np.asarray(x, dtype=float))
-    a = a[np.isfinite(a) & (a > 0)]
-    if k is None:
-        k = max(2, int(tail_fraction * len(a)))
-    if k < 1 or len(a) < k + 1:
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    if k < MIN_TAIL_K or len(a) < k + 1:
         return float("nan")
-    top = np.sort(a)[::-1][: k + 1]
-    logs = np.log(top[:k] / top[k])
-    mean = float(logs.mean())
+    top = -np.sort(-np.partition(a, len(a) - k - 1)[len(a) - k - 1 :])  # k + 1 largest, desc
+    threshold = top[k]
+    if threshold <= 0:
+        return float("nan")
+    mean = float(np.log(top[:k] / threshold).mean())
     return float("nan") if mean <= 0 else 1.0 / mean
+
+
+def hill_tail_index(
+    x: Sequence[float] | np.ndarray,
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
+    k: int | None = None,
+    tail: Literal["upper", "lower"] = "upper",
+) -> float:
+    """Hill's tail index of one tail of `x`: the upper (gains) or the lower (losses, as -x).
+
+    k is `tail_k` of all the finite points unless given. The two tails are measured apart and
+    zeros stay in the sample: pooling both tails into |x| with k a share of the pooled count
+    takes only about half that share from each tail, and dropping zeros (flat bars) shrinks k
+    further; both push the threshold deeper into the tail, where a series with a Student-like
+    body reads a larger index (thinner tails: 2.9 pooled against 2.5 and 2.7 per tail on the
+    shipped S&P 500 at 5%).
+    """
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    if tail == "lower":
+        a = -a
+    elif tail != "upper":
+        raise ValueError(f"tail must be 'upper' or 'lower', got {tail!r}")
+    return hill(a, tail_k(len(a), tail_fraction) if k is None else k)
+
+
+@dataclass(frozen=True)
+class TailIndex:
+    """Hill's index of each tail of a return series and the k it used (per tail)."""
+
+    upper: float
+    lower: float
+    k: int
+    n: int
+
+
+def tail_indices(
+    returns: Sequence[float] | np.ndarray,
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
+    k: int | None = None,
+) -> TailIndex:
+    """Hill's index of the gains and of the losses of `returns`, each from its own k largest
+    values (k = `tail_k` of all the returns unless given)."""
+    r = np.asarray(returns, dtype=float)
+    r = r[np.isfinite(r)]
+    kk = tail_k(len(r), tail_fraction) if k is None else k
+    return TailIndex(hill(r, kk), hill(-r, kk), kk, len(r))
 
 
 def acf(x: Sequence[float] | np.ndarray, max_lag: int) -> np.ndarray:
@@ -145,13 +215,13 @@ def facts_table(
     scales: Sequence[int] = DEFAULT_SCALES,
     max_lag: int = 10,
     abs_lags: Sequence[int] = DEFAULT_ABS_LAGS,
-    tail_fraction: float = 0.05,
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
 ) -> dict[str, float]:
     """The stylized facts of a price series as an ordered ``{fact: value}`` mapping.
 
     Rows: number of returns; excess kurtosis at each scale (aggregational Gaussianity: it
-    should fall with the scale); Hill tail index of the scale-1 returns; the ACF of returns at
-    lags 1..`max_lag` (should be ~0); the ACF of |returns| at `abs_lags` (volatility
+    should fall with the scale); Hill's index of each tail of the scale-1 returns; the ACF of
+    returns at lags 1..`max_lag` (should be ~0); the ACF of |returns| at `abs_lags` (volatility
     clustering: positive, slowly decaying). Rows are named identically for any series so two
     tables can be printed side by side.
     """
@@ -160,7 +230,9 @@ def facts_table(
     rows["std of returns"] = float(np.std(r)) if len(r) else float("nan")
     for s in scales:
         rows[f"kurtosis (scale {s})"] = kurtosis(aggregate(r, s))
-    rows[f"Hill tail index ({tail_fraction:.0%})"] = hill_tail_index(r, tail_fraction)
+    tails = tail_indices(r, tail_fraction)
+    rows[f"Hill upper tail (top {tail_fraction:.0%})"] = tails.upper
+    rows[f"Hill lower tail (top {tail_fraction:.0%})"] = tails.lower
     ac = acf(r, max_lag)
     for lag in range(1, max_lag + 1):
         rows[f"ACF r lag {lag}"] = float(ac[lag - 1])

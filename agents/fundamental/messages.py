@@ -186,6 +186,8 @@ class FundamentalFeed:
         if len(frames) != 2:
             return self._skip(f"expected 2 frames, got {len(frames)}")
         topic, payload = frames
+        if topic.startswith(b"!"):
+            return None  # a control topic (stress scenarios, agents.stress.live), not a value
         try:
             msg = decode_fundamental(payload)
         except MalformedFundamental as e:

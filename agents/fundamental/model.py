@@ -237,6 +237,28 @@ class FundamentalModel:
         """Jumps drawn so far per symbol (a jump of size ~0 still counts)."""
         return dict(zip(self.symbols, self._jump_counts.tolist(), strict=True))
 
+    # ------------------------------------------------------------------ news
+    def shock(self, pct: float, symbol: str | None = None) -> dict[str, float]:
+        """Make F jump by `pct` percent now (news: -10 is a 10% fall) for `symbol` (None: every
+        symbol); return the values after the jump.
+
+        The jump is permanent: the anchor F0 that mean reversion pulls toward moves with it,
+        so a shock is not reverted by the process. No random number is drawn, so the path
+        after a shock is the same path shifted (a run with a shock differs from one without
+        only by the jump).
+        """
+        if not (math.isfinite(pct) and pct > -100.0):
+            raise ValueError(f"a shock must be a finite percentage above -100, got {pct}")
+        if symbol is not None and symbol not in self.symbols:
+            raise ValueError(f"shock: unknown symbol {symbol!r} (symbols: {list(self.symbols)})")
+        jump = math.log1p(pct / 100.0)
+        if symbol is None:
+            self._log_f0 = self._log_f0 + jump
+        else:
+            self._log_f0 = self._log_f0.copy()
+            self._log_f0[self.symbols.index(symbol)] += jump
+        return self.values
+
     # ------------------------------------------------------------------ advancing
     def step(self, dt_seconds: float) -> dict[str, float]:
         """Advance by `dt_seconds` (whole steps of Δ, remainder carried) and return the values."""

@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.fundamental.model import FundamentalConfig
-from exchange.settings import Endpoint
+from exchange.settings import Endpoint, OptionalEndpoint
 
 __all__ = ["FundamentalSettings", "default_model"]
 
@@ -36,7 +36,13 @@ class FundamentalSettings(BaseSettings):
     )
     model: FundamentalConfig = Field(default_factory=default_model)
     seed: int | None = Field(None, ge=0, description="overrides model.seed when set")
+    control_bind: OptionalEndpoint = Field(
+        "", description="admin requests for stress scenarios (ROUTER); empty: none"
+    )
+    admin_token: str = Field("", description="the admin token scenario requests must carry")
     pub_hwm: int = Field(10_000, gt=0, description="PUB send high-water mark per subscriber")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
 

@@ -28,19 +28,61 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
 import structlog
 import zmq
 import zmq.asyncio
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    Metric,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily
 
 from agents.recorder.settings import RecorderSettings
 from agents.recorder.sink import MESSAGE_TYPES, GapTracker, ParquetSink
 from exchange.protocol import BookSnapshot, ProtocolError, SnapshotRequest, decode_batch, encode
 
 __all__ = ["RecorderServer"]
+
+
+class _Metrics:
+    """Prometheus figures: counts read from the server at scrape time, and the feed's lag
+    (exchange stamp to arrival here, one observation per frame)."""
+
+    def __init__(self, server: RecorderServer) -> None:
+        self.server = server
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.feed_lag = Histogram(
+            "agora_recorder_feed_lag_seconds",
+            "time from the exchange stamping a feed frame's last message to its arrival here",
+            buckets=(1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0, 5.0),
+            registry=self.registry,
+        )
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.server
+        for name, text, value in (
+            ("frames", "feed frames received", s.frames),
+            ("messages", "feed messages recorded", s.messages),
+            ("rows", "rows written to Parquet, by channel", s.sink.rows_written),
+            ("files", "Parquet files written", s.sink.files_written),
+            ("gaps", "messages lost on the feed (sequence gaps)", s.gaps.total),
+        ):
+            if isinstance(value, dict):
+                family = CounterMetricFamily(f"agora_recorder_{name}", text, labels=["channel"])
+                for channel, n in list(value.items()):
+                    family.add_metric([channel], n)
+                yield family
+            else:
+                yield CounterMetricFamily(f"agora_recorder_{name}", text, value=value)
 
 log = structlog.get_logger("recorder")
 
@@ -63,6 +105,7 @@ class RecorderServer:
         self.channels = frozenset(s.channels)
         self.symbols = frozenset(s.symbols)
         self.frames = 0
+        self.metrics: _Metrics | None = None
         self.messages = 0
         self.skipped = 0  # malformed frames
         self.snapshots = 0
@@ -95,6 +138,9 @@ class RecorderServer:
             sub.setsockopt_string(zmq.SUBSCRIBE, prefix)
         snap_task: asyncio.Task | None = None
         try:
+            if s.metrics_port:
+                self.metrics = _Metrics(self)
+                start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
             sub.connect(s.feed)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -180,6 +226,10 @@ class RecorderServer:
             return
         if self.symbols and symbol not in self.symbols:
             return
+        if self.metrics is not None and msgs and isinstance(msgs[-1], dict):
+            stamped = msgs[-1].get("ts")
+            if isinstance(stamped, int) and stamped:
+                self.metrics.feed_lag.observe(max(0.0, (now - stamped) / 1e9))
         if symbol not in self._seen_symbols:
             self._seen_symbols.add(symbol)
             self._request_snapshot(symbol)

@@ -55,6 +55,8 @@ class RecorderSettings(BaseSettings):
     exit_on_goodbye: bool = Field(
         False, description="flush and exit 0 when the exchange says goodbye (record one session)"
     )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
     log_json: bool | None = Field(None, description="JSON logs; default: when not a terminal")
     log_level: str = "info"
 

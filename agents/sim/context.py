@@ -79,6 +79,7 @@ class SimContext(Context):
         self._arrive_cb = market._arrive
         self._fire_cb = market._fire
         self._deliver_cb = market._deliver
+        self._order_log: list[tuple] | None = market.order_log
         self.latency = latency
         self._lat_rng = agent_rng(seed, name + ":latency")
         self._net_ns = round(latency.network_us * _NS_PER_US)
@@ -157,16 +158,37 @@ class SimContext(Context):
         heappush(self._heap, (at, self._bits(32), self._next_seq(), self._arrive_cb,
                               (self, batch)))  # fmt: skip
 
+    # With the market's `order_log` on, each action is logged when the agent sends it, as
+    # (ts, account, symbol, action, side, price, qty, clid): a cancel names the order's side,
+    # price and open quantity; a replace its new price and total quantity; a mass cancel is
+    # one "cancel" row with no order (side, price, qty and clid None).
     def _send_new(self, order: OpenOrder, order_type: str, tif: str, post_only: bool) -> None:
+        log = self._order_log
+        if log is not None:
+            log.append((self._kernel.now, self.account, order.symbol, "new", order.side,
+                        order.price, order.qty, order.client_order_id))  # fmt: skip
         self._send((_NEW, order, order_type, tif, post_only))
 
     def _send_cancel(self, order: OpenOrder) -> None:
+        log = self._order_log
+        if log is not None:
+            log.append((self._kernel.now, self.account, order.symbol, "cancel", order.side,
+                        order.price, order.leaves_qty, order.client_order_id))  # fmt: skip
         self._send((_CANCEL, order))
 
     def _send_replace(self, order: OpenOrder, qty: int, price: int | None) -> None:
+        log = self._order_log
+        if log is not None:
+            log.append((self._kernel.now, self.account, order.symbol, "replace", order.side,
+                        order.price if price is None else price, qty,
+                        order.client_order_id))  # fmt: skip
         self._send((_REPLACE, order, qty, price))
 
     def _send_cancel_all(self, symbol: str | None) -> None:
+        log = self._order_log
+        if log is not None:
+            log.append((self._kernel.now, self.account, symbol, "cancel", None, None, None,
+                        None))  # fmt: skip
         self._send((_CANCEL_ALL, symbol))
 
     def set_timer(self, name: str, interval_ns: int, repeat: bool = True) -> None:
@@ -188,7 +210,10 @@ class SimContext(Context):
 
     # ------------------------------------------------------------------ the agent's view
     def refresh(self) -> None:
-        """Show what was published up to ``now - view latency`` (what every handler sees)."""
+        """Show what was published up to ``now - view latency`` (what every handler sees).
+
+        The host calls it: before `on_stop`, and when `SimMarket.run` returns, so a read
+        outside a handler sees the market as of the market's clock (see `Context.quote`)."""
         self._horizon = self._kernel.now - self._view_ns
 
     # The view is brought up to date when read, not when a handler starts: most handlers

@@ -98,7 +98,7 @@ from exchange.engine import Engine
 from exchange.reports import Reporter
 from exchange.symbols import SymbolSpec
 
-__all__ = ["SimContext", "SimMarket", "resolve_strategy"]
+__all__ = ["SimContext", "SimMarket", "population_of", "resolve_strategy"]
 
 _GC_GEN0 = 50_000  # young-generation threshold while the kernel runs (see `SimMarket.run`)
 
@@ -120,9 +120,18 @@ class SimMarket(OrderFlow, Publisher):
         start_ns: int = 0,
         record_arrivals: bool = False,
         clearing: bool = True,
+        record_orders: bool = False,
+        positions_interval_ns: int | None = None,
     ) -> None:
         """`config` gives the symbols, fees, starting cash/positions and fundamental settings
         (explicit keyword arguments override it); `seed` defaults to ``config.seed``.
+
+        The run's story, for the run directory (`agents.sim.output`): with `record_orders`,
+        every order action an agent sends is kept in `order_log`; with
+        `positions_interval_ns`, every account's positions and cash are sampled on that grid
+        (from ``start_ns``) into `position_log`; every refused order is kept in `refusal_log`
+        (always: refusals are rare and explain a market that stops trading). None of this
+        schedules a kernel event or draws a random number, so it never changes the history.
 
         `fundamental` is any object with ``step(dt_seconds) -> {symbol: value}``; it is stepped
         every `fundamental_interval_ns` of virtual time (first at ``start_ns`` with dt = 0) and
@@ -203,6 +212,17 @@ class SimMarket(OrderFlow, Publisher):
         self._trade_cols = tuple(self.trades.values())  # the same lists, in that order
         self.status: list[tuple] = []  # raw STATUS events (phase changes)
         self.arrivals: list[tuple] | None = [] if record_arrivals else None
+        # (ts, account, symbol, action, side, price, qty, clid) as the agents send them
+        self.order_log: list[tuple] | None = [] if record_orders else None
+        # (ts, account, population, reason) for each refused new order or replace
+        self.refusal_log: list[tuple] = []
+        # (ts, account, symbol, position, cash) on a regular grid
+        if positions_interval_ns is not None and positions_interval_ns <= 0:
+            raise ValueError("positions_interval_ns must be positive")
+        self.positions_interval_ns = positions_interval_ns
+        self.position_log: list[tuple] | None = [] if positions_interval_ns else None
+        self._next_sample = start_ns
+        self._population: dict[Any, str] = {}  # account -> population, for refusals
         self.orders_in = 0  # messages that reached the engine
         self.handler_calls = 0  # agent deliveries: timers, reports batches, public data
         # Events as a kernel with one message per event would count them: each message that
@@ -265,6 +285,7 @@ class SimMarket(OrderFlow, Publisher):
         ctx = SimContext(self, agent, name, account, latency, portfolio)
         agent.bind(ctx)
         self.agents.append(ctx)
+        self._population[account] = population_of(name)
         self._by_name[name] = ctx
         self._by_account[account] = ctx
         self._max_view_ns = max(self._max_view_ns, ctx._view_ns)
@@ -349,6 +370,11 @@ class SimMarket(OrderFlow, Publisher):
         millions of short-lived tuples and dicts that die young anyway, and the default
         threshold made the collector a fifth of the run's time (`bench/simulate.py`: 67k ->
         81k events/s over 8 simulated minutes). Reference cycles are still collected.
+
+        When it returns, every agent's view (`Context.quote`, `last_price`, `fundamental`,
+        `quotes`, ...) shows the market as of the new time less the agent's latency, so that
+        code driving the market between runs (an RL environment, a notebook) reads what the
+        agent would see now, as a handler starting at this instant would.
         """
         self.start()
         if duration_ns is not None:
@@ -357,10 +383,68 @@ class SimMarket(OrderFlow, Publisher):
         if old[0] and old[0] < _GC_GEN0:
             gc.set_threshold(_GC_GEN0, *old[1:])
         try:
-            return self.kernel.run(until_ns, max_events)
+            if self.position_log is None:
+                return self.kernel.run(until_ns, max_events)
+            return self._run_sampling(until_ns, max_events)
         finally:
             if gc.get_threshold()[0] == _GC_GEN0 and old[0] != _GC_GEN0:
                 gc.set_threshold(*old)
+            for ctx in self.agents:  # every handler sets its own horizon: no effect on the run
+                ctx.refresh()
+
+    def _run_sampling(self, until_ns: int | None, max_events: int | None) -> int:
+        """`kernel.run` in pieces that end on the positions grid, sampling at each grid time
+        the state after every event up to it (stopping the kernel between two events and
+        going on changes nothing: the event past the limit goes back with its own key)."""
+        kernel = self.kernel
+        interval = self.positions_interval_ns
+        assert interval is not None
+        limit = until_ns if until_ns is not None else 2**63
+        budget = max_events if max_events is not None else 2**63
+        n = 0
+        while self._next_sample <= limit and n < budget:
+            if until_ns is None and kernel.peek() is None:
+                return n  # nothing left to run: the grid would go on forever
+            n += kernel.run(self._next_sample, budget - n)
+            if kernel.now < self._next_sample:
+                return n  # stopped, or out of budget, before the grid time
+            self._sample_positions(self._next_sample)
+            self._next_sample += interval
+            if kernel._stopped:  # `kernel.stop()` in the grid's last event: stop here too
+                return n
+        if n < budget:
+            n += kernel.run(until_ns, budget - n)
+        return n
+
+    def _sample_positions(self, ts: int) -> None:
+        """One row per account and symbol: its position and cash as the clearing house holds
+        them at `ts` (settled at the trade), else as the agent's portfolio shows them."""
+        log = self.position_log
+        assert log is not None
+        symbols = self.symbols
+        ledger = self.ledger
+        for ctx in self.agents:
+            account = ctx.account
+            if ledger is not None:
+                acct = ledger.accounts[account]
+                cash = acct.cash
+                held = acct.positions
+                for sym in symbols:
+                    pos = held.get(sym)
+                    log.append((ts, account, sym, pos.qty if pos is not None else 0, cash))
+            else:
+                p = ctx.portfolio
+                for sym in symbols:
+                    log.append((ts, account, sym, p.position(sym), p.cash))
+
+    def drain_orders(self) -> list[tuple]:
+        """The `order_log` rows recorded since the last drain; the log is emptied in place, so
+        a long run can stream its orders to disk chunk by chunk (`agents.sim.sweep`)."""
+        return _drain(self.order_log)
+
+    def drain_positions(self) -> list[tuple]:
+        """The `position_log` rows sampled since the last drain (emptied in place)."""
+        return _drain(self.position_log)
 
     def finish(self) -> None:
         """Call every agent's `on_stop` (the orders they send then never arrive)."""
@@ -498,6 +582,21 @@ class SimMarket(OrderFlow, Publisher):
             cols["ask"].append(q.ask)
             cols["ask_qty"].append(q.ask_qty)
         return cols
+
+
+def _drain(log: list[tuple] | None) -> list[tuple]:
+    if log is None:
+        return []
+    rows = log[:]
+    del log[:]  # in place: every context appends to this very list
+    return rows
+
+
+def population_of(name: str) -> str:
+    """Agents of a population are named ``{population}-{i}`` (`SimMarket.add_population`);
+    anyone else is their own population."""
+    head, sep, tail = name.rpartition("-")
+    return head if sep and tail.isdigit() else name
 
 
 def _fundamental_from_config(config: MarketConfig, specs: Mapping[str, SymbolSpec], seed: int):

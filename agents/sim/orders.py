@@ -29,12 +29,18 @@ _GATE_SYNC = 8192  # settled trades between two settled-state updates of the ris
 # gate counts unsettled fills as pending, so its answers do not depend on this; only its cost)
 _NO_LEVEL = (0, 0)  # (qty, count) of a price level that is not in the book
 _TS = itemgetter(0)
+# engine rejects of a replace that say the order moved on (filled, cancelled) or the request
+# changed nothing: races of the order's life, not refusals of its terms (not in `refusal_log`)
+_LATE = frozenset(("unknown_order", "replace_changes_nothing", "replace_qty_not_above_filled",
+                   "symbol_mismatch"))  # fmt: skip
 
 
 class OrderFlow:
     """The engine's side of the simulated market (part of `SimMarket`)."""
 
     _wake_at: int
+    refusal_log: list[tuple]
+    _population: dict[Any, str]
 
     def _risk_state(self, account: str) -> dict[str, Any]:
         assert self.ledger is not None
@@ -49,6 +55,7 @@ class OrderFlow:
 
     def _refuse(self, ctx: SimContext, order: OpenOrder, reason: str, ts: int, kind: str) -> None:
         """The gate said no: the agent hears it as the live exchange would say it."""
+        self.refusal_log.append((ts, ctx.account, self._population[ctx.account], reason))
         oid = self.engine.order_id_for(ctx.account, order.client_order_id) or 0
         report = reject_raw(None, reason, ctx.account, ts, order.symbol, oid,
                             order.client_order_id, kind)  # fmt: skip
@@ -205,6 +212,11 @@ class OrderFlow:
                 status = True
             elif kind == REJECTED:
                 rejected = True
+                if ev[6] == "new" or (ev[6] == "replace" and ev[7] not in _LATE):
+                    account = ev[5]  # the engine refused an order's terms
+                    self.refusal_log.append(
+                        (ts, account, self._population.get(account, str(account)), ev[7])
+                    )
         gate = self.gate
         if gate is not None:
             gate.on_events(private)

@@ -1,7 +1,8 @@
 """A simulation's outputs as columns, and a Parquet writer (when pyarrow is importable).
 
-Three tables, all plain ``{column: list}`` dicts so they cost nothing to build and any tool
-(pandas, polars, pyarrow) can take them:
+The tables of a run directory, all plain ``{column: list}`` dicts so they cost nothing to build
+and any tool (pandas, polars, pyarrow) can take them. Prices are in ticks, quantities in lots,
+cash in cash units, times in ns:
 
 * ``trades``: ts, trade_id, symbol, price (ticks), qty (lots), aggressor, buy_account,
   sell_account, one row per fill, in engine order;
@@ -10,7 +11,19 @@ Three tables, all plain ``{column: list}`` dicts so they cost nothing to build a
   fills, orders_sent, open_orders and one ``position_<symbol>`` column per symbol. PnL is in
   cash units, marked to the last trade (`agents.analysis.pnl`): ``trading_pnl`` is what the
   agent's own trades made, minus fees; ``inventory_pnl`` the price move on its starting
-  position (from the reference price); ``pnl`` their sum, as the clearing house counts it.
+  position (from the reference price); ``pnl`` their sum, as the clearing house counts it;
+* ``orders`` (when the market records them: ``record_orders``): ts, account, symbol, action
+  (new, cancel or replace), side, price, qty, clid, every order action as the agent sent it
+  (a mass cancel is one cancel row without an order);
+* ``positions`` (when sampled: ``positions_interval_ns``): ts, account, symbol, position, cash
+  on a regular grid, as the clearing house holds them;
+* ``refusals``: ts, account, population, reason, every new order or replace refused before it
+  could trade, by the risk gate (``insufficient_funds``, ``insufficient_position``, ...) or the
+  engine (``price_outside_band``, ...), with the reject reason the agent heard (a replace
+  that came too late, its order already done, is not a refusal of its terms: not listed).
+
+The market's settings and the refusals counted by reason and population are plain data for
+``summary.json`` (`settings`, `refusal_counts`).
 
 Derived tables (not in `tables`, built on request; `write_parquet` writes any of them):
 
@@ -22,8 +35,11 @@ Derived tables (not in `tables`, built on request; `write_parquet` writes any of
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from agents.sim.market import population_of
 
 if TYPE_CHECKING:
     from agents.analysis.pnl import PnlSplit
@@ -31,14 +47,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HAVE_PYARROW",
+    "ORDERS_COLUMNS",
+    "POSITIONS_COLUMNS",
+    "REFUSALS_COLUMNS",
+    "RowSink",
     "agents_table",
     "bars",
     "fundamental_table",
+    "orders_table",
     "pnl_by_population",
     "pnl_splits",
+    "population_of",
+    "positions_table",
+    "refusal_counts",
+    "refusals_table",
+    "settings",
     "tables",
     "write_parquet",
 ]
+
+ORDERS_COLUMNS = ("ts", "account", "symbol", "action", "side", "price", "qty", "clid")
+POSITIONS_COLUMNS = ("ts", "account", "symbol", "position", "cash")
+REFUSALS_COLUMNS = ("ts", "account", "population", "reason")
 
 try:  # pyarrow is optional for the kernel; only writing Parquet needs it
     import pyarrow as pa
@@ -51,11 +81,103 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 def tables(market: SimMarket) -> dict[str, dict[str, list]]:
-    """The three output tables of `market` (see the module docstring)."""
-    return {
+    """The output tables of `market` (see the module docstring): trades, top_of_book, agents
+    and refusals, and orders and positions when the market recorded them."""
+    out = {
         "trades": market.trades,
         "top_of_book": market.top_of_book(),
         "agents": agents_table(market),
+        "refusals": refusals_table(market),
+    }
+    if market.order_log is not None:
+        out["orders"] = orders_table(market)
+    if market.position_log is not None:
+        out["positions"] = positions_table(market)
+    return out
+
+
+def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    if not rows:
+        return {k: [] for k in names}
+    return {k: list(col) for k, col in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def orders_table(market: SimMarket) -> dict[str, list]:
+    """Every order action the agents sent (`ORDERS_COLUMNS`), in the order they sent them."""
+    if market.order_log is None:
+        raise ValueError("this market does not record orders (SimMarket(record_orders=True))")
+    return _columns(market.order_log, ORDERS_COLUMNS)
+
+
+def positions_table(market: SimMarket) -> dict[str, list]:
+    """Positions and cash of every account on the sampling grid (`POSITIONS_COLUMNS`)."""
+    if market.position_log is None:
+        raise ValueError("this market does not sample positions (positions_interval_ns)")
+    return _columns(market.position_log, POSITIONS_COLUMNS)
+
+
+def refusals_table(market: SimMarket) -> dict[str, list]:
+    """Every refused new order or replace (`REFUSALS_COLUMNS`), in time order."""
+    return _columns(market.refusal_log, REFUSALS_COLUMNS)
+
+
+def refusal_counts(market: SimMarket) -> dict[str, Any]:
+    """Refusals counted for ``summary.json``: ``{"total": n, "by_reason": {reason: n},
+    "by_population": {population: {reason: n}}}``, most frequent first."""
+    log = market.refusal_log
+    per: dict[str, Counter] = {}
+    for _ts, _account, population, reason in log:
+        per.setdefault(population, Counter())[reason] += 1
+    return {
+        "total": len(log),
+        "by_reason": dict(Counter(row[3] for row in log).most_common()),
+        "by_population": {p: dict(c.most_common()) for p, c in per.items()},
+    }
+
+
+def settings(market: SimMarket) -> dict[str, Any]:
+    """The market's settings for ``summary.json``: each symbol's spec (tick, lot, reference
+    price, band in basis points and as [low, high] ticks around the reference, breaker) and
+    clearing's terms (fees, leverage, short limit, starting cash and positions), and each
+    population as it was built (strategy, head count, starting cash and positions,
+    parameters and latency when it came from the config)."""
+    config = market.config
+    symbols = []
+    for spec in market.specs.values():
+        row = spec.model_dump(mode="json")
+        row["band_ticks"] = None if not spec.band_bps else list(spec.band())
+        symbols.append(row)
+    from_config = {p.name: p for p in config.populations}
+    populations: dict[str, dict[str, Any]] = {}
+    for ctx in market.agents:
+        name = population_of(ctx.name)
+        pop = populations.get(name)
+        if pop is None:
+            pop = populations[name] = {
+                "name": name, "strategy": type(ctx.agent).__name__, "count": 0,
+                "starting_cash": ctx.initial_cash, "starting_positions": ctx.initial_positions,
+            }  # fmt: skip
+            declared = from_config.get(name)
+            if declared is not None:
+                pop["strategy"] = declared.strategy
+                pop["params"] = dict(declared.params)
+                pop["latency"] = declared.latency.model_dump(mode="json")
+        pop["count"] += 1
+    interval = market.positions_interval_ns
+    return {
+        "symbols": symbols,
+        "clearing": {
+            "enabled": market.ledger is not None,
+            "fees": market.fees.model_dump(mode="json"),
+            "leverage": config.clearing.leverage,
+            "short_limit": config.clearing.short_limit,
+            "starting_cash": market.starting_cash,
+            "starting_positions": dict(market.starting_positions),
+        },
+        "fundamental": dict(config.fundamental),
+        "fundamental_interval_s": market.fundamental_interval_ns / 1e9,
+        "populations": list(populations.values()),
+        "positions_interval_s": interval / 1e9 if interval else None,
     }
 
 
@@ -87,12 +209,6 @@ def agents_table(market: SimMarket) -> dict[str, list]:
         else:
             cols[key] = values
     return cols
-
-
-def population_of(name: str) -> str:
-    """Agents of a population are named ``{population}-{i}``; anyone else is their own."""
-    head, sep, tail = name.rpartition("-")
-    return head if sep and tail.isdigit() else name
 
 
 def pnl_by_population(market: SimMarket) -> dict[str, dict[str, int]]:
@@ -189,12 +305,40 @@ def _schema(name: str, cols: dict[str, list]) -> Any:
         "trading_pnl": pa.float64(), "inventory_pnl": pa.float64(), "symbol": s,
         "aggressor": s, "buy_account": s, "sell_account": s, "name": s, "account": s,
         "strategy": s, "open": i64, "high": i64, "low": i64, "close": i64, "count": i64,
-        "vwap": pa.float64(), "value": pa.float64(),
+        "vwap": pa.float64(), "value": pa.float64(), "action": s, "side": s, "clid": s,
+        "population": s, "reason": s, "position": i64,
     }  # fmt: skip
     fields = []
     for col in cols:
         fields.append(pa.field(col, fixed.get(col, i64 if col.startswith("position_") else s)))
     return pa.schema(fields)
+
+
+class RowSink:
+    """One table of a run directory written to Parquet as the run goes (a row group per
+    `write`), so a long run's orders and positions never pile up in memory. `close` writes the
+    file even when no row came (an empty table with its columns)."""
+
+    def __init__(self, path: str | Path, name: str, columns: tuple[str, ...]) -> None:
+        if not HAVE_PYARROW:
+            raise RuntimeError("writing Parquet needs pyarrow (pip install pyarrow)")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns = columns
+        self.rows = 0
+        self._schema = _schema(name, dict.fromkeys(columns))
+        self._writer = pq.ParquetWriter(self.path, self._schema)
+
+    def write(self, rows: list[tuple]) -> None:
+        if rows:
+            self._writer.write_table(pa.table(_columns(rows, self.columns), schema=self._schema))
+            self.rows += len(rows)
+
+    def close(self) -> Path:
+        if self.rows == 0:
+            self._writer.write_table(self._schema.empty_table())
+        self._writer.close()
+        return self.path
 
 
 def write_parquet(

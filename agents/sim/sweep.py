@@ -9,6 +9,10 @@ spec pickles to a worker process (`concurrent.futures.ProcessPoolExecutor`) or a
 unchanged, and each run is reproducible on its own from its manifest entry. Parameters are
 dotted paths into the market file's data (``populations.0.params.alpha_a``,
 ``fundamental.scale``, ``clearing.fees.taker_bps``): whatever the file can say, a sweep can vary.
+
+Every run's summary carries the stylized-facts verdict of its prices (`agents.analysis.verdict`),
+so a sweep ranks its parameter sets by how many facts they pass over their seeds
+(`rank_points`) and tells which parameter moves each fact most (`fact_drivers`).
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ import accel
 from agents.config import MarketConfig
 
 __all__ = [
+    "FactDriver",
+    "PointRank",
     "RunSpec",
+    "fact_drivers",
     "grid_points",
     "parse_param",
     "parse_value",
     "random_points",
+    "rank_points",
     "run_history",
     "run_one",
     "run_sweep",
@@ -44,6 +52,10 @@ __all__ = [
 
 NS = 1_000_000_000
 DEFAULT_UNTIL_S = 60.0
+DEFAULT_FACTS_BAR_S = 5.0
+"""Bar of the last-trade prices the stylized-facts verdict judges (the realism targets' bar)."""
+DEFAULT_POSITIONS_S = 10.0
+"""Grid of the ``positions`` table: every account's position and cash every 10 s."""
 
 
 # --------------------------------------------------------------------------- parameters
@@ -154,6 +166,8 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
     run: str = "run"
     bar_s: float = 1.0
+    facts_bar_s: float = DEFAULT_FACTS_BAR_S
+    positions_s: float | None = DEFAULT_POSITIONS_S
 
 
 def _finite(x: float) -> float | None:
@@ -168,6 +182,9 @@ def run_history(
     bar_s: float = 1.0,
     progress: Callable[[float], None] | None = None,
     chunks: int = 100,
+    facts_bar_s: float = DEFAULT_FACTS_BAR_S,
+    positions_s: float | None = DEFAULT_POSITIONS_S,
+    prepare: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run one market history and return its summary (and write it when `out_dir` is given).
 
@@ -175,21 +192,31 @@ def run_history(
     `until_s` seconds of simulated time (default: the config's ``duration_s``, else 60) in
     about `chunks` pieces; `progress` is called with the simulated seconds reached after each
     (for a progress bar: chunking does not change the history, the kernel is deterministic).
-    With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`) and fundamental
-    Parquet files and a ``summary.json``.
+    `prepare`, when given, is called with the market before it runs (to schedule stress
+    scenarios, say; the market file's own ``[[scenario]]`` tables are installed before it).
+    With `out_dir`, writes trades, top_of_book, agents, bars (`bar_s`), fundamental,
+    orders, positions (every `positions_s`; None: not sampled) and refusals Parquet files
+    (`agents.sim.output`), a ``summary.json`` and the market file as ``market.json``; without
+    it, nothing is recorded beyond what the summary needs.
 
     The summary: counts (events, orders, trades, volume), wall time and events/s, last price,
     PnL by population (``trading_pnl``, ``inventory_pnl`` and their sum ``pnl``, cash units;
-    see `agents.analysis.pnl`) and the stylized facts of the `bar_s` closes (kurtosis, Hill index,
-    autocorrelations): the numbers a sweep compares runs by.
+    see `agents.analysis.pnl`), the stylized facts of the `facts_bar_s` closes (``facts``:
+    kurtosis, Hill index of each tail, autocorrelations) and their verdict (``verdict``:
+    PASS/FAIL per fact, `agents.analysis.verdict`; what a sweep ranks runs by), the
+    refusals counted by reason and population (``refusals``) and the market's settings
+    (``settings``: symbols, clearing terms, populations).
     """
     from agents.analysis.history import closes_from_trades
-    from agents.analysis.stylized import acf, aggregate, hill_tail_index, kurtosis, log_returns
+    from agents.analysis.stylized import acf, aggregate, kurtosis, log_returns
+    from agents.analysis.verdict import facts_verdict
     from agents.sim.market import SimMarket
     from agents.sim.output import (
         bars,
         fundamental_table,
         pnl_by_population,
+        refusal_counts,
+        settings,
         tables,
         write_parquet,
     )
@@ -200,14 +227,27 @@ def run_history(
     if until_s <= 0:
         raise ValueError(f"until must be positive, got {until_s}")
     bar_ns = max(1, round(bar_s * NS))
-    market = SimMarket.from_config(config, seed)
+    record = out_dir is not None
+    market = SimMarket.from_config(
+        config, seed, record_orders=record,
+        positions_interval_ns=round(positions_s * NS) if record and positions_s else None,
+    )  # fmt: skip
+    if config.scenario:  # stress scenarios the market file switches on
+        from agents.stress import install
+
+        install(market, config.scenario)
+    if prepare is not None:
+        prepare(market)
     until_ns = round(until_s * NS)
     step = max(1, until_ns // max(1, chunks))
+    sinks = _story_sinks(market, out_dir) if record else {}
     t0 = time.perf_counter()
     now = 0
     while now < until_ns:
         now = min(until_ns, now + step)
         market.run(until_ns=now)
+        for name, sink in sinks.items():  # streamed: a long run's story stays off the heap
+            sink.write(market.drain_orders() if name == "orders" else market.drain_positions())
         if progress is not None:
             progress(now / NS)
     market.finish()
@@ -231,37 +271,72 @@ def run_history(
         "last_price": market.last_price(market.symbols[0]) if market.symbols else None,
         **pnl,
     }
-    closes = closes_from_trades(trades, bar_ns)
+    closes = closes_from_trades(trades, max(1, round(facts_bar_s * NS)))
     r = log_returns(closes) if len(closes) > 1 else np.empty(0)
     ac = acf(r, 10)
     ac_abs = acf(np.abs(r), 10)
+    verdict = facts_verdict(r)
     summary["facts"] = {
-        "bar_s": bar_s,
+        "bar_s": facts_bar_s,
         "returns": len(r),
         "std": _finite(float(np.std(r))) if len(r) else None,
         "kurtosis": _finite(kurtosis(r)),
         "kurtosis_10": _finite(kurtosis(aggregate(r, 10))),
-        "hill": _finite(hill_tail_index(r)),
+        "hill_upper": _finite(verdict.tails.upper),
+        "hill_lower": _finite(verdict.tails.lower),
         "acf_r_1": _finite(float(ac[0])),
         "acf_abs_1": _finite(float(ac_abs[0])),
         "acf_abs_10": _finite(float(ac_abs[9])),
     }
+    summary["verdict"] = {
+        "bar_s": facts_bar_s,
+        "passed": verdict.passed,
+        "total": verdict.total,
+        "facts": {
+            f.key: {"passed": f.passed, "value": f.value, "band": f.band, "detail": f.detail}
+            for f in verdict.facts
+        },
+    }
+    summary["refusals"] = refusal_counts(market)
+    summary["settings"] = settings(market)
     if out_dir is not None:
         out = Path(out_dir)
         data = tables(market)
         data["bars"] = bars(trades, bar_ns)
         data["fundamental"] = fundamental_table(market)
+        for name in sinks:
+            data.pop(name, None)  # already on disk
         paths = write_parquet(data, out)
+        for name, sink in sinks.items():
+            sink.write(market.drain_orders() if name == "orders" else market.drain_positions())
+            paths[name] = sink.close()
         summary["files"] = {k: str(v) for k, v in paths.items()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        # the market file as run (seed aside): what `agora report` reads tick size, multiplier,
+        # reference price and position limits from
+        (out / "market.json").write_text(config.model_dump_json(indent=2))
     return summary
+
+
+def _story_sinks(market: Any, out_dir: str | Path) -> dict[str, Any]:
+    """Streaming Parquet writers for the tables a market records as it runs."""
+    from agents.sim.output import ORDERS_COLUMNS, POSITIONS_COLUMNS, RowSink
+
+    sinks = {}
+    if market.order_log is not None:
+        sinks["orders"] = RowSink(Path(out_dir, "orders.parquet"), "orders", ORDERS_COLUMNS)
+    if market.position_log is not None:
+        sinks["positions"] = RowSink(Path(out_dir, "positions.parquet"), "positions",
+                                     POSITIONS_COLUMNS)  # fmt: skip
+    return sinks
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Run one sweep history (in a worker): validate its config, run it, write its directory
     and its own ``manifest.json``; return the manifest row (params, seed, summary)."""
     config = MarketConfig.model_validate(spec.config)
-    summary = run_history(config, spec.seed, spec.until_s, spec.out_dir, spec.bar_s)
+    summary = run_history(config, spec.seed, spec.until_s, spec.out_dir, spec.bar_s,
+                          facts_bar_s=spec.facts_bar_s, positions_s=spec.positions_s)  # fmt: skip
     row = {"run": spec.run, "dir": spec.out_dir, "seed": spec.seed, "params": spec.params,
            "summary": summary}  # fmt: skip
     Path(spec.out_dir, "manifest.json").write_text(json.dumps(row, indent=2, default=str))
@@ -276,6 +351,8 @@ def sweep_specs(
     out_dir: str | Path,
     until_s: float | None = None,
     bar_s: float = 1.0,
+    facts_bar_s: float = DEFAULT_FACTS_BAR_S,
+    positions_s: float | None = DEFAULT_POSITIONS_S,
 ) -> list[RunSpec]:
     """One `RunSpec` per (point x seed), in that order, named ``run-0000``, ``run-0001``, ...
 
@@ -299,7 +376,8 @@ def sweep_specs(
             run = f"run-{i:04d}"
             specs.append(
                 RunSpec(config=data, seed=seed, until_s=until, out_dir=str(Path(out_dir, run)),
-                        params=dict(point), run=run, bar_s=bar_s)
+                        params=dict(point), run=run, bar_s=bar_s, facts_bar_s=facts_bar_s,
+                        positions_s=positions_s)
             )  # fmt: skip
             i += 1
     return specs
@@ -315,6 +393,11 @@ def _flat_row(row: dict[str, Any]) -> dict[str, Any]:
         flat[k] = s.get(k)
     for k, v in s.get("facts", {}).items():
         flat[f"facts.{k}"] = v
+    verdict = s.get("verdict")
+    if verdict is not None:
+        flat["facts.passed"] = verdict["passed"]
+        for k, f in verdict["facts"].items():
+            flat[f"passed.{k}"] = bool(f["passed"])
     for key in ("pnl", "trading_pnl", "inventory_pnl"):
         for k, v in s.get(key, {}).items():
             flat[f"{key}.{k}"] = float(v)
@@ -404,3 +487,103 @@ def _run_ray(
             if on_done is not None:
                 on_done(row)
     return rows  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- ranking
+@dataclass(frozen=True)
+class PointRank:
+    """One parameter set of a sweep, judged over its seeds by the stylized-facts verdict."""
+
+    params: dict[str, Any]
+    runs: tuple[str, ...]
+    seeds: tuple[int, ...]
+    total: int  # facts judged per run
+    passed_mean: float  # facts passed, mean over the seeds
+    passed_min: int  # facts passed by the worst seed
+    all_passed: int  # seeds that passed every fact
+    per_fact: dict[str, int]  # fact key -> seeds that passed it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "runs": list(self.runs), "seeds": list(self.seeds),
+                "total": self.total, "passed_mean": self.passed_mean,
+                "passed_min": self.passed_min, "all_passed": self.all_passed,
+                "per_fact": self.per_fact}  # fmt: skip
+
+
+def _verdict(row: dict[str, Any]) -> dict[str, Any]:
+    v = row["summary"].get("verdict")
+    if v is None:
+        raise ValueError(f"{row.get('run')}: its summary has no verdict (an older run)")
+    return v
+
+
+def rank_points(rows: Sequence[dict[str, Any]]) -> list[PointRank]:
+    """The sweep's parameter sets, best first: by the mean number of facts passed over the
+    seeds, then by the worst seed's count, then by the seeds passing every fact; ties keep the
+    sweep's order. `rows` are manifest rows (`run_one`)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps(row["params"], sort_keys=True, default=str), []).append(row)
+    ranks = []
+    for members in groups.values():
+        verdicts = [_verdict(r) for r in members]
+        counts = [v["passed"] for v in verdicts]
+        per_fact: dict[str, int] = {}
+        for v in verdicts:
+            for key, fact in v["facts"].items():
+                per_fact[key] = per_fact.get(key, 0) + bool(fact["passed"])
+        ranks.append(PointRank(
+            params=dict(members[0]["params"]), runs=tuple(r["run"] for r in members),
+            seeds=tuple(r["seed"] for r in members), total=verdicts[0]["total"],
+            passed_mean=sum(counts) / len(counts), passed_min=min(counts),
+            all_passed=sum(v["passed"] == v["total"] for v in verdicts), per_fact=per_fact,
+        ))  # fmt: skip
+    order = sorted(range(len(ranks)), key=lambda i: (
+        -ranks[i].passed_mean, -ranks[i].passed_min, -ranks[i].all_passed, i))  # fmt: skip
+    return [ranks[i] for i in order]
+
+
+@dataclass(frozen=True)
+class FactDriver:
+    """How much one parameter moves one fact over a sweep: the share of runs passing the fact
+    in each group of the parameter's values, and the spread (largest share minus smallest)."""
+
+    fact: str
+    param: str
+    shares: dict[str, float]  # group label ("0.5", "<= 0.7", "> 0.7") -> share passing
+    spread: float
+
+
+def fact_drivers(rows: Sequence[dict[str, Any]]) -> dict[str, list[FactDriver]]:
+    """For each fact, every swept parameter with the pass shares it produces, strongest first.
+
+    A parameter with at most five distinct values is grouped by value (a grid); one with more
+    (random points) is split at its median into low and high halves. A spread near 0 means
+    the parameter does not matter to that fact over the swept range; near 1, it decides it.
+    """
+    if not rows:
+        return {}
+    names = sorted({n for r in rows for n in r["params"]})
+    facts = list(_verdict(rows[0])["facts"])
+    out: dict[str, list[FactDriver]] = {f: [] for f in facts}
+    for name in names:
+        values = [r["params"].get(name) for r in rows]
+        distinct = sorted({json.dumps(v, default=str) for v in values})
+        if len(distinct) < 2:
+            continue
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if len(distinct) <= 5 or not numeric:
+            labels = [json.dumps(v, default=str) for v in values]
+        else:
+            median = float(np.median(np.asarray(values, dtype=float)))
+            labels = [f"<= {median:.4g}" if v <= median else f"> {median:.4g}" for v in values]
+        for fact in facts:
+            hits: dict[str, list[bool]] = {}
+            for label, row in zip(labels, rows, strict=True):
+                hits.setdefault(label, []).append(bool(_verdict(row)["facts"][fact]["passed"]))
+            shares = {k: sum(v) / len(v) for k, v in sorted(hits.items())}
+            out[fact].append(FactDriver(fact, name, shares,
+                                        max(shares.values()) - min(shares.values())))  # fmt: skip
+    for drivers in out.values():
+        drivers.sort(key=lambda d: -d.spread)
+    return out

@@ -1,14 +1,23 @@
-"""Execution algorithms for a parent order: TWAP and the Almgren-Chriss optimal schedule."""
+"""Execution algorithms for a parent order: TWAP and the Almgren-Chriss optimal schedule.
+
+The trajectories themselves live in `agents.impact` (shared with the execution environment's
+baselines); they are re-exported here.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.agent import Agent
 from agents.events import Fill
+from agents.impact import (
+    almgren_chriss_holdings,
+    almgren_chriss_kappa,
+    almgren_chriss_schedule,
+    twap_schedule,
+)
 from agents.strategies._common import pending_signed, reference_ticks, resolve_symbol
 
 __all__ = [
@@ -22,82 +31,6 @@ __all__ = [
 
 _START = "exec.start"
 _SLICE = "exec.slice"
-
-
-def _round_half_up(x: float) -> int:
-    # A tolerance far below one lot, so holdings that differ from TWAP's by float noise only
-    # (risk aversion -> 0) round exactly as TWAP's do, half-lots included.
-    return math.floor(x + 0.5 + 1e-9)
-
-
-def _trades(holdings: list[float], total: int) -> list[int]:
-    """Integer slice sizes from holdings x_0 = X > ... > x_N = 0; they sum to X exactly."""
-    ints = [total] + [_round_half_up(x) for x in holdings[1:-1]] + [0]
-    return [ints[j - 1] - ints[j] for j in range(1, len(ints))]
-
-
-def twap_schedule(total: int, slices: int) -> list[int]:
-    """Equal slices (holdings x_j = X·(1 - j/N), rounded): `slices` sizes summing to `total`."""
-    if slices < 1 or total < 0:
-        raise ValueError("need slices >= 1 and total >= 0")
-    return _trades([total * (slices - j) / slices for j in range(slices + 1)], total)
-
-
-def almgren_chriss_kappa(
-    risk_aversion: float, sigma: float, eta: float, horizon: float, slices: int
-) -> float:
-    """κ of the discrete Almgren-Chriss solution: (2/τ²)(cosh κτ - 1) = λ·sigma²/η, τ = T/N.
-
-    As τ -> 0 this is the continuous κ = √(λ·sigma²/η).
-    """
-    if eta <= 0:
-        raise ValueError("eta (temporary impact) must be positive")
-    tau = horizon / slices
-    kt2 = risk_aversion * sigma * sigma / eta
-    return math.acosh(1.0 + kt2 * tau * tau / 2.0) / tau
-
-
-def almgren_chriss_holdings(
-    total: float,
-    slices: int,
-    horizon: float,
-    risk_aversion: float,
-    sigma: float,
-    eta: float,
-) -> list[float]:
-    """Optimal holdings x_j = X·sinh(κ(T - t_j)) / sinh(κT), t_j = j·T/N, j = 0..N.
-
-    Linear (TWAP) when κT is negligible (risk neutrality, λ = 0).
-    """
-    if slices < 1 or horizon <= 0:
-        raise ValueError("need slices >= 1 and horizon > 0")
-    kappa = almgren_chriss_kappa(risk_aversion, sigma, eta, horizon, slices)
-    kT = kappa * horizon
-    if kT < 1e-9:
-        return [total * (slices - j) / slices for j in range(slices + 1)]
-    if kT > 700:  # sinh overflows; the ratio is then e^(-κ t_j) to double precision
-        return [total * math.exp(-kappa * horizon * j / slices) for j in range(slices)] + [0.0]
-    s = math.sinh(kT)
-    dt = horizon / slices
-    return [total * math.sinh(kappa * dt * (slices - j)) / s for j in range(slices + 1)]
-
-
-def almgren_chriss_schedule(
-    total: int,
-    slices: int,
-    horizon: float,
-    risk_aversion: float,
-    sigma: float,
-    eta: float,
-) -> list[int]:
-    """Integer slice sizes n_j = x_{j-1} - x_j of the optimal trajectory; they sum to `total`.
-
-    Holdings are rounded (half up), so the sizes telescope to exactly `total`; for positive
-    risk aversion they are front-loaded (non-increasing up to rounding).
-    """
-    return _trades(
-        almgren_chriss_holdings(total, slices, horizon, risk_aversion, sigma, eta), total
-    )
 
 
 class _ExecParams(BaseModel):

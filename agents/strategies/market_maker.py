@@ -14,6 +14,7 @@ from agents.strategies._common import reference_ticks, resolve_symbol
 __all__ = [
     "AvellanedaStoikov",
     "FixedSpreadMarketMaker",
+    "as_quotes",
     "optimal_spread",
     "reservation_price",
 ]
@@ -29,6 +30,15 @@ def reservation_price(mid: float, q: float, gamma: float, sigma2: float, tau: fl
 def optimal_spread(gamma: float, sigma2: float, tau: float, k: float) -> float:
     """Avellaneda-Stoikov optimal total spread gamma·sigma²(T-t) + (2/gamma)·ln(1 + gamma/k)."""
     return gamma * sigma2 * tau + (2.0 / gamma) * math.log1p(gamma / k)
+
+
+def as_quotes(mid: float, q: float, gamma: float, sigma2: float, tau: float, k: float,
+              min_spread: float = 0.0) -> tuple[float, float]:  # fmt: skip
+    """Avellaneda-Stoikov (bid, ask): the optimal spread (at least `min_spread`) centred on the
+    reservation price. Pure, so the live strategy and the RL baseline quote the same numbers."""
+    r = reservation_price(mid, q, gamma, sigma2, tau)
+    half = max(optimal_spread(gamma, sigma2, tau, k), min_spread) / 2
+    return r - half, r + half
 
 
 class _QuoterParams(BaseModel):
@@ -82,6 +92,7 @@ class _TwoSidedQuoter(Agent):
         self._want: dict[str, tuple[int, int] | None] = {"buy": None, "sell": None}
         self._last_requote = -(2**62)
         self.neutral: int | None = None if p.neutral == "start" else 0  # "start": at 1st quote
+        self.withdrawn_until = -(2**62)
         self.ctx.set_timer(_TIMER, p.requote_interval_ns)
 
     def inventory(self) -> int:
@@ -90,6 +101,14 @@ class _TwoSidedQuoter(Agent):
         if self.neutral is None:
             self.neutral = pos
         return pos - self.neutral
+
+    def withdraw_quotes(self, until_ns: int) -> None:
+        """Pull both quotes now and quote nothing before virtual or wall time `until_ns` (a
+        dealer stepping away in a liquidity crisis); quoting resumes on the first requote
+        after it."""
+        self.withdrawn_until = until_ns
+        self.bid_id = self._place("buy", self.bid_id, None, 0)
+        self.ask_id = self._place("sell", self.ask_id, None, 0)
 
     def on_timer(self, name: str) -> None:
         if name == _TIMER:
@@ -121,6 +140,8 @@ class _TwoSidedQuoter(Agent):
         ctx = self.ctx
         p = self.params
         self._last_requote = ctx.now()
+        if self._last_requote < self.withdrawn_until:
+            return
         bid_f, ask_f = self.targets()
         bid = None if bid_f is None else math.floor(bid_f)
         ask = None if ask_f is None else math.ceil(ask_f)
@@ -239,11 +260,10 @@ class AvellanedaStoikov(_TwoSidedQuoter):
             self._update_sigma(mid)
         tau = self.tau()
         q = self.inventory()
-        r = reservation_price(mid, q, p.gamma, self.sigma2, tau)
-        half = max(optimal_spread(p.gamma, self.sigma2, tau, p.k), p.min_spread_ticks) / 2
-        self.reservation = r
-        self.spread = 2 * half
-        return r - half, r + half
+        bid, ask = as_quotes(mid, q, p.gamma, self.sigma2, tau, p.k, p.min_spread_ticks)
+        self.reservation = (bid + ask) / 2
+        self.spread = ask - bid
+        return bid, ask
 
 
 class FixedSpreadMarketMaker(_TwoSidedQuoter):

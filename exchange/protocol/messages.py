@@ -47,6 +47,7 @@ __all__ = [
     "ResendReply",
     "ResendRequest",
     "SnapshotRequest",
+    "SymbolControl",
     "TapeReplay",
     "TapeRequest",
     "TopOfBook",
@@ -369,7 +370,8 @@ class BookSnapshot(_Wire):
     """The full L2 book as of engine sequence number `seq`, best levels first.
 
     Levels are ``(price, qty, count)``. The book may be crossed during an auction, so only the
-    ordering within each side is checked.
+    ordering within each side is checked. `phase` and the band are the symbol's now, for a
+    subscriber that joined after the last `MarketStatus` (None: not said).
     """
 
     type: Literal["book_snapshot"] = "book_snapshot"
@@ -377,6 +379,9 @@ class BookSnapshot(_Wire):
     seq: NonNegInt
     bids: list[Level] = []
     asks: list[Level] = []
+    phase: Literal["pre_open", "auction", "continuous", "halted", "closed"] | None = None
+    band_low: Price | None = None
+    band_high: Price | None = None
 
     @field_validator("bids", "asks", mode="before")
     @classmethod
@@ -499,6 +504,21 @@ class SnapshotRequest(_Wire):
     type: Literal["snapshot_request"] = "snapshot_request"
     symbol: Symbol
     depth: Annotated[int, Field(gt=0, le=100_000)] | None = None
+
+
+class SymbolControl(_Wire):
+    """Snapshot service, admin only: halt a symbol (matching stops, orders are collected for
+    the reopening auction) or resume it (the reopening auction runs, then continuous trading).
+
+    `token` must be the exchange's admin token; without it the answer is a `ProtocolReject`
+    (``not_authorised``). Accepted, the answer is the `MarketStatus` the feed publishes.
+    """
+
+    type: Literal["symbol_control"] = "symbol_control"
+    symbol: Symbol
+    action: Literal["halt", "resume"]
+    token: Token = ""
+    reason: Annotated[str, Field(max_length=64)] = ""
 
 
 class TradeReplayRequest(_Wire):
@@ -638,6 +658,7 @@ Message = Annotated[
     | OpenOrdersRequest
     | OpenOrders
     | SnapshotRequest
+    | SymbolControl
     | TradeReplayRequest
     | TradeReplay
     | ResendRequest
@@ -673,6 +694,7 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
         OpenOrdersRequest,
         OpenOrders,
         SnapshotRequest,
+        SymbolControl,
         TradeReplayRequest,
         TradeReplay,
         ResendRequest,

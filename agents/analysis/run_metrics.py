@@ -1,0 +1,428 @@
+"""A run directory's tables as `agents.metrics` inputs: per agent, per strategy class, market.
+
+The reading lives here; the measuring is `agents.metrics.compute` (pure). What a run directory
+of `agora simulate` holds (trades, top_of_book, agents, fundamental, summary.json; optionally
+orders, positions and the market file as ``market.json``) becomes:
+
+* the market's mid (from top_of_book: (bid + ask) / 2 where both sides are quoted) and trades
+  (the mark is the last trade, as the clearing house marks);
+* each account's fills from the trades (the buy and sell side of every trade), its starting
+  position (its final position minus what it bought net) and its PnL curve on a regular grid
+  (`MetricsConfig.sample_s`), marked to the last trade, the starting position at the symbol's
+  reference price. Fees are only known as a total per account (agents table): they are spread
+  over its fills in proportion to their notional, which is exact for a fee in basis points;
+* the posted quantity from the ``orders`` table (new and replace orders) when there is one;
+  without it the fill ratio is unknown and `RunMetrics.notes` says so;
+* per strategy class and for the whole market: the members' fills merged, their PnL and
+  position curves summed on the grid.
+
+Everything is for one symbol (default: the first traded). The market file gives the tick size,
+the multiplier and the reference price; without it they are taken from the tables (tick from
+the fair value against the traded price, multiplier 1, reference price from the inventory PnL)
+and the notes say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.metrics import (
+    NS,
+    Fills,
+    MarketContext,
+    Metrics,
+    MetricsConfig,
+    Series,
+    as_of,
+    compute,
+    pnl_curve,
+)
+from agents.metrics.series import cumulative_on_grid, dot
+
+__all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
+
+TABLES = ("trades", "top_of_book", "agents", "fundamental", "orders", "positions")
+LIMIT_PARAMS = ("max_inventory", "max_position")  # strategy parameters that cap a position
+
+
+class NotARun(ValueError):
+    """The path is not a run directory (the message says what is missing)."""
+
+
+@dataclass
+class RunTables:
+    """The tables of one run directory (pyarrow Tables, read lazily by column; missing tables
+    absent), its summary.json and its market file."""
+
+    path: Path
+    tables: dict[str, Any]
+    summary: dict[str, Any]
+    market: dict[str, Any] | None  # the market file (MarketConfig as JSON) or its settings
+
+    def column(self, table: str, name: str, dtype: Any = None) -> np.ndarray:
+        """One column as a numpy array (nulls as NaN for numbers)."""
+        col = self.tables[table].column(name)
+        if col.null_count:
+            return col.to_numpy().astype(float)
+        out = col.to_numpy()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def read_run(path: str | Path) -> RunTables:
+    """Open a run directory: ``trades.parquet`` and ``agents.parquet`` at least (else
+    `NotARun`), the other tables, summary.json and market.json (or config.json) if there."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_dir():
+        raise NotARun(f"{p} is not a directory")
+    if not (p / "trades.parquet").is_file() or not (p / "agents.parquet").is_file():
+        raise NotARun(f"{p} is not a run directory: no trades.parquet and agents.parquet "
+                      "(agora simulate writes them)")  # fmt: skip
+    tables: dict[str, Any] = {}
+    for name in TABLES:
+        f = p / f"{name}.parquet"
+        if f.is_file():
+            tables[name] = pq.read_table(f, memory_map=True)
+    summary = _json(p / "summary.json") or {}
+    # the market file as run; else the settings summary.json may carry (symbols' specs and
+    # the populations with their parameters, in the same shape)
+    market = _json(p / "market.json") or _json(p / "config.json") or (
+        summary.get("settings") if isinstance(summary.get("settings"), dict) else None)
+    return RunTables(p, tables, summary, market)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class RunMetrics:
+    """Metrics of a run: per agent, per strategy class and for the market, plus the curves a
+    report draws (all on `grid`, ns) and `notes` on what was missing or assumed."""
+
+    symbol: str
+    grid: np.ndarray
+    agents: dict[str, Metrics]
+    strategies: dict[str, Metrics]
+    market: Metrics
+    strategy_of: dict[str, str]
+    pnl: dict[str, np.ndarray]  # per strategy class: summed PnL on the grid (cash units)
+    position: dict[str, np.ndarray]  # per strategy class: summed position on the grid (lots)
+    markout_curves: dict[str, dict[float, float]]  # per strategy class: horizon s -> ticks
+    mids: Series
+    config: MetricsConfig
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: the metrics per agent, per strategy class and for the market."""
+        return {
+            "symbol": self.symbol,
+            "notes": self.notes,
+            "market": self.market.as_dict(),
+            "strategies": {k: v.as_dict() for k, v in self.strategies.items()},
+            "agents": {k: v.as_dict() for k, v in self.agents.items()},
+        }
+
+
+def tick_size(run: RunTables, symbol: str, notes: list[str]) -> tuple[float, float, float]:
+    """(tick size, multiplier, reference price in ticks or NaN) of `symbol`."""
+    from decimal import Decimal
+
+    for spec in (run.market or {}).get("symbols", []):
+        if spec.get("symbol") == symbol:
+            tick = Decimal(str(spec.get("tick_size", "0.01")))
+            lot = Decimal(str(spec.get("lot_size", "1")))
+            ref = spec.get("reference_price")
+            return float(tick), float(tick * lot / Decimal("0.01")), (
+                float(ref) if ref is not None else math.nan)  # fmt: skip
+    notes.append("no market file in the run directory: tick size from the fair value, "
+                 "multiplier 1, reference price from the inventory PnL")  # fmt: skip
+    tick = 0.01
+    if "fundamental" in run.tables and run.tables["fundamental"].num_rows:
+        value = float(np.median(run.column("fundamental", "value")))
+        px = float(np.median(run.column("trades", "price")))
+        if value > 0 and px > 0:
+            tick = 10.0 ** round(math.log10(value / px))
+    return tick, 1.0, math.nan
+
+
+def _limits(run: RunTables) -> dict[str, float]:
+    """Position limit per population, from its strategy's parameters where it has one."""
+    out = {}
+    for pop in (run.market or {}).get("populations", []):
+        for key in LIMIT_PARAMS:
+            if key in pop.get("params", {}):
+                out[pop["name"]] = float(pop["params"][key])
+    return out
+
+
+def _population(name: str) -> str:
+    head, sep, tail = name.rpartition("-")
+    return head if sep and tail.isdigit() else name
+
+
+def _accounts(run: RunTables, mask: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(account names, buyer codes, seller codes) of the selected trades, one dictionary."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = run.tables["trades"]
+    buy, sell = t.column("buy_account"), t.column("sell_account")
+    if mask is not None:
+        buy, sell = buy.filter(mask), sell.filter(mask)
+    both = pa.chunked_array(buy.chunks + sell.chunks, type=pa.string())
+    enc = pc.dictionary_encode(both).combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = len(buy)
+    return enc.dictionary.to_pylist(), codes[:n], codes[n:]
+
+
+def measure(
+    run: RunTables, config: MetricsConfig | None = None, symbol: str | None = None,
+    agents: bool = True,
+) -> RunMetrics:
+    """Metrics of every agent (unless `agents` is False: classes and market only), every
+    strategy class and the whole market of `run`, for `symbol` (default: the first traded).
+
+    The ratios, drawdown and VaR of an account are those of its trading PnL curve (its own
+    trades marked to the last trade, minus fees): the drift of the shares it was handed is the
+    same for every agent and says nothing of its strategy. The total, inventory, realised and
+    unrealised PnL include the allocation; the relative drawdown and turnover use the equity."""
+    import pyarrow.compute as pc
+
+    cfg = config or MetricsConfig()
+    notes: list[str] = []
+    trades = run.tables["trades"]
+    if trades.num_rows == 0:
+        raise NotARun(f"{run.path}: no trades to measure")
+    first = str(trades.column("symbol")[0].as_py())
+    symbol = symbol or first
+    mask = pc.equal(trades.column("symbol"), symbol)
+    if pc.all(mask).as_py():
+        mask = None
+    else:
+        notes.append(f"measured on {symbol} only (the run trades several symbols)")
+
+    def col(name: str, dtype: Any) -> np.ndarray:
+        c = trades.column(name)
+        return (c.filter(mask) if mask is not None else c).to_numpy().astype(dtype, copy=False)
+
+    t_ts, t_px, t_q = col("ts", np.int64), col("price", float), col("qty", float)
+    names, buyer, seller = _accounts(run, mask)
+    _, mult, ref = tick_size(run, symbol, notes)
+
+    if "top_of_book" in run.tables and run.tables["top_of_book"].num_rows:
+        tob = run.tables["top_of_book"]
+        ok = pc.equal(tob.column("symbol"), symbol)
+        b_ts = tob.column("ts").filter(ok).to_numpy().astype(np.int64)
+        bid = tob.column("bid").filter(ok).to_numpy(zero_copy_only=False).astype(float)
+        ask = tob.column("ask").filter(ok).to_numpy(zero_copy_only=False).astype(float)
+        mids = Series(b_ts, (bid + ask) / 2.0)
+    else:
+        notes.append("no top_of_book table: mids are the last trades")
+        mids = Series(t_ts, t_px)
+    end = int(max(t_ts[-1], mids.ts[-1] if len(mids) else 0))
+    until = run.summary.get("until_s")
+    if isinstance(until, int | float) and until > 0:
+        end = max(end, round(until * NS))
+    market = MarketContext(mids, t_ts, t_px, t_q, config=cfg, end_ns=end)
+    step = max(1, round(cfg.sample_s * NS))
+    grid = np.arange(0, end + 1, step, dtype=np.int64)
+    marks = as_of(market.last_trades, grid)  # before the first trade: the reference price
+    marks = np.where(np.isfinite(marks), marks, ref if math.isfinite(ref) else t_px[0])
+    last = float(t_px[-1])
+
+    # every trade twice, buy leg then sell leg, in time order; grouped by account, stably
+    n = len(t_ts)
+    leg_acct = np.empty(2 * n, dtype=np.int64)
+    leg_acct[0::2], leg_acct[1::2] = buyer, seller
+    small = np.int16 if len(names) < 2**15 else np.int64  # a 16-bit key sorts by radix
+    order = np.argsort(leg_acct.astype(small), kind="stable")
+    bounds = np.searchsorted(leg_acct[order], np.arange(len(names) + 1))
+    leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
+    leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
+    legs = (leg_trade, leg_side)
+    by_acct = (t_ts[leg_trade[order]], leg_side[order], t_px[leg_trade[order]],
+               t_q[leg_trade[order]], leg_trade[order])  # fmt: skip
+
+    ag = run.tables["agents"].to_pydict()
+    row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
+    pos_col = f"position_{symbol}"
+    posted = _posted(run, symbol, notes)
+    limits = _limits(run)
+    strategy_of: dict[str, str] = {}
+    per_agent: dict[str, Metrics] = {}
+    sums: dict[str, dict[str, Any]] = {}
+    acct_group = np.full(len(names), -1, dtype=np.int64)
+    zeros = np.zeros(len(grid))
+    for i, nm in enumerate(names):
+        if nm not in row_of:
+            notes.append(f"{nm} trades but is not in the agents table: left out")
+            continue
+        r = row_of[nm]
+        lo, hi = bounds[i], bounds[i + 1]
+        f_ts, f_s, f_px, f_q, f_trade = (x[lo:hi] for x in by_acct)
+        notional = f_px * f_q
+        fees_total = float(ag["fees"][r]) if "fees" in ag else 0.0
+        total_notional = float(notional.sum())
+        fee = notional * (fees_total / total_notional) if total_notional > 0 else notional * 0
+        fills = Fills(f_ts, f_s, f_px, f_q, fee, f_trade)
+        net = float(dot(f_s, f_q))
+        end_pos = float(ag[pos_col][r]) if pos_col in ag else net
+        q0 = end_pos - net
+        s0 = ref
+        if not math.isfinite(s0):  # from inventory PnL = q0 (last - ref) x mult
+            inv = float(ag["inventory_pnl"][r]) if "inventory_pnl" in ag else 0.0
+            s0 = last - inv / (q0 * mult) if q0 else last
+        curve = pnl_curve(fills, market.last_trades, grid, 0.0, s0, mult, marks_on_grid=marks)
+        pos = q0 + cumulative_on_grid(f_ts, f_s * f_q, grid)
+        strategy = str(ag["strategy"][r]) if "strategy" in ag else _population(nm)
+        strategy_of[nm] = strategy
+        equity = None
+        if "cash" in ag:
+            cash0 = float(ag["cash"][r]) + float(dot(f_px, f_s * f_q)) * mult + fees_total
+            equity = Series(grid, cash0 + q0 * marks * mult + curve)
+        g = sums.get(strategy)
+        if g is None:
+            g = sums[strategy] = {"code": len(sums), "pnl": zeros.copy(), "pos": zeros.copy(),
+                                  "equity": zeros.copy(), "has_equity": True, "q0": 0.0,
+                                  "posted": 0.0, "has_posted": True, "fees": 0.0,
+                                  "s0": s0}  # fmt: skip
+        acct_group[i] = g["code"]
+        g["pnl"] += curve
+        g["pos"] += pos
+        g["q0"] += q0
+        g["fees"] += fees_total
+        if equity is not None:
+            g["equity"] += equity.values
+        else:
+            g["has_equity"] = False
+        p = posted.get(nm, 0.0) if posted is not None else None
+        if p is None:
+            g["has_posted"] = False
+        else:
+            g["posted"] += p
+        if agents:
+            per_agent[nm] = compute(
+                fills, market, Series(grid, curve), Series(grid, pos), p, equity=equity,
+                start_position=q0, start_mark=s0, mark=last, multiplier=mult,
+                position_limit=limits.get(_population(nm)), start_ns=0, end_ns=end, config=cfg,
+            )  # fmt: skip
+
+    # groups: the legs in time order, selected by their account's class (no sorting again)
+    leg_group = acct_group[leg_acct]
+    strategies, pnl, position = {}, {}, {}
+    for strategy, g in sums.items():
+        sel = leg_group == g["code"]
+        fills = _fills(legs, sel, g["fees"], market)
+        strategies[strategy] = _group(fills, g, market, grid, last, mult, end, cfg)
+        pnl[strategy], position[strategy] = g["pnl"], g["pos"]
+    everyone = {
+        "pnl": np.sum([g["pnl"] for g in sums.values()], axis=0),
+        "pos": np.sum([g["pos"] for g in sums.values()], axis=0),
+        "equity": np.sum([g["equity"] for g in sums.values()], axis=0),
+        "has_equity": all(g["has_equity"] for g in sums.values()),
+        "posted": sum(g["posted"] for g in sums.values()),
+        "has_posted": all(g["has_posted"] for g in sums.values()),
+        "q0": sum(g["q0"] for g in sums.values()),
+        "s0": next(iter(sums.values()))["s0"] if sums else last,
+    }
+    fees_all = sum(g["fees"] for g in sums.values())
+    whole = _group(_fills(legs, leg_group >= 0, fees_all, market), everyone, market, grid, last,
+                   mult, end, cfg)  # fmt: skip
+    curves = _markout_curves(legs, leg_group, len(sums), market, _curve_horizons(cfg))
+    by_code = {g["code"]: s for s, g in sums.items()}
+    markout_curves = {by_code[c]: curve for c, curve in curves.items()}
+    return RunMetrics(symbol, grid, per_agent, strategies, whole, strategy_of, pnl, position,
+                      markout_curves, mids, cfg, notes)  # fmt: skip
+
+
+def run_metrics(path: str | Path, config: MetricsConfig | None = None) -> RunMetrics:
+    """`measure(read_run(path))`."""
+    return measure(read_run(path), config)
+
+
+def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
+           market: MarketContext) -> Fills:  # fmt: skip
+    """The selected legs as fills, the group's fees spread over them by notional."""
+    trade, side = legs[0][sel], legs[1][sel]
+    px, q = market.trade_price[trade], market.trade_qty[trade]
+    notional = px * q
+    total = float(notional.sum())
+    fee = notional * (fees / total) if total > 0 else notional * 0
+    return Fills(market.trade_ts[trade], side, px, q, fee, trade)
+
+
+def _group(fills: Fills, g: dict[str, Any], market: MarketContext, grid: np.ndarray,
+           last: float, mult: float, end: int, cfg: MetricsConfig) -> Metrics:  # fmt: skip
+    """A group's metrics: its fills, its summed curves and starting positions (the members
+    share the symbol's reference price as starting mark)."""
+    return compute(
+        fills, market, Series(grid, g["pnl"]), Series(grid, g["pos"]),
+        g["posted"] if g["has_posted"] else None,
+        equity=Series(grid, g["equity"]) if g["has_equity"] else None,
+        start_position=g["q0"], start_mark=g["s0"], mark=last, multiplier=mult, start_ns=0,
+        end_ns=end, config=cfg,
+    )  # fmt: skip
+
+
+def _curve_horizons(cfg: MetricsConfig) -> tuple[float, ...]:
+    base = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+    return tuple(sorted(set(base) | set(cfg.markout_s)))
+
+
+def _markout_curves(
+    legs: tuple[np.ndarray, ...], leg_group: np.ndarray, groups: int, market: MarketContext,
+    horizons: tuple[float, ...],
+) -> dict[int, dict[float, float]]:
+    """Markout curve (`agents.metrics.markouts` at each horizon) of every group at once: the
+    mid moves are looked up once per trade, then summed per group."""
+    trade, side = legs
+    n = len(market.trade_ts)
+    every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
+                  np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
+    m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
+    q = market.trade_qty[trade]
+    out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
+    ok_group = leg_group >= 0
+    for h in horizons:
+        move = (market.mid_after(every, h) - m0)[trade]
+        valid = np.isfinite(move) & ok_group
+        g = leg_group[valid]
+        num = np.bincount(g, weights=(side * move * q)[valid], minlength=groups)
+        den = np.bincount(g, weights=q[valid], minlength=groups)
+        for c in range(groups):
+            out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
+    return out
+
+
+def _posted(run: RunTables, symbol: str, notes: list[str]) -> dict[str, float] | None:
+    """Posted quantity per account (lots) from the orders table: new and replace orders."""
+    import pyarrow.compute as pc
+
+    orders = run.tables.get("orders")
+    if orders is None:
+        notes.append("no orders table in this run: posted quantity, hence the fill ratio, is "
+                     "unknown")  # fmt: skip
+        return None
+    ok = pc.and_(pc.equal(orders.column("symbol"), symbol),
+                 pc.is_in(orders.column("action"), value_set=_pa_strings(["new", "replace"])))
+    sums = orders.filter(ok).group_by("account").aggregate([("qty", "sum")]).to_pydict()
+    return {str(a): float(s) for a, s in zip(sums["account"], sums["qty_sum"], strict=True)}
+
+
+def _pa_strings(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())

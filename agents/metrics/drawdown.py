@@ -1,0 +1,85 @@
+"""Drawdown: how far a PnL or equity curve fell from its running peak, and for how long.
+
+On a curve ``v`` (cash units) sampled at times ``ts``: ``drawdown[i] = max(v[:i+1]) - v[i]``
+(cash units, >= 0). The maximum drawdown is its largest value; its *duration* runs from the
+peak before that trough until the curve is back at the peak (or to the end of the series when
+it never is, `recovered` False). On an equity curve the relative drawdown divides by the peak:
+``1 - v[i] / max(v[:i+1])`` (a fraction; what empyrical's ``max_drawdown`` returns, negated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Drawdown", "drawdown_curve", "max_drawdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    """The worst fall: `depth` (same units as the curve), `relative` (fraction of the peak,
+    NaN unless asked for), `peak_ns`/`trough_ns`, `duration_ns` (peak to recovery, or to the
+    end), whether it `recovered`, and `longest_ns`, the longest time spent below a peak."""
+
+    depth: float
+    relative: float
+    peak_ns: int | None
+    trough_ns: int | None
+    duration_ns: int
+    recovered: bool
+    longest_ns: int
+
+
+def drawdown_curve(values: np.ndarray) -> np.ndarray:
+    """``running max - value`` at each point (>= 0)."""
+    v = np.asarray(values, dtype=float)
+    return np.maximum.accumulate(v) - v if len(v) else np.empty(0)
+
+
+def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
+    """Longest stretch of time below a peak: from a point at its peak to the next one (or the
+    end), counting only the stretches with a point below in between."""
+    if not under.any():
+        return 0
+    at_peak = np.flatnonzero(~under)  # the first point is always at its own peak
+    last = len(ts) - 1
+    nxt = np.append(at_peak[1:], last)
+    dips = np.append(at_peak[1:] > at_peak[:-1] + 1, at_peak[-1] < last)
+    return int(np.max((ts[nxt] - ts[at_peak])[dips]))
+
+
+def max_drawdown(
+    ts: np.ndarray, values: np.ndarray, relative: bool = False, longest: bool = True
+) -> Drawdown:
+    """The maximum drawdown of the curve `values` at times `ts` (see the module docstring).
+
+    With `relative`, the worst fall is the largest fraction of the peak (the curve must then be
+    a positive equity); otherwise the largest absolute fall. An empty curve has none. Without
+    `longest`, the longest time under a peak is not looked for (reported as 0)."""
+    t = np.asarray(ts, dtype=np.int64)
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return Drawdown(0.0, math.nan, None, None, 0, True, 0)
+    peak = np.maximum.accumulate(v)
+    dd = peak - v
+    if relative:
+        if np.any(peak <= 0):
+            raise ValueError("a relative drawdown needs a positive curve (equity)")
+        rel = dd / peak
+        trough = int(np.argmax(rel))
+        rel_depth = float(rel[trough])
+    else:
+        trough = int(np.argmax(dd))
+        rel_depth = math.nan
+    depth = float(dd[trough])
+    longest_ns = _longest_under(t, dd > 0) if longest else 0
+    if depth == 0:
+        return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
+    start = int(np.flatnonzero(v[: trough + 1] == peak[trough])[-1])
+    after = np.flatnonzero(v[trough:] >= peak[trough])
+    recovered = len(after) > 0
+    end = trough + int(after[0]) if recovered else len(v) - 1
+    return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
+                    recovered, longest_ns)  # fmt: skip

@@ -1,0 +1,84 @@
+"""Risk-adjusted return: Sharpe and Sortino ratios, profit factor and turnover.
+
+All of them take the *increments* of a PnL (or equity, or return) series sampled on a regular
+grid: ``x[i] = pnl[i + 1] - pnl[i]`` over one sampling interval. On a PnL in cash units the
+ratios are the same as on returns over a constant capital (the capital cancels), which is how a
+market maker, whose capital is not well defined, is usually judged.
+
+* Sharpe  = mean(x) / std(x) x sqrt(N), std with ddof = 1;
+* Sortino = mean(x) / sqrt(mean(min(x, 0)^2)) x sqrt(N) (downside deviation around 0 over every
+  interval, the gains counting as 0);
+
+with N the number of sampling intervals per year (`periods_per_year`): the annualisation is the
+square-root-of-time rule, exact for independent increments. These are the definitions of
+empyrical (Quantopian) with a zero risk-free rate and required return; the tests compare them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "TRADING_YEAR_S",
+    "periods_per_year",
+    "profit_factor",
+    "sharpe",
+    "sortino",
+    "turnover",
+]
+
+TRADING_YEAR_S = 252 * 6.5 * 3600
+"""A trading year in seconds: 252 sessions of 6.5 hours (a US equity year), 5,896,800 s. A
+simulated market trades without breaks, so its seconds are counted as session seconds."""
+
+
+def periods_per_year(interval_s: float, year_s: float = TRADING_YEAR_S) -> float:
+    """How many sampling intervals of `interval_s` seconds make a year of `year_s` seconds."""
+    if interval_s <= 0:
+        raise ValueError(f"interval must be positive, got {interval_s}")
+    return year_s / interval_s
+
+
+def sharpe(x: np.ndarray, periods: float = 1.0) -> float:
+    """mean(x) / std(x, ddof=1) x sqrt(periods); NaN with fewer than 2 points or no variance
+    (a steady PnL has no risk to reward: a ratio there would be rounding noise)."""
+    a = np.asarray(x, dtype=float)
+    if len(a) < 2:
+        return math.nan
+    sd = float(np.std(a, ddof=1))
+    mean = float(np.mean(a))
+    if not sd > 1e-12 * abs(mean):  # no variance, bar the rounding of a constant series
+        return math.nan
+    return mean / sd * math.sqrt(periods)
+
+
+def sortino(x: np.ndarray, periods: float = 1.0) -> float:
+    """mean(x) / sqrt(mean(min(x, 0)^2)) x sqrt(periods): only losses count as risk. NaN
+    without points; +inf when nothing was ever lost and the mean is positive."""
+    a = np.asarray(x, dtype=float)
+    if len(a) == 0:
+        return math.nan
+    down = math.sqrt(float(np.mean(np.minimum(a, 0.0) ** 2)))
+    mean = float(np.mean(a))
+    if down == 0:
+        return math.inf if mean > 0 else math.nan
+    return mean / down * math.sqrt(periods)
+
+
+def profit_factor(x: np.ndarray) -> float:
+    """Gross profit / gross loss: sum of the positive increments over minus the sum of the
+    negative ones. +inf when nothing was lost but something gained, NaN when neither."""
+    a = np.asarray(x, dtype=float)
+    gain = float(np.maximum(a, 0.0).sum())
+    loss = -float(np.minimum(a, 0.0).sum())
+    if loss == 0:
+        return math.inf if gain > 0 else math.nan
+    return gain / loss
+
+
+def turnover(notional: float, capital: float) -> float:
+    """Traded notional over capital (e.g. the mean equity): how many times the capital was
+    traded. NaN without a positive capital."""
+    return notional / capital if capital > 0 else math.nan
