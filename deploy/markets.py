@@ -21,13 +21,14 @@ def default_market() -> MarketConfig:
         name="agora-default",
         seed=1,
         symbols=[SymbolSpec(symbol="AGR", reference_price=10_000, band_bps=1_000,
-                            halt_move_bps=500)],
+                            band_reference="last", halt_move_bps=500)],
         fundamental={"process": "gaussian", "scale": 0.0005},
         fundamental_interval_s=0.5,
         clearing=ClearingTerms(
             fees=FeeSchedule(maker_bps=-0.5, taker_bps=1.0),
             starting_cash=100_000_000,  # 1,000,000.00
             starting_positions={"AGR": 5_000},
+            short_limit=5_000,
         ),
         populations=[
             Population(name="zi", strategy="zi", count=200, latency=slow),
@@ -36,7 +37,8 @@ def default_market() -> MarketConfig:
             Population(name="noise", strategy="noise", count=20, latency=slow),
             Population(name="trend", strategy="trend", count=12, latency=slow),
             Population(name="mr", strategy="mean_reversion", count=8, latency=slow),
-            Population(name="mm", strategy="avellaneda_stoikov", count=2, latency=fast),
+            Population(name="mm", strategy="avellaneda_stoikov", count=2, latency=fast,
+                       params={"neutral": "start"}),
             Population(name="hft", strategy="imbalance", count=3, latency=fast),
         ],
     )

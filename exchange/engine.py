@@ -98,6 +98,8 @@ class Market:
         "band_low",
         "book",
         "breaker",
+        "follow_auction",
+        "follow_last",
         "halt_until",
         "market_orders",
         "max_qty",
@@ -112,6 +114,11 @@ class Market:
         self.book = Book(spec.symbol)
         self.reference = spec.reference_price
         self.set_band(self.reference)
+        # A moving band (spec.band_reference): its centre follows the last trade, or the last
+        # auction price, so a market that drifts is followed; the breaker still halts a jump.
+        mode = spec.band_reference
+        self.follow_last = mode == "last" and bool(spec.band_bps)
+        self.follow_auction = mode != "static" and bool(spec.band_bps)
         self.max_qty = spec.max_qty
         self.breaker = (
             VolatilityBreaker(spec.halt_move_bps, spec.halt_window_ns, self.reference)
@@ -131,8 +138,14 @@ class Market:
         return self.spec.symbol
 
     def set_band(self, reference: int) -> None:
-        self.band = self.spec.band(reference)  # static band, inclusive, in ticks
+        self.band = self.spec.band(reference)  # inclusive, in ticks
         self.band_low, self.band_high = self.band
+
+    def recentre(self, price: int) -> None:
+        """Move a moving band's reference to `price` (a trade or an auction price)."""
+        if price != self.reference:
+            self.reference = price
+            self.set_band(price)
 
 
 class Engine:
@@ -948,6 +961,8 @@ class Engine:
                 if taken > cancelled:
                     book.last_price = px
                     book.last_qty = fill
+                    if m.follow_last and px != m.reference:
+                        m.recentre(px)
                     if breaker is not None and px != breaker.last:  # else a no-op
                         breaker.record(ts, px)
                         low, high = breaker.low, breaker.high
@@ -1070,6 +1085,8 @@ class Engine:
             book.last_price = price
             if m.breaker is not None:
                 m.breaker.reset(price)
+            if m.follow_auction:
+                m.recentre(price)
         # Market orders never rest outside an auction; with clear_book nothing rests at all.
         for side_name in (BUY, SELL):
             queue = m.market_orders[side_name]

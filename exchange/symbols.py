@@ -10,6 +10,7 @@ error, never a silent rounding: an exchange that rounds your price for you is a 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +55,13 @@ class SymbolSpec(BaseModel):
         ge=0,
         description="static price band: limit orders further than this from the reference "
         "price are rejected (0 = no band)",
+    )
+    band_reference: Literal["static", "last", "auction"] = Field(
+        default="static",
+        description="what the band is centred on: the reference price (static), the last "
+        "trade (last: the band follows the market, so a slow drift is followed while the "
+        "breaker still halts a jump), or the last auction price (auction: opening, reopening "
+        "and batch uncrosses move it)",
     )
     halt_move_bps: int = Field(
         default=0,

@@ -15,7 +15,21 @@ seconds::
   correlation matrix (ε iid N(0, 1)):
 
   - ``process="gaussian"``: ``d = s·z``, so log-returns are N(0, s²) per step;
-  - ``process="levy"`` (Lévy flights): ``d = sign(z) · s · U^(-1/μ)`` with
+  - ``process="stable"`` (a true Lévy-stable walk): ``d = s · X`` with X symmetric
+    μ-stable (index μ in (0, 2] (characteristic function ``exp(-|t|^μ)``)), drawn with the
+    Chambers-Mallows-Stuck sampler (J. M. Chambers, C. L. Mallows and B. W. Stuck, "A method
+    for simulating stable random variables", JASA 71(354), 1976; the symmetric case as in
+    R. Weron, Statistics & Probability Letters 28, 1996)::
+
+        X = sin(μV) / cos(V)^(1/μ) · (cos((1-μ)V) / E)^((1-μ)/μ)     (μ ≠ 1),   X = tan V (μ = 1)
+
+    with V uniform on (-π/2, π/2) and E standard exponential. V is taken from the correlated
+    normal z as ``V = π·(Φ(z) - 1/2)`` (a Gaussian copula again, so ``correlation`` shapes the
+    rank dependence), E is drawn independently. Sums of n steps are again stable with scale
+    ``s·n^(1/μ)``: the walk is self-similar, and for μ < 2 its tails ``P(|d| > l) ~ C·l^-μ``
+    never become Gaussian under aggregation. μ = 2 is the Gaussian case with variance 2s².
+  - ``process="pareto"`` (Pareto-step Lévy flights; ``"levy"`` is accepted as its old name):
+    ``d = sign(z) · s · U^(-1/μ)`` with
     ``U = erfc(|z|/√2) = 2·(1 - Φ(|z|))``. For a standard normal z, U is uniform on (0, 1]
     and independent of sign(z), so |d| is Pareto (type I) with density
     ``p(l) = μ·s^μ · l^(-1-μ)`` for ``l ≥ s`` (every step is at least s; the tail exponent is μ)
@@ -23,7 +37,9 @@ seconds::
     so the configured correlation shapes the *rank* dependence of the Lévy steps (Spearman's
     rho_S = (6/π)·arcsin(rho/2)); their linear correlation is undefined when μ < 2. With an
     identity correlation it reduces to the textbook sampler. ``levy_max_step`` optionally
-    truncates |d| (for μ near 0 a single step can overflow a float price).
+    truncates |d| for both heavy-tailed processes (a truncated Lévy flight, R. Mantegna and
+    H. E. Stanley, PRL 73, 1994: the cap makes sums Gaussian again at long horizons; without
+    it, μ near 0 can overflow a float price). It is off unless set.
 
 * ``J`` is the sum of the jumps in the step: a Poisson(λ·Δ) count per symbol and step
   (independent across symbols), each jump size iid ``normal(mean, scale)`` or
@@ -31,10 +47,10 @@ seconds::
 * ``a`` is the exact discretisation of an Ornstein-Uhlenbeck pull of log F toward log F0 at rate
   θ per second; with noise, the walk becomes a stationary AR(1) around log F0.
 
-Random streams: ``SeedSequence(seed).spawn(3)`` gives separate generators for the diffusion
-shocks, the jump counts and the jump sizes. Each stream is consumed in step order, so a path
-does not depend on how the caller chops time: ``step(1.0)`` once or ``step(0.1)`` ten times
-(with Δ = 0.1) produce the same values.
+Random streams: ``SeedSequence(seed).spawn(4)`` gives separate generators for the diffusion
+shocks, the jump counts, the jump sizes and the stable walk's exponentials. Each stream is
+consumed in step order, so a path does not depend on how the caller chops time:
+``step(1.0)`` once or ``step(0.1)`` ten times (with Δ = 0.1) produce the same values.
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["FundamentalConfig", "FundamentalModel", "JumpConfig"]
 
@@ -85,15 +101,21 @@ class FundamentalConfig(BaseModel):
     symbols: dict[Symbol, Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]] = Field(
         min_length=1, description="initial (and anchor) price F0 per symbol"
     )
-    process: Literal["gaussian", "levy"] = "gaussian"
+    process: Literal["gaussian", "stable", "pareto"] = Field(
+        "gaussian",
+        description='"gaussian" walk, "stable" Lévy-stable walk (Chambers-Mallows-Stuck), '
+        '"pareto" Pareto-step Lévy flights ("levy" is its old name)',
+    )
     scale: float = Field(
-        0.001, ge=0, description="s: per-step scale of log F (gaussian std; levy minimum step)"
+        0.001,
+        ge=0,
+        description="s: per-step scale of log F (gaussian std; stable scale; pareto minimum step)",
     )
     tail_exponent: float = Field(
-        1.5, gt=0, le=2, description="μ in (0, 2]: Lévy tail p(l) ∝ l^(-1-μ); levy only"
+        1.5, gt=0, le=2, description="μ in (0, 2]: tail P(|step| > l) ~ l^-μ; stable and pareto"
     )
     levy_max_step: float | None = Field(
-        None, gt=0, description="optional cap on |Lévy step| in log units; None = no cap"
+        None, gt=0, description="optional cap on |step| (log units; stable, pareto); None: no cap"
     )
     mean_reversion: float = Field(
         0.0, ge=0, description="θ: OU pull of log F toward log F0, per second; 0 = off"
@@ -104,6 +126,11 @@ class FundamentalConfig(BaseModel):
     )
     step_s: float = Field(1.0, gt=0, description="Δ: the fixed step of the process, seconds")
     seed: int = Field(0, ge=0)
+
+    @field_validator("process", mode="before")
+    @classmethod
+    def _old_name(cls, value: object) -> object:
+        return "pareto" if value == "levy" else value
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -182,7 +209,10 @@ class FundamentalModel:
         self._factor_t = _factor(c.correlation_matrix()).T
         self._decay = math.exp(-c.mean_reversion * c.step_s)
         self._inv_mu = 1.0 / c.tail_exponent
-        shocks, counts, sizes = np.random.SeedSequence(c.seed).spawn(3)
+        # spawn(4)[:3] are the same children spawn(3) gave, so adding the 4th stream (the
+        # stable walk's exponentials) left every earlier path unchanged
+        shocks, counts, sizes, exps = np.random.SeedSequence(c.seed).spawn(4)
+        self._exps = np.random.Generator(np.random.PCG64(exps))
         self._shocks = np.random.Generator(np.random.PCG64(shocks))
         self._counts = np.random.Generator(np.random.PCG64(counts))
         self._sizes = np.random.Generator(np.random.PCG64(sizes))
@@ -264,6 +294,10 @@ class FundamentalModel:
         z = self._shocks.standard_normal((n, k)) @ self._factor_t
         if c.process == "gaussian":
             d = c.scale * z
+        elif c.process == "stable":
+            d = c.scale * self._stable(z)
+            if c.levy_max_step is not None:
+                np.clip(d, -c.levy_max_step, c.levy_max_step, out=d)
         else:
             u = _erfc(np.abs(z) * (1 / math.sqrt(2))).astype(float)
             np.clip(u, np.finfo(float).tiny, 1.0, out=u)
@@ -283,6 +317,20 @@ class FundamentalModel:
             x = a * x + d[i]
             out[i] = x
         return out
+
+    def _stable(self, z: np.ndarray) -> np.ndarray:
+        """Standard symmetric μ-stable draws from the normals z (Chambers-Mallows-Stuck)."""
+        mu = self.config.tail_exponent
+        phi = 0.5 * _erfc(-z * (1 / math.sqrt(2))).astype(float)
+        v = math.pi * (np.clip(phi, 1e-16, 1 - 1e-16) - 0.5)
+        e = self._exps.standard_exponential(z.shape)
+        np.maximum(e, np.finfo(float).tiny, out=e)
+        if mu == 1.0:
+            return np.tan(v)
+        cos_v = np.cos(v)
+        return (
+            np.sin(mu * v) / cos_v ** (1.0 / mu) * (np.cos((1.0 - mu) * v) / e) ** ((1.0 - mu) / mu)
+        )
 
     def _jumps(self, n: int, k: int, j: JumpConfig) -> np.ndarray:
         counts = self._counts.poisson(j.rate * self.config.step_s, (n, k))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,12 +18,14 @@ __all__ = [
     "BarHistory",
     "FairValueDraw",
     "FairValueTrader",
+    "TimedHistory",
     "draw_priors",
     "ema_close",
     "fair_estimate",
     "l_step",
     "order_size",
     "quote_prices",
+    "switching_share",
 ]
 
 _ARRIVE = "fv.arrive"
@@ -45,20 +49,38 @@ class FairValueDraw:
     delta: float  # half-spread in log-price, >= 0
 
 
-def draw_priors(rng: np.random.Generator, p: FairValueTrader.Params) -> FairValueDraw:
+def draw_priors(
+    rng: np.random.Generator, p: FairValueTrader.Params, fundamentalist_share: float = 0.5
+) -> FairValueDraw:
     """Draw an agent type from the priors in `p`.
 
     alpha ~ Beta(alpha_a, alpha_b); k - 1 ~ Gamma(k_shape, k_scale); sigma ~ Gamma(sigma_shape,
-    sigma_scale); W ~ Pareto(scale w_min, tail w_tail); D ~ LogNormal(d_mu, d_sigma);
-    A/(1-A) ~ LogNormal(a_mu, a_sigma); δ ~ Gamma(delta_shape, delta_scale).
+    sigma_scale); W ~ Pareto(scale w_min, tail w_tail) (`w_prior="pareto"`, the default) or
+    LogNormal(w_mu, w_sigma) (`"lognormal"`); D ~ LogNormal(d_mu, d_sigma);
+    A/(1-A) ~ LogNormal(a_mu, a_sigma) (`a_prior="logit_lognormal"`, the default) or
+    A ~ Beta(a_beta_a, a_beta_b) (`"beta"`); δ ~ Gamma(delta_shape, delta_scale).
+
+    `fundamentalist_share` π tilts the Beta prior of alpha (see `switching_share`): alpha ~
+    Beta(2π·alpha_a, 2(1-π)·alpha_b), which is the configured prior at π = 1/2 (the default, so
+    without switching the draw is exactly the configured Beta).
     """
-    alpha = float(rng.beta(p.alpha_a, p.alpha_b))
+    if fundamentalist_share == 0.5:
+        alpha = float(rng.beta(p.alpha_a, p.alpha_b))
+    else:
+        pi = fundamentalist_share
+        alpha = float(rng.beta(2.0 * pi * p.alpha_a, 2.0 * (1.0 - pi) * p.alpha_b))
     k = 1.0 + float(rng.gamma(p.k_shape, p.k_scale))
     sigma = float(rng.gamma(p.sigma_shape, p.sigma_scale)) if p.sigma_scale > 0 else 0.0
-    w = p.w_min * (1.0 + float(rng.pareto(p.w_tail)))
+    if p.w_prior == "pareto":
+        w = p.w_min * (1.0 + float(rng.pareto(p.w_tail)))
+    else:
+        w = float(rng.lognormal(p.w_mu, p.w_sigma))
     d = float(rng.lognormal(p.d_mu, p.d_sigma))
-    odds = float(rng.lognormal(p.a_mu, p.a_sigma))
-    a = odds / (1.0 + odds)
+    if p.a_prior == "logit_lognormal":
+        odds = float(rng.lognormal(p.a_mu, p.a_sigma))
+        a = odds / (1.0 + odds)
+    else:
+        a = float(rng.beta(p.a_beta_a, p.a_beta_b))
     delta = float(rng.gamma(p.delta_shape, p.delta_scale)) if p.delta_scale > 0 else 0.0
     return FairValueDraw(alpha, k, sigma, w, d, a, delta)
 
@@ -89,6 +111,25 @@ def fair_estimate(alpha: float, f: float, level: float, sigma: float, z: float) 
 def quote_prices(estimate: float, delta: float) -> tuple[float, float]:
     """(bid, ask) decimal prices exp(estimate - δ), exp(estimate + δ)."""
     return math.exp(estimate - delta), math.exp(estimate + delta)
+
+
+def switching_share(err_f: float, err_c: float, intensity: float, scale: float) -> float:
+    """The share π of fundamentalist weight after a discrete choice on recent forecast errors.
+
+    π = 1 / (1 + exp(-β·(err_c - err_f) / scale)), with err_f and err_c the recent mean
+    squared errors of the pure fundamentalist forecast (F) and the pure chartist one (L),
+    `scale` a squared volatility that makes the difference dimensionless, β = `intensity`.
+    The better forecaster attracts weight: Brock and Hommes' adaptive belief system
+    (W. A. Brock and C. H. Hommes, "Heterogeneous beliefs and routes to chaos in a simple asset
+    pricing model", JEDC 22, 1998), the fundamentalist/chartist switching that drives
+    volatility clustering in T. Lux and M. Marchesi, "Scaling and criticality in a stochastic
+    multi-agent model of a financial market", Nature 397, 1999. Clipped to [0.05, 0.95] so the
+    tilted Beta stays proper.
+    """
+    if scale <= 0.0:
+        return 0.5
+    x = max(-50.0, min(50.0, intensity * (err_c - err_f) / scale))
+    return min(0.95, max(0.05, 1.0 / (1.0 + math.exp(-x))))
 
 
 def order_size(w: float, a: float, cap: int) -> int:
@@ -145,6 +186,42 @@ class BarHistory:
         return values[max(0, end - n) : end]
 
 
+class TimedHistory:
+    """(time, value) samples in time order, for reading a value as it was at any past instant.
+
+    `at(ts)` is the last value sampled at or before `ts` (the oldest kept when `ts` is older;
+    None before the first sample). At most about `maxlen` samples are kept.
+    """
+
+    __slots__ = ("maxlen", "times", "values")
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self.times: list[int] = []
+        self.values: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def record(self, ts: int, value: float) -> None:
+        times = self.times
+        if times and ts <= times[-1]:
+            self.values[-1] = value  # same instant (or late): the newest value wins
+            return
+        times.append(ts)
+        self.values.append(value)
+        if len(times) > 2 * self.maxlen:
+            cut = len(times) - self.maxlen
+            del times[:cut]
+            del self.values[:cut]
+
+    def at(self, ts: int) -> float | None:
+        if not self.values:
+            return None
+        i = bisect_right(self.times, ts) - 1
+        return self.values[max(0, i)]
+
+
 # --------------------------------------------------------------------------- the agent
 class FairValueTrader(Agent):
     """One population slot of the heterogeneous fair-value crowd.
@@ -163,15 +240,45 @@ class FairValueTrader(Agent):
     N slots of rate λ/N each make a Poisson(λ) crowd.
 
     Discretisation: model time t is counted in bars of `bar_ns`. F(t) is the log of the last
-    fundamental seen in bar t, close(t) the log of the last trade price sampled in bar t (mid,
-    F, then the spec's reference price stand in before the first trade). Both are sampled when
-    a fundamental arrives and at each arrival, not on every trade (that keeps the per-trade
-    cost of a large population at zero); bars without a sample carry the previous value
-    forward. D is rounded to whole bars; lags beyond the kept history (`history_bars`) read the
-    oldest value. Because k is drawn per arrival, L(t-D, k) is recomputed at each arrival by
-    running the recursion over the last ⌈8k⌉ closes up to bar t-D, started at the first of them
-    (the start value keeps a weight below e⁻⁸). k is drawn as 1 + Gamma so that L is a convex
-    average. sigma and δ are in log-price units; W in lots.
+    fundamental seen, close(t) the log of the last trade price sampled (mid, F, then the spec's
+    reference price stand in before the first trade). Both are sampled when a fundamental
+    arrives and at each arrival, not on every trade (that keeps the per-trade cost of a large
+    population at zero). D is continuous (`lag="continuous"`, the default): F(t-D) is the last
+    F sampled at or before t - D·bar_ns, and L(t-D, k) runs the recursion over the closes of
+    the whole bars before t - D, then the close as it stood at t - D. `lag="bars"` rounds D to
+    whole bars instead (the earlier discretisation, where most agents get no lag at all).
+    Lags beyond the kept history (`history_bars`) read the oldest value. Because k is drawn
+    per arrival, L is recomputed at each arrival over the last ⌈8k⌉ closes, started at the
+    first of them (the start value keeps a weight below e⁻⁸). k is drawn as 1 + Gamma so that
+    L is a convex average; a Gamma shape below 1 spreads k realistically (most agents look at
+    the last few seconds, a few at minutes). sigma and δ are in log-price units; W in lots.
+
+    Mechanics that keep the formula and make the price series look like a market (each off by
+    default, so the plain model stays available):
+
+    * `vol_feedback` g: each arriving agent measures the volatility v_k of the closes over its
+      own horizon (`vol_horizon` x k bars: the root mean square one-bar return) and scales
+      its noise and half-spread by (v_k/v̄)^g (v̄: a slow average of the same volatility, over
+      `vol_ref_bars`), clipped to [1/`vol_clip`, `vol_clip`]. Agents
+      who see a turbulent market disagree more; with horizons k spread over decades, the
+      feedback has memory on every horizon, the heterogeneous-horizon mechanism behind the
+      slowly decaying autocorrelation of |r| (U. A. Müller et al., "Volatilities of different
+      time resolutions", J. Empirical Finance 4, 1997; B. LeBaron, "Evolution and time horizons
+      in an agent-based stock market", Macroeconomic Dynamics 5, 2001).
+    * `activity_feedback` η: the slot's arrival rate is scaled by the same ratio to the power η
+      (clipped likewise): activity rises with recent volatility, a price-mediated self-exciting
+      order flow (the empirical volume-volatility link of Hawkes-driven order flow, E. Bacry,
+      I. Mastromatteo and J.-F. Muzy, "Hawkes processes in finance", Market Microstructure and
+      Liquidity 1(1), 2015).
+    * `switching` β: the Beta prior of alpha is tilted toward the fundamentalist or the
+      chartist end by the recent forecast errors of each view (`switching_share`: Brock-Hommes
+      discrete choice, Lux-Marchesi switching). Errors are mean squared, over about
+      `switch_memory` arrivals, of the F(t-D) and L(t-D, k) forecasts of the current close.
+    * `wealth_sizes`: W is multiplied by the slot's wealth (cash + position at the last
+      price) over its starting wealth, so size follows the account's PnL; a slot whose wealth
+      falls below `bankrupt_fraction` of its start is bankrupt and is replaced by a newly drawn
+      trader: its wealth baseline restarts from the account as it is (the counter `bankruptcies`
+      says how often). Off: W is in lots, as specified.
 
     Source: the heterogeneous-agent fair-value model of ARCHITECTURE.md, after C. Chiarella and
     G. Iori, "A simulation analysis of the microstructure of double auction markets",
@@ -205,17 +312,60 @@ class FairValueTrader(Agent):
         sigma_scale: float = Field(
             default=0.0005, ge=0.0, description="sigma ~ Gamma(shape, scale), log-price (0: none)"
         )
+        w_prior: Literal["pareto", "lognormal"] = Field(
+            default="pareto",
+            description="W's prior: Pareto(w_min, w_tail) or LogNormal(w_mu, w_sigma)",
+        )
         w_min: float = Field(default=5.0, gt=0.0, description="W ~ Pareto: scale (lots)")
         w_tail: float = Field(default=1.5, gt=0.0, description="W ~ Pareto: tail exponent")
+        w_mu: float = Field(default=2.0, description="W ~ LogNormal(w_mu, w_sigma), lots")
+        w_sigma: float = Field(default=1.0, ge=0.0, description="W ~ LogNormal(w_mu, w_sigma)")
         d_mu: float = Field(default=0.0, description="D ~ LogNormal(d_mu, d_sigma), in bars")
         d_sigma: float = Field(default=1.0, ge=0.0, description="D ~ LogNormal(d_mu, d_sigma)")
+        lag: Literal["continuous", "bars"] = Field(
+            default="continuous", description="D as drawn, or rounded to whole bars"
+        )
+        a_prior: Literal["logit_lognormal", "beta"] = Field(
+            default="logit_lognormal",
+            description="A's prior: A/(1-A) ~ LogNormal(a_mu, a_sigma) or "
+            "A ~ Beta(a_beta_a, a_beta_b)",
+        )
         a_mu: float = Field(default=-1.0, description="A/(1-A) ~ LogNormal(a_mu, a_sigma)")
         a_sigma: float = Field(
             default=0.5, ge=0.0, description="A/(1-A) ~ LogNormal(a_mu, a_sigma)"
         )
+        a_beta_a: float = Field(default=2.0, gt=0.0, description="A ~ Beta(a_beta_a, a_beta_b)")
+        a_beta_b: float = Field(default=5.0, gt=0.0, description="A ~ Beta(a_beta_a, a_beta_b)")
         delta_shape: float = Field(default=2.0, gt=0.0, description="δ ~ Gamma(shape, scale)")
         delta_scale: float = Field(
             default=0.0005, ge=0.0, description="δ ~ Gamma(shape, scale), log-price (0: δ = 0)"
+        )
+        vol_feedback: float = Field(
+            default=0.0, ge=0.0, description="g: sigma and δ scale as (v_k/v̄)^g (0: off)"
+        )
+        activity_feedback: float = Field(
+            default=0.0, ge=0.0, description="η: arrival rate scales as (v_k/v̄)^η (0: off)"
+        )
+        vol_horizon: float = Field(
+            default=1.0, gt=0.0, description="volatility is measured over vol_horizon x k bars"
+        )
+        vol_ref_bars: float = Field(
+            default=600.0, ge=2.0, description="bars averaged in the reference volatility v̄"
+        )
+        vol_clip: float = Field(
+            default=10.0, ge=1.0, description="the volatility ratio is clipped to [1/c, c]"
+        )
+        switching: float = Field(
+            default=0.0, ge=0.0, description="β: intensity of fundamentalist/chartist switching"
+        )
+        switch_memory: float = Field(
+            default=200.0, ge=1.0, description="arrivals averaged in the forecast errors"
+        )
+        wealth_sizes: bool = Field(
+            default=False, description="scale W by the slot's wealth / its starting wealth"
+        )
+        bankrupt_fraction: float = Field(
+            default=0.05, ge=0.0, lt=1.0, description="wealth share below which a slot is replaced"
         )
 
     def on_start(self) -> None:
@@ -227,6 +377,24 @@ class FairValueTrader(Agent):
         self._mean_wait = 1e9 / p.rate_per_s
         self.f_history = BarHistory(p.history_bars)
         self.close_history = BarHistory(p.history_bars)
+        self._continuous = p.lag == "continuous"
+        if self._continuous:
+            # every fundamental is sampled: keep enough samples to cover the bar history
+            self.f_timed = TimedHistory(p.history_bars * 16)
+            self.close_timed = TimedHistory(p.history_bars * 16)
+        self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
+        self._var_ref = 0.0  # EWMA of squared one-bar close returns (v̄²)
+        self._var_norm = 0.0  # the EWMA's weight so far (corrects its start from zero)
+        self._var_w = 1.0 / p.vol_ref_bars
+        self._last_closed: float | None = None  # the close of the last finished bar
+        self._cum_sq = [0.0]  # running sum of squared one-bar returns, one entry per bar
+        self._ratio = 1.0  # the latest v_k / v̄
+        self._err_f = 0.0
+        self._err_c = 0.0
+        self._err_w = 1.0 / p.switch_memory
+        self.fundamentalist_share = 0.5
+        self.bankruptcies = 0
+        self._wealth0: float | None = None
         self._expiry = ExpiryQueue(_EXPIRE)
         self.last_draw: FairValueDraw | None = None
         self.last_estimate: float | None = None
@@ -236,10 +404,36 @@ class FairValueTrader(Agent):
     def _sample(self, bar: int) -> None:
         ctx = self.ctx
         f = ctx.fundamental(self.symbol)
+        now = ctx.now()
         if f is not None and f > 0:
-            self.f_history.record(bar, math.log(f))
-        close = reference_ticks(ctx, self.symbol, ("last", "mid", "fundamental"))
-        self.close_history.record(bar, math.log(close * self._tick))
+            logf = math.log(f)
+            self.f_history.record(bar, logf)
+            if self._continuous:
+                self.f_timed.record(now, logf)
+        close_ticks = reference_ticks(ctx, self.symbol, ("last", "mid", "fundamental"))
+        close = math.log(close_ticks * self._tick)
+        hist = self.close_history
+        if self._feedback and hist.values and bar > hist.last_bar:
+            # the bar hist.last_bar just closed: one more one-bar return for v̄
+            closed = hist.values[-1]
+            if self._last_closed is not None:
+                w = self._var_w
+                r = closed - self._last_closed
+                decay = (1.0 - w) ** min(bar - hist.last_bar, 10_000)  # bars without news: r = 0
+                self._var_ref = decay * ((1.0 - w) * self._var_ref + w * r * r) / (1.0 - w)
+                self._var_norm = decay * ((1.0 - w) * self._var_norm + w) / (1.0 - w)
+                cum = self._cum_sq
+                total = cum[-1] + r * r
+                cum.append(total)
+                gap = min(bar - hist.last_bar - 1, self.params.history_bars)
+                if gap > 0:
+                    cum.extend([total] * gap)  # bars without a sample: zero returns
+                if len(cum) > 2 * self.params.history_bars:
+                    del cum[: len(cum) - self.params.history_bars]
+            self._last_closed = closed
+        hist.record(bar, close)
+        if self._continuous:
+            self.close_timed.record(now, close)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
@@ -249,33 +443,101 @@ class FairValueTrader(Agent):
     def on_timer(self, name: str) -> None:
         if name == _ARRIVE:
             self._arrive()
-            self.ctx.set_timer(_ARRIVE, exp_interval(self.ctx, self._mean_wait), repeat=False)
+            wait = self._mean_wait
+            eta = self.params.activity_feedback
+            if eta > 0:
+                wait /= self._ratio**eta
+            self.ctx.set_timer(_ARRIVE, exp_interval(self.ctx, wait), repeat=False)
         elif name == _EXPIRE:
             self._expiry.sweep(self.ctx)
+
+    def _lagged(self, draw: FairValueDraw) -> tuple[float, list[float]]:
+        """(F(t-D), the closes L(t-D, k) runs over, oldest first)."""
+        p = self.params
+        now = self.ctx.now()
+        span = math.ceil(EMA_SPAN * draw.k) + 1
+        if not self._continuous:
+            lag_bar = now // p.bar_ns - round(draw.d)
+            closes = self.close_history.window(lag_bar, span)
+            f_lag = self.f_history.at(lag_bar) if self.f_history else closes[-1]
+            return f_lag, closes
+        lag_ts = now - round(draw.d * p.bar_ns)
+        lag_bar = lag_ts // p.bar_ns
+        close_now = self.close_timed.at(lag_ts)
+        closes = self.close_history.window(lag_bar - 1, span - 1)
+        if lag_bar - 1 < self.close_history.last_bar - len(self.close_history) + 1:
+            closes = []  # the lag reaches before the first whole bar: start at the lagged close
+        if close_now is not None:
+            closes = [*closes, close_now]
+        f_lag = self.f_timed.at(lag_ts)
+        if f_lag is None:
+            f_lag = closes[-1]  # before the first fundamental, F stands in as the lagged close
+        return f_lag, closes
 
     def estimate(self, draw: FairValueDraw, z: float) -> float:
         """The fair log-price of an agent of type `draw` now, with noise draw z ~ N(0, 1)."""
         bar = self.ctx.now() // self.params.bar_ns
         self._sample(bar)
-        lag_bar = bar - round(draw.d)
-        closes = self.close_history.window(lag_bar, math.ceil(EMA_SPAN * draw.k) + 1)
+        f_lag, closes = self._lagged(draw)
         l_lag = ema_close(closes, draw.k)
-        # Before the first fundamental, F stands in as the lagged close (the doc's fallback).
-        f_lag = self.f_history.at(lag_bar) if self.f_history else closes[-1]
-        return fair_estimate(draw.alpha, f_lag, l_lag, draw.sigma, z)
+        if self._feedback:
+            self._update_feedback(draw, f_lag, l_lag)
+        sigma = draw.sigma
+        if self.params.vol_feedback > 0:
+            sigma *= self._ratio**self.params.vol_feedback
+        return fair_estimate(draw.alpha, f_lag, l_lag, sigma, z)
+
+    def _update_feedback(self, draw: FairValueDraw, f_lag: float, l_lag: float) -> None:
+        """Volatility over the agent's horizon vs the slow reference; forecast errors."""
+        p = self.params
+        values = self.close_history.values
+        now_close = values[-1]
+        var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
+        cum = self._cum_sq
+        if var_ref > 0.0 and len(cum) > 1:
+            # the mean squared one-bar return over the agent's horizon (prefix sums: O(1))
+            n = max(1, min(len(cum) - 1, math.ceil(draw.k * p.vol_horizon)))
+            var_k = (cum[-1] - cum[-1 - n]) / n
+            c = p.vol_clip
+            self._ratio = min(c, max(1.0 / c, math.sqrt(var_k / var_ref)))
+        if p.switching > 0:
+            w = self._err_w
+            self._err_f += w * ((now_close - f_lag) ** 2 - self._err_f)
+            self._err_c += w * ((now_close - l_lag) ** 2 - self._err_c)
+            self.fundamentalist_share = switching_share(
+                self._err_f, self._err_c, p.switching, var_ref * max(1.0, draw.d)
+            )
+
+    def _wealth(self) -> float:
+        """Cash plus the position at the last price, in cash units."""
+        ctx = self.ctx
+        px = reference_ticks(ctx, self.symbol, ("last", "mid", "fundamental"))
+        return ctx.portfolio.equity({self.symbol: px})
 
     def _arrive(self) -> None:
         ctx = self.ctx
         rng = ctx.rng
-        draw = draw_priors(rng, self.params)
+        p = self.params
+        draw = draw_priors(rng, p, self.fundamentalist_share)
         est = self.estimate(draw, float(rng.standard_normal()))
         self.last_draw = draw
         self.last_estimate = est
-        bid_px, ask_px = quote_prices(est, draw.delta)
+        delta = draw.delta
+        if p.vol_feedback > 0:
+            delta *= self._ratio**p.vol_feedback
+        bid_px, ask_px = quote_prices(est, delta)
         tick = self._tick
         bid = max(1, math.floor(bid_px / tick + 1e-9))
         ask = max(bid + 1, math.ceil(ask_px / tick - 1e-9))
-        size = order_size(draw.w, draw.a, self._cap)
-        lifetime = self.params.lifetime_ns
+        w = draw.w
+        if p.wealth_sizes:
+            wealth = float(self._wealth())
+            if self._wealth0 is None or wealth < p.bankrupt_fraction * self._wealth0:
+                if self._wealth0 is not None:
+                    self.bankruptcies += 1
+                self._wealth0 = max(wealth, 1.0)  # a newly drawn trader: the wealth it has now
+            w *= max(wealth, 0.0) / self._wealth0
+        size = order_size(w, draw.a, self._cap)
+        lifetime = p.lifetime_ns
         self._expiry.track(ctx, ctx.submit(self.symbol, "buy", size, bid), lifetime)
         self._expiry.track(ctx, ctx.submit(self.symbol, "sell", size, ask), lifetime)

@@ -64,14 +64,22 @@ class _QuoterParams(BaseModel):
     passive: bool = Field(
         default=True, description="never cross the opposite best quote (stay a maker)"
     )
+    neutral: Literal["zero", "start"] = Field(
+        default="zero",
+        description="inventory is counted from a flat book (zero) or from the position held "
+        "at start (start: a dealer handed a stock keeps it as its working inventory)",
+    )
 
 
 class _TwoSidedQuoter(Agent):
     """Quote bookkeeping shared by the market makers: one bid and one ask, amended in place.
 
     Subclasses implement `targets()`; the base applies the inventory limit (a side is quoted
-    only for as many lots as keep |position| ≤ max_inventory if all of it filled), keeps the
+    only for as many lots as keep |inventory| ≤ max_inventory if all of it filled), keeps the
     quotes passive, and amends (replace) or re-sends (cancel + new) only what changed.
+    Inventory is the position less the neutral one (`neutral`: zero, or the position held at
+    start), so a dealer that starts with a stock leans against departures from that stock
+    rather than selling it off: that is what keeps it quoting both sides for hours.
     """
 
     Params = _QuoterParams
@@ -83,8 +91,16 @@ class _TwoSidedQuoter(Agent):
         self.ask_id: str | None = None
         self._want: dict[str, tuple[int, int] | None] = {"buy": None, "sell": None}
         self._last_requote = -(2**62)
+        self.neutral: int | None = None if p.neutral == "start" else 0  # "start": at 1st quote
         self.withdrawn_until = -(2**62)
         self.ctx.set_timer(_TIMER, p.requote_interval_ns)
+
+    def inventory(self) -> int:
+        """The position less the neutral one (what the inventory control leans against)."""
+        pos = self.ctx.position(self.symbol)
+        if self.neutral is None:
+            self.neutral = pos
+        return pos - self.neutral
 
     def withdraw_quotes(self, until_ns: int) -> None:
         """Pull both quotes now and quote nothing before virtual or wall time `until_ns` (a
@@ -137,7 +153,7 @@ class _TwoSidedQuoter(Agent):
                 bid = q.ask - 1
             if ask is not None and q.bid is not None and ask <= q.bid:
                 ask = q.bid + 1
-        pos = ctx.position(self.symbol)
+        pos = self.inventory()
         bid_qty = min(p.size, p.max_inventory - pos)
         ask_qty = min(p.size, p.max_inventory + pos)
         if bid is None or bid < 1 or bid_qty <= 0:
@@ -243,7 +259,7 @@ class AvellanedaStoikov(_TwoSidedQuoter):
         if p.estimate_sigma:
             self._update_sigma(mid)
         tau = self.tau()
-        q = self.ctx.position(self.symbol)
+        q = self.inventory()
         bid, ask = as_quotes(mid, q, p.gamma, self.sigma2, tau, p.k, p.min_spread_ticks)
         self.reservation = (bid + ask) / 2
         self.spread = ask - bid
@@ -257,9 +273,10 @@ class FixedSpreadMarketMaker(_TwoSidedQuoter):
 
         bid = round(a - skew·q) - half_spread,   ask = round(a - skew·q) + half_spread
 
-    for inventory q (lots) and skew `skew_ticks_per_lot`. The inventory limit and the passive
-    clipping of the base quoter apply. A zero skew is the textbook dealer earning the spread
-    and bearing inventory risk; a positive one is the linear inventory control of Ho and Stoll.
+    for inventory q (lots, counted from the neutral position) and skew `skew_ticks_per_lot`.
+    The inventory limit and the passive clipping of the base quoter apply. A zero skew is the
+    textbook dealer earning the spread and bearing inventory risk; a positive one is the linear
+    inventory control of Ho and Stoll.
 
     Sources: T. Ho and H. R. Stoll, "Optimal dealer pricing under transactions and return
     uncertainty", Journal of Financial Economics 9(1), 1981; A. Chakraborti, I. M. Toke,
@@ -283,5 +300,5 @@ class FixedSpreadMarketMaker(_TwoSidedQuoter):
     def targets(self) -> tuple[float | None, float | None]:
         p = self.params
         a = reference_ticks(self.ctx, self.symbol, self._order)
-        centre = round(a - p.skew_ticks_per_lot * self.ctx.position(self.symbol))
+        centre = round(a - p.skew_ticks_per_lot * self.inventory())
         return centre - p.half_spread_ticks, centre + p.half_spread_ticks

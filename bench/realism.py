@@ -1,0 +1,336 @@
+"""Does the simulated market look like a market, and does it stay alive? Every figure vs its target.
+
+    python bench/realism.py                      # everything (long: about an hour of CPU)
+    python bench/realism.py --part facts         # fair-value facts, 3 seeds x (Gaussian, stable F)
+    python bench/realism.py --part market        # default markets, 3 simulated hours, 2 seeds
+    python bench/realism.py --part market --markets toml   # only examples/market.toml
+    python bench/realism.py --part sweep         # which parameters drive which fact
+    python bench/realism.py --seconds 3000 --seeds 1   # shorter runs while iterating
+
+Part *facts*: `examples/fair_value.toml` for 15,000 simulated seconds, 5 s bars of the last
+trade, with F a plain Gaussian random walk and again a Lévy-stable walk. Targets (a seed
+passes when every row passes; the part passes when 2 of 3 seeds do, per F variant):
+excess kurtosis >= 3; Hill tail index in [2, 5] on each tail (standard Hill estimator on the
+k = 5% largest returns of that sign); |ACF(r, k)| inside the 95% noise band 1.96/sqrt(n) for
+at least 15 of the lags 1..20 and never above 0.1; ACF(|r|, 10) >= 0.1 and ACF(|r|, 50) >=
+0.05; kurtosis falling from 5 s to 25 s to 100 s bars and still positive at 100 s.
+
+Part *market*: `examples/market.toml` and the built-in market of `agora up`, 3 simulated
+hours, seeds 1 and 2. Targets: trades per minute in the last hour >= 30% of the first hour's;
+at least half of the fair-value and of the trend agents trade in the last hour; the median
+|price - F| / F over the last hour's 5 s bars <= 2%; every market maker has a bid and an ask
+resting at >= 99% of the once-a-minute checks.
+
+Part *sweep*: one-at-a-time changes of the fair-value crowd's parameters on shorter runs, and
+the facts each one moves.
+
+Runs are CPU heavy: one process, meant to be started with `nice -n 10`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+try:  # noqa: SIM105  (first: keeps bench/ off the import path, see _path.py)
+    import _path  # noqa: F401
+except ModuleNotFoundError:
+    pass
+
+import numpy as np
+
+from agents.analysis.stylized import acf, aggregate, kurtosis, regular_closes
+from agents.config import MarketConfig, load_market
+from agents.sim import SimMarket
+from agents.sim.output import fundamental_table
+from agents.strategies.market_maker import AvellanedaStoikov, FixedSpreadMarketMaker
+
+NS = 1_000_000_000
+ROOT = Path(__file__).resolve().parent.parent
+FAIR_VALUE = ROOT / "examples" / "fair_value.toml"
+MARKET = ROOT / "examples" / "market.toml"
+
+GAUSSIAN_F = {"process": "gaussian", "scale": 0.0002, "step_s": 0.1}
+"""The plain Gaussian random walk the facts are checked with (same per-step size as the
+stable walk's scale, so the two variants differ only in the tails of F)."""
+
+
+# --------------------------------------------------------------------------- the facts
+def hill(x: np.ndarray, k: int) -> float:
+    """The standard Hill estimator of the upper tail of x from its k largest values."""
+    s = np.sort(np.asarray(x, dtype=float))[::-1]
+    if len(s) <= k or s[k] <= 0:
+        return float("nan")
+    return float(1.0 / np.mean(np.log(s[:k] / s[k])))
+
+
+def facts(closes: np.ndarray, bar_s: float = 5.0) -> dict[str, Any]:
+    """The figures of the facts part, from closes on a regular grid of `bar_s` seconds."""
+    r = np.diff(np.log(closes))
+    n = len(r)
+    k = max(10, int(0.05 * n))
+    ac = acf(r, 20)
+    band = 1.96 / math.sqrt(n)
+    ac_abs = acf(np.abs(r), 50)
+    kurts = {s: kurtosis(aggregate(r, s)) for s in (1, 5, 20)}
+    return {
+        "n": n,
+        "kurtosis": kurts[1],
+        "hill_left": hill(-r, k),
+        "hill_right": hill(r, k),
+        "hill_k": k,
+        "acf_inside": int(np.sum(np.abs(ac) <= band)),
+        "acf_max": float(np.nanmax(np.abs(ac))),
+        "acf1": float(ac[0]),
+        "band": band,
+        "abs10": float(ac_abs[9]),
+        "abs50": float(ac_abs[49]),
+        "kurt_5s": kurts[1],
+        "kurt_25s": kurts[5],
+        "kurt_100s": kurts[20],
+    }
+
+
+def verdicts(f: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "kurtosis >= 3": f["kurtosis"] >= 3,
+        "Hill left in [2, 5]": 2 <= f["hill_left"] <= 5,
+        "Hill right in [2, 5]": 2 <= f["hill_right"] <= 5,
+        "ACF(r) in band >= 15/20": f["acf_inside"] >= 15,
+        "max |ACF(r)| <= 0.1": f["acf_max"] <= 0.1,
+        "ACF(|r|,10) >= 0.1": f["abs10"] >= 0.1,
+        "ACF(|r|,50) >= 0.05": f["abs50"] >= 0.05,
+        "kurtosis falls, > 0": f["kurt_5s"] > f["kurt_25s"] > f["kurt_100s"] > 0,
+    }
+
+
+def fv_config(variant: str, seed: int, seconds: float, params: dict[str, Any] | None = None,
+              path: Path = FAIR_VALUE) -> MarketConfig:  # fmt: skip
+    cfg = load_market(path)
+    data = cfg.model_dump(mode="python")
+    data["seed"] = seed
+    data["duration_s"] = seconds
+    if variant == "gaussian":
+        data["fundamental"] = {**GAUSSIAN_F}
+    if params:
+        for pop in data["populations"]:
+            if pop["strategy"] == "fair_value":
+                pop["params"].update(params)
+    return MarketConfig.model_validate(data)
+
+
+def simulate(cfg: MarketConfig, seconds: float) -> SimMarket:
+    market = SimMarket.from_config(cfg, seed=cfg.seed)
+    market.run(duration_ns=round(seconds * NS))
+    return market
+
+
+def closes_of(market: SimMarket, bar_ns: int) -> np.ndarray:
+    t = market.trades
+    return regular_closes(t["ts"], t["price"], bar_ns)
+
+
+# --------------------------------------------------------------------------- printing
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:8.3f}"
+    return f"{v!s:>8}"
+
+
+def part_facts(seeds: list[int], seconds: float, params: dict[str, Any] | None = None) -> bool:
+    ok_all = True
+    for variant in ("gaussian", "stable"):
+        passed = 0
+        print(f"\n== fair-value facts, F {variant}, {seconds:,.0f} s, 5 s bars ==")
+        for seed in seeds:
+            t0 = time.process_time()
+            market = simulate(fv_config(variant, seed, seconds, params), seconds)
+            f = facts(closes_of(market, 5 * NS))
+            v = verdicts(f)
+            cpu = time.process_time() - t0
+            passed += all(v.values())
+            print(f"seed {seed}  ({cpu:,.0f} s CPU, {len(market.trades['ts']):,} trades, "
+                  f"{f['n']} returns, noise band +-{f['band']:.3f}, Hill k={f['hill_k']})")
+            rows = [
+                ("excess kurtosis (5 s)", f["kurtosis"], ">= 3", v["kurtosis >= 3"]),
+                ("Hill left tail", f["hill_left"], "2..5", v["Hill left in [2, 5]"]),
+                ("Hill right tail", f["hill_right"], "2..5", v["Hill right in [2, 5]"]),
+                ("lags 1-20 in noise band", f["acf_inside"], ">= 15",
+                 v["ACF(r) in band >= 15/20"]),
+                ("max |ACF(r, 1..20)|", f["acf_max"], "<= 0.1", v["max |ACF(r)| <= 0.1"]),
+                ("ACF(r, 1)", f["acf1"], "(info)", None),
+                ("ACF(|r|, 10)", f["abs10"], ">= 0.1", v["ACF(|r|,10) >= 0.1"]),
+                ("ACF(|r|, 50)", f["abs50"], ">= 0.05", v["ACF(|r|,50) >= 0.05"]),
+                ("kurtosis 5/25/100 s", f"{f['kurt_5s']:.2f}/{f['kurt_25s']:.2f}/"
+                 f"{f['kurt_100s']:.2f}", "falls, > 0", v["kurtosis falls, > 0"]),
+            ]  # fmt: skip
+            for name, value, target, ok in rows:
+                mark = "" if ok is None else ("PASS" if ok else "FAIL")
+                print(f"  {name:<26}{_fmt(value):>18}  {target:<11}{mark}")
+            sys.stdout.flush()
+        need = min(2, len(seeds))
+        verdict = passed >= need
+        ok_all &= verdict
+        print(f"F {variant}: {passed}/{len(seeds)} seeds pass every fact "
+              f"(need {need}): {'PASS' if verdict else 'FAIL'}")
+    return ok_all
+
+
+# --------------------------------------------------------------------------- market health
+def health(cfg: MarketConfig, seconds: float, check_s: float = 60.0) -> dict[str, Any]:
+    """Run `cfg` for `seconds`, checking the market makers' quotes every `check_s`."""
+    market = SimMarket.from_config(cfg, seed=cfg.seed)
+    pops = {p.name: p.strategy for p in cfg.populations}
+    account_pop = {ctx.account: ctx.name.rsplit("-", 1)[0] for ctx in market.agents}
+    mm_names = [ctx.name for ctx in market.agents
+                if isinstance(ctx.agent, (AvellanedaStoikov, FixedSpreadMarketMaker))]  # fmt: skip
+    checks = 0
+    both = dict.fromkeys(mm_names, 0)
+    symbol = cfg.symbols[0].symbol
+    t = 0.0
+    while t < seconds:
+        t = min(seconds, t + check_s)
+        market.run(until_ns=round(t * NS))
+        checks += 1
+        for name in mm_names:
+            sides = {o.side for o in market.agent(name).open_orders(symbol)}
+            both[name] += sides >= {"buy", "sell"}
+    tr = market.trades
+    ts = np.asarray(tr["ts"], dtype=np.int64)
+    hour = 3600 * NS
+    end = round(seconds * NS)
+    first = ts < min(hour, end)
+    last = ts >= end - hour
+    per_min_first = first.sum() / (min(hour, end) / 60 / NS)
+    per_min_last = last.sum() / (hour / 60 / NS) if end >= hour else float("nan")
+    active_last: set[str] = set()
+    for i in np.nonzero(last)[0]:
+        active_last.add(tr["buy_account"][i])
+        active_last.add(tr["sell_account"][i])
+    share: dict[str, float] = {}
+    for kind in ("fair_value", "trend"):
+        members = [ctx.account for ctx in market.agents
+                   if pops.get(account_pop[ctx.account]) == kind]  # fmt: skip
+        if members:
+            share[kind] = sum(a in active_last for a in members) / len(members)
+    # |price - F| / F on the last hour's 5 s bars
+    ft = fundamental_table(market)
+    gap = float("nan")
+    if ft["ts"] and len(ts):
+        bar = 5 * NS
+        px = regular_closes(ts, tr["price"], bar)
+        start_bar = ts.min() // bar
+        f_ts = np.asarray(ft["ts"], dtype=np.int64)
+        f_val = np.asarray(ft["value"], dtype=float)
+        grid = (start_bar + np.arange(len(px)) + 1) * bar - 1
+        sel = grid >= end - hour
+        idx = np.searchsorted(f_ts, grid[sel], side="right") - 1
+        ok = idx >= 0
+        tick = float(cfg.symbols[0].tick_size)
+        f_now = f_val[idx[ok]]
+        gap = float(np.median(np.abs(px[sel][ok] * tick - f_now) / f_now))
+    return {
+        "trades": len(ts),
+        "per_min_first": float(per_min_first),
+        "per_min_last": float(per_min_last),
+        "ratio": float(per_min_last / per_min_first) if per_min_first else float("nan"),
+        "share": share,
+        "gap": gap,
+        "mm_both": {n: both[n] / checks for n in mm_names},
+        "last_price": market.last_price(symbol),
+        "f_end": float(ft["value"][-1]) if ft["value"] else float("nan"),
+    }
+
+
+def health_verdicts(h: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    rows = [("trades/min last h / first h", f"{h['ratio']:.2f} ({h['per_min_last']:.0f}/"
+             f"{h['per_min_first']:.0f})", ">= 0.30", h["ratio"] >= 0.3)]  # fmt: skip
+    for kind, s in h["share"].items():
+        rows.append((f"{kind} agents trading last h", f"{s:.0%}", ">= 50%", s >= 0.5))
+    rows.append(("median |P-F|/F last h", f"{h['gap']:.2%}", "<= 2%", h["gap"] <= 0.02))
+    for name, s in h["mm_both"].items():
+        rows.append((f"{name} quotes both sides", f"{s:.0%}", ">= 99%", s >= 0.99))
+    return rows
+
+
+def builtin_market() -> MarketConfig:
+    from deploy.markets import default_market
+
+    return default_market()
+
+
+def part_market(seeds: list[int], seconds: float, which: str = "both") -> bool:
+    ok_all = True
+    markets = [("examples/market.toml", lambda: load_market(MARKET)),
+               ("agora up built-in market", builtin_market)]  # fmt: skip
+    if which != "both":
+        markets = markets[:1] if which == "toml" else markets[1:]
+    for label, make in markets:
+        for seed in seeds:
+            cfg = make()
+            cfg = MarketConfig.model_validate({**cfg.model_dump(mode="python"), "seed": seed})
+            t0 = time.process_time()
+            h = health(cfg, seconds)
+            cpu = time.process_time() - t0
+            print(f"\n== {label}, seed {seed}, {seconds / 3600:.2f} simulated h "
+                  f"({cpu:,.0f} s CPU, {h['trades']:,} trades, last price {h['last_price']}, "
+                  f"F at end {h['f_end']:.2f}) ==")
+            for name, value, target, ok in health_verdicts(h):
+                ok_all &= ok
+                print(f"  {name:<32}{value:>16}  {target:<8}{'PASS' if ok else 'FAIL'}")
+            sys.stdout.flush()
+    return ok_all
+
+
+# --------------------------------------------------------------------------- sweep
+SWEEP: list[tuple[str, dict[str, Any]]] = [
+    ("as shipped", {}),
+    ("no vol feedback", {"vol_feedback": 0.0}),
+    ("no activity feedback", {"activity_feedback": 0.0}),
+    ("orders live 10 s", {"lifetime_ns": 10 * NS}),
+    ("k = 1 + Gamma(0.5, 40)", {"k_shape": 0.5, "k_scale": 40.0}),
+    ("D rounded to bars", {"lag": "bars"}),
+    ("alpha ~ Beta(4, 1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
+    ("switching 0.2", {"switching": 0.2}),
+]
+
+
+def part_sweep(seed: int, seconds: float) -> None:
+    print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
+    head = ("kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s")
+    print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
+    for label, params in SWEEP:
+        market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
+        f = facts(closes_of(market, 5 * NS))
+        vals = (f["kurtosis"], f["hill_left"], f["hill_right"], f["acf1"], f["acf_max"],
+                f["abs10"], f["abs50"], f["kurt_100s"])  # fmt: skip
+        print(f"  {label:<28}" + "".join(f"{v:8.3f}" for v in vals))
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=("facts", "market", "sweep", "all"), default="all")
+    ap.add_argument("--seconds", type=float, default=None, help="override the run length")
+    ap.add_argument("--seeds", type=int, default=None, help="how many seeds (1, 2, ...)")
+    ap.add_argument("--markets", choices=("toml", "builtin", "both"), default="both",
+                    help="market part: which default market(s)")
+    args = ap.parse_args(argv)
+    ok = True
+    if args.part in ("facts", "all"):
+        seeds = list(range(1, (args.seeds or 3) + 1))
+        ok &= part_facts(seeds, args.seconds or 15_000)
+    if args.part in ("market", "all"):
+        seeds = list(range(1, (args.seeds or 2) + 1))
+        ok &= part_market(seeds, args.seconds or 3 * 3600, args.markets)
+    if args.part in ("sweep", "all"):
+        part_sweep(1, args.seconds or 5_000)
+    print(f"\noverall: {'PASS' if ok else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
