@@ -437,6 +437,24 @@ def test_observation_builder_reads_a_live_feed_the_same_way() -> None:
     assert obs[3] > 0 and math.isfinite(float(obs[3]))  # the mid moved: volatility seen
 
 
+def test_inventory_scale_sets_the_observation_and_the_baselines_decode_it() -> None:
+    """`inventory_scale_lots` divides the inventory in the observation (not the cap), and the
+    baselines read the position back with the same scale."""
+    from agents.rl.baselines import decode_observation
+
+    cfg = EnvConfig(inventory_scale_lots=20.0)
+    b = ObservationBuilder.from_config(cfg)
+    b.reset(10_000.0, 0.0, 0)
+    obs = b.build(100_000_000, 9_999, 5, 10_001, 5, inventory=-8, pnl=0.0, fills=0)
+    assert obs[2] == pytest.approx(-0.4)
+    assert decode_observation(obs, cfg).inventory == pytest.approx(-8)
+    default = ObservationBuilder.from_config(EnvConfig())  # without it: max_inventory
+    default.reset(10_000.0, 0.0, 0)
+    obs = default.build(100_000_000, 9_999, 5, 10_001, 5, inventory=-8, pnl=0.0, fills=0)
+    assert obs[2] == pytest.approx(-8 / EnvConfig().max_inventory)
+    assert decode_observation(obs, EnvConfig()).inventory == pytest.approx(-8)
+
+
 # ------------------------------------------------------------------ the live adapter
 def test_live_quoting_inside_an_agent_observes_and_quotes_like_the_env() -> None:
     """`LiveQuoting` in an ordinary Agent (here in simulated time, the same code live): its

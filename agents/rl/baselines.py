@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.observation import OBS_NAMES
+from agents.rl.observation import OBS_NAMES, inventory_scale
 from agents.strategies.market_maker import as_quotes
 
 __all__ = [
@@ -58,7 +58,7 @@ def decode_observation(obs: np.ndarray, cfg: Any) -> MarketState:
     return MarketState(
         mid=o[_I["mid"]] * cfg.price_scale_ticks,
         spread=o[_I["spread"]] * cfg.spread_scale_ticks,
-        inventory=o[_I["inventory"]] * cfg.max_inventory,
+        inventory=o[_I["inventory"]] * inventory_scale(cfg),
         sigma=o[_I["volatility"]] * cfg.sigma_scale,
         fills=o[_I["fills"]] * cfg.fills_scale,
     )

@@ -171,6 +171,9 @@ class EnvConfig(_Strict):
     execution: ExecutionTask = Field(default_factory=ExecutionTask)
     # observation scales (see observation.py for what each value means)
     price_scale_ticks: float = Field(100.0, gt=0)
+    inventory_scale_lots: float | None = Field(
+        None, gt=0, description="observation: inventory divisor, lots (None: max_inventory)"
+    )
     spread_scale_ticks: float = Field(10.0, gt=0)
     sigma_scale: float = Field(5.0, gt=0)
     pnl_scale: float = Field(100.0, gt=0)

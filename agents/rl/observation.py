@@ -14,7 +14,7 @@ index  name                value                                                
 =====  ==================  ==========================================================  ========
 0      mid                 (mid - mid at reset) / price_scale_ticks                    [-10, 10]
 1      spread              spread in ticks / spread_scale_ticks (an empty side: 5)     [0, 5]
-2      inventory           position in lots / max_inventory                            [-2, 2]
+2      inventory           position in lots / inventory scale                          [-2, 2]
 3      volatility          sigma estimate (ticks per √s) / sigma_scale                 [0, 10]
 4      imbalance           (bid qty - ask qty) / (bid qty + ask qty) at the best       [-1, 1]
 5      bid queue           share of the level ahead of the agent's bid; -1: no bid     [-1, 1]
@@ -22,6 +22,11 @@ index  name                value                                                
 7      PnL change          PnL change since the last step (ticks x lots) / pnl_scale   [-10, 10]
 8      fills               fills since the last step / fills_scale                     [0, 10]
 =====  ==================  ==========================================================  ========
+
+The inventory scale is `inventory_scale_lots` when the config sets it, else `max_inventory`:
+a cap of 100 lots with positions of a few lots leaves the inventory a few hundredths, too
+small a signal beside the imbalance's ±1 for a network to pick up quickly, so a task whose
+positions stay small can set a smaller scale (a position beyond twice it reads as ±2).
 
 The volatility is an exponentially weighted estimate of the mid's variance per second
 (half-life `vol_halflife_steps` observations); it is also the sigma in the reward.
@@ -34,7 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OBS_HIGH", "OBS_LOW", "OBS_NAMES", "ObservationBuilder", "QueueTracker"]
+__all__ = [
+    "OBS_HIGH",
+    "OBS_LOW",
+    "OBS_NAMES",
+    "ObservationBuilder",
+    "QueueTracker",
+    "inventory_scale",
+]
 
 OBS_NAMES: tuple[str, ...] = (
     "mid", "spread", "inventory", "volatility", "imbalance", "bid_queue", "ask_queue",
@@ -54,7 +66,7 @@ class ObservationBuilder:
     sigma_scale: float = 5.0
     pnl_scale: float = 100.0
     fills_scale: float = 10.0
-    max_inventory: float = 100.0
+    max_inventory: float = 100.0  # the inventory divisor (see `inventory_scale`)
     vol_halflife_steps: float = 20.0
 
     def __post_init__(self) -> None:
@@ -70,7 +82,7 @@ class ObservationBuilder:
             sigma_scale=config.sigma_scale,  # type: ignore[attr-defined]
             pnl_scale=config.pnl_scale,  # type: ignore[attr-defined]
             fills_scale=config.fills_scale,  # type: ignore[attr-defined]
-            max_inventory=config.max_inventory,  # type: ignore[attr-defined]
+            max_inventory=inventory_scale(config),
             vol_halflife_steps=config.vol_halflife_steps,  # type: ignore[attr-defined]
         )
 
@@ -142,6 +154,12 @@ class ObservationBuilder:
             -10.0 if dp < -10.0 else 10.0 if dp > 10.0 else dp,
             10.0 if fl > 10.0 else fl,
         ), np.float32)  # fmt: skip
+
+
+def inventory_scale(config: object) -> float:
+    """The observation's inventory divisor: `inventory_scale_lots`, or `max_inventory`."""
+    scale = getattr(config, "inventory_scale_lots", None)
+    return float(scale if scale is not None else config.max_inventory)  # type: ignore[attr-defined]
 
 
 def _imbalance(bid_qty: float, ask_qty: float) -> float:

@@ -77,6 +77,7 @@ def build_model(cfg: TrainConfig, env: VecEnv, tensorboard_dir: Path | None) -> 
                 "share_features_extractor": True,
                 "net_arch": {"pi": [], "vf": []},
                 "activation_fn": torch.nn.ReLU,
+                "log_std_init": algo.log_std_init,
             },
             **common,
         )  # fmt: skip

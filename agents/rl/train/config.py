@@ -76,6 +76,11 @@ class PPOConfig(_Strict):
     max_grad_norm: float = Field(default=0.5, gt=0)
     trunk: list[int] = Field(default=[256, 256, 128], description="shared ReLU layers")
     normalize_advantage: bool = True
+    log_std_init: float = Field(
+        default=0.0,
+        description="initial log-std of the Gaussian actions (0: std 1, Stable-Baselines3's "
+        "default, as wide as the whole [-1, 1] action range)",
+    )
 
 
 class DQNConfig(_Strict):
