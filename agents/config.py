@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clearing.fees import FeeSchedule
+from clearing.ledger import Limits
 from exchange.errors import UserError, describe_validation
 from exchange.symbols import SymbolSpec
 
@@ -65,6 +66,28 @@ class ClearingTerms(_Strict):
     )
     leverage: float = Field(1.0, ge=1.0, le=100.0, description="1 = no borrowing")
     short_limit: int = Field(0, ge=0, description="lots an account may be short; 0 = no shorts")
+    short_margin: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="initial margin on shorts, a fraction of short notional at the mark: a sell "
+        "that opens or extends a short needs equity >= this x short notional after it "
+        "(0 = off: only short_limit applies)",
+    )  # fmt: skip
+    maintenance_margin: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="below equity = this x short notional an account is in a margin call "
+        "(0 = never); at most short_margin",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _margins(self) -> ClearingTerms:
+        self.limits()  # the same rules as an account's limits (maintenance <= initial)
+        return self
+
+    def limits(self) -> Limits:
+        """The limits every new account gets."""
+        return Limits(leverage=self.leverage, short_limit=self.short_limit,
+                      short_margin=self.short_margin,
+                      maintenance_margin=self.maintenance_margin)  # fmt: skip
 
 
 class MarketConfig(_Strict):

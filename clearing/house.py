@@ -363,6 +363,7 @@ class ClearingHouse:
             fees_paid=acct.fees_paid, equity=ledger.equity(acct), pnl=ledger.pnl(acct),
             positions=positions, limits=acct.limits, settled_through=ledger.settled_through,
             fees=self.fees, multipliers=self.multipliers,
+            margin_shortfall=ledger.margin_shortfall(acct),
         )  # fmt: skip
 
     def risk_state(self, names: Iterable[str] | None, released: Iterable[str] = ()) -> RiskState:
@@ -381,10 +382,10 @@ class ClearingHouse:
                 positions={s: p.qty for s, p in acct.positions.items()},
                 credit_limit=acct.credit_limit, short_limit=lim.short_limit,
                 max_position=lim.max_position, max_order_notional=lim.max_order_notional,
-                leverage=lim.leverage,
+                leverage=lim.leverage, short_margin=lim.short_margin,
             ))  # fmt: skip
         return RiskState(
             settled_through=ledger.settled_through, full=full, accounts=states,
             fees=self.fees if full else None, multipliers=self.multipliers if full else None,
-            released=list(released),
+            released=list(released), marks=dict(ledger.marks),
         )  # fmt: skip

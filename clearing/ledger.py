@@ -19,9 +19,11 @@ whole or not at all.
 
 Rules. By default an account may neither borrow nor short: cash >= 0 and every position >= 0.
 `Limits` relaxes that per account (a credit line, written as leverage over net deposits; a
-short limit in lots; a maximum position; a maximum order notional, checked pre-trade). The
-ledger cannot refuse a trade (it already happened on the exchange); the exchange's pre-trade
-gate (`clearing.risk`) makes sure no trade would break them, and the ledger records any breach
+short limit in lots; a maximum position; a maximum order notional, checked pre-trade; margin
+on short positions, `clearing.margin`: an initial margin checked pre-trade, a maintenance
+margin below which the account is in a margin call, `margin_calls`). The ledger cannot
+refuse a trade (it already happened on the exchange); the exchange's pre-trade gate
+(`clearing.risk`) makes sure no trade would break them, and the ledger records any breach
 in `violations` so a broken gate is seen, not hidden.
 """
 
@@ -32,9 +34,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clearing.fees import FeeSchedule, fee_for
+from clearing.margin import margin_shortfall
 from exchange.protocol import TRADE_EPOCH_BITS
 
 __all__ = [
@@ -91,6 +94,24 @@ class Limits(BaseModel):
     short_limit: int = Field(0, ge=0, description="lots the account may be short, per symbol")
     max_position: int | None = Field(None, gt=0, description="largest long position, lots")
     max_order_notional: int | None = Field(None, gt=0, description="cash units, per order")
+    short_margin: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="initial margin on shorts: equity >= this x short notional after a short "
+        "sale (0 = no margin rule, only short_limit)",
+    )  # fmt: skip
+    maintenance_margin: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="below equity = this x short notional the account is in a margin call "
+        "(0 = never)",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _maintenance_below_initial(self) -> Limits:
+        if self.short_margin and self.maintenance_margin > self.short_margin:
+            raise ValueError(f"maintenance_margin {self.maintenance_margin} is above "
+                             f"short_margin {self.short_margin}: an account would be in a margin "
+                             "call the moment its short sale was accepted")  # fmt: skip
+        return self
 
 
 @dataclass(slots=True)
@@ -353,6 +374,23 @@ class Ledger:
             else:
                 value += pos.qty * mark * self.multipliers.get(symbol, 1)
         return value
+
+    def margin_shortfall(self, acct: Account) -> int:
+        """Cash units of equity `acct` lacks for its maintenance margin at the marks (0: none).
+
+        The same rule the pre-trade gate applies with the initial margin
+        (`clearing.margin.margin_shortfall`), on the settled balances.
+        """
+        return margin_shortfall(
+            acct.cash, {s: p.qty for s, p in acct.positions.items()}, self.marks,
+            self.multipliers, acct.limits.maintenance_margin,
+        )  # fmt: skip
+
+    def margin_calls(self) -> list[str]:
+        """Accounts whose equity is below their maintenance margin now, by name."""
+        return sorted(name for name, acct in self.accounts.items()
+                      if acct.limits.maintenance_margin
+                      and self.margin_shortfall(acct))  # fmt: skip
 
     def pnl(self, acct: Account) -> int:
         """Net PnL: realised + unrealised - fees (= equity - net deposits - initial positions)."""

@@ -174,7 +174,8 @@ class ClearingLink:
             # was lost) stop holding: the balances in this state are the truth
             gate.release([h for h in gate.holds if h not in set(msg.holds)])
         unfunded = gate.update(
-            msg.settled_through, [a.model_dump() for a in msg.accounts], msg.released
+            msg.settled_through, [a.model_dump() for a in msg.accounts], msg.released,
+            msg.marks,
         )
         self.states += 1
         if gate.token_changed:

@@ -192,6 +192,8 @@ class AccountBalance(_Msg):
     settled_through: int
     fees: FeeSchedule | None = None  # what the account pays: its own book-keeping agrees
     multipliers: dict[str, int] | None = None  # cash units per tick x lot, per symbol
+    # equity it lacks for its maintenance margin on shorts at the marks: > 0 is a margin call
+    margin_shortfall: int = 0
 
 
 class AccountUpdate(_Msg):
@@ -242,6 +244,7 @@ class AccountState(BaseModel):
     max_position: int | None
     max_order_notional: int | None
     leverage: float = 1.0
+    short_margin: float = 0.0
 
 
 class RiskState(_Msg):
@@ -256,6 +259,7 @@ class RiskState(_Msg):
     released: list[str] = []  # withdrawal holds these balances now include (or abandoned)
     holds: list[str] | None = None  # on full states: the holds clearing still waits on
     seq: int = 0  # per clearing process, +1 per state sent: a gap means a lost update
+    marks: dict[str, int] | None = None  # settled last prices (ticks): margin's marks
 
 
 class ClearingReject(_Msg):

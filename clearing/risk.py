@@ -16,6 +16,19 @@ notional <= max_order_notional). Since a fill never costs more than its reservat
 fills afterwards, settled in any order, leaves the ledger within the rules: the issue's
 invariant, proved by `tests/test_clearing_properties.py` over random flows.
 
+Where the account has a `short_margin`, a sell that opens or extends a short must also leave
+equity >= short_margin x short notional (`clearing.margin`), refused ``insufficient_margin``
+otherwise. That rule is judged at the marks of the moment: a later price move can take an
+account below it, which the ledger's maintenance margin reports (a margin call), and which
+then refuses every further short sale here.
+
+Margin needs marks: the gate keeps the last trade price of every symbol from the trades it
+follows (clearing's settled marks fill in a symbol it has not seen trade). Its worst case for
+margin counts every open sell filled at the lower of its limit price and the mark, and every
+open buy paid for (its reservation gone) but its shares worth nothing: whichever of its orders
+fill, the account's margin is never worse than the gate assumed. Buys are never refused for
+margin (buying back a short must always be possible).
+
 Market orders have no limit price; the host gives `worst_price(symbol, side, qty)`: the price
 of the last level a sweep of the current book would reach (matching follows immediately, so
 that bound holds), or None when there is none to give (an auction), which refuses the order.
@@ -32,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clearing.fees import FeeSchedule, fee_for
+from clearing.margin import margin_shortfall
 
 __all__ = ["AccountRisk", "RiskGate", "hash_token"]
 
@@ -63,6 +77,8 @@ class AccountRisk:
     leverage: float = 1.0
     open_buy: dict[str, int] = field(default_factory=dict)  # leaves per symbol
     open_sell: dict[str, int] = field(default_factory=dict)
+    short_margin: float = 0.0  # initial margin on shorts (0: none, only short_limit)
+    sells: dict[int, list] = field(default_factory=dict)  # open sell orders, by id(order)
 
     def available_cash(self) -> int:
         return self.cash + self.pending_cash - self.reserved_cash - self.held + self.credit_limit
@@ -107,6 +123,7 @@ class RiskGate:
         self._market_price: tuple[Any, Any, int] | None = None  # (account, clid, worst price)
         self.holds: dict[str, tuple[str, int]] = {}  # hold id -> (account, amount held)
         self.token_changed: list[str] = []  # accounts whose token changed (the host drains it)
+        self.marks: dict[str, int] = {}  # last trade price per symbol (ticks), for margin
 
     # ------------------------------------------------------------------ from clearing
     def hold(self, hold_id: str, account: str, amount: int) -> str | None:
@@ -138,14 +155,17 @@ class RiskGate:
 
     def update(
         self, settled_through: int, states: Iterable[Mapping[str, Any]],
-        released: Iterable[str] = (),
+        released: Iterable[str] = (), marks: Mapping[str, int] | None = None,
     ) -> list[str]:  # fmt: skip
         """Settled state from clearing; returns accounts whose open orders are now unfunded.
 
         `released`: withdrawal holds that these balances already include (or that clearing
         abandoned); their cash stops being held in the same step, so it is never counted
-        twice or not at all.
+        twice or not at all. `marks`: clearing's settled marks, for symbols the gate has not
+        seen trade itself (its own are as new or newer).
         """
+        for symbol, mark in (marks or {}).items():
+            self.marks.setdefault(symbol, mark)
         for s in states:
             acct = self.accounts.get(s["account"])
             if acct is None:
@@ -161,6 +181,7 @@ class RiskGate:
             acct.max_position = s.get("max_position")
             acct.max_order_notional = s.get("max_order_notional")
             acct.leverage = s.get("leverage", 1.0)
+            acct.short_margin = s.get("short_margin", 0.0)
         self.release(released)
         if settled_through > self.settled_through:
             self.settled_through = settled_through
@@ -245,9 +266,44 @@ class RiskGate:
                 return "max_position"
             if self._reservation(symbol, price, qty) > acct.available_cash():
                 return "insufficient_funds"
-        elif acct.position(symbol) - acct.open_sell.get(symbol, 0) - qty < -acct.short_limit:
-            return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+        else:
+            after = acct.position(symbol) - acct.open_sell.get(symbol, 0) - qty
+            if after < -acct.short_limit:
+                return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+            if after < 0 and acct.short_margin and self.margin_shortfall(
+                acct, symbol, qty, price
+            ):
+                return "insufficient_margin"
         return None
+
+    def margin_shortfall(
+        self, acct: AccountRisk, symbol: str, qty: int, price: int, instead_of: list | None = None,
+    ) -> int:  # fmt: skip
+        """What `acct` would lack for its initial margin, in the worst case, if it also sold
+        `qty` `symbol` at `price` (replacing its open order `instead_of`, if given).
+
+        The state judged: settled and pending cash and positions, less open buys'
+        reservations and withdrawal holds; every open sell (and this one) filled at the lower of
+        its price and the mark, fees at the dearer rate. A symbol that has not traded is
+        marked at this order's price.
+        """
+        marks = self.marks
+        if symbol not in marks:
+            marks = {**marks, symbol: price}
+        mult = self.multipliers
+        fee_bps = self._fee_bps
+        cash = acct.cash + acct.pending_cash - acct.reserved_cash - acct.held
+        positions = dict(acct.positions)
+        for s, q in acct.pending_pos.items():
+            positions[s] = positions.get(s, 0) + q
+        sells = [(symbol, price, qty)]
+        sells += [(o[1], o[3], o[5]) for o in acct.sells.values() if o is not instead_of]
+        for s, p, q in sells:
+            mark = marks.get(s)
+            notional = (p if mark is None else min(p, mark)) * q * mult.get(s, 1)
+            cash += notional - fee_for(notional, fee_bps)
+            positions[s] = positions.get(s, 0) - q
+        return margin_shortfall(cash, positions, marks, mult, acct.short_margin)
 
     def check_replace(self, account: str, order_id: int | None, qty: int, price: int | None) -> (
         str | None
@@ -275,11 +331,15 @@ class RiskGate:
                 > acct.max_position
             ):
                 return "max_position"
-        elif new_leaves > leaves and (
-            acct.position(symbol) - acct.open_sell.get(symbol, 0) - (new_leaves - leaves)
-            < -acct.short_limit
-        ):
-            return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+        else:
+            after = acct.position(symbol) - acct.open_sell.get(symbol, 0) - (new_leaves - leaves)
+            if new_leaves > leaves and after < -acct.short_limit:
+                return "insufficient_position" if acct.short_limit == 0 else "short_limit"
+            if (
+                acct.short_margin and after < 0 and (new_leaves > leaves or new_price < old_price)
+                and self.margin_shortfall(acct, symbol, new_leaves, new_price, order)
+            ):  # fmt: skip
+                return "insufficient_margin"
         return None
 
     # ------------------------------------------------------------------ from the engine
@@ -337,12 +397,14 @@ class RiskGate:
             "orders": [[oid, *order] for oid, order in self.orders.items()],
             "pending": [list(p[:7]) for p in self.pending],
             "settled_through": self.settled_through,
+            "marks": dict(self.marks),
         }
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
         """The state `snapshot_state` saved, as if the events it summarises were replayed: each
         order's leaves are reserved again and each unsettled trade pended again."""
         self.settled_through = max(self.settled_through, int(state.get("settled_through", 0)))
+        self.marks.update(state.get("marks") or {})
         for oid, account, symbol, side, price, qty, leaves, _res in state.get("orders", ()):
             order = [account, symbol, side, price, qty, 0, 0]
             self.orders[oid] = order
@@ -373,6 +435,10 @@ class RiskGate:
             acct.reserved_cash += new_res - res
         else:
             book = acct.open_sell
+            if leaves:
+                acct.sells[id(order)] = order
+            elif old:
+                acct.sells.pop(id(order), None)
         n = book.get(symbol, 0) + leaves - old
         if n:
             book[symbol] = n
@@ -388,6 +454,7 @@ class RiskGate:
                 self._set_leaves(order, leaves)
                 if leaves == 0:
                     del self.orders[oid]
+        self.marks[symbol] = price
         if trade_id <= self.settled_through:
             return  # already in the settled balances (a journal replay after clearing spoke)
         self._pend(trade_id, buyer, seller, symbol, qty, price, aggressor)

@@ -36,6 +36,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -53,8 +54,12 @@ _TRADE_COLS = (
 _CHANGE_COLS = ("ts", "kind", "account", "symbol", "qty_delta", "cash_delta", "fee", "trade_id")
 _ACCOUNT_COLS = (
     "token_hash", "cash", "deposits", "fees_paid", "leverage", "short_limit", "max_position",
-    "max_order_notional",
+    "max_order_notional", "short_margin", "maintenance_margin",
 )  # fmt: skip
+# Columns added after the first release, with the value a database written before them means
+# (`Store` adds them to such a database when it opens it).
+_ADDED_COLS = {"accounts": (("short_margin", "FLOAT NOT NULL DEFAULT 0"),
+                            ("maintenance_margin", "FLOAT NOT NULL DEFAULT 0"))}  # fmt: skip
 _POSITION_COLS = ("qty", "cost", "realised")
 
 
@@ -81,6 +86,8 @@ accounts_table = Table(
     Column("short_limit", BigInteger, nullable=False),
     Column("max_position", BigInteger),
     Column("max_order_notional", BigInteger),
+    Column("short_margin", Float, nullable=False, server_default="0"),
+    Column("maintenance_margin", Float, nullable=False, server_default="0"),
 )  # fmt: skip
 
 positions_table = Table(
@@ -152,9 +159,23 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         meta.create_all(self.engine)
+        self._add_columns()
         # Which accounts and positions have rows already (insert or update?), read once.
         self._known_accounts: set[str] | None = None
         self._known_positions: set[tuple[str, str]] | None = None
+
+    def _add_columns(self) -> None:
+        """Bring a database written by an older release up to the current columns: each
+        missing column is added with the default that keeps its rows meaning what they did
+        (no margin rule on an account that never had one)."""
+        found = inspect(self.engine)
+        for table, cols in _ADDED_COLS.items():
+            have = {c["name"] for c in found.get_columns(table)}
+            missing = [(name, ddl) for name, ddl in cols if name not in have]
+            if missing:
+                with self.engine.begin() as conn:
+                    for name, ddl in missing:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -173,6 +194,8 @@ class Store:
                         leverage=row["leverage"], short_limit=row["short_limit"],
                         max_position=row["max_position"],
                         max_order_notional=row["max_order_notional"],
+                        short_margin=row["short_margin"],
+                        maintenance_margin=row["maintenance_margin"],
                     ),
                 )  # fmt: skip
             for row in conn.execute(select(positions_table)).mappings():
@@ -289,7 +312,8 @@ class Store:
             lim = acct.limits
             values = (
                 acct.token_hash, acct.cash, acct.deposits, acct.fees_paid, lim.leverage,
-                lim.short_limit, lim.max_position, lim.max_order_notional,
+                lim.short_limit, lim.max_position, lim.max_order_notional, lim.short_margin,
+                lim.maintenance_margin,
             )  # fmt: skip
             if name in known:
                 old_accts.append((*values, name))

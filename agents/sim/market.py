@@ -91,7 +91,7 @@ from agents.sim.kernel import Kernel
 from agents.sim.orders import _NEVER, OrderFlow
 from agents.sim.publish import Publisher, _Bucket
 from clearing.fees import FeeSchedule
-from clearing.ledger import Ledger, Limits, multiplier
+from clearing.ledger import Ledger, multiplier
 from clearing.link import worst_price_from
 from clearing.risk import RiskGate
 from exchange.engine import Engine
@@ -164,8 +164,7 @@ class SimMarket(OrderFlow, Publisher):
             mult = {sp.symbol: multiplier(sp.tick_size, sp.lot_size, Decimal("0.01"))
                     for sp in specs}  # fmt: skip
             self.multipliers = mult
-            self.limits = Limits(leverage=config.clearing.leverage,
-                                 short_limit=config.clearing.short_limit)  # fmt: skip
+            self.limits = config.clearing.limits()
             self.ledger = Ledger(self.fees, mult)
             self.gate = RiskGate(self.fees, mult, worst_price_from(self.engine))
             self.gate.update(0, [])

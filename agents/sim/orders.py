@@ -51,6 +51,7 @@ class OrderFlow:
             "positions": {s: p.qty for s, p in acct.positions.items()},
             "credit_limit": acct.credit_limit, "short_limit": lim.short_limit,
             "max_position": lim.max_position, "max_order_notional": lim.max_order_notional,
+            "short_margin": lim.short_margin,
         }  # fmt: skip
 
     def _refuse(self, ctx: SimContext, order: OpenOrder, reason: str, ts: int, kind: str) -> None:
