@@ -49,7 +49,7 @@ def exact_shortfall(cash: int, positions: dict, marks: dict, mult: dict, fractio
 @given(cash=st.integers(-10**12, 10**12), positions=st.dictionaries(st.sampled_from(SYMS), qtys),
        marks=st.dictionaries(st.sampled_from(SYMS), prices),
        mult=st.dictionaries(st.sampled_from(SYMS), st.integers(1, 100)), fraction=fractions)
-def test_the_rule_is_the_exact_rule(cash, positions, marks, mult, fraction) -> None:  # noqa: ANN001
+def test_the_rule_is_the_exact_rule(cash, positions, marks, mult, fraction) -> None:
     got = margin_shortfall(cash, positions, marks, mult, fraction)
     assert got == exact_shortfall(cash, positions, marks, mult, fraction)
     if 0 < got < UNPRICED:
@@ -63,7 +63,7 @@ def test_the_rule_is_the_exact_rule(cash, positions, marks, mult, fraction) -> N
        positions=st.dictionaries(st.sampled_from(SYMS), qtys),
        marks=st.fixed_dictionaries({s: prices for s in SYMS}), f1=fractions, f2=fractions)
 def test_more_cash_never_hurts_and_a_higher_fraction_never_helps(
-    cash, more, positions, marks, f1, f2,  # noqa: ANN001
+    cash, more, positions, marks, f1, f2,
 ) -> None:  # fmt: skip
     lo, hi = sorted((f1, f2))
     assert margin_shortfall(cash + more, positions, marks, {}, hi) <= margin_shortfall(
@@ -116,7 +116,7 @@ def worst_case_shortfall(cash: int, pos: int, sells: list[tuple[int, int]], mark
        fraction=st.sampled_from([0.25, 0.5, 1.0, 2.0]),
        sells=st.lists(st.tuples(st.integers(40, 25_000), st.integers(1, 300)), max_size=25))
 def test_the_gate_accepts_a_short_sale_exactly_when_its_worst_case_keeps_the_margin(
-    cash, pos, mark, fraction, sells,  # noqa: ANN001
+    cash, pos, mark, fraction, sells,
 ) -> None:  # fmt: skip
     limits = Limits(short_limit=10**9, short_margin=fraction)
     gate, engine = gate_for(cash, pos, limits, mark)

@@ -138,8 +138,8 @@ def refusal_counts(market: SimMarket) -> dict[str, Any]:
 def settings(market: SimMarket) -> dict[str, Any]:
     """The market's settings for ``summary.json``: each symbol's spec (tick, lot, reference
     price, band in basis points and as [low, high] ticks around the reference, breaker) and
-    clearing's terms (fees, leverage, short limit, starting cash and positions), and each
-    population as it was built (strategy, head count, starting cash and positions,
+    clearing's terms (fees, leverage, short limit and margins, starting cash and positions),
+    and each population as it was built (strategy, head count, starting cash and positions,
     parameters and latency when it came from the config)."""
     config = market.config
     symbols = []
@@ -171,6 +171,8 @@ def settings(market: SimMarket) -> dict[str, Any]:
             "fees": market.fees.model_dump(mode="json"),
             "leverage": config.clearing.leverage,
             "short_limit": config.clearing.short_limit,
+            "short_margin": config.clearing.short_margin,
+            "maintenance_margin": config.clearing.maintenance_margin,
             "starting_cash": market.starting_cash,
             "starting_positions": dict(market.starting_positions),
         },
