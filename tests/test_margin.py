@@ -4,7 +4,9 @@ a short sale and the ledger's margin call, checked against exact rational arithm
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,7 @@ from clearing.fees import FeeSchedule, fee_for
 from clearing.ledger import Ledger, Limits
 from clearing.margin import UNPRICED, margin_shortfall
 from clearing.risk import RiskGate, hash_token
+from clearing.store import Store
 from exchange.engine import Engine
 from exchange.symbols import SymbolSpec
 
@@ -195,3 +198,31 @@ def test_the_ledger_puts_an_account_in_a_margin_call_when_the_price_rises() -> N
     # equity 150,000 + 11,600 - 11 x 11,600 = 34,000 < 0.3 x 127,600 = 38,280
     assert ledger.margin_shortfall(s) == 38_280 - 34_000
     assert ledger.margin_calls() == ["S"]
+
+
+# ------------------------------------------------------------------------------- the store
+
+def test_margins_persist_and_an_older_database_gains_them_as_off(tmp_path: Path) -> None:
+    path = tmp_path / "clearing.db"
+    ledger = Ledger()
+    limits = Limits(short_limit=50, short_margin=0.5, maintenance_margin=0.25)
+    changes = ledger.open_account("M", cash=1_000, limits=limits)
+    changes += ledger.open_account("old", cash=1_000)
+    store = Store(path)
+    store.commit(ledger, changes)
+    store.close()
+    again = Ledger()
+    Store(path).load(again)
+    assert again.accounts["M"].limits == limits
+
+    # a database from before margins: no such columns (and rows that never had them)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE accounts DROP COLUMN short_margin")
+        conn.execute("ALTER TABLE accounts DROP COLUMN maintenance_margin")
+    older = Ledger()
+    store = Store(path)  # adds the columns, meaning "no margin rule"
+    store.load(older)
+    assert older.accounts["M"].limits == Limits(short_limit=50)
+    assert older.accounts["old"].limits == Limits()
+    store.commit(older, [], touched=["M"])  # and writes them from now on
+    store.close()
