@@ -124,7 +124,9 @@ def services(market: MarketConfig, plan: Plan) -> list[Service]:
                 "AGORA_CLEARING_STARTING_CASH": str(terms.starting_cash),
                 "AGORA_CLEARING_STARTING_POSITIONS": _json(terms.starting_positions),
                 "AGORA_CLEARING_DEFAULT_LIMITS": _json(
-                    terms.limits().model_dump(exclude_none=True)
+                    {"leverage": terms.leverage, "short_limit": terms.short_limit,
+                     **terms.limits().model_dump(include={"short_margin", "maintenance_margin"},
+                                                 exclude_defaults=True)}
                 ),
                 "AGORA_CLEARING_LOG_JSON": log,
                 **plan.metrics_env("clearing", "AGORA_CLEARING_METRICS_PORT"),

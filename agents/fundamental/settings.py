@@ -7,6 +7,11 @@ variables or keyword arguments. The whole model comes as JSON in one variable, e
                               "tail_exponent": 1.5, "scale": 0.0005, "step_s": 0.1}'
 
 The bind address defaults to loopback: F(t) is a private signal for informed agents.
+
+Without a model the process runs the built-in market's F (`deploy.markets.default_market`, the
+market `agora up` and `agora simulate` run given no file): the same process, scale, step,
+publication interval and seed, so a fundamental process started on its own (compose, a cluster,
+``python -m agents.fundamental``) publishes the path the simulator computes for that market.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agents.fundamental.model import FundamentalConfig
 from exchange.settings import Endpoint, OptionalEndpoint
 
-__all__ = ["FundamentalSettings", "default_model"]
+__all__ = ["DEFAULT_INTERVAL_S", "FundamentalSettings", "default_model"]
+
+DEFAULT_INTERVAL_S = 0.5
+"""The built-in market's `fundamental_interval_s`: one step of F per publication."""
 
 
 def default_model() -> FundamentalConfig:
-    """One symbol, AGR at 100.00 (the exchange's default symbol), a gentle Gaussian walk."""
-    return FundamentalConfig(symbols={"AGR": Decimal("100.00")}, scale=0.001, step_s=1.0)
+    """The built-in market's F: AGR from 100.00 (the exchange's default symbol), a gentle
+    Gaussian walk stepped every publication, seeded with the market's seed."""
+    return FundamentalConfig(symbols={"AGR": Decimal("100.00")}, process="gaussian",
+                             scale=0.0005, step_s=DEFAULT_INTERVAL_S, seed=1)  # fmt: skip
 
 
 class FundamentalSettings(BaseSettings):
@@ -32,8 +42,9 @@ class FundamentalSettings(BaseSettings):
 
     bind: Endpoint = Field("tcp://127.0.0.1:5560", description="fair values (PUB)")
     interval_s: float = Field(
-        1.0, gt=0, description="publication interval; the model advances this much each time"
-    )
+        DEFAULT_INTERVAL_S, gt=0,
+        description="publication interval; the model advances this much each time",
+    )  # fmt: skip
     model: FundamentalConfig = Field(default_factory=default_model)
     seed: int | None = Field(None, ge=0, description="overrides model.seed when set")
     control_bind: OptionalEndpoint = Field(

@@ -611,6 +611,9 @@ def _fundamental_from_config(config: MarketConfig, specs: Mapping[str, SymbolSpe
         "symbols", {s: spec.ticks_to_price(spec.reference_price) for s, spec in specs.items()}
     )
     data.setdefault("seed", seed)
+    # stepped every publication unless the file says otherwise, as `MarketConfig.fundamental_model`
+    # gives the live fundamental process: one market file, one F process, live or simulated
+    data.setdefault("step_s", config.fundamental_interval_s)
     data["symbols"] = {k: Decimal(str(v)) for k, v in data["symbols"].items()}
     return FundamentalModel(FundamentalConfig.model_validate(data))
 
