@@ -43,6 +43,7 @@ except ModuleNotFoundError:
 
 import numpy as np
 
+from agents.analysis.health import MarketHealth, health_verdict
 from agents.analysis.stylized import acf, aggregate, kurtosis, regular_closes
 from agents.config import MarketConfig, load_market
 from agents.sim import SimMarket
@@ -247,14 +248,12 @@ def health(cfg: MarketConfig, seconds: float, check_s: float = 60.0) -> dict[str
 
 
 def health_verdicts(h: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    rows = [("trades/min last h / first h", f"{h['ratio']:.2f} ({h['per_min_last']:.0f}/"
-             f"{h['per_min_first']:.0f})", ">= 0.30", h["ratio"] >= 0.3)]  # fmt: skip
-    for kind, s in h["share"].items():
-        rows.append((f"{kind} agents trading last h", f"{s:.0%}", ">= 50%", s >= 0.5))
-    rows.append(("median |P-F|/F last h", f"{h['gap']:.2%}", "<= 2%", h["gap"] <= 0.02))
-    for name, s in h["mm_both"].items():
-        rows.append((f"{name} quotes both sides", f"{s:.0%}", ">= 99%", s >= 0.99))
-    return rows
+    """The market part's rows, judged by the typed verdict (`agents.analysis.health`)."""
+    verdict = health_verdict(MarketHealth(
+        per_min_first=h["per_min_first"], per_min_last=h["per_min_last"],
+        participation=h["share"], tracking_gap=h["gap"], two_sided=h["mm_both"],
+    ))  # fmt: skip
+    return [(r.title, r.shown, r.band, r.passed) for r in verdict.results]
 
 
 def builtin_market() -> MarketConfig:

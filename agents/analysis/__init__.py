@@ -1,5 +1,6 @@
 """Analysis of simulated and real price histories (stylized facts, the packaged real series,
-the PASS/FAIL verdict of `agents.analysis.verdict`) and of results (`agents.analysis.pnl`:
+the PASS/FAIL verdict of `agents.analysis.verdict`; a long run's market health,
+`agents.analysis.health`) and of results (`agents.analysis.pnl`:
 trading PnL vs inventory PnL, pure integers).
 
 `agents.analysis.stylized` and `agents.analysis.verdict` are numpy only;
