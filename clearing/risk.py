@@ -25,9 +25,10 @@ then refuses every further short sale here.
 Margin needs marks: the gate keeps the last trade price of every symbol from the trades it
 follows (clearing's settled marks fill in a symbol it has not seen trade). Its worst case for
 margin counts every open sell filled at the lower of its limit price and the mark, and every
-open buy paid for (its reservation gone) but its shares worth nothing: whichever of its orders
-fill, the account's margin is never worse than the gate assumed. Buys are never refused for
-margin (buying back a short must always be possible).
+open buy paid for (its reservation gone) with its shares worth the lower of its price and the
+mark, without covering any short: whichever of its orders fill, the account's margin is never
+worse than the gate assumed. Buys are never refused for margin (buying back a short must
+always be possible).
 
 Market orders have no limit price; the host gives `worst_price(symbol, side, qty)`: the price
 of the last level a sweep of the current book would reach (matching follows immediately, so
@@ -78,7 +79,7 @@ class AccountRisk:
     open_buy: dict[str, int] = field(default_factory=dict)  # leaves per symbol
     open_sell: dict[str, int] = field(default_factory=dict)
     short_margin: float = 0.0  # initial margin on shorts (0: none, only short_limit)
-    sells: dict[int, list] = field(default_factory=dict)  # open sell orders, by id(order)
+    live: dict[int, list] = field(default_factory=dict)  # open orders (for margin), by id()
 
     def available_cash(self) -> int:
         return self.cash + self.pending_cash - self.reserved_cash - self.held + self.credit_limit
@@ -284,8 +285,9 @@ class RiskGate:
 
         The state judged: settled and pending cash and positions, less open buys'
         reservations and withdrawal holds; every open sell (and this one) filled at the lower of
-        its price and the mark, fees at the dearer rate. A symbol that has not traded is
-        marked at this order's price.
+        its price and the mark, fees at the dearer rate; every open buy's shares worth the
+        lower of its price and the mark (nothing without a mark), its short cover not
+        counted. A symbol that has not traded is marked at this order's price.
         """
         marks = self.marks
         if symbol not in marks:
@@ -296,10 +298,14 @@ class RiskGate:
         positions = dict(acct.positions)
         for s, q in acct.pending_pos.items():
             positions[s] = positions.get(s, 0) + q
-        sells = [(symbol, price, qty)]
-        sells += [(o[1], o[3], o[5]) for o in acct.sells.values() if o is not instead_of]
-        for s, p, q in sells:
+        orders = [(symbol, "sell", price, qty)]
+        orders += [(o[1], o[2], o[3], o[5]) for o in acct.live.values() if o is not instead_of]
+        for s, side, p, q in orders:
             mark = marks.get(s)
+            if side == "buy":
+                if mark is not None:
+                    cash += min(p, mark) * q * mult.get(s, 1)
+                continue
             notional = (p if mark is None else min(p, mark)) * q * mult.get(s, 1)
             cash += notional - fee_for(notional, fee_bps)
             positions[s] = positions.get(s, 0) - q
@@ -435,10 +441,10 @@ class RiskGate:
             acct.reserved_cash += new_res - res
         else:
             book = acct.open_sell
-            if leaves:
-                acct.sells[id(order)] = order
-            elif old:
-                acct.sells.pop(id(order), None)
+        if leaves:
+            acct.live[id(order)] = order
+        elif old:
+            acct.live.pop(id(order), None)
         n = book.get(symbol, 0) + leaves - old
         if n:
             book[symbol] = n

@@ -105,8 +105,11 @@ def gate_for(cash: int, pos: int, limits: Limits, mark: int | None) -> tuple[Ris
 
 
 def worst_case_shortfall(cash: int, pos: int, sells: list[tuple[int, int]], mark: int,
-                         fraction: float) -> int:  # fmt: skip
-    """Every sell filled at the lower of its price and the mark, fees at the dearer rate."""
+                         fraction: float, buys: list[tuple[int, int]] = ()) -> int:  # fmt: skip
+    """Every sell filled at the lower of its price and the mark, fees at the dearer rate; every
+    buy paid for with its fee, its shares worth the lower of its price and the mark."""
+    for price, qty in buys:
+        cash -= price * qty + fee_for(price * qty, 4.0) - min(price, mark) * qty
     for price, qty in sells:
         notional = min(price, mark) * qty
         cash += notional - fee_for(notional, 4.0)
@@ -139,6 +142,38 @@ def test_the_gate_accepts_a_short_sale_exactly_when_its_worst_case_keeps_the_mar
     # whatever rests, the account's worst case keeps its margin (or sells only what it holds)
     if sum(q for _p, q in resting) > pos:
         assert worst_case_shortfall(cash, pos, resting, mark, fraction) == 0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cash=st.integers(0, 2_000_000), mark=st.integers(50, 20_000),
+       buys=st.lists(st.tuples(st.integers(40, 1_000), st.integers(1, 300)), max_size=5),
+       sells=st.lists(st.tuples(st.integers(1_001, 25_000), st.integers(1, 300)), max_size=12))
+def test_resting_bids_count_at_their_worst_in_the_margin(cash, mark, buys, sells) -> None:
+    gate, engine = gate_for(cash, 0, Limits(short_limit=10**9, short_margin=0.5), mark)
+    clid = itertools.count(1)
+    bids: list[tuple[int, int]] = []
+    for price, qty in buys:
+        if gate.check_new("A", c := next(clid), "AGR", "buy", qty, price) is None:
+            gate.on_events(engine.submit("AGR", "buy", "limit", qty, price, "A", c))
+            bids.append((price, qty))
+    asks: list[tuple[int, int]] = []
+    for price, qty in sells:
+        reason = gate.check_new("A", c := next(clid), "AGR", "sell", qty, price)
+        lacks = worst_case_shortfall(cash, 0, [*asks, (price, qty)], mark, 0.5, bids)
+        assert reason == ("insufficient_margin" if lacks else None)
+        if reason is None:
+            gate.on_events(engine.submit("AGR", "sell", "limit", qty, price, "A", c))
+            asks.append((price, qty))
+
+
+def test_a_resting_bid_is_not_money_gone() -> None:
+    gate, engine = gate_for(100_000, 0, Limits(short_limit=1_000, short_margin=0.5), 10_000)
+    assert gate.check_new("A", 1, "AGR", "buy", 9, 9_000) is None  # reserves 81,032
+    gate.on_events(engine.submit("AGR", "buy", "limit", 9, 9_000, "A", 1))
+    # 10 short at the 100.00 mark needs 50,000: with the bid's 81,032 gone and nothing for its
+    # shares equity would be 18,928; its shares are worth 81,000 if it fills
+    assert gate.check_new("A", 2, "AGR", "sell", 10, 10_100) is None
+    assert gate.check_new("A", 3, "AGR", "sell", 20, 10_100) == "insufficient_margin"
 
 
 def test_no_shorts_stays_insufficient_position_whatever_the_margin() -> None:
