@@ -261,3 +261,20 @@ def test_margins_persist_and_an_older_database_gains_them_as_off(tmp_path: Path)
     assert older.accounts["old"].limits == Limits()
     store.commit(older, [], touched=["M"])  # and writes them from now on
     store.close()
+
+
+def test_a_market_file_with_maintenance_above_initial_margin_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    from agents.config import load_market
+    from exchange.errors import UserError
+
+    bad = tmp_path / "m.toml"
+    bad.write_text('[[symbols]]\nsymbol = "AGR"\n[clearing]\nshort_limit = 10\n'
+                   "short_margin = 0.3\nmaintenance_margin = 0.5\n")  # fmt: skip
+    with pytest.raises(UserError, match=r"maintenance_margin 0\.5 is above short_margin 0\.3"):
+        load_market(bad)
+    bad.write_text('[[symbols]]\nsymbol = "AGR"\n[clearing]\nshort_limit = 10\n'
+                   "short_margin = 0.5\nmaintenance_margin = 0.3\n")  # fmt: skip
+    assert load_market(bad).clearing.limits() == Limits(short_limit=10, short_margin=0.5,
+                                                        maintenance_margin=0.3)  # fmt: skip
