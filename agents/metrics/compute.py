@@ -29,6 +29,7 @@ from agents.metrics.result import (
 )
 from agents.metrics.returns import (
     TRADING_YEAR_S,
+    Moments,
     periods_per_year,
     profit_factor,
     sharpe,
@@ -197,6 +198,7 @@ def compute(
     mark: float | None = None,
     position_limit: float | None = None,
     at_top: Series | None = None,
+    time_at_top: float | None = None,
     multiplier: float = 1.0,
     start_ns: int | None = None,
     end_ns: int | None = None,
@@ -215,7 +217,8 @@ def compute(
     * `posted_qty`: the quantity it offered (lots), for the fill ratio;
     * `equity`: its equity curve (cash units), for the relative drawdown and turnover;
     * `mark`: the final mark (default: the last trade), `position_limit` (lots), `at_top` (0/1
-      step function, the account quoted at the best price), `multiplier` (cash units per tick
+      step function, the account quoted at the best price) or `time_at_top` (that share of
+      the time, already measured, e.g. from a run's orders), `multiplier` (cash units per tick
       x lot), `start_ns`/`end_ns`: the span measured (default: the curves' own).
     """
     cfg = config or (market.config if market is not None else MetricsConfig())
@@ -240,10 +243,11 @@ def compute(
             missing.append("pnl")
             pnl = Series(np.empty(0, np.int64), np.empty(0))
     sampled = _on(pnl, grid)
-    if len(sampled):
+    if len(sampled) and not np.isfinite(sampled).all():
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
     x = np.diff(sampled)
+    moments = _moments(x)
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
     sampling = Sampling(cfg.sample_s, len(x), ppy, cfg.year_s)
 
@@ -260,7 +264,8 @@ def compute(
         fees=parts.fees if parts else math.nan,
         fees_paid=parts.fees_paid if parts else math.nan,
         rebates=parts.rebates if parts else math.nan,
-        sharpe=sharpe(x, ppy), sortino=sortino(x, ppy), profit_factor=profit_factor(x),
+        sharpe=sharpe(x, ppy, moments), sortino=sortino(x, ppy, moments),
+        profit_factor=profit_factor(x, moments),
         notional=notional, turnover=turnover(notional, eq_mean),
     )  # fmt: skip
 
@@ -270,7 +275,7 @@ def compute(
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     elif equity is None:
         missing.append("equity")
-    sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+    sd = moments.sd if len(x) > 1 else math.nan
     sigma = market.mid_sigma if market is not None else math.nan
     if inventory is None:
         inventory = _position(f, start_position, t0)
@@ -299,7 +304,7 @@ def compute(
     filled = float(f.qty.sum())
     if posted_qty is None:
         missing.append("posted quantity")
-    if at_top is None:
+    if at_top is None and time_at_top is None:
         missing.append("quotes at top")
     mm = MarketMaking(
         fills=len(f), filled_qty=filled, posted_qty=posted_qty,
@@ -308,7 +313,8 @@ def compute(
         markouts=markouts(f, mids, cfg.markout_s, m0,
                           {float(h): market.mid_after(f, h) for h in cfg.markout_s})
         if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
-        quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else math.nan,
+        quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else (
+            math.nan if time_at_top is None else float(time_at_top)),
     )  # fmt: skip
 
     arrival = float(m0[0]) if len(f) else math.nan
@@ -320,6 +326,14 @@ def compute(
                    fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
                    twap_slippage=slippage(f, tw))  # fmt: skip
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
+
+
+def _moments(x: np.ndarray) -> Moments:
+    """The mean, standard deviation and losses of the PnL increments, once for every ratio."""
+    if len(x) == 0:
+        return Moments(math.nan, math.nan, np.empty(0))
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+    return Moments(float(np.mean(x)), sd, np.minimum(x, 0.0))
 
 
 def _on(series: Series, grid: np.ndarray) -> np.ndarray:
