@@ -418,22 +418,23 @@ def _markout_curves(
     every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
                   np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
     m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
-    # the legs of accounts in a group, once: side x qty is exact (side is +-1), so the sums
-    # below are those of side x move x qty leg by leg, in the same order
+    # each trade's legs summed per group, once: (group, trade) -> side x qty and qty; a
+    # horizon is then one product of those with the trades' mid moves
     ok_group = leg_group >= 0
-    t_ok, g_ok = trade[ok_group], leg_group[ok_group]
-    q_ok = market.trade_qty[t_ok]
-    sq_ok = side[ok_group] * q_ok
+    key = leg_group[ok_group] * n + trade[ok_group]
+    q_leg = market.trade_qty[trade[ok_group]]
+    sq = np.bincount(key, weights=side[ok_group] * q_leg, minlength=groups * n).reshape(groups, n)
+    q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
+    q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     for h in horizons:
-        move = (market.mid_after(every, h) - m0)[t_ok]
+        move = market.mid_after(every, h) - m0
         valid = np.isfinite(move)
         if valid.all():
-            g, w, q = g_ok, sq_ok * move, q_ok
+            num, den = np.multiply(sq, move).sum(axis=1), q_all
         else:
-            g, w, q = g_ok[valid], sq_ok[valid] * move[valid], q_ok[valid]
-        num = np.bincount(g, weights=w, minlength=groups)
-        den = np.bincount(g, weights=q, minlength=groups)
+            num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
+            den = np.multiply(q, valid).sum(axis=1)
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out
