@@ -280,7 +280,6 @@ def measure(
     zeros = np.zeros(len(grid))
     slots_all = grid_slots(by_acct[0], grid)
     marks_finite = bool(np.isfinite(marks).all())
-    curves = _Curves(by_acct, slots_all, bounds, grid)
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -301,10 +300,12 @@ def measure(
             inv = float(ag["inventory_pnl"][r]) if "inventory_pnl" in ag else 0.0
             s0 = last - inv / (q0 * mult) if q0 else last
         # the trading PnL curve (`pnl_curve` from no starting position) and the position,
-        # sharing the fills' grid slots and running position (a block of accounts at once)
-        held, spent = curves.of(i)
-        held = 0.0 + held
-        paid = cumulative_on_grid(f_ts, fee, grid, slots_all[lo:hi]) if fee.any() else 0.0
+        # sharing the fills' grid slots and running position
+        dq = f_s * f_q
+        slots = slots_all[lo:hi]
+        held = 0.0 + cumulative_on_grid(f_ts, dq, grid, slots)
+        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
+        paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
         curve = (held * m - 0.0 * s0 - spent) * mult - paid
         pos = q0 + held
@@ -438,44 +439,6 @@ def _markout_curves(
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out
-
-
-class _Curves:
-    """Every account's position and cash spent on the grid (`cumulative_on_grid` of its legs),
-    a block of accounts at a time: one count over the block's legs keyed by (account, grid
-    slot) and one running sum along the grid, instead of two per account. The sums are those
-    of `cumulative_on_grid`, in the same order, so the curves are the same to the last bit."""
-
-    CELLS = 2_000_000  # accounts x grid points per block (16 MB a matrix)
-
-    def __init__(self, by_acct: tuple[np.ndarray, ...], slots: np.ndarray, bounds: np.ndarray,
-                 grid: np.ndarray) -> None:  # fmt: skip
-        self.dq = by_acct[1] * by_acct[3]
-        self.cash = by_acct[2] * self.dq
-        self.slots, self.bounds, self.g = slots, bounds, len(grid)
-        self.block = max(1, self.CELLS // (self.g + 1))
-        self.first = -1
-        self.held = self.spent = np.empty((0, self.g))
-
-    def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(position, cash spent) of account code `i` on the grid (views)."""
-        if not self.first <= i < self.first + len(self.held):
-            self._load(i)
-        return self.held[i - self.first], self.spent[i - self.first]
-
-    def _load(self, i: int) -> None:
-        n_acct = len(self.bounds) - 1
-        c1 = min(n_acct, i + self.block)
-        lo, hi = int(self.bounds[i]), int(self.bounds[c1])
-        width = self.g + 1
-        rows = np.repeat(np.arange(c1 - i, dtype=np.int64), np.diff(self.bounds[i : c1 + 1]))
-        key = rows * width + self.slots[lo:hi]
-        size = (c1 - i) * width
-        self.held = np.cumsum(np.bincount(key, weights=self.dq[lo:hi], minlength=size)
-                              .reshape(c1 - i, width), axis=1)[:, : self.g]  # fmt: skip
-        self.spent = np.cumsum(np.bincount(key, weights=self.cash[lo:hi], minlength=size)
-                               .reshape(c1 - i, width), axis=1)[:, : self.g]  # fmt: skip
-        self.first = i
 
 
 @dataclass

@@ -29,7 +29,7 @@ from agents.metrics.result import (
 )
 from agents.metrics.returns import (
     TRADING_YEAR_S,
-    Moments,
+    moments,
     periods_per_year,
     profit_factor,
     sharpe,
@@ -247,9 +247,9 @@ def compute(
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
     x = np.diff(sampled)
-    moments = _moments(x)
+    mo = moments(x)
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
-    sampling = Sampling(cfg.sample_s, len(x), ppy, cfg.year_s)
+    sampling = Sampling(cfg.sample_s, mo.n, ppy, cfg.year_s)
 
     parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
     notional = float(dot(f.price, f.qty)) * multiplier
@@ -264,8 +264,8 @@ def compute(
         fees=parts.fees if parts else math.nan,
         fees_paid=parts.fees_paid if parts else math.nan,
         rebates=parts.rebates if parts else math.nan,
-        sharpe=sharpe(x, ppy, moments), sortino=sortino(x, ppy, moments),
-        profit_factor=profit_factor(x, moments),
+        sharpe=sharpe(x, ppy, mo), sortino=sortino(x, ppy, mo),
+        profit_factor=profit_factor(x, mo),
         notional=notional, turnover=turnover(notional, eq_mean),
     )  # fmt: skip
 
@@ -273,9 +273,9 @@ def compute(
     rel = math.nan
     if equity is not None and len(equity) and np.all(equity.values > 0):
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
-    elif equity is None:
+    if equity is None:
         missing.append("equity")
-    sd = moments.sd if len(x) > 1 else math.nan
+    sd = mo.sd if mo.n > 1 else math.nan
     sigma = market.mid_sigma if market is not None else math.nan
     if inventory is None:
         inventory = _position(f, start_position, t0)
@@ -326,14 +326,6 @@ def compute(
                    fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
                    twap_slippage=slippage(f, tw))  # fmt: skip
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
-
-
-def _moments(x: np.ndarray) -> Moments:
-    """The mean, standard deviation and losses of the PnL increments, once for every ratio."""
-    if len(x) == 0:
-        return Moments(math.nan, math.nan, np.empty(0))
-    sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
-    return Moments(float(np.mean(x)), sd, np.minimum(x, 0.0))
 
 
 def _on(series: Series, grid: np.ndarray) -> np.ndarray:
