@@ -134,7 +134,11 @@ def time_at_level(
     rows = np.flatnonzero(np.isfinite(lv))
     if len(rows) == 0:
         return out
-    rows = rows[np.argsort(lv[rows], kind="stable")]  # by price, in time order within one
+    key = lv[rows]
+    lo, hi = float(key.min()), float(key.max())
+    if hi - lo < 2**16 and np.array_equal(key, np.floor(key)):
+        key = (key - lo).astype(np.uint16)  # whole ticks in a 16-bit range: a radix sort
+    rows = rows[np.argsort(key, kind="stable")]  # by price, in time order within one
     g_lv, g_t, g_d = lv[rows], t[rows], dur[rows]
     cum = np.concatenate(([0], np.cumsum(g_d)))
     first = np.flatnonzero(np.concatenate(([True], g_lv[1:] != g_lv[:-1])))
