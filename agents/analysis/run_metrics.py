@@ -245,7 +245,7 @@ def measure(
         end = max(end, round(until * NS))
     market = MarketContext(mids, t_ts, t_px, t_q, config=cfg, end_ns=end)
     step = max(1, round(cfg.sample_s * NS))
-    grid = np.arange(0, end + 1, step, dtype=np.int64)
+    grid = market.grid(0, end, step)  # the accounts' curves on it: known to be on the grid
     marks = as_of(market.last_trades, grid)  # before the first trade: the reference price
     marks = np.where(np.isfinite(marks), marks, ref if math.isfinite(ref) else t_px[0])
     last = float(t_px[-1])

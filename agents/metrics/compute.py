@@ -36,7 +36,7 @@ from agents.metrics.returns import (
     sortino,
     turnover,
 )
-from agents.metrics.series import NS, Fills, Series, as_of, dot
+from agents.metrics.series import NS, Fills, Series, as_of, dot, time_weights
 from agents.metrics.var import historical_var_cvar, parametric_cvar, parametric_var
 
 __all__ = ["MarketContext", "MetricsConfig", "compute", "merge_fills", "sum_on_grid"]
@@ -76,6 +76,8 @@ class MarketContext:
     _gaps: np.ndarray = field(init=False)
     _before: np.ndarray | None = field(init=False)
     _after: dict[float, np.ndarray] = field(init=False)
+    _grids: dict[tuple[int, int, int], np.ndarray] = field(init=False)
+    _weights: dict[tuple[int, int, int, int], np.ndarray] = field(init=False)
     mid_sigma: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +94,27 @@ class MarketContext:
         self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
         self._before: np.ndarray | None = None
         self._after: dict[float, np.ndarray] = {}
+        self._grids: dict[tuple[int, int, int], np.ndarray] = {}
+        self._weights: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    def grid(self, start_ns: int, end_ns: int, step_ns: int) -> np.ndarray:
+        """The sampling grid ``arange(start_ns, end_ns + 1, step_ns)``, one array for every
+        account measured on it: a curve stamped on it is known to be on it without comparing
+        its stamps (read-only)."""
+        key = (int(start_ns), int(end_ns), int(step_ns))
+        g = self._grids.get(key)
+        if g is None:
+            g = self._grids[key] = np.arange(key[0], key[1] + 1, key[2], dtype=np.int64)
+            g.flags.writeable = False
+        return g
+
+    def grid_weights(self, start_ns: int, end_ns: int, step_ns: int, until_ns: int) -> np.ndarray:
+        """`time_weights` of `grid(start_ns, end_ns, step_ns)` until `until_ns`, once."""
+        key = (int(start_ns), int(end_ns), int(step_ns), int(until_ns))
+        w = self._weights.get(key)
+        if w is None:
+            w = self._weights[key] = time_weights(self.grid(*key[:3]), key[3])
+        return w
 
     def mid_before(self, fills: Fills) -> np.ndarray:
         """The mid just before each fill (NaN: none yet, or a one-sided book)."""
@@ -232,8 +255,12 @@ def compute(
     t0 = start_ns if start_ns is not None else _first(pnl, f, marks)
     t1 = end_ns if end_ns is not None else _last(pnl, f, marks)
     step = max(1, round(cfg.sample_s * NS))
-    grid = np.arange(t0, t1 + 1, step, dtype=np.int64) if t0 is not None and t1 is not None \
-        else np.empty(0, dtype=np.int64)  # fmt: skip
+    if t0 is None or t1 is None:
+        grid = np.empty(0, dtype=np.int64)
+    elif market is not None:
+        grid = market.grid(t0, t1, step)  # shared by the accounts of one market
+    else:
+        grid = np.arange(t0, t1 + 1, step, dtype=np.int64)
     if pnl is None:
         if marks is not None or len(f):
             pnl = Series(grid, pnl_curve(f, marks if marks is not None else
@@ -294,7 +321,10 @@ def compute(
         inventory_cvar=parametric_cvar(q_end, s_cash, sigma, horizon, cfg.alpha),
         mid_sigma=sigma,
     )  # fmt: skip
-    inv = inventory_stats(inventory, t1, position_limit)
+    weights = None
+    if market is not None and inventory.ts is grid and t1 is not None and len(grid):
+        weights = market.grid_weights(int(grid[0]), t1, step, t1)  # t0 is grid[0]
+    inv = inventory_stats(inventory, t1, position_limit, weights)
 
     mids = market.mids if market is not None else None
     if mids is None:
