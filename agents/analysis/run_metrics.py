@@ -280,6 +280,7 @@ def measure(
     zeros = np.zeros(len(grid))
     slots_all = grid_slots(by_acct[0], grid)
     marks_finite = bool(np.isfinite(marks).all())
+    unit = mult == 1.0  # a multiplier of 1 leaves every product as it is
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -307,14 +308,17 @@ def measure(
         spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
         paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
-        curve = (held * m - 0.0 * s0 - spent) * mult - paid
+        if unit and math.isfinite(s0) and not isinstance(paid, np.ndarray):
+            curve = held * m - spent  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+        else:
+            curve = (held * m - 0.0 * s0 - spent) * mult - paid
         pos = q0 + held
         strategy = str(ag["strategy"][r]) if "strategy" in ag else _population(nm)
         strategy_of[nm] = strategy
         equity = None
         if "cash" in ag:
             cash0 = float(ag["cash"][r]) + float(dot(f_px, f_s * f_q)) * mult + fees_total
-            equity = Series(grid, cash0 + q0 * marks * mult + curve)
+            equity = Series(grid, cash0 + (q0 * marks if unit else q0 * marks * mult) + curve)
         g = sums.get(strategy)
         if g is None:
             g = sums[strategy] = {"code": len(sums), "pnl": zeros.copy(), "pos": zeros.copy(),
