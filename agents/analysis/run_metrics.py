@@ -13,6 +13,9 @@ orders, positions and the market file as ``market.json``) becomes:
   over its fills in proportion to their notional, which is exact for a fee in basis points;
 * the posted quantity from the ``orders`` table (new and replace orders) when there is one;
   without it the fill ratio is unknown and `RunMetrics.notes` says so;
+* for the market-making classes (`MARKET_MAKERS`), the time at the top of the book: their
+  resting orders rebuilt from the orders table and their passive fills
+  (`agents.analysis.resting`), against the top_of_book series (`_time_at_top` says how);
 * per strategy class and for the whole market: the members' fills merged, their PnL and
   position curves summed on the grid.
 
