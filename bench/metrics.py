@@ -7,14 +7,16 @@ agents, fundamental, summary.json, market.json) plus an ``orders`` table, consis
 other (every agent's final cash and position are its starting allocation plus its fills), at a
 realistic density: trades arrive as a Poisson stream (default 50 a second, 540,000 in three
 hours, 1.08 million fills), the book changes at every trade, F(t) is published every 0.1 s, and
-each agent posts about three lots for every lot it trades. Market makers take part in most
-trades, as in the simulated markets.
+each agent posts about as many lots as it trades (each order a new, a replace and a
+cancel, at the touch or up to two ticks behind it). Market makers
+take part in most trades, as in the simulated markets.
 
 Printed: the size of the run, the time to read its tables, the time to measure every agent,
 every strategy class and the market (`agents.analysis.run_metrics.measure`, 1 s PnL sampling),
-and, as the baseline in the same run, the classes and market alone; wall and CPU time of this
-process (on a shared machine the wall time also counts the others' work). Target: read +
-measure under 2 s.
+and, as peers in the same run, the classes and market alone, and everything without the orders
+table (no fill ratio and no time at the top of the book: what rebuilding the market makers'
+resting orders costs); wall and CPU time of this process (on a shared machine the wall time
+also counts the others' work). Target: read + measure under 2 s.
 """
 
 from __future__ import annotations
@@ -98,11 +100,23 @@ def synthesise(out: Path, agents: int, hours: float, rate: float, seed: int = 7)
     k = 3 * n  # posted orders: about three lots posted per lot traded
     o_acct = np.concatenate((buyer, seller, rng.integers(0, m, k - 2 * n)))
     o_ts = np.sort(rng.integers(0, int(until * NS), k)).astype(np.int64)
+    # each account's orders one after the other: new, replace, cancel; prices at the touch
+    # or up to two ticks behind it
+    by_acct = np.argsort(o_acct, kind="stable")
+    first = np.searchsorted(o_acct[by_acct], np.arange(m))
+    rank = np.empty(k, np.int64)
+    rank[by_acct] = np.arange(k) - first[o_acct[by_acct]]
+    action = np.array(["new", "replace", "cancel"])[rank % 3]
+    clid = (rank // 3) * m + o_acct  # distinct per account
+    side = np.where((rank // 3 + o_acct) % 2 == 0, "buy", "sell")
+    at = np.maximum(np.searchsorted(ts, o_ts, side="right") - 1, 0)
+    away = rng.integers(0, 3, k)
+    o_price = np.where(side == "buy", (price - spread // 2 - 1)[at] - away,
+                       (price + (spread + 1) // 2)[at] + away)  # fmt: skip
     orders = pa.table({
         "ts": o_ts, "account": names[o_acct], "symbol": pa.array(["AGR"] * k),
-        "action": rng.choice(["new", "new", "cancel", "replace"], k),
-        "side": rng.choice(["buy", "sell"], k), "price": rng.integers(9_990, 10_010, k),
-        "qty": rng.integers(1, 10, k), "clid": np.arange(k),
+        "action": action, "side": side, "price": o_price, "qty": rng.integers(1, 10, k),
+        "clid": clid,
     })  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("trades", trades), ("top_of_book", tob), ("fundamental", fund),
@@ -125,7 +139,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="write the run here and keep it")
     args = ap.parse_args()
 
-    from agents.analysis.run_metrics import measure, read_run
+    from agents.analysis.run_metrics import RunTables, measure, read_run
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "run"
@@ -137,6 +151,9 @@ def main() -> None:
         read_run(out)  # warm: imports, file cache
         run, read = _timed(read_run, out)
         groups, base = _timed(measure, run, agents=False)
+        bare = RunTables(run.path, {k: v for k, v in run.tables.items() if k != "orders"},
+                         run.summary, run.market)  # fmt: skip
+        _, no_orders = _timed(measure, bare)
         full, total = _timed(measure, run)
         assert len(full.agents) == sizes["agents"]
         assert groups.strategies.keys() == full.strategies.keys()
@@ -144,8 +161,13 @@ def main() -> None:
         print("                                               wall s   CPU s")
         print(f"read the tables:                              {read[0]:7.2f} {read[1]:7.2f}")
         print(f"metrics of the classes and market (baseline): {base[0]:7.2f} {base[1]:7.2f}")
+        print(f"everything, without the orders table:         {no_orders[0]:7.2f} "
+              f"{no_orders[1]:7.2f}  (no fill ratio, no time at the top)")  # fmt: skip
         print(f"metrics of every agent, class and the market: {total[0]:7.2f} {total[1]:7.2f}"
               f"  ({1e3 * per_agent:.2f} ms CPU per agent)")  # fmt: skip
+        mm = full.strategies["FixedSpreadMarketMaker"].market_making
+        print(f"  market makers: fill ratio {mm.fill_ratio:.3f}, time at the top "
+              f"{mm.quote_time_at_top:.3f} (of their synthesised orders)")  # fmt: skip
         cpu = read[1] + total[1]
         verdict = "under" if cpu < 2 else "OVER"
         print(f"read + full metrics:                          {read[0] + total[0]:7.2f} "

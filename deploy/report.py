@@ -102,6 +102,7 @@ METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fills", "market_making", "fills"),
     ("fill ratio", "market_making", "fill_ratio"),
     ("spread captured (ticks)", "market_making", "spread_captured"),
+    ("time at top", "market_making", "quote_time_at_top"),
     ("markout 1 s", "markouts", "1s"),
     ("markout 10 s", "markouts", "10s"),
     ("markout 60 s", "markouts", "60s"),
@@ -190,7 +191,9 @@ def build(path: str | Path, max_points: int = MAX_POINTS) -> Report:
     report.tables.append((
         f"Metrics per strategy class (money in currency; Sharpe and Sortino of the trading PnL: "
         f"{s.note}; VaR and CVaR at {rm.market.risk.alpha:.0%} of the PnL over one "
-        f"{s.interval_s:g} s interval; markouts in ticks per lot)", header, rows,
+        f"{s.interval_s:g} s interval; markouts in ticks per lot; time at top: share of the run "
+        f"a market maker's order rested at the best bid and at the best ask, mean of the two "
+        f"sides, from the orders it sent)", header, rows,
     ))  # fmt: skip
     ranked = sorted(rm.agents.items(), key=lambda kv: -kv[1].profitability.trading)
     shown = ranked[:TOP_AGENTS] + ranked[-3:] if len(ranked) > TOP_AGENTS + 3 else ranked

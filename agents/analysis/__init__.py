@@ -6,7 +6,9 @@ trading PnL vs inventory PnL, pure integers).
 `agents.analysis.stylized` and `agents.analysis.verdict` are numpy only;
 `agents.analysis.plots` needs matplotlib (the ``plots`` extra) and is imported only when plots
 are asked for. `agents.analysis.run_metrics` reads a run directory into the inputs of
-`agents.metrics` (per agent, per strategy class, whole market) and measures them.
+`agents.metrics` (per agent, per strategy class, whole market) and measures them;
+`agents.analysis.resting` rebuilds from a run's orders and fills which orders rested in the
+book, at what price and for how long (the time at the top of the book).
 """
 
 from agents.analysis.real import REAL_SERIES, load_real

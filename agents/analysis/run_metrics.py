@@ -13,6 +13,9 @@ orders, positions and the market file as ``market.json``) becomes:
   over its fills in proportion to their notional, which is exact for a fee in basis points;
 * the posted quantity from the ``orders`` table (new and replace orders) when there is one;
   without it the fill ratio is unknown and `RunMetrics.notes` says so;
+* for the market-making classes (`MARKET_MAKERS`), the time at the top of the book: their
+  resting orders rebuilt from the orders table and their passive fills
+  (`agents.analysis.resting`), against the top_of_book series (`_time_at_top` says how);
 * per strategy class and for the whole market: the members' fills merged, their PnL and
   position curves summed on the grid.
 
@@ -48,6 +51,7 @@ __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_met
 
 TABLES = ("trades", "top_of_book", "agents", "fundamental", "orders", "positions")
 LIMIT_PARAMS = ("max_inventory", "max_position")  # strategy parameters that cap a position
+MARKET_MAKERS = ("FixedSpreadMarketMaker", "AvellanedaStoikov")  # quote both sides, passively
 
 
 class NotARun(ValueError):
@@ -166,6 +170,11 @@ def _limits(run: RunTables) -> dict[str, float]:
     return out
 
 
+def _quotes(strategy: str) -> bool:
+    """Whether a strategy class makes markets (its time at the top of the book is measured)."""
+    return strategy in MARKET_MAKERS or "MarketMaker" in strategy
+
+
 def _population(name: str) -> str:
     head, sep, tail = name.rpartition("-")
     return head if sep and tail.isdigit() else name
@@ -228,7 +237,9 @@ def measure(
         bid = tob.column("bid").filter(ok).to_numpy(zero_copy_only=False).astype(float)
         ask = tob.column("ask").filter(ok).to_numpy(zero_copy_only=False).astype(float)
         mids = Series(b_ts, (bid + ask) / 2.0)
+        book: tuple[np.ndarray, ...] | None = (b_ts, bid, ask)
     else:
+        book = None
         notes.append("no top_of_book table: mids are the last trades")
         mids = Series(t_ts, t_px)
     end = int(max(t_ts[-1], mids.ts[-1] if len(mids) else 0))
@@ -237,7 +248,7 @@ def measure(
         end = max(end, round(until * NS))
     market = MarketContext(mids, t_ts, t_px, t_q, config=cfg, end_ns=end)
     step = max(1, round(cfg.sample_s * NS))
-    grid = np.arange(0, end + 1, step, dtype=np.int64)
+    grid = market.grid(0, end, step)  # the accounts' curves on it: known to be on the grid
     marks = as_of(market.last_trades, grid)  # before the first trade: the reference price
     marks = np.where(np.isfinite(marks), marks, ref if math.isfinite(ref) else t_px[0])
     last = float(t_px[-1])
@@ -258,7 +269,12 @@ def measure(
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
     pos_col = f"position_{symbol}"
-    posted = _posted(run, symbol, notes)
+    orders = _orders(run, symbol, notes)
+    posted = orders.posted() if orders is not None else None
+    quoting = {str(a) for a, c in zip(ag["name"], ag.get("strategy", ag["name"]), strict=True)
+               if _quotes(str(c))}  # fmt: skip
+    at_top = _time_at_top(orders, run, mask, book, names, buyer, seller, (t_ts, t_px, t_q),
+                          end, quoting) if orders is not None else None  # fmt: skip
     limits = _limits(run)
     strategy_of: dict[str, str] = {}
     per_agent: dict[str, Metrics] = {}
@@ -267,6 +283,7 @@ def measure(
     zeros = np.zeros(len(grid))
     slots_all = grid_slots(by_acct[0], grid)
     marks_finite = bool(np.isfinite(marks).all())
+    unit = mult == 1.0  # a multiplier of 1 leaves every product as it is
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -294,20 +311,23 @@ def measure(
         spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
         paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
-        curve = (held * m - 0.0 * s0 - spent) * mult - paid
+        if unit and math.isfinite(s0) and not isinstance(paid, np.ndarray):
+            curve = held * m - spent  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+        else:
+            curve = (held * m - 0.0 * s0 - spent) * mult - paid
         pos = q0 + held
         strategy = str(ag["strategy"][r]) if "strategy" in ag else _population(nm)
         strategy_of[nm] = strategy
         equity = None
         if "cash" in ag:
             cash0 = float(ag["cash"][r]) + float(dot(f_px, f_s * f_q)) * mult + fees_total
-            equity = Series(grid, cash0 + q0 * marks * mult + curve)
+            equity = Series(grid, cash0 + (q0 * marks if unit else q0 * marks * mult) + curve)
         g = sums.get(strategy)
         if g is None:
             g = sums[strategy] = {"code": len(sums), "pnl": zeros.copy(), "pos": zeros.copy(),
                                   "equity": zeros.copy(), "has_equity": True, "q0": 0.0,
                                   "posted": 0.0, "has_posted": True, "fees": 0.0,
-                                  "s0": s0}  # fmt: skip
+                                  "s0": s0, "top": []}  # fmt: skip
         acct_group[i] = g["code"]
         g["pnl"] += curve
         g["pos"] += pos
@@ -317,6 +337,8 @@ def measure(
             g["equity"] += equity.values
         else:
             g["has_equity"] = False
+        if at_top is not None and nm in at_top:
+            g["top"].append(at_top[nm])
         p = posted.get(nm, 0.0) if posted is not None else None
         if p is None:
             g["has_posted"] = False
@@ -325,8 +347,10 @@ def measure(
         if agents:
             per_agent[nm] = compute(
                 fills, market, Series(grid, curve), Series(grid, pos), p, equity=equity,
-                start_position=q0, start_mark=s0, mark=last, multiplier=mult,
-                position_limit=limits.get(_population(nm)), start_ns=0, end_ns=end, config=cfg,
+                start_position=q0, start_mark=s0, mark=last,
+                time_at_top=at_top.get(nm) if at_top is not None else None,
+                multiplier=mult, position_limit=limits.get(_population(nm)), start_ns=0,
+                end_ns=end, config=cfg,
             )  # fmt: skip
 
     # groups: the legs in time order, selected by their account's class (no sorting again)
@@ -382,7 +406,7 @@ def _group(fills: Fills, g: dict[str, Any], market: MarketContext, grid: np.ndar
         g["posted"] if g["has_posted"] else None,
         equity=Series(grid, g["equity"]) if g["has_equity"] else None,
         start_position=g["q0"], start_mark=g["s0"], mark=last, multiplier=mult, start_ns=0,
-        end_ns=end, config=cfg,
+        end_ns=end, config=cfg, time_at_top=float(np.mean(g["top"])) if g.get("top") else None,
     )  # fmt: skip
 
 
@@ -402,43 +426,156 @@ def _markout_curves(
     every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
                   np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
     m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
-    # the legs of accounts in a group, once: side x qty is exact (side is +-1), so the sums
-    # below are those of side x move x qty leg by leg, in the same order
+    # each trade's legs summed per group, once: (group, trade) -> side x qty and qty; a
+    # horizon is then one product of those with the trades' mid moves
     ok_group = leg_group >= 0
-    t_ok, g_ok = trade[ok_group], leg_group[ok_group]
-    q_ok = market.trade_qty[t_ok]
-    sq_ok = side[ok_group] * q_ok
+    key = leg_group[ok_group] * n + trade[ok_group]
+    q_leg = market.trade_qty[trade[ok_group]]
+    sq = np.bincount(key, weights=side[ok_group] * q_leg, minlength=groups * n).reshape(groups, n)
+    q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
+    q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     for h in horizons:
-        move = (market.mid_after(every, h) - m0)[t_ok]
+        move = market.mid_after(every, h) - m0
         valid = np.isfinite(move)
         if valid.all():
-            g, w, q = g_ok, sq_ok * move, q_ok
+            num, den = np.multiply(sq, move).sum(axis=1), q_all
         else:
-            g, w, q = g_ok[valid], sq_ok[valid] * move[valid], q_ok[valid]
-        num = np.bincount(g, weights=w, minlength=groups)
-        den = np.bincount(g, weights=q, minlength=groups)
+            num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
+            den = np.multiply(q, valid).sum(axis=1)
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out
 
 
-def _posted(run: RunTables, symbol: str, notes: list[str]) -> dict[str, float] | None:
-    """Posted quantity per account (lots) from the orders table: new and replace orders."""
+@dataclass
+class _Orders:
+    """The orders table of one symbol (rows as sent; mass cancels of every symbol kept), with
+    each row's account code into `accounts`, action code of `agents.analysis.resting` and
+    quantity; the other columns are read only for the accounts that `rows` asks about."""
+
+    table: Any
+    accounts: list[str]
+    account: np.ndarray
+    action: np.ndarray
+    qty: np.ndarray
+
+    def posted(self) -> dict[str, float]:
+        """Posted quantity per account (lots): its new and replace orders."""
+        from agents.analysis.resting import CANCEL
+
+        ok = self.action != CANCEL
+        sums = np.bincount(self.account[ok], weights=self.qty[ok], minlength=len(self.accounts))
+        has = np.bincount(self.account[ok], minlength=len(self.accounts)) > 0
+        return {a: float(sums[i]) for i, a in enumerate(self.accounts) if has[i]}
+
+    def rows(self, accounts: set[str]) -> tuple[np.ndarray, ...]:
+        """(ts, account code, action, side +1/-1 or 0, price or NaN, quantity, order code or
+        -1) of the rows of `accounts`."""
+        import pyarrow as pa
+
+        want = np.array([a in accounts for a in self.accounts] + [False])
+        sel = want[self.account]
+        t = self.table.select(["ts", "side", "price", "clid"]).filter(pa.array(sel))
+        _, side = _codes(t.column("side"), {"buy": 1, "sell": -1})
+        _, order = _codes(t.column("clid"))
+        price = t.column("price").to_numpy(zero_copy_only=False).astype(float)
+        return (t.column("ts").to_numpy().astype(np.int64), self.account[sel], self.action[sel],
+                side, price, self.qty[sel], order)  # fmt: skip
+
+
+def _codes(col: Any, values: dict[Any, int] | None = None,
+           default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
+    """(distinct values, each row's code; -1 for null) of a pyarrow column; with `values`,
+    each row's value from that mapping instead (`default` for others and null)."""
     import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col).combine_chunks()
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    distinct = enc.dictionary.to_pylist()
+    if values is None:
+        return distinct, codes
+    lookup = np.array([values.get(v, default) for v in distinct] + [default], dtype=np.int64)
+    return distinct, lookup[codes]
+
+
+def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
+    """The orders of `symbol` (and the mass cancels of all symbols), or None without a table."""
+    import pyarrow.compute as pc
+
+    from agents.analysis.resting import CANCEL, NEW, REPLACE
 
     orders = run.tables.get("orders")
     if orders is None:
-        notes.append("no orders table in this run: posted quantity, hence the fill ratio, is "
-                     "unknown")  # fmt: skip
+        notes.append("no orders table in this run: posted quantity, hence the fill ratio, and "
+                     "the time at the top of the book are unknown")  # fmt: skip
         return None
-    ok = pc.and_(pc.equal(orders.column("symbol"), symbol),
-                 pc.is_in(orders.column("action"), value_set=_pa_strings(["new", "replace"])))
-    sums = orders.filter(ok).group_by("account").aggregate([("qty", "sum")]).to_pydict()
-    return {str(a): float(s) for a, s in zip(sums["account"], sums["qty_sum"], strict=True)}
+    sym = orders.column("symbol")
+    ok = pc.fill_null(pc.equal(sym, symbol), False)
+    if not pc.all(ok).as_py():
+        orders = orders.filter(pc.or_(ok, pc.is_null(sym)))
+    accounts, account = _codes(orders.column("account"))
+    _, action = _codes(orders.column("action"), {"new": NEW, "replace": REPLACE}, CANCEL)
+    account = np.where(account >= 0, account, len(accounts))
+    qty = orders.column("qty").to_numpy(zero_copy_only=False).astype(float)
+    return _Orders(orders, [str(a) for a in accounts] + [""], account, action,
+                   np.nan_to_num(qty))  # fmt: skip
 
 
-def _pa_strings(values: list[str]) -> Any:
-    import pyarrow as pa
+def _time_at_top(
+    orders: _Orders, run: RunTables, mask: Any, book: tuple[np.ndarray, ...] | None,
+    names: list[str],
+    buyer: np.ndarray, seller: np.ndarray, trades: tuple[np.ndarray, ...], end: int,
+    quoting: set[str],
+) -> dict[str, float]:
+    """Each account's share of the run it had an order resting at the best bid, and at the
+    best ask (`agents.analysis.resting`), averaged over the two sides: 1 is both sides at the
+    top all the time, a one-sided quote always at the top 0.5. Two orders of one account at
+    the best on one side at once count twice, a side's share capped at 1 (market makers keep
+    one order a side). Measured for the accounts of `quoting` only."""
 
-    return pa.array(values, type=pa.string())
+    from agents.analysis.resting import resting_orders
+    from agents.metrics.market_making import time_at_level
+
+    if book is None or end <= 0:
+        return {}
+    t_ts, t_px, t_q = trades
+    trades_t = run.tables["trades"]
+    n = len(t_ts)
+    if "aggressor" in trades_t.column_names:
+        aggr = trades_t.column("aggressor")
+        _, aggressor = _codes(aggr.filter(mask) if mask is not None else aggr,
+                              {"buy": 1, "sell": -1})  # fmt: skip
+    else:
+        aggressor = np.zeros(n, np.int64)
+    # the trades' account codes as the orders table's, for the quoting accounts (else -1)
+    index = {a: i for i, a in enumerate(orders.accounts) if a in quoting}
+    to_orders = np.array([index.get(nm, -1) for nm in names] + [-1], dtype=np.int64)
+    # the resting side of each trade: the seller when a buy took it, the buyer when a sell
+    # did; both sides of a trade without an aggressor (an auction's), appended in time order
+    f_acct = np.where(aggressor > 0, to_orders[seller], to_orders[buyer])
+    f_side = np.where(aggressor > 0, -1, 1)
+    f_ts, f_px, f_q = t_ts, t_px, t_q
+    both = np.flatnonzero(aggressor == 0)
+    if len(both):
+        f_acct = np.concatenate((f_acct, to_orders[seller[both]]))
+        f_side = np.concatenate((f_side, -np.ones(len(both), np.int64)))
+        f_ts, f_px, f_q = (np.concatenate((x, x[both])) for x in (t_ts, t_px, t_q))
+        by_t = np.argsort(f_ts, kind="stable")
+        f_acct, f_side, f_ts, f_px, f_q = (x[by_t] for x in (f_acct, f_side, f_ts, f_px, f_q))
+    keep = np.flatnonzero(f_acct >= 0)
+    o_ts, o_acct, o_action, o_side, o_px, o_q, o_order = orders.rows(quoting)
+    rest = resting_orders(o_ts, o_acct, o_action, o_side, o_px, o_q, o_order, end,
+                          f_ts[keep], f_acct[keep], f_side[keep], f_px[keep],
+                          f_q[keep])  # fmt: skip
+    b_ts, b_bid, b_ask = book
+    top = np.zeros(len(rest.start))
+    for sgn, level in ((1, b_bid), (-1, b_ask)):
+        sel = rest.side == sgn
+        top[sel] = time_at_level(b_ts, level, end, rest.start[sel], rest.end[sel],
+                                 rest.price[sel])  # fmt: skip
+    n = len(orders.accounts)
+    bid = np.bincount(rest.account[rest.side > 0], weights=top[rest.side > 0], minlength=n)
+    ask = np.bincount(rest.account[rest.side < 0], weights=top[rest.side < 0], minlength=n)
+    share = (np.minimum(bid, end) + np.minimum(ask, end)) / (2.0 * end)
+    return {a: float(share[i]) for i, a in enumerate(orders.accounts) if a in quoting}

@@ -29,13 +29,14 @@ from agents.metrics.result import (
 )
 from agents.metrics.returns import (
     TRADING_YEAR_S,
+    moments,
     periods_per_year,
     profit_factor,
     sharpe,
     sortino,
     turnover,
 )
-from agents.metrics.series import NS, Fills, Series, as_of, dot
+from agents.metrics.series import NS, Fills, Series, as_of, dot, time_weights
 from agents.metrics.var import historical_var_cvar, parametric_cvar, parametric_var
 
 __all__ = ["MarketContext", "MetricsConfig", "compute", "merge_fills", "sum_on_grid"]
@@ -75,6 +76,8 @@ class MarketContext:
     _gaps: np.ndarray = field(init=False)
     _before: np.ndarray | None = field(init=False)
     _after: dict[float, np.ndarray] = field(init=False)
+    _grids: dict[tuple[int, int, int], np.ndarray] = field(init=False)
+    _weights: dict[tuple[int, int, int, int], np.ndarray] = field(init=False)
     mid_sigma: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +94,27 @@ class MarketContext:
         self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
         self._before: np.ndarray | None = None
         self._after: dict[float, np.ndarray] = {}
+        self._grids: dict[tuple[int, int, int], np.ndarray] = {}
+        self._weights: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    def grid(self, start_ns: int, end_ns: int, step_ns: int) -> np.ndarray:
+        """The sampling grid ``arange(start_ns, end_ns + 1, step_ns)``, one array for every
+        account measured on it: a curve stamped on it is known to be on it without comparing
+        its stamps (read-only)."""
+        key = (int(start_ns), int(end_ns), int(step_ns))
+        g = self._grids.get(key)
+        if g is None:
+            g = self._grids[key] = np.arange(key[0], key[1] + 1, key[2], dtype=np.int64)
+            g.flags.writeable = False
+        return g
+
+    def grid_weights(self, start_ns: int, end_ns: int, step_ns: int, until_ns: int) -> np.ndarray:
+        """`time_weights` of `grid(start_ns, end_ns, step_ns)` until `until_ns`, once."""
+        key = (int(start_ns), int(end_ns), int(step_ns), int(until_ns))
+        w = self._weights.get(key)
+        if w is None:
+            w = self._weights[key] = time_weights(self.grid(*key[:3]), key[3])
+        return w
 
     def mid_before(self, fills: Fills) -> np.ndarray:
         """The mid just before each fill (NaN: none yet, or a one-sided book)."""
@@ -197,6 +221,7 @@ def compute(
     mark: float | None = None,
     position_limit: float | None = None,
     at_top: Series | None = None,
+    time_at_top: float | None = None,
     multiplier: float = 1.0,
     start_ns: int | None = None,
     end_ns: int | None = None,
@@ -215,7 +240,8 @@ def compute(
     * `posted_qty`: the quantity it offered (lots), for the fill ratio;
     * `equity`: its equity curve (cash units), for the relative drawdown and turnover;
     * `mark`: the final mark (default: the last trade), `position_limit` (lots), `at_top` (0/1
-      step function, the account quoted at the best price), `multiplier` (cash units per tick
+      step function, the account quoted at the best price) or `time_at_top` (that share of
+      the time, already measured, e.g. from a run's orders), `multiplier` (cash units per tick
       x lot), `start_ns`/`end_ns`: the span measured (default: the curves' own).
     """
     cfg = config or (market.config if market is not None else MetricsConfig())
@@ -229,8 +255,12 @@ def compute(
     t0 = start_ns if start_ns is not None else _first(pnl, f, marks)
     t1 = end_ns if end_ns is not None else _last(pnl, f, marks)
     step = max(1, round(cfg.sample_s * NS))
-    grid = np.arange(t0, t1 + 1, step, dtype=np.int64) if t0 is not None and t1 is not None \
-        else np.empty(0, dtype=np.int64)  # fmt: skip
+    if t0 is None or t1 is None:
+        grid = np.empty(0, dtype=np.int64)
+    elif market is not None:
+        grid = market.grid(t0, t1, step)  # shared by the accounts of one market
+    else:
+        grid = np.arange(t0, t1 + 1, step, dtype=np.int64)
     if pnl is None:
         if marks is not None or len(f):
             pnl = Series(grid, pnl_curve(f, marks if marks is not None else
@@ -240,12 +270,13 @@ def compute(
             missing.append("pnl")
             pnl = Series(np.empty(0, np.int64), np.empty(0))
     sampled = _on(pnl, grid)
-    if len(sampled):
+    if len(sampled) and not np.isfinite(sampled).all():
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
     x = np.diff(sampled)
+    mo = moments(x)
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
-    sampling = Sampling(cfg.sample_s, len(x), ppy, cfg.year_s)
+    sampling = Sampling(cfg.sample_s, mo.n, ppy, cfg.year_s)
 
     parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
     notional = float(dot(f.price, f.qty)) * multiplier
@@ -260,7 +291,8 @@ def compute(
         fees=parts.fees if parts else math.nan,
         fees_paid=parts.fees_paid if parts else math.nan,
         rebates=parts.rebates if parts else math.nan,
-        sharpe=sharpe(x, ppy), sortino=sortino(x, ppy), profit_factor=profit_factor(x),
+        sharpe=sharpe(x, ppy, mo), sortino=sortino(x, ppy, mo),
+        profit_factor=profit_factor(x, mo),
         notional=notional, turnover=turnover(notional, eq_mean),
     )  # fmt: skip
 
@@ -268,9 +300,9 @@ def compute(
     rel = math.nan
     if equity is not None and len(equity) and np.all(equity.values > 0):
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
-    elif equity is None:
+    if equity is None:
         missing.append("equity")
-    sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+    sd = mo.sd if mo.n > 1 else math.nan
     sigma = market.mid_sigma if market is not None else math.nan
     if inventory is None:
         inventory = _position(f, start_position, t0)
@@ -289,7 +321,10 @@ def compute(
         inventory_cvar=parametric_cvar(q_end, s_cash, sigma, horizon, cfg.alpha),
         mid_sigma=sigma,
     )  # fmt: skip
-    inv = inventory_stats(inventory, t1, position_limit)
+    weights = None
+    if market is not None and inventory.ts is grid and t1 is not None and len(grid):
+        weights = market.grid_weights(int(grid[0]), t1, step, t1)  # t0 is grid[0]
+    inv = inventory_stats(inventory, t1, position_limit, weights)
 
     mids = market.mids if market is not None else None
     if mids is None:
@@ -299,7 +334,7 @@ def compute(
     filled = float(f.qty.sum())
     if posted_qty is None:
         missing.append("posted quantity")
-    if at_top is None:
+    if at_top is None and time_at_top is None:
         missing.append("quotes at top")
     mm = MarketMaking(
         fills=len(f), filled_qty=filled, posted_qty=posted_qty,
@@ -308,7 +343,8 @@ def compute(
         markouts=markouts(f, mids, cfg.markout_s, m0,
                           {float(h): market.mid_after(f, h) for h in cfg.markout_s})
         if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
-        quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else math.nan,
+        quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else (
+            math.nan if time_at_top is None else float(time_at_top)),
     )  # fmt: skip
 
     arrival = float(m0[0]) if len(f) else math.nan

@@ -33,15 +33,18 @@ class InventoryStats:
 
 
 def inventory_stats(
-    position: Series, end_ns: int | None = None, limit: float | None = None
+    position: Series, end_ns: int | None = None, limit: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> InventoryStats:
     """Statistics of the step function `position` from its first stamp to `end_ns` (default:
     its last stamp, which then weighs nothing). `limit` is the absolute position limit (lots):
-    the time at limit is the time with ``|position| >= limit`` over the whole span."""
+    the time at limit is the time with ``|position| >= limit`` over the whole span. `weights`:
+    ``time_weights(position.ts, end_ns)`` when the caller holds them already (one grid shared
+    by many accounts)."""
     v = position.values
     if len(v) == 0:
         return InventoryStats(*(math.nan,) * 7)
-    w = time_weights(position.ts, end_ns)
+    w = time_weights(position.ts, end_ns) if weights is None else weights
     total = float(w.sum())
     if total > 0:
         mean = float(dot(w, v) / total)

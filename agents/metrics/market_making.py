@@ -34,6 +34,7 @@ __all__ = [
     "markouts",
     "quote_time_at_top",
     "spread_captured",
+    "time_at_level",
 ]
 
 DEFAULT_MARKOUT_S: tuple[float, ...] = (1.0, 10.0, 60.0)
@@ -109,3 +110,76 @@ def quote_time_at_top(at_top: Series, end_ns: int | None = None) -> float:
     w = time_weights(at_top.ts, end_ns)
     total = float(w.sum())
     return float(dot(w, at_top.values != 0) / total) if total > 0 else math.nan
+
+
+def time_at_level(
+    book_ts: np.ndarray, level: np.ndarray, end_ns: int, start: np.ndarray, end: np.ndarray,
+    price: np.ndarray,
+) -> np.ndarray:
+    """For each resting interval ``[start, end)`` at `price`, how long (ns) the book's best
+    price on that side (`level`, a step function over `book_ts`; NaN: the side was empty, the
+    last value holding until `end_ns`) was that price.
+
+    All intervals at once: the book's rows are grouped by price, in time order within a price,
+    with the running total of the time each held; the time at `price` up to any instant is then
+    one search into that price's rows, and an interval's is the difference at its two ends."""
+    start = np.asarray(start, dtype=np.int64)
+    end = np.asarray(end, dtype=np.int64)
+    out = np.zeros(len(start))
+    t = np.asarray(book_ts, dtype=np.int64)
+    if len(t) == 0 or len(start) == 0:
+        return out
+    lv = np.asarray(level, dtype=float)
+    dur = np.diff(np.append(t, max(int(end_ns), int(t[-1]))))
+    rows = np.flatnonzero(np.isfinite(lv))
+    if len(rows) == 0:
+        return out
+    key = lv[rows]
+    lo, hi = float(key.min()), float(key.max())
+    if hi - lo < 2**16 and np.array_equal(key, np.floor(key)):
+        key = (key - lo).astype(np.uint16)  # whole ticks in a 16-bit range: a radix sort
+    rows = rows[np.argsort(key, kind="stable")]  # by price, in time order within one
+    g_lv, g_t, g_d = lv[rows], t[rows], dur[rows]
+    cum = np.concatenate(([0], np.cumsum(g_d)))
+    first = np.flatnonzero(np.concatenate(([True], g_lv[1:] != g_lv[:-1])))
+    levels = g_lv[first]
+    g = np.searchsorted(levels, price)
+    known = g < len(levels)
+    known[known] = levels[g[known]] == np.asarray(price, dtype=float)[known]
+    g = np.where(known, g, 0)
+    t0 = int(min(int(g_t.min()), int(start.min())))
+    width = int(max(int(g_t.max()), int(end.max()), int(end_ns))) - t0 + 1
+    group = np.repeat(np.arange(len(levels), dtype=np.int64), np.diff(np.append(first, len(g_t))))
+    if (len(levels) + 1) * width >= 2**62:  # too long a span to key (price, time) in int64
+        return _time_at_level_by_price(g_t, g_d, cum, levels, first, start, end, g, known)
+    keys = group * width + (g_t - t0)
+
+    def upto(x: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(keys, g * width + (x - t0), side="right") - 1
+        inside = k >= first[g]
+        kk = np.maximum(k, 0)
+        return np.where(inside, cum[kk] + np.clip(x - g_t[kk], 0, g_d[kk]), cum[first[g]])
+
+    return np.where(known, (upto(end) - upto(start)).astype(float), 0.0)
+
+
+def _time_at_level_by_price(
+    g_t: np.ndarray, g_d: np.ndarray, cum: np.ndarray, levels: np.ndarray, first: np.ndarray,
+    start: np.ndarray, end: np.ndarray, g: np.ndarray, known: np.ndarray,
+) -> np.ndarray:
+    """`time_at_level` one price at a time (for spans too long to key in 64 bits)."""
+    out = np.zeros(len(start))
+    bounds = np.append(first, len(g_t))
+    for i in np.unique(g[known]):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        sel = known & (g == i)
+        tt, dd, cc = g_t[lo:hi], g_d[lo:hi], cum[lo:hi]
+
+        def upto(x: np.ndarray, tt: np.ndarray = tt, dd: np.ndarray = dd,
+                 cc: np.ndarray = cc) -> np.ndarray:  # fmt: skip
+            k = np.searchsorted(tt, x, side="right") - 1
+            kk = np.maximum(k, 0)
+            return np.where(k >= 0, cc[kk] + np.clip(x - tt[kk], 0, dd[kk]), cc[0])
+
+        out[sel] = upto(end[sel]) - upto(start[sel])
+    return out

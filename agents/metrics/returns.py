@@ -17,11 +17,14 @@ empyrical (Quantopian) with a zero risk-free rate and required return; the tests
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "TRADING_YEAR_S",
+    "Moments",
+    "moments",
     "periods_per_year",
     "profit_factor",
     "sharpe",
@@ -41,38 +44,64 @@ def periods_per_year(interval_s: float, year_s: float = TRADING_YEAR_S) -> float
     return year_s / interval_s
 
 
-def sharpe(x: np.ndarray, periods: float = 1.0) -> float:
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """What the ratios share about increments `x`, computed once (`moments`) by a caller that
+    wants all of them, or for many accounts at once (`agents.metrics.batch`): ``mean(x)``,
+    ``std(x, ddof=1)`` (NaN under 2 points), ``sqrt(mean(min(x, 0)^2))`` (the downside
+    deviation), the sum of the gains and minus the sum of the losses, and how many (`n`)."""
+
+    n: int
+    mean: float
+    sd: float
+    down: float
+    gain: float
+    loss: float
+
+
+def moments(x: np.ndarray) -> Moments:
+    """The `Moments` of `x` (NaN for an empty one)."""
+    a = np.asarray(x, dtype=float)
+    if len(a) == 0:
+        return Moments(0, math.nan, math.nan, math.nan, 0.0, 0.0)
+    sd = float(np.std(a, ddof=1)) if len(a) > 1 else math.nan
+    losses = np.minimum(a, 0.0)
+    return Moments(len(a), float(np.mean(a)), sd, math.sqrt(float(np.mean(losses**2))),
+                   float(np.maximum(a, 0.0).sum()), -float(losses.sum()))  # fmt: skip
+
+
+def sharpe(x: np.ndarray, periods: float = 1.0, m: Moments | None = None) -> float:
     """mean(x) / std(x, ddof=1) x sqrt(periods); NaN with fewer than 2 points or no variance
     (a steady PnL has no risk to reward: a ratio there would be rounding noise)."""
     a = np.asarray(x, dtype=float)
-    if len(a) < 2:
+    if (m.n if m is not None else len(a)) < 2:
         return math.nan
-    sd = float(np.std(a, ddof=1))
-    mean = float(np.mean(a))
+    sd = m.sd if m is not None else float(np.std(a, ddof=1))
+    mean = m.mean if m is not None else float(np.mean(a))
     if not sd > 1e-12 * abs(mean):  # no variance, bar the rounding of a constant series
         return math.nan
     return mean / sd * math.sqrt(periods)
 
 
-def sortino(x: np.ndarray, periods: float = 1.0) -> float:
+def sortino(x: np.ndarray, periods: float = 1.0, m: Moments | None = None) -> float:
     """mean(x) / sqrt(mean(min(x, 0)^2)) x sqrt(periods): only losses count as risk. NaN
     without points; +inf when nothing was ever lost and the mean is positive."""
     a = np.asarray(x, dtype=float)
-    if len(a) == 0:
+    if (m.n if m is not None else len(a)) == 0:
         return math.nan
-    down = math.sqrt(float(np.mean(np.minimum(a, 0.0) ** 2)))
-    mean = float(np.mean(a))
+    down = m.down if m is not None else math.sqrt(float(np.mean(np.minimum(a, 0.0) ** 2)))
+    mean = m.mean if m is not None else float(np.mean(a))
     if down == 0:
         return math.inf if mean > 0 else math.nan
     return mean / down * math.sqrt(periods)
 
 
-def profit_factor(x: np.ndarray) -> float:
+def profit_factor(x: np.ndarray, m: Moments | None = None) -> float:
     """Gross profit / gross loss: sum of the positive increments over minus the sum of the
     negative ones. +inf when nothing was lost but something gained, NaN when neither."""
     a = np.asarray(x, dtype=float)
-    gain = float(np.maximum(a, 0.0).sum())
-    loss = -float(np.minimum(a, 0.0).sum())
+    gain = m.gain if m is not None else float(np.maximum(a, 0.0).sum())
+    loss = m.loss if m is not None else -float(np.minimum(a, 0.0).sum())
     if loss == 0:
         return math.inf if gain > 0 else math.nan
     return gain / loss
