@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from agents.replay import orders as o
 from agents.replay import rules
-from agents.replay.jit import jit, jit_inline
+from agents.replay.jit import jit, jit_counted, jit_inline
 from agents.replay.loop import S_ASK_OID, S_ASK_SLOT, S_BID_OID, S_BID_SLOT, S_NEXT_SAMPLE, S_NSAMP
 from agents.replay.tape import QUOTE
 
-__all__ = ["advance_compiled"]
+__all__ = ["advance_compiled", "advance_counted"]
 
 
 def _inline(fn):
@@ -34,7 +34,7 @@ def _inline(fn):
     return fn if py is None else jit_inline(py)
 
 
-_apply_due = o.apply_due  # once per order event: inlining it measured no faster
+_apply_due = _inline(o.apply_due)  # once per order event, but a call costs more than its work
 _on_quote = _inline(rules.on_quote)
 _on_trade = _inline(rules.on_trade)
 
@@ -146,3 +146,16 @@ def advance_compiled(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, re
     ps[S_NSAMP] = nsamp
     ctl[o.C_EVENTS] += i - n0
     return i
+
+
+_advance_inline = _inline(advance_compiled)
+
+
+@jit_counted
+def advance_counted(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep, ctl, prm,
+                    policy, p0, p1, p2, ps, psym, samp, sample_ns, flush_at):  # fmt: skip
+    """`advance_compiled` with numba's reference counting, for a policy that allocates (see
+    `agents.replay.jit`)."""
+    return _advance_inline(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep,
+                           ctl, prm, policy, p0, p1, p2, ps, psym, samp, sample_ns,
+                           flush_at)  # fmt: skip
