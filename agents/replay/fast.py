@@ -27,10 +27,9 @@ import numpy as np
 from agents.agent import Agent
 from agents.events import Quote
 from agents.replay import orders as o
-from agents.replay.compiled_loop import advance_compiled, advance_counted
+from agents.replay.compiled_loop import S_NEXT_SAMPLE, S_NSAMP, advance_compiled, advance_counted
 from agents.replay.config import ReplayConfig
 from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, jit
-from agents.replay.loop import S_NEXT_SAMPLE, S_NSAMP
 from agents.replay.record import RULE_NAMES, Record
 from agents.replay.tape import NO_ASK, NO_BID, Chunk
 from exchange.errors import UserError
@@ -134,7 +133,7 @@ def _drain(rec: Record, rep: np.ndarray, ctl: np.ndarray, symbols: list[str],
     cols = rec.fills
     k = len(f)
     cols["ts"].extend(f[:, o.R_TS].tolist())
-    cols["clid"].extend(map(f"{account}.".__add__, map(str, f[:, o.R_OID].tolist())))
+    cols["clid"].extend([f"{account}.{oid}" for oid in f[:, o.R_OID].tolist()])
     cols["symbol"].extend(np.asarray(symbols, dtype=object)[f[:, o.R_SYM]].tolist())
     cols["side"].extend(_SIDES[(f[:, o.R_SIDE] > 0).view(np.int8)].tolist())
     cols["price"].extend(f[:, o.R_PRICE].tolist())
