@@ -12,7 +12,7 @@ from agents.replay.config import ReplayConfig
 from agents.replay.depth import DepthBook, vwap
 from agents.replay.driver import Replay
 from agents.replay.jit import HAVE_NUMBA
-from agents.replay.tape import NO_ASK, Chunk
+from agents.replay.tape import NO_ASK, NO_BID, Chunk
 
 T0 = 1_714_568_400_000_000_000
 
@@ -138,3 +138,30 @@ def test_walk_forward_tunes_on_train_and_judges_on_test(sim_run: Path, tmp_path:
             assert {k: run["params"][k] for k in w["params"]} == w["params"]
         assert test["first_ts"] >= w["test"][0] and test["last_ts"] < w["test"][1]
         assert train["first_ts"] >= w["train"][0] and train["last_ts"] < w["train"][1]
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the compiled path needs numba: pip install "
+                    "-e '.[replay]'")  # fmt: skip
+def test_a_compiled_policy_that_allocates_runs_and_fills_the_same() -> None:
+    """The loop runs without reference counting; a policy with its own arrays needs it and
+    gets the counted loop, with the same fills as the same decisions made without arrays."""
+    import numba
+
+    from agents.replay.fast import run_compiled
+
+    @numba.njit
+    def join_with_scratch(ts, bid, bid_qty, ask, ask_qty, position, behind, size, max_inv):
+        want = np.zeros(2, np.int64)
+        if bid != NO_BID and position < max_inv:
+            want[0] = bid - behind
+        if ask != NO_ASK and position > -max_inv:
+            want[1] = ask + behind
+        return want[0], want[1], size
+
+    chunk = random_chunk(4_000, 5)
+    cfg = ReplayConfig(fill_rule="trade-through", latency_ns=300_000)
+    plain = run_compiled([chunk], ["X"], cfg, params=(0, 2, 6))
+    scratch = run_compiled([chunk], ["X"], cfg, policy=join_with_scratch, params=(0, 2, 6))
+    assert len(plain.fills["ts"]) > 20
+    assert scratch.fills == plain.fills
+    assert scratch.events == plain.events == len(chunk)

@@ -1,15 +1,15 @@
-"""The compiled fast path's loop: `loop.advance` for a compiled policy, its order keeping
-inline.
+"""The compiled fast path's loop: the Python host's loop (`loop.run_span`) with a compiled
+policy and its order keeping inside.
 
-`loop.advance` serves the Python host, which must stop at every report. For a policy that
-moves its quotes on every change of the touch, most of the time went where it moves them:
-the order keeping (`loop.keep`) behind a call, every order event reported (new, cancelled)
-and later skipped by the host, and the loops over the order slots running up to the highest
-slot ever used. Here the order keeping is written into the loop, the policy's two orders
-(slot and order id of its bid and its offer) and the sample grid live in local variables for
-the whole span (written back to the state cells when the loop returns), the fill rules are
-inlined, the host asks for fill reports only (`orders.C_FILLS_ONLY`), and a trade at an
-order's own price goes to the rules only where it can matter (the queue model).
+The host's loop must stop at every report. A policy that moves its quotes on every change of
+the touch spends most of its time where it moves them: two cancels and two new orders, and a
+latency later their arrival (`orders.apply_due`). So here the order keeping is written into
+the loop, the policy's two orders (slot and order id of its bid and its offer) and the sample
+grid live in local variables for the whole span (written back to the state cells when the loop
+returns), the due orders and the fill rules are inlined, the host asks for fill reports only
+(`orders.C_FILLS_ONLY`), a trade at an order's own price goes to the rules only where it can
+matter (the queue model), and the loop runs without numba's reference counting
+(`agents.replay.jit`; `advance_counted` is the same loop with it, for a policy that allocates).
 
 The order slots, rules and latencies are the same code as the Python path's (the inlined
 functions are those very functions, compiled inline), so both paths fill the same orders the
@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from agents.replay import orders as o
 from agents.replay import rules
-from agents.replay.jit import jit, jit_inline
-from agents.replay.loop import S_ASK_OID, S_ASK_SLOT, S_BID_OID, S_BID_SLOT, S_NEXT_SAMPLE, S_NSAMP
+from agents.replay.jit import jit, jit_counted, jit_inline
 from agents.replay.tape import QUOTE
 
-__all__ = ["advance_compiled"]
+__all__ = ["S_FIELDS", "S_NEXT_SAMPLE", "S_NSAMP", "advance_compiled", "advance_counted"]
+
+# policy state cells: the policy's bid and offer (slot, order id) and its sample grid
+S_BID_SLOT, S_BID_OID, S_ASK_SLOT, S_ASK_OID, S_NEXT_SAMPLE, S_NSAMP = 0, 1, 2, 3, 4, 5
+S_FIELDS = 6
 
 
 def _inline(fn):
@@ -34,7 +37,7 @@ def _inline(fn):
     return fn if py is None else jit_inline(py)
 
 
-_apply_due = o.apply_due  # once per order event: inlining it measured no faster
+_apply_due = _inline(o.apply_due)  # once per order event, but a call costs more than its work
 _on_quote = _inline(rules.on_quote)
 _on_trade = _inline(rules.on_trade)
 
@@ -94,7 +97,7 @@ def advance_compiled(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, re
             if s == psym:
                 want_bid, want_ask, size = policy(ts, bid, b_[i], ask, d_[i],
                                                   acct[s, o.A_POS], p0, p1, p2)  # fmt: skip
-                # `loop.keep` for the bid, then the offer: a resting order (live, not being
+                # the bid, then the offer: a resting order (live, not being
                 # cancelled) at another price is cancelled, a new one sent
                 live = (bid_slot >= 0 and ords[bid_slot, o.O_STATE] != o.FREE
                         and ords[bid_slot, o.O_OID] == bid_oid
@@ -146,3 +149,16 @@ def advance_compiled(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, re
     ps[S_NSAMP] = nsamp
     ctl[o.C_EVENTS] += i - n0
     return i
+
+
+_advance_inline = _inline(advance_compiled)
+
+
+@jit_counted
+def advance_counted(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep, ctl, prm,
+                    policy, p0, p1, p2, ps, psym, samp, sample_ns, flush_at):  # fmt: skip
+    """`advance_compiled` with numba's reference counting, for a policy that allocates (see
+    `agents.replay.jit`)."""
+    return _advance_inline(i, n, ts_, kind_, sym_, a_, b_, c_, d_, mkt, ords, acct, rep,
+                           ctl, prm, policy, p0, p1, p2, ps, psym, samp, sample_ns,
+                           flush_at)  # fmt: skip

@@ -18,8 +18,6 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from agents.agent import Agent, Context, agent_rng, dispatch_report
 from agents.events import Quote, TradeTick
 from agents.portfolio import OpenOrder, Portfolio
@@ -158,7 +156,6 @@ class Replay:
         self._cols: tuple = ()
         self._n = 0
         self._i = 0
-        self._samp = np.zeros((1, 5), np.int64)
 
     # ------------------------------------------------------------------ the market view
     def quote_of(self, symbol: str) -> Quote | None:
@@ -327,7 +324,7 @@ class Replay:
         if self._n and not self._started:
             # the first update is the market the strategy starts in: applied, then on_start
             self._i = run_span(0, 1, o.NEVER, 0, *self._cols, self.mkt, self.ords, self.acct,
-                               self.rep, self.ctl, self.prm, self._samp)  # fmt: skip
+                               self.rep, self.ctl, self.prm)  # fmt: skip
             self.start(int(self._cols[0][0]))
 
     def drive(self, until: int = o.NEVER) -> bool:
@@ -347,7 +344,7 @@ class Replay:
         while i < n:
             timer = self._next_timer()
             stop = min(timer, self._next_sample, until)
-            j = run_span(i, n, stop, mask, *cols, mkt, ords, acct, rep, ctl, prm, self._samp)
+            j = run_span(i, n, stop, mask, *cols, mkt, ords, acct, rep, ctl, prm)
             if j == i:  # a sample, a timer or `until` is due before update i
                 if self._next_sample <= stop:
                     self._sample(self._next_sample)

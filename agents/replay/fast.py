@@ -11,10 +11,14 @@ order latency), through the same order slots, rules and latencies as the Python 
 `join_policy` is the simple policy of the benchmark and of the equivalence test: join the
 best bid and offer (``p0`` ticks behind them), ``p1`` lots, no side beyond ``p2`` lots of
 inventory. `JoinQuoter` is the same policy as a Python `Agent`.
+
+The loop runs without numba's reference counting (`agents.replay.jit`); a policy that
+allocates arrays needs it, and runs in the same loop compiled with it (slower).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,10 +27,9 @@ import numpy as np
 from agents.agent import Agent
 from agents.events import Quote
 from agents.replay import orders as o
-from agents.replay.compiled_loop import advance_compiled
+from agents.replay.compiled_loop import S_NEXT_SAMPLE, S_NSAMP, advance_compiled, advance_counted
 from agents.replay.config import ReplayConfig
 from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, jit
-from agents.replay.loop import S_NEXT_SAMPLE, S_NSAMP
 from agents.replay.record import RULE_NAMES, Record
 from agents.replay.tape import NO_ASK, NO_BID, Chunk
 from exchange.errors import UserError
@@ -70,6 +73,7 @@ def run_compiled(
     flush_at = rep.shape[0] - 4 * ords.shape[0] - 8
     rec = Record()
     name = symbols[sym]
+    loop = _loop_for(policy)
     for chunk in chunks:
         if not len(chunk):
             continue
@@ -79,8 +83,8 @@ def run_compiled(
             ps[S_NEXT_SAMPLE] = rec.first_ts
         i, n = 0, len(chunk)
         while i < n:
-            i = advance_compiled(i, n, *cols, mkt, ords, acct, rep, ctl, prm, policy, p0, p1,
-                                 p2, ps, sym, samp, cfg.sample_ns, flush_at)  # fmt: skip
+            i = loop(i, n, *cols, mkt, ords, acct, rep, ctl, prm, policy, p0, p1, p2, ps, sym,
+                     samp, cfg.sample_ns, flush_at)  # fmt: skip
             _drain(rec, rep, ctl, symbols, cfg.account)
             _samples(rec, samp, ps, name, cfg.account)
         rec.last_ts = int(cols[0][-1])
@@ -93,6 +97,27 @@ def run_compiled(
         rec.sample(rec.last_ts, cfg.account, name, pos, cash, mid,
                    None if mid is None else cash + pos * mid)  # fmt: skip
     return rec
+
+
+def _loop_for(policy: Callable[..., Any]) -> Callable[..., Any]:
+    """The loop without reference counting, unless `policy` allocates and needs the counted
+    loop (`agents.replay.jit`): compiled on its own without counting, it does not type."""
+    py = getattr(policy, "py_func", None)
+    if py is None:
+        return advance_compiled
+    if py not in _COUNTED:
+        import numba
+        from numba.core.errors import TypingError
+
+        try:
+            numba.njit(_nrt=False)(py).compile((numba.int64,) * 9)
+            _COUNTED[py] = False
+        except TypingError:
+            _COUNTED[py] = True
+    return advance_counted if _COUNTED[py] else advance_compiled
+
+
+_COUNTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _drain(rec: Record, rep: np.ndarray, ctl: np.ndarray, symbols: list[str],
@@ -108,7 +133,7 @@ def _drain(rec: Record, rep: np.ndarray, ctl: np.ndarray, symbols: list[str],
     cols = rec.fills
     k = len(f)
     cols["ts"].extend(f[:, o.R_TS].tolist())
-    cols["clid"].extend(map(f"{account}.".__add__, map(str, f[:, o.R_OID].tolist())))
+    cols["clid"].extend([f"{account}.{oid}" for oid in f[:, o.R_OID].tolist()])
     cols["symbol"].extend(np.asarray(symbols, dtype=object)[f[:, o.R_SYM]].tolist())
     cols["side"].extend(_SIDES[(f[:, o.R_SIDE] > 0).view(np.int8)].tolist())
     cols["price"].extend(f[:, o.R_PRICE].tolist())
