@@ -29,7 +29,7 @@ from agents.events import Quote
 from agents.replay import orders as o
 from agents.replay.compiled_loop import S_NEXT_SAMPLE, S_NSAMP, advance_compiled, advance_counted
 from agents.replay.config import ReplayConfig
-from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, jit
+from agents.replay.jit import HAVE_NUMBA, INSTALL_HINT, NO_REFCOUNT, jit
 from agents.replay.record import RULE_NAMES, Record
 from agents.replay.tape import NO_ASK, NO_BID, Chunk
 from exchange.errors import UserError
@@ -110,7 +110,7 @@ def _loop_for(policy: Callable[..., Any]) -> Callable[..., Any]:
         from numba.core.errors import TypingError
 
         try:
-            numba.njit(_nrt=False)(py).compile((numba.int64,) * 9)
+            numba.njit(**NO_REFCOUNT)(py).compile((numba.int64,) * 9)
             _COUNTED[py] = False
         except TypingError:
             _COUNTED[py] = True

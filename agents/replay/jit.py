@@ -13,7 +13,8 @@ per-update path (a helper inlined by numba counts its arrays each time it runs).
 the benchmark, the compiled path ran about a quarter faster without it (its due orders
 inlined: `compiled_loop`). A compiled policy that allocates needs the counting, and cannot be
 compiled into such a loop: the compiled path then runs the loop compiled with it
-(`jit_counted`).
+(`jit_counted`). ``_nrt`` is a private numba option: where a numba release no longer has it,
+every function is compiled with the counting (`NO_REFCOUNT` is empty), slower and the same.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "jit", "jit_counted", "jit_inline"]
+__all__ = ["HAVE_NUMBA", "INSTALL_HINT", "NO_REFCOUNT", "jit", "jit_counted", "jit_inline"]
 
 try:
     import numba
@@ -31,6 +32,21 @@ except ImportError:  # pragma: no cover - depends on the environment
     numba = None
     HAVE_NUMBA = False
 
+
+def _no_refcount() -> dict[str, bool]:
+    """The options that turn the counting off, if this numba knows them."""
+    if numba is None:
+        return {}
+    try:
+        from numba.core import cpu
+
+        return {"_nrt": False} if hasattr(cpu.CPUTargetOptions, "_nrt") else {}
+    except Exception:  # a private API: any change means "not available"
+        return {}
+
+
+NO_REFCOUNT = _no_refcount()
+
 INSTALL_HINT = "pip install -e '.[replay]' (numba)"
 
 
@@ -39,14 +55,14 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     `fn` itself (a jitted function here must not allocate: see the module docstring)."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, _nrt=False)(fn)
+    return numba.njit(cache=True, nogil=True, **NO_REFCOUNT)(fn)
 
 
 def jit_inline(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`jit`, inlined by numba where it is called (small helpers of the per-update path)."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, inline="always", _nrt=False)(fn)
+    return numba.njit(cache=True, nogil=True, inline="always", **NO_REFCOUNT)(fn)
 
 
 def jit_counted(fn: Callable[..., Any]) -> Callable[..., Any]:
