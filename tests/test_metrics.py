@@ -335,3 +335,13 @@ def test_var_and_cvar_together_are_each_alone(values: list[float], alpha: float)
     var, cvar = historical_var_cvar(x, alpha)
     assert var == historical_var(x, alpha)
     assert cvar == pytest.approx(historical_cvar(x, alpha), rel=1e-12, abs=1e-9)
+
+
+def test_tiny_increments_keep_their_ratios() -> None:
+    """Increments whose squares underflow are measured scaled: the ratios are scale-free, so a
+    series of tiny but nonzero increments has the ratios of the same series at any scale."""
+    for x in ([1.7e-160, 0.0, 0.0], [1e-170, 0.0, -1e-170, 3e-170], [1e200, -1e200, 5e199]):
+        a = np.array(x)
+        unit = a / np.max(np.abs(a))
+        assert sharpe(a) == pytest.approx(sharpe(unit), rel=1e-12)
+        assert sortino(a) == pytest.approx(sortino(unit), rel=1e-12)
