@@ -317,7 +317,7 @@ def compute(
 
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
-    if equity is not None and len(equity) and np.all(equity.values > 0):
+    if equity is not None and len(equity) and equity.values.min() > 0:
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     if equity is None:
         missing.append("equity")

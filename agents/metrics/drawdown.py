@@ -65,7 +65,7 @@ def max_drawdown(
     peak = np.maximum.accumulate(v)
     dd = peak - v
     if relative:
-        if np.any(peak <= 0):
+        if peak[0] <= 0:  # the running peak never falls: positive from its first value on
             raise ValueError("a relative drawdown needs a positive curve (equity)")
         rel = dd / peak
         trough = int(np.argmax(rel))
@@ -77,9 +77,11 @@ def max_drawdown(
     longest_ns = _longest_under(t, dd > 0) if longest else 0
     if depth == 0:
         return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
-    start = int(np.flatnonzero(v[: trough + 1] == peak[trough])[-1])
-    after = np.flatnonzero(v[trough:] >= peak[trough])
-    recovered = len(after) > 0
-    end = trough + int(after[0]) if recovered else len(v) - 1
+    # the peak: the last point at it up to the trough; the recovery: the first back at it
+    start = trough - int(np.argmax(v[trough::-1] == peak[trough]))
+    back = v[trough:] >= peak[trough]
+    first = int(np.argmax(back))
+    recovered = bool(back[first])
+    end = trough + first if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
                     recovered, longest_ns)  # fmt: skip
