@@ -50,6 +50,9 @@ from agents.metrics.series import cumulative_on_grid, dot, grid_slots
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
 TABLES = ("trades", "top_of_book", "agents", "fundamental", "orders", "positions")
+# string columns of few distinct values, read as dictionaries: parquet stores them so, and
+# decoding them as strings only for `measure` to hash them back into codes costs both ways
+CODED = ("symbol", "buy_account", "sell_account", "aggressor", "account", "action", "side")
 LIMIT_PARAMS = ("max_inventory", "max_position")  # strategy parameters that cap a position
 MARKET_MAKERS = ("FixedSpreadMarketMaker", "AvellanedaStoikov")  # quote both sides, passively
 
@@ -92,7 +95,7 @@ def read_run(path: str | Path) -> RunTables:
     for name in TABLES:
         f = p / f"{name}.parquet"
         if f.is_file():
-            tables[name] = pq.read_table(f, memory_map=True)
+            tables[name] = pq.read_table(f, memory_map=True, read_dictionary=CODED)
     summary = _json(p / "summary.json") or {}
     # the market file as run; else the settings summary.json may carry (symbols' specs and
     # the populations with their parameters, in the same shape)
@@ -183,17 +186,14 @@ def _population(name: str) -> str:
 def _accounts(run: RunTables, mask: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(account names, buyer codes, seller codes) of the selected trades, one dictionary."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = run.tables["trades"]
     buy, sell = t.column("buy_account"), t.column("sell_account")
     if mask is not None:
         buy, sell = buy.filter(mask), sell.filter(mask)
-    both = pa.chunked_array(buy.chunks + sell.chunks, type=pa.string())
-    enc = pc.dictionary_encode(both).combine_chunks()
-    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names, codes = _codes(pa.chunked_array(buy.chunks + sell.chunks, type=buy.type))
     n = len(buy)
-    return enc.dictionary.to_pylist(), codes[:n], codes[n:]
+    return names, codes[:n], codes[n:]
 
 
 def measure(
@@ -485,17 +485,34 @@ class _Orders:
 
 def _codes(col: Any, values: dict[Any, int] | None = None,
            default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
-    """(distinct values, each row's code; -1 for null) of a pyarrow column; with `values`,
-    each row's value from that mapping instead (`default` for others and null)."""
+    """(distinct values, each row's code; -1 for null) of a pyarrow column, plain or read as a
+    dictionary (`CODED`): the values in the order they first appear, as
+    `pyarrow.compute.dictionary_encode` numbers them. With `values`, each row's value from that
+    mapping instead (`default` for others and null)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(col).combine_chunks()
+    if pa.types.is_dictionary(col.type):  # the file's codes, into one dictionary
+        enc = col.unify_dictionaries().combine_chunks() if isinstance(
+            col, pa.ChunkedArray) else col  # fmt: skip
+    else:
+        enc = pc.dictionary_encode(col).combine_chunks()
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct = enc.dictionary.to_pylist()
-    if values is None:
-        return distinct, codes
-    lookup = np.array([values.get(v, default) for v in distinct] + [default], dtype=np.int64)
-    return distinct, lookup[codes]
+    if values is not None:
+        distinct = enc.dictionary.to_pylist()
+        table = [values.get(v, default) for v in distinct] + [default]
+        return distinct, np.array(table, dtype=np.int64)[codes]
+    if not pa.types.is_dictionary(col.type):
+        return enc.dictionary.to_pylist(), codes
+    # a file's dictionary holds values in its own order, some perhaps in no row of `col`
+    k, n = len(enc.dictionary), len(codes)
+    first = np.full(k + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))  # -1 (null) lands on k
+    seen = np.flatnonzero(first[:k] < n)
+    order = seen[np.argsort(first[seen], kind="stable")]
+    renumber = np.full(k + 1, -1, dtype=np.int64)
+    renumber[order] = np.arange(len(order), dtype=np.int64)
+    return enc.dictionary.take(pa.array(order)).to_pylist(), renumber[codes]
 
 
 def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
