@@ -345,3 +345,20 @@ def test_tiny_increments_keep_their_ratios() -> None:
         unit = a / np.max(np.abs(a))
         assert sharpe(a) == pytest.approx(sharpe(unit), rel=1e-12)
         assert sortino(a) == pytest.approx(sortino(unit), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [10, 5_000, 10_801, 100_000])
+def test_var_and_cvar_of_long_series_from_their_tail(n: int) -> None:
+    """On a long series the VaR and CVaR come from the outcomes under a sampled threshold: the
+    same order statistics as the whole series' (the CVaR's sum may add in another order)."""
+    from agents.metrics.var import historical_var_cvar
+
+    rng = np.random.default_rng(n)
+    series = (rng.normal(size=n), rng.integers(-3, 3, n).astype(float), np.zeros(n),
+              np.sort(rng.normal(size=n))[::-1].copy())  # fmt: skip
+    for x in series:
+        for alpha in (0.5, 0.95, 0.99):
+            var, cvar = historical_var_cvar(x, alpha)
+            assert var == -np.quantile(x, 1 - alpha)
+            assert var == historical_var(x, alpha)
+            assert cvar == pytest.approx(historical_cvar(x, alpha), rel=1e-12, abs=1e-15)
