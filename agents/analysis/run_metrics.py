@@ -388,13 +388,19 @@ def run_metrics(path: str | Path, config: MetricsConfig | None = None) -> RunMet
 
 def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
            market: MarketContext) -> Fills:  # fmt: skip
-    """The selected legs as fills, the group's fees spread over them by notional."""
-    trade, side = legs[0][sel], legs[1][sel]
-    px, q = market.trade_price[trade], market.trade_qty[trade]
+    """The selected legs (each trade's buy leg then its sell leg, as `measure` lays them out)
+    as fills, the group's fees spread over them by notional."""
+    if sel.all():  # every leg (the whole market): each trade's columns twice, in order
+        trade, side = legs
+        px, q = np.repeat(market.trade_price, 2), np.repeat(market.trade_qty, 2)
+        ts = np.repeat(market.trade_ts, 2)
+    else:
+        trade, side = legs[0][sel], legs[1][sel]
+        px, q, ts = market.trade_price[trade], market.trade_qty[trade], market.trade_ts[trade]
     notional = px * q
     total = float(notional.sum())
     fee = notional * (fees / total) if total > 0 else notional * 0
-    return Fills(market.trade_ts[trade], side, px, q, fee, trade)
+    return Fills(ts, side, px, q, fee, trade)
 
 
 def _group(fills: Fills, g: dict[str, Any], market: MarketContext, grid: np.ndarray,
