@@ -429,8 +429,6 @@ def _markout_curves(
     mid moves are looked up once per trade, then summed per group."""
     trade, side = legs
     n = len(market.trade_ts)
-    every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
-                  np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
     # each trade's legs summed per group, once: (group, trade) -> side x qty and qty; a
     # horizon is then one product of those with the trades' mid moves
     ok_group = leg_group >= 0
@@ -441,7 +439,7 @@ def _markout_curves(
     q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     for h in horizons:
-        move = market.mid_move(every, h)  # the context keeps these for the accounts' markouts
+        move = market.trade_moves(h)  # the context keeps these for the accounts' markouts
         valid = np.isfinite(move)
         if valid.all():
             num, den = np.multiply(sq, move).sum(axis=1), q_all

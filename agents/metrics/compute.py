@@ -136,11 +136,17 @@ class MarketContext:
         market's trade index, subtracted once per trade for every account."""
         if fills.trade is None:
             return self.mid_after(fills, horizon_s) - self.mid_before(fills)
+        return self.trade_moves(horizon_s)[fills.trade]
+
+    def trade_moves(self, horizon_s: float) -> np.ndarray:
+        """For each of the market's trades, the mid `horizon_s` after it minus the mid just
+        before it (NaN where either is unknown), computed once (read-only)."""
         h = float(horizon_s)
         move = self._move.get(h)
         if move is None:
             move = self._move[h] = self._trades_after(h) - self._trades_before()
-        return move[fills.trade]
+            move.flags.writeable = False
+        return move
 
     def _trades_before(self) -> np.ndarray:
         if self._before is None:
