@@ -441,8 +441,8 @@ def _markout_curves(
     for h in horizons:
         move = market.trade_moves(h)  # the context keeps these for the accounts' markouts
         valid = np.isfinite(move)
-        if valid.all():
-            num, den = np.multiply(sq, move).sum(axis=1), q_all
+        if valid.all():  # a group at a time: no groups x trades temporary (the same sums)
+            num, den = np.array([dot(row, move) for row in sq]), q_all
         else:
             num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
             den = np.multiply(q, valid).sum(axis=1)
