@@ -263,8 +263,8 @@ def measure(
     leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
     leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
     legs = (leg_trade, leg_side)
-    by_acct = (t_ts[leg_trade[order]], leg_side[order], t_px[leg_trade[order]],
-               t_q[leg_trade[order]], leg_trade[order])  # fmt: skip
+    by_trade = leg_trade[order]
+    by_acct = (t_ts[by_trade], leg_side[order], t_px[by_trade], t_q[by_trade], by_trade)
 
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
@@ -432,9 +432,11 @@ def _markout_curves(
     # each trade's legs summed per group, once: (group, trade) -> side x qty and qty; a
     # horizon is then one product of those with the trades' mid moves
     ok_group = leg_group >= 0
-    key = leg_group[ok_group] * n + trade[ok_group]
-    q_leg = market.trade_qty[trade[ok_group]]
-    sq = np.bincount(key, weights=side[ok_group] * q_leg, minlength=groups * n).reshape(groups, n)
+    if not ok_group.all():
+        leg_group, trade, side = leg_group[ok_group], trade[ok_group], side[ok_group]
+    key = leg_group * n + trade
+    q_leg = market.trade_qty[trade]
+    sq = np.bincount(key, weights=side * q_leg, minlength=groups * n).reshape(groups, n)
     q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
     q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
