@@ -40,14 +40,16 @@ def drawdown_curve(values: np.ndarray) -> np.ndarray:
 
 def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
-    end), counting only the stretches with a point below in between."""
-    if not under.any():
+    end), counting only the stretches with a point below in between. The stretches are the
+    runs of `under`, found where it changes (the first point is always at its own peak)."""
+    step = np.diff(under.view(np.int8))
+    peaks = np.flatnonzero(step == 1)  # the point at the peak before each run below it
+    if len(peaks) == 0:
         return 0
-    at_peak = np.flatnonzero(~under)  # the first point is always at its own peak
-    last = len(ts) - 1
-    nxt = np.append(at_peak[1:], last)
-    dips = np.append(at_peak[1:] > at_peak[:-1] + 1, at_peak[-1] < last)
-    return int(np.max((ts[nxt] - ts[at_peak])[dips]))
+    back = np.flatnonzero(step == -1) + 1  # the first point back at a peak after each run
+    if len(back) < len(peaks):  # the last run lasts until the end
+        back = np.append(back, len(ts) - 1)
+    return int(np.max(ts[back] - ts[peaks]))
 
 
 def max_drawdown(
