@@ -288,8 +288,11 @@ def test_max_drawdown_is_the_worst_fall(values: list[float]) -> None:
     assert 0 <= dd.duration_ns <= (len(v) - 1) * S and dd.longest_ns >= 0
 
 
+# the increments may be tiny (their squares underflow: `moments` scales them) but not
+# subnormal: c x of a subnormal x loses its digits to the float format, not to the metric
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=3, max_size=50),
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False), min_size=3,
+                max_size=50),
        st.floats(0.01, 100), st.floats(0.5, 0.99))  # fmt: skip
 def test_ratio_and_var_invariants(values: list[float], c: float, alpha: float) -> None:
     x = np.array(values)
