@@ -50,6 +50,9 @@ from agents.metrics.series import cumulative_on_grid, dot, grid_slots
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
 TABLES = ("trades", "top_of_book", "agents", "fundamental", "orders", "positions")
+# string columns of few distinct values, read as dictionaries: parquet stores them so, and
+# decoding them as strings only for `measure` to hash them back into codes costs both ways
+CODED = ("symbol", "buy_account", "sell_account", "aggressor", "account", "action", "side")
 LIMIT_PARAMS = ("max_inventory", "max_position")  # strategy parameters that cap a position
 MARKET_MAKERS = ("FixedSpreadMarketMaker", "AvellanedaStoikov")  # quote both sides, passively
 
@@ -92,7 +95,7 @@ def read_run(path: str | Path) -> RunTables:
     for name in TABLES:
         f = p / f"{name}.parquet"
         if f.is_file():
-            tables[name] = pq.read_table(f, memory_map=True)
+            tables[name] = pq.read_table(f, memory_map=True, read_dictionary=CODED)
     summary = _json(p / "summary.json") or {}
     # the market file as run; else the settings summary.json may carry (symbols' specs and
     # the populations with their parameters, in the same shape)
@@ -183,17 +186,14 @@ def _population(name: str) -> str:
 def _accounts(run: RunTables, mask: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(account names, buyer codes, seller codes) of the selected trades, one dictionary."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = run.tables["trades"]
     buy, sell = t.column("buy_account"), t.column("sell_account")
     if mask is not None:
         buy, sell = buy.filter(mask), sell.filter(mask)
-    both = pa.chunked_array(buy.chunks + sell.chunks, type=pa.string())
-    enc = pc.dictionary_encode(both).combine_chunks()
-    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names, codes = _codes(pa.chunked_array(buy.chunks + sell.chunks, type=buy.type))
     n = len(buy)
-    return enc.dictionary.to_pylist(), codes[:n], codes[n:]
+    return names, codes[:n], codes[n:]
 
 
 def measure(
@@ -263,8 +263,8 @@ def measure(
     leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
     leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
     legs = (leg_trade, leg_side)
-    by_acct = (t_ts[leg_trade[order]], leg_side[order], t_px[leg_trade[order]],
-               t_q[leg_trade[order]], leg_trade[order])  # fmt: skip
+    by_trade = leg_trade[order]
+    by_acct = (t_ts[by_trade], leg_side[order], t_px[by_trade], t_q[by_trade], by_trade)
 
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
@@ -388,13 +388,19 @@ def run_metrics(path: str | Path, config: MetricsConfig | None = None) -> RunMet
 
 def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
            market: MarketContext) -> Fills:  # fmt: skip
-    """The selected legs as fills, the group's fees spread over them by notional."""
-    trade, side = legs[0][sel], legs[1][sel]
-    px, q = market.trade_price[trade], market.trade_qty[trade]
+    """The selected legs (each trade's buy leg then its sell leg, as `measure` lays them out)
+    as fills, the group's fees spread over them by notional."""
+    if sel.all():  # every leg (the whole market): each trade's columns twice, in order
+        trade, side = legs
+        px, q = np.repeat(market.trade_price, 2), np.repeat(market.trade_qty, 2)
+        ts = np.repeat(market.trade_ts, 2)
+    else:
+        trade, side = legs[0][sel], legs[1][sel]
+        px, q, ts = market.trade_price[trade], market.trade_qty[trade], market.trade_ts[trade]
     notional = px * q
     total = float(notional.sum())
     fee = notional * (fees / total) if total > 0 else notional * 0
-    return Fills(market.trade_ts[trade], side, px, q, fee, trade)
+    return Fills(ts, side, px, q, fee, trade)
 
 
 def _group(fills: Fills, g: dict[str, Any], market: MarketContext, grid: np.ndarray,
@@ -423,23 +429,22 @@ def _markout_curves(
     mid moves are looked up once per trade, then summed per group."""
     trade, side = legs
     n = len(market.trade_ts)
-    every = Fills(market.trade_ts, np.ones(n, np.int64), market.trade_price, market.trade_qty,
-                  np.zeros(n), np.arange(n, dtype=np.int64))  # fmt: skip
-    m0 = market.mid_before(every)  # the context keeps these for the accounts' own markouts
     # each trade's legs summed per group, once: (group, trade) -> side x qty and qty; a
     # horizon is then one product of those with the trades' mid moves
     ok_group = leg_group >= 0
-    key = leg_group[ok_group] * n + trade[ok_group]
-    q_leg = market.trade_qty[trade[ok_group]]
-    sq = np.bincount(key, weights=side[ok_group] * q_leg, minlength=groups * n).reshape(groups, n)
+    if not ok_group.all():
+        leg_group, trade, side = leg_group[ok_group], trade[ok_group], side[ok_group]
+    key = leg_group * n + trade
+    q_leg = market.trade_qty[trade]
+    sq = np.bincount(key, weights=side * q_leg, minlength=groups * n).reshape(groups, n)
     q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
     q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
     for h in horizons:
-        move = market.mid_after(every, h) - m0
+        move = market.trade_moves(h)  # the context keeps these for the accounts' markouts
         valid = np.isfinite(move)
-        if valid.all():
-            num, den = np.multiply(sq, move).sum(axis=1), q_all
+        if valid.all():  # a group at a time: no groups x trades temporary (the same sums)
+            num, den = np.array([dot(row, move) for row in sq]), q_all
         else:
             num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
             den = np.multiply(q, valid).sum(axis=1)
@@ -486,17 +491,34 @@ class _Orders:
 
 def _codes(col: Any, values: dict[Any, int] | None = None,
            default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
-    """(distinct values, each row's code; -1 for null) of a pyarrow column; with `values`,
-    each row's value from that mapping instead (`default` for others and null)."""
+    """(distinct values, each row's code; -1 for null) of a pyarrow column, plain or read as a
+    dictionary (`CODED`): the values in the order they first appear, as
+    `pyarrow.compute.dictionary_encode` numbers them. With `values`, each row's value from that
+    mapping instead (`default` for others and null)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(col).combine_chunks()
+    if pa.types.is_dictionary(col.type):  # the file's codes, into one dictionary
+        enc = col.unify_dictionaries().combine_chunks() if isinstance(
+            col, pa.ChunkedArray) else col  # fmt: skip
+    else:
+        enc = pc.dictionary_encode(col).combine_chunks()
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct = enc.dictionary.to_pylist()
-    if values is None:
-        return distinct, codes
-    lookup = np.array([values.get(v, default) for v in distinct] + [default], dtype=np.int64)
-    return distinct, lookup[codes]
+    if values is not None:
+        distinct = enc.dictionary.to_pylist()
+        table = [values.get(v, default) for v in distinct] + [default]
+        return distinct, np.array(table, dtype=np.int64)[codes]
+    if not pa.types.is_dictionary(col.type):
+        return enc.dictionary.to_pylist(), codes
+    # a file's dictionary holds values in its own order, some perhaps in no row of `col`
+    k, n = len(enc.dictionary), len(codes)
+    first = np.full(k + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))  # -1 (null) lands on k
+    seen = np.flatnonzero(first[:k] < n)
+    order = seen[np.argsort(first[seen], kind="stable")]
+    renumber = np.full(k + 1, -1, dtype=np.int64)
+    renumber[order] = np.arange(len(order), dtype=np.int64)
+    return enc.dictionary.take(pa.array(order)).to_pylist(), renumber[codes]
 
 
 def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:

@@ -76,6 +76,7 @@ class MarketContext:
     _gaps: np.ndarray = field(init=False)
     _before: np.ndarray | None = field(init=False)
     _after: dict[float, np.ndarray] = field(init=False)
+    _move: dict[float, np.ndarray] = field(init=False)
     _grids: dict[tuple[int, int, int], np.ndarray] = field(init=False)
     _weights: dict[tuple[int, int, int, int], np.ndarray] = field(init=False)
     mid_sigma: float = field(init=False)
@@ -94,6 +95,7 @@ class MarketContext:
         self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
         self._before: np.ndarray | None = None
         self._after: dict[float, np.ndarray] = {}
+        self._move: dict[float, np.ndarray] = {}
         self._grids: dict[tuple[int, int, int], np.ndarray] = {}
         self._weights: dict[tuple[int, int, int, int], np.ndarray] = {}
 
@@ -120,21 +122,44 @@ class MarketContext:
         """The mid just before each fill (NaN: none yet, or a one-sided book)."""
         if fills.trade is None:
             return as_of(self.mids, fills.ts, strict=True)
-        if self._before is None:
-            self._before = as_of(self.mids, self.trade_ts, strict=True)
-        return self._before[fills.trade]
+        return self._trades_before()[fills.trade]
 
     def mid_after(self, fills: Fills, horizon_s: float) -> np.ndarray:
         """The mid `horizon_s` after each fill; NaN past the last mid (not known yet)."""
-        last = self.last_ns
         if fills.trade is None:
             at = fills.ts + round(horizon_s * NS)
-            return np.where(at <= last, as_of(self.mids, at), np.nan)
+            return np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
+        return self._trades_after(horizon_s)[fills.trade]
+
+    def mid_move(self, fills: Fills, horizon_s: float) -> np.ndarray:
+        """`mid_after` minus `mid_before` for each fill (NaN where either is unknown): with the
+        market's trade index, subtracted once per trade for every account."""
+        if fills.trade is None:
+            return self.mid_after(fills, horizon_s) - self.mid_before(fills)
+        return self.trade_moves(horizon_s)[fills.trade]
+
+    def trade_moves(self, horizon_s: float) -> np.ndarray:
+        """For each of the market's trades, the mid `horizon_s` after it minus the mid just
+        before it (NaN where either is unknown), computed once (read-only)."""
         h = float(horizon_s)
-        if h not in self._after:
+        move = self._move.get(h)
+        if move is None:
+            move = self._move[h] = self._trades_after(h) - self._trades_before()
+            move.flags.writeable = False
+        return move
+
+    def _trades_before(self) -> np.ndarray:
+        if self._before is None:
+            self._before = as_of(self.mids, self.trade_ts, strict=True)
+        return self._before
+
+    def _trades_after(self, horizon_s: float) -> np.ndarray:
+        h = float(horizon_s)
+        after = self._after.get(h)
+        if after is None:
             at = self.trade_ts + round(h * NS)
-            self._after[h] = np.where(at <= last, as_of(self.mids, at), np.nan)
-        return self._after[h][fills.trade]
+            after = self._after[h] = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
+        return after
 
     @property
     def last_ns(self) -> int:
@@ -298,7 +323,7 @@ def compute(
 
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
-    if equity is not None and len(equity) and np.all(equity.values > 0):
+    if equity is not None and len(equity) and equity.values.min() > 0:
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     if equity is None:
         missing.append("equity")
@@ -341,7 +366,7 @@ def compute(
         fill_ratio=fill_ratio(filled, posted_qty), spread_captured=sc.per_lot,
         spread_captured_total=sc.total,
         markouts=markouts(f, mids, cfg.markout_s, m0,
-                          {float(h): market.mid_after(f, h) for h in cfg.markout_s})
+                          moves={float(h): market.mid_move(f, h) for h in cfg.markout_s})
         if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
         quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else (
             math.nan if time_at_top is None else float(time_at_top)),

@@ -40,14 +40,16 @@ def drawdown_curve(values: np.ndarray) -> np.ndarray:
 
 def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
-    end), counting only the stretches with a point below in between."""
-    if not under.any():
+    end), counting only the stretches with a point below in between. The stretches are the
+    runs of `under`, found where it changes (the first point is always at its own peak)."""
+    step = np.diff(under.view(np.int8))
+    peaks = np.flatnonzero(step == 1)  # the point at the peak before each run below it
+    if len(peaks) == 0:
         return 0
-    at_peak = np.flatnonzero(~under)  # the first point is always at its own peak
-    last = len(ts) - 1
-    nxt = np.append(at_peak[1:], last)
-    dips = np.append(at_peak[1:] > at_peak[:-1] + 1, at_peak[-1] < last)
-    return int(np.max((ts[nxt] - ts[at_peak])[dips]))
+    back = np.flatnonzero(step == -1) + 1  # the first point back at a peak after each run
+    if len(back) < len(peaks):  # the last run lasts until the end
+        back = np.append(back, len(ts) - 1)
+    return int(np.max(ts[back] - ts[peaks]))
 
 
 def max_drawdown(
@@ -65,7 +67,7 @@ def max_drawdown(
     peak = np.maximum.accumulate(v)
     dd = peak - v
     if relative:
-        if np.any(peak <= 0):
+        if peak[0] <= 0:  # the running peak never falls: positive from its first value on
             raise ValueError("a relative drawdown needs a positive curve (equity)")
         rel = dd / peak
         trough = int(np.argmax(rel))
@@ -77,9 +79,11 @@ def max_drawdown(
     longest_ns = _longest_under(t, dd > 0) if longest else 0
     if depth == 0:
         return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
-    start = int(np.flatnonzero(v[: trough + 1] == peak[trough])[-1])
-    after = np.flatnonzero(v[trough:] >= peak[trough])
-    recovered = len(after) > 0
-    end = trough + int(after[0]) if recovered else len(v) - 1
+    # the peak: the last point at it up to the trough; the recovery: the first back at it
+    start = trough - int(np.argmax(v[trough::-1] == peak[trough]))
+    back = v[trough:] >= peak[trough]
+    first = int(np.argmax(back))
+    recovered = bool(back[first])
+    end = trough + first if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
                     recovered, longest_ns)  # fmt: skip

@@ -55,5 +55,5 @@ def inventory_stats(
     if limit is not None and limit > 0:
         hit = np.abs(v) >= limit
         at_limit = float(w[hit].sum() / total) if total > 0 else float(hit.mean())
-    return InventoryStats(mean, std, float(v.min()), float(v.max()), float(np.abs(v).max()),
-                          float(v[-1]), at_limit)  # fmt: skip
+    lo, hi = float(v.min()), float(v.max())
+    return InventoryStats(mean, std, lo, hi, max(abs(lo), abs(hi)), float(v[-1]), at_limit)

@@ -58,8 +58,11 @@ def spread_captured(
     ok = np.isfinite(mid_before)
     if not ok.any():
         return SpreadCaptured(math.nan, 0.0, 0)
-    edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
-    q = fills.qty[ok]
+    if ok.all():  # every fill: the same sums, without selecting them
+        edge, q = fills.side * (mid_before - fills.price), fills.qty
+    else:
+        edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
+        q = fills.qty[ok]
     total_lots = float(q.sum())
     per_lot = float(dot(edge, q) / total_lots)
     return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, int(ok.sum()))
@@ -68,30 +71,44 @@ def spread_captured(
 def markouts(
     fills: Fills, mids: Series, horizons_s: Sequence[float] = DEFAULT_MARKOUT_S,
     mid_before: np.ndarray | None = None, mid_after: Mapping[float, np.ndarray] | None = None,
-    end_ns: int | None = None,
+    end_ns: int | None = None, moves: Mapping[float, np.ndarray] | None = None,
 ) -> dict[float, float]:
     """``{h: quantity-weighted mean of s (m(t + h) - m(t))}`` in ticks per lot (NaN where no fill
     has both mids). `mid_before` (the mid just before each fill) and `mid_after` (per horizon,
     the mid h later, NaN where unknown) are looked up when not given; the mids are known up to
-    `end_ns` (default: the last mid's stamp)."""
+    `end_ns` (default: the last mid's stamp). `moves` (per horizon, ``m(t + h) - m(t)`` for
+    each fill, NaN where unknown; `MarketContext.mid_move`) saves both look-ups: a market's
+    accounts share the per-trade moves."""
     out: dict[float, float] = {}
     if len(fills) == 0 or len(mids) == 0:
         return {float(h): math.nan for h in horizons_s}
-    m0 = as_of(mids, fills.ts, strict=True) if mid_before is None else mid_before
-    last = int(mids.ts[-1]) if end_ns is None else max(int(mids.ts[-1]), end_ns)
+    qty_all: float | None = None
+    m0 = None
     for h in horizons_s:
-        if mid_after is not None and float(h) in mid_after:
-            m1 = mid_after[float(h)]
-            ok = np.isfinite(m0) & np.isfinite(m1)
+        if moves is not None and float(h) in moves:
+            d = moves[float(h)]
+            ok = np.isfinite(d)
+            if ok.all():  # the same sums as below, without selecting every fill
+                qty_all = float(fills.qty.sum()) if qty_all is None else qty_all
+                out[float(h)] = float(dot(fills.side * d, fills.qty) / qty_all)
+                continue
         else:
-            at = fills.ts + round(h * NS)
-            m1 = as_of(mids, at)
-            ok = np.isfinite(m0) & np.isfinite(m1) & (at <= last)
+            if m0 is None:
+                m0 = as_of(mids, fills.ts, strict=True) if mid_before is None else mid_before
+            last = int(mids.ts[-1]) if end_ns is None else max(int(mids.ts[-1]), end_ns)
+            if mid_after is not None and float(h) in mid_after:
+                m1 = mid_after[float(h)]
+                ok = np.isfinite(m0) & np.isfinite(m1)
+            else:
+                at = fills.ts + round(h * NS)
+                m1 = as_of(mids, at)
+                ok = np.isfinite(m0) & np.isfinite(m1) & (at <= last)
+            d = m1 - m0
         if not ok.any():
             out[float(h)] = math.nan
             continue
         q = fills.qty[ok]
-        out[float(h)] = float(dot(fills.side[ok] * (m1[ok] - m0[ok]), q) / q.sum())
+        out[float(h)] = float(dot(fills.side[ok] * d[ok], q) / q.sum())
     return out
 
 

@@ -56,17 +56,27 @@ def average_cost(
     `price`, from `start_position` held at `start_price` (average-cost method)."""
     dq = np.asarray(signed_qty, dtype=float)
     p = np.asarray(price, dtype=float)
-    pos = start_position + np.cumsum(dq)
-    before = np.concatenate(([start_position], pos[:-1]))
-    flips = (before * pos) < 0
-    reduces = (before != 0) & ~flips & (np.abs(pos) < np.abs(before))
-    # flips and reduces never overlap; one pass each (no masked writes: many accounts)
-    safe = np.where(reduces, before, 1.0)
-    a = np.where(flips, 0.0, np.where(reduces, pos / safe, 1.0))
-    b = np.where(flips, p * pos, np.where(reduces, 0.0, p * dq))
-    # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j
-    after = np.append(np.cumprod(a[::-1])[::-1], 1.0)  # after[k] = prod_{j>=k} a_j
-    cost = start_price * start_position * after[0] + float(dot(b, after[1:]))
+    n = len(dq)
+    pos = np.cumsum(dq)
+    pos += start_position
+    before = np.empty(n)
+    before[:1] = start_position
+    before[1:] = pos[:-1]
+    flips = np.multiply(before, pos) < 0
+    # a fill reduces when it brings the position nearer 0 without crossing it (|before| > 0
+    # follows); flips and reduces never overlap; whole-array passes (no per-fill selection)
+    reduces = np.abs(pos) < np.abs(before)
+    reduces &= ~flips
+    a = np.divide(pos, before, out=np.ones(n), where=reduces)
+    np.copyto(a, 0.0, where=flips)
+    b = np.multiply(p, dq)
+    np.copyto(b, 0.0, where=reduces)
+    np.copyto(b, np.multiply(p, pos), where=flips)
+    # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j; tail[i] = prod of the last i factors
+    tail = np.empty(n + 1)
+    tail[0] = 1.0
+    np.cumprod(a[::-1], out=tail[1:])
+    cost = start_price * start_position * tail[n] + float(dot(b, tail[n - 1 :: -1] if n else b))
     final = float(pos[-1]) if len(pos) else float(start_position)
     return final, float(cost)
 
@@ -80,8 +90,11 @@ def breakdown(
     dq = fills.signed_qty
     position, cost = average_cost(dq, fills.price, start_position, s0)
     cash = -float(dot(fills.price, dq)) * multiplier
-    fees_paid = float(fills.fee[fills.fee > 0].sum())
-    rebates = 0.0 - float(fills.fee[fills.fee < 0].sum())
+    if fills.fee.any():
+        fees_paid = float(fills.fee[fills.fee > 0].sum())
+        rebates = 0.0 - float(fills.fee[fills.fee < 0].sum())
+    else:  # what the sums of nothing give
+        fees_paid, rebates = 0.0, 0.0
     fees = fees_paid - rebates
     gross = cash + (position * mark - start_position * s0) * multiplier
     unrealised = (mark * position - cost) * multiplier

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,24 +61,57 @@ class Moments:
 
 
 def moments(x: np.ndarray) -> Moments:
-    """The `Moments` of `x` (NaN for an empty one)."""
+    """The `Moments` of `x` (NaN for an empty one).
+
+    One pass per quantity, the sums shared: the mean is the one `np.mean` gives and the
+    standard deviation the one of ``np.std(x, ddof=1)``, to the last bit. Increments so small
+    (or so large) that their squares fall out of the floating-point range (below about
+    1e-200: they lose digits, then vanish) are measured scaled to their largest one and scaled
+    back: the ratios are scale-free, and a series of tiny but nonzero increments gets the
+    deviation it has, not 0 (which would make its Sharpe ratio NaN and its Sortino ratio
+    infinite)."""
     a = np.asarray(x, dtype=float)
     if len(a) == 0:
         return Moments(0, math.nan, math.nan, math.nan, 0.0, 0.0)
-    sd = float(np.std(a, ddof=1)) if len(a) > 1 else math.nan
+    m, ss, sq, nonconstant = _moments(a)
+    losses_seen = m.loss != 0
+    if ((ss < _TINY and nonconstant()) or (sq < _TINY and losses_seen)
+            or not math.isfinite(ss + sq)):  # fmt: skip
+        scale = float(np.max(np.abs(a)))
+        if 0 < scale < math.inf:
+            s = _moments(a / scale)[0]
+            return Moments(m.n, m.mean, s.sd * scale, s.down * scale, m.gain, m.loss)
+    return m
+
+
+_TINY = 1e-200
+"""Below this a sum of squares has lost digits to underflow (the smallest normal double is
+2.2e-308, and a sum of many squares near it is worse)."""
+
+
+def _moments(a: np.ndarray) -> tuple[Moments, float, float, Any]:
+    """(`Moments`, sum of squared deviations, sum of squared losses, whether `a` varies)."""
+    n = len(a)
+    mean = float(np.add.reduce(a)) / n
+    dev = a - mean
     losses = np.minimum(a, 0.0)
-    return Moments(len(a), float(np.mean(a)), sd, math.sqrt(float(np.mean(losses**2))),
-                   float(np.maximum(a, 0.0).sum()), -float(losses.sum()))  # fmt: skip
+    loss = -float(np.add.reduce(losses))
+    with np.errstate(over="ignore", under="ignore"):  # out of range: `moments` scales
+        ss = float(np.add.reduce(np.multiply(dev, dev, out=dev))) if n > 1 else 0.0
+        sq = float(np.add.reduce(np.multiply(losses, losses, out=losses)))
+    sd = math.sqrt(ss / (n - 1)) if n > 1 else math.nan
+    gain = float(np.add.reduce(np.maximum(a, 0.0)))
+    return (Moments(n, mean, sd, math.sqrt(sq / n), gain, loss), ss, sq,
+            lambda: bool((a != a[0]).any()))  # fmt: skip
 
 
 def sharpe(x: np.ndarray, periods: float = 1.0, m: Moments | None = None) -> float:
     """mean(x) / std(x, ddof=1) x sqrt(periods); NaN with fewer than 2 points or no variance
     (a steady PnL has no risk to reward: a ratio there would be rounding noise)."""
-    a = np.asarray(x, dtype=float)
-    if (m.n if m is not None else len(a)) < 2:
+    m = m if m is not None else moments(x)
+    if m.n < 2:
         return math.nan
-    sd = m.sd if m is not None else float(np.std(a, ddof=1))
-    mean = m.mean if m is not None else float(np.mean(a))
+    sd, mean = m.sd, m.mean
     if not sd > 1e-12 * abs(mean):  # no variance, bar the rounding of a constant series
         return math.nan
     return mean / sd * math.sqrt(periods)
@@ -86,11 +120,10 @@ def sharpe(x: np.ndarray, periods: float = 1.0, m: Moments | None = None) -> flo
 def sortino(x: np.ndarray, periods: float = 1.0, m: Moments | None = None) -> float:
     """mean(x) / sqrt(mean(min(x, 0)^2)) x sqrt(periods): only losses count as risk. NaN
     without points; +inf when nothing was ever lost and the mean is positive."""
-    a = np.asarray(x, dtype=float)
-    if (m.n if m is not None else len(a)) == 0:
+    m = m if m is not None else moments(x)
+    if m.n == 0:
         return math.nan
-    down = m.down if m is not None else math.sqrt(float(np.mean(np.minimum(a, 0.0) ** 2)))
-    mean = m.mean if m is not None else float(np.mean(a))
+    down, mean = m.down, m.mean
     if down == 0:
         return math.inf if mean > 0 else math.nan
     return mean / down * math.sqrt(periods)

@@ -112,6 +112,8 @@ def as_of(series: Series, ts: np.ndarray, strict: bool = False) -> np.ndarray:
     """The series' value at each of `ts`: the last value stamped at or before it (strictly
     before with `strict`, e.g. the mid a fill met, not the one it made); NaN before the first."""
     idx = np.searchsorted(series.ts, ts, side="left" if strict else "right") - 1
+    if len(idx) and idx.min() >= 0:  # every time after the first stamp: no selection
+        return series.values[idx].astype(float, copy=False)
     out = np.full(len(idx), np.nan)
     ok = idx >= 0
     out[ok] = series.values[idx[ok]]

@@ -40,7 +40,7 @@ def _check(alpha: float) -> None:
 
 
 def historical_var_cvar(x: np.ndarray, alpha: float = 0.95) -> tuple[float, float]:
-    """(`historical_var`, `historical_cvar`) from one partition of `x`."""
+    """(`historical_var`, `historical_cvar`) from one selection of the worst outcomes."""
     _check(alpha)
     a = np.asarray(x, dtype=float)
     if len(a) == 0:
@@ -49,9 +49,24 @@ def historical_var_cvar(x: np.ndarray, alpha: float = 0.95) -> tuple[float, floa
     lo = math.floor(h)
     hi = min(lo + 1, len(a) - 1)
     k = int((len(a) - 1) * (1.0 - alpha))
-    part = np.partition(a, sorted({lo, hi, k}))
+    part = np.partition(_worst(a, max(hi, k)), sorted({lo, hi, k}))
     var = -float(part[lo] + (h - lo) * (part[hi] - part[lo]))
     return var, -float(np.mean(part[: k + 1]))
+
+
+def _worst(a: np.ndarray, j: int) -> np.ndarray:
+    """The outcomes of `a` at or below a threshold that leaves at least its `j + 1` smallest:
+    the tail is a small part of a long series, so partitioning only these finds the same order
+    statistics for a fraction of the work. The threshold is an order statistic of every 16th
+    outcome, taken a little beyond the tail's share so it seldom falls short (then all of `a`).
+    The tail's mean may then add its outcomes in another order (the last bit may differ)."""
+    n = len(a)
+    if n < 4096 or j + 1 > n // 8:
+        return a
+    sample = a[::16]
+    cut = min(len(sample) - 1, (2 * (j + 1) * len(sample)) // n + 8)
+    tail = a[a <= np.partition(sample, cut)[cut]]
+    return tail if len(tail) > j else a
 
 
 def historical_var(x: np.ndarray, alpha: float = 0.95) -> float:
