@@ -1,11 +1,11 @@
 """The crowd's mood of the fair-value traders (`mood_gain`): a persistent common noise term.
 
-The mood biases the crowd's reading of F (est = alpha·(F + m) + (1-alpha)·L + sigma·z). It
+The mood biases the crowd's views (est = alpha·(F + m) + (1-alpha)·(L + θ·m) + sigma·z). It
 takes in each change of log F, scaled by c·(recent volatility / its slow average)^g, and
 fades over `mood_memory_bars` (`mood_step`). These tests check the pure step, that the option
 is off by default, that a seeded run with it is deterministic and differs from one without
 it, and that in a run the mood is what the docstring says: it biases every estimate by
-alpha·m, is common to the slots and is bigger when the market is turbulent.
+alpha·m + (1-alpha)·θ·m, is common to the slots and is bigger when the market is turbulent.
 """
 
 from __future__ import annotations
@@ -68,26 +68,30 @@ def test_a_turbulent_market_moves_the_mood_more(
 
 
 # --------------------------------------------------------------------------- one agent
-def test_the_mood_is_off_by_default_and_biases_the_fundamental_when_on() -> None:
-    """Same history, same draw: the estimate with the mood is alpha·m above the one without."""
+def _estimate_after_news(params: dict) -> tuple[float, float]:
+    """(mood, estimate) of one agent after F moved from 100 to 110 at bar 10 of 20."""
     draw = FairValueDraw(alpha=0.5, k=1.0, sigma=0.0, w=1.0, d=0.2, a=0.5, delta=0.0)
-    found = {}
-    for gain in (0.0, 2.0):
-        params = {"rate_per_s": 1e-6} if gain == 0.0 else {"rate_per_s": 1e-6, "mood_gain": gain}
-        ctx = FakeContext(seed=3)
-        agent = ctx.attach(FairValueTrader(params))
-        assert isinstance(agent, FairValueTrader)
-        for bar in range(20):
-            ctx.clock = bar * S
-            ctx.push_fundamental("X", 100.0 if bar < 10 else 110.0)
-        ctx.clock = 20 * S
-        found[gain] = (agent.mood, agent.estimate(draw, 0.0))
-    assert found[0.0][0] == 0.0
-    # one piece of news of log(1.1) at bar 10, no volatility yet (ratio 1), then the fading
-    # up to the last news taken in (bar 19: unchanged F, zero news)
-    mood = found[2.0][0]
-    assert mood == pytest.approx(2.0 * math.log(1.1) * math.exp(-9.0 / 3_000.0), rel=1e-6)
-    assert found[2.0][1] - found[0.0][1] == pytest.approx(0.5 * mood, rel=1e-9)
+    ctx = FakeContext(seed=3)
+    agent = ctx.attach(FairValueTrader({"rate_per_s": 1e-6, **params}))
+    assert isinstance(agent, FairValueTrader)
+    for bar in range(20):
+        ctx.clock = bar * S
+        ctx.push_fundamental("X", 100.0 if bar < 10 else 110.0)
+    ctx.clock = 20 * S
+    return agent.mood, agent.estimate(draw, 0.0)
+
+
+def test_the_mood_is_off_by_default_and_biases_the_views_when_on() -> None:
+    """Same history, same draw: the estimate with the mood is alpha·m + (1-alpha)·θ·m above
+    the one without (θ = `mood_chartists`)."""
+    mood_off, est_off = _estimate_after_news({})
+    assert mood_off == 0.0
+    for theta in (0.0, 0.4, 1.0):
+        mood, est = _estimate_after_news({"mood_gain": 2.0, "mood_chartists": theta})
+        # one piece of news of log(1.1) at bar 10, no volatility yet (ratio 1), then the
+        # fading up to the last news taken in (bar 19: unchanged F, zero news)
+        assert mood == pytest.approx(2.0 * math.log(1.1) * math.exp(-9.0 / 3_000.0), rel=1e-6)
+        assert est - est_off == pytest.approx((0.5 + 0.5 * theta) * mood, rel=1e-9)
 
 
 # --------------------------------------------------------------------------- a market

@@ -300,24 +300,27 @@ class FairValueTrader(Agent):
       falls below `bankrupt_fraction` of its start is bankrupt and is replaced by a newly drawn
       trader: its wealth baseline restarts from the account as it is (the counter `bankruptcies`
       says how often). Off: W is in lots, as specified.
-    * `mood_gain` c: the crowd's mood m, a common bias in its reading of the fundamental:
-      est = alpha·(F(t-D) + m) + (1-alpha)·L(t-D, k) + sigma·z, i.e. the noise term is
-      alpha·m + sigma·z. Each piece of news (a change of log F) moves m by c·(v_m/v̄)^g
-      (`mood_step`; g = `mood_feedback`, v_m the volatility of the closes over the last
-      `mood_vol_bars` bars, v̄ as for `vol_feedback`, the ratio clipped by `vol_clip`), and m
-      fades with an e-folding time of `mood_memory_bars`. The crowd overreacts to news, the
-      more so when the market is turbulent (overreaction: W. De Bondt and R. Thaler, "Does the
-      stock market overreact?", Journal of Finance 40, 1985; a common sentiment of noise
-      traders whose swings feed on price changes: Lux and Marchesi, 1999, above, and S.
-      Alfarano, T. Lux and F. Wagner, "Estimation of agent-based models: the case of an
-      asymmetric herding model", Computational Economics 26, 2005). The noise it adds is
-      common and slow, so turbulence persists over τ without an independent draw per trade
-      (which makes the last trade bounce between the sides). It biases F rather than the
-      whole estimate because the chartists' L already carries the mood once it is in the
-      price: a mood added to every estimate would spread the estimates by
-      (alpha_i - alpha_j)·m/alpha, a bounce that grows with the mood. F itself is unchanged;
-      every slot computes the mood from the news it receives (no state is shared between
-      slots), so slots that see nearly the same closes hold nearly the same mood.
+    * `mood_gain` c: the crowd's mood m, a common bias of its views: the fundamentalist
+      reads F(t-D) + m and the chartist L(t-D, k) + θ·m (θ = `mood_chartists`), so
+      est = alpha·F(t-D) + (1-alpha)·L(t-D, k) + noise, the noise alpha·m + (1-alpha)·θ·m +
+      sigma·z. Each piece of news (a change of log F) moves m by c·(v_m/v̄)^g (`mood_step`;
+      g = `mood_feedback`, v_m the volatility of the closes over the last `mood_vol_bars`
+      bars, v̄ as for `vol_feedback`, the ratio clipped by `vol_clip`), and m fades with an
+      e-folding time of `mood_memory_bars`. The crowd overreacts to news, the more so when
+      the market is turbulent (overreaction: W. De Bondt and R. Thaler, "Does the stock
+      market overreact?", Journal of Finance 40, 1985; a common sentiment of noise traders
+      whose swings feed on price changes: Lux and Marchesi, 1999, above, and S. Alfarano, T.
+      Lux and F. Wagner, "Estimation of agent-based models: the case of an asymmetric herding
+      model", Computational Economics 26, 2005). The noise it adds is common and slow, so
+      turbulence persists over τ without an independent draw per trade (which makes the last
+      trade bounce between the sides). θ sets how the mood spreads over the crowd: with
+      θ = 1 (the same bias on every estimate) the chartists' L, which already carries the
+      mood once it is in the price, counts it twice, and estimates spread by about
+      (alpha_i - alpha_j)·θ·m/alpha, a bounce that grows with the mood; with θ = 0 there is
+      no such spread but the price takes the mood in only as fast as L follows it (returns
+      trend). F itself is unchanged; every slot computes the mood from the news it receives
+      (no state is shared between slots), so slots that see nearly the same closes hold
+      nearly the same mood.
 
     Source: the heterogeneous-agent fair-value model of ARCHITECTURE.md, after C. Chiarella and
     G. Iori, "A simulation analysis of the microstructure of double auction markets",
@@ -418,6 +421,9 @@ class FairValueTrader(Agent):
         )
         mood_memory_bars: float = Field(
             default=3_000.0, gt=0.0, description="τ: the mood fades with this e-folding time"
+        )
+        mood_chartists: float = Field(
+            default=0.0, ge=0.0, le=1.0, description="θ: share of the mood in the chartist view"
         )
 
     def on_start(self) -> None:
@@ -544,7 +550,9 @@ class FairValueTrader(Agent):
         sigma = draw.sigma
         if self.params.vol_feedback > 0:
             sigma *= self._ratio**self.params.vol_feedback
-        return fair_estimate(draw.alpha, f_lag + self.mood, l_lag, sigma, z)
+        mood = self.mood
+        theta = self.params.mood_chartists
+        return fair_estimate(draw.alpha, f_lag + mood, l_lag + theta * mood, sigma, z)
 
     def _update_feedback(self, draw: FairValueDraw, f_lag: float, l_lag: float) -> None:
         """Volatility over the agent's horizon vs the slow reference; forecast errors."""
