@@ -11,13 +11,14 @@ alpha·m + (1-alpha)·θ·m, is common to the slots and is bigger when the marke
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from agent_helpers import FakeContext
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.config import MarketConfig
+from agents.config import MarketConfig, load_market
 from agents.sim import SimMarket
 from agents.strategies.fair_value import FairValueDraw, FairValueTrader, mood_step
 
@@ -167,3 +168,13 @@ def test_the_mood_reacts_more_to_news_in_a_turbulent_market() -> None:
     turbulent = abs(step(10_000 + 1, 100.0 * 1.001))
     assert calm > 0.0
     assert turbulent > 5.0 * calm, (calm, turbulent)
+
+
+def test_the_example_file_turns_the_mood_on_with_valid_params() -> None:
+    config = load_market(
+        Path(__file__).resolve().parent.parent / "examples" / "fair_value_vol.toml"
+    )
+    fv = [p for p in config.populations if p.strategy == "fair_value"]
+    assert fv
+    params = FairValueTrader.Params.model_validate(fv[0].params)
+    assert params.mood_gain > 0 and 0 < params.mood_chartists < 1
