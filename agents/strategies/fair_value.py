@@ -417,7 +417,7 @@ class FairValueTrader(Agent):
             default=1.0, ge=0.0, description="g: how the mood's reaction scales with volatility"
         )
         mood_vol_bars: int = Field(
-            default=120, ge=1, description="bars over which the mood's volatility v_m is measured"
+            default=120, ge=1, description="bars (at most history_bars) over which v_m is measured"
         )
         mood_memory_bars: float = Field(
             default=3_000.0, gt=0.0, description="τ: the mood fades with this e-folding time"
