@@ -23,6 +23,7 @@ __all__ = [
     "ema_close",
     "fair_estimate",
     "l_step",
+    "mood_step",
     "order_size",
     "quote_prices",
     "switching_share",
@@ -130,6 +131,26 @@ def switching_share(err_f: float, err_c: float, intensity: float, scale: float) 
         return 0.5
     x = max(-50.0, min(50.0, intensity * (err_c - err_f) / scale))
     return min(0.95, max(0.05, 1.0 / (1.0 + math.exp(-x))))
+
+
+def mood_step(
+    mood: float,
+    news: float,
+    dt_bars: float,
+    ratio: float,
+    gain: float,
+    feedback: float,
+    memory_bars: float,
+) -> float:
+    """The crowd's mood after `dt_bars` bars and one piece of news (a change of log F).
+
+    m <- m·exp(-dt/τ) + c·ratio^g·news, with c = `gain`, g = `feedback`, τ = `memory_bars`
+    (the trader's `mood_gain`, `mood_feedback`, `mood_memory_bars`) and `ratio` the recent
+    volatility over its slow average: the crowd overreacts to news, more so when the market is
+    turbulent, and the overreaction fades over τ. Zero news leaves only the decay; c = 0 keeps
+    the mood at its decayed start.
+    """
+    return mood * math.exp(-dt_bars / memory_bars) + gain * ratio**feedback * news
 
 
 def order_size(w: float, a: float, cap: int) -> int:
@@ -279,6 +300,27 @@ class FairValueTrader(Agent):
       falls below `bankrupt_fraction` of its start is bankrupt and is replaced by a newly drawn
       trader: its wealth baseline restarts from the account as it is (the counter `bankruptcies`
       says how often). Off: W is in lots, as specified.
+    * `mood_gain` c: the crowd's mood m, a common bias of its views: the fundamentalist
+      reads F(t-D) + m and the chartist L(t-D, k) + θ·m (θ = `mood_chartists`), so
+      est = alpha·F(t-D) + (1-alpha)·L(t-D, k) + noise, the noise alpha·m + (1-alpha)·θ·m +
+      sigma·z. Each piece of news (a change of log F) moves m by c·(v_m/v̄)^g (`mood_step`;
+      g = `mood_feedback`, v_m the volatility of the closes over the last `mood_vol_bars`
+      bars, v̄ as for `vol_feedback`, the ratio clipped by `vol_clip`), and m fades with an
+      e-folding time of `mood_memory_bars`. The crowd overreacts to news, the more so when
+      the market is turbulent (overreaction: W. De Bondt and R. Thaler, "Does the stock
+      market overreact?", Journal of Finance 40, 1985; a common sentiment of noise traders
+      whose swings feed on price changes: Lux and Marchesi, 1999, above, and S. Alfarano, T.
+      Lux and F. Wagner, "Estimation of agent-based models: the case of an asymmetric herding
+      model", Computational Economics 26, 2005). The noise it adds is common and slow, so
+      turbulence persists over τ without an independent draw per trade (which makes the last
+      trade bounce between the sides). θ sets how the mood spreads over the crowd: with
+      θ = 1 (the same bias on every estimate) the chartists' L, which already carries the
+      mood once it is in the price, counts it twice, and estimates spread by about
+      (alpha_i - alpha_j)·θ·m/alpha, a bounce that grows with the mood; with θ = 0 there is
+      no such spread but the price takes the mood in only as fast as L follows it (returns
+      trend). F itself is unchanged; every slot computes the mood from the news it receives
+      (no state is shared between slots), so slots that see nearly the same closes hold
+      nearly the same mood.
 
     Source: the heterogeneous-agent fair-value model of ARCHITECTURE.md, after C. Chiarella and
     G. Iori, "A simulation analysis of the microstructure of double auction markets",
@@ -367,6 +409,22 @@ class FairValueTrader(Agent):
         bankrupt_fraction: float = Field(
             default=0.05, ge=0.0, lt=1.0, description="wealth share below which a slot is replaced"
         )
+        # the crowd's mood (see the class docstring and `mood_step`)
+        mood_gain: float = Field(
+            default=0.0, ge=0.0, description="c: the mood moves c·(v_m/v̄)^g per unit of news"
+        )
+        mood_feedback: float = Field(
+            default=1.0, ge=0.0, description="g: how the mood's reaction scales with volatility"
+        )
+        mood_vol_bars: int = Field(
+            default=120, ge=1, description="bars (at most history_bars) over which v_m is measured"
+        )
+        mood_memory_bars: float = Field(
+            default=3_000.0, gt=0.0, description="τ: the mood fades with this e-folding time"
+        )
+        mood_chartists: float = Field(
+            default=0.0, ge=0.0, le=1.0, description="θ: share of the mood in the chartist view"
+        )
 
     def on_start(self) -> None:
         p = self.params
@@ -383,6 +441,7 @@ class FairValueTrader(Agent):
             self.f_timed = TimedHistory(p.history_bars * 16)
             self.close_timed = TimedHistory(p.history_bars * 16)
         self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
+        self._feedback |= p.mood_gain > 0
         self._var_ref = 0.0  # EWMA of squared one-bar close returns (v̄²)
         self._var_norm = 0.0  # the EWMA's weight so far (corrects its start from zero)
         self._var_w = 1.0 / p.vol_ref_bars
@@ -398,6 +457,10 @@ class FairValueTrader(Agent):
         self._expiry = ExpiryQueue(_EXPIRE)
         self.last_draw: FairValueDraw | None = None
         self.last_estimate: float | None = None
+        # the crowd's mood: its value, and the log F and time of the last news it took in
+        self.mood = 0.0
+        self._mood_f: float | None = None
+        self._mood_ts = 0
         ctx.set_timer(_ARRIVE, exp_interval(ctx, self._mean_wait), repeat=False)
 
     # ------------------------------------------------------------------ sampling
@@ -438,6 +501,8 @@ class FairValueTrader(Agent):
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
             self._sample(self.ctx.now() // self.params.bar_ns)
+            if self.params.mood_gain > 0 and value > 0:
+                self._mood_news(math.log(value))
 
     # ------------------------------------------------------------------ arrivals
     def on_timer(self, name: str) -> None:
@@ -485,7 +550,9 @@ class FairValueTrader(Agent):
         sigma = draw.sigma
         if self.params.vol_feedback > 0:
             sigma *= self._ratio**self.params.vol_feedback
-        return fair_estimate(draw.alpha, f_lag, l_lag, sigma, z)
+        mood = self.mood
+        theta = self.params.mood_chartists
+        return fair_estimate(draw.alpha, f_lag + mood, l_lag + theta * mood, sigma, z)
 
     def _update_feedback(self, draw: FairValueDraw, f_lag: float, l_lag: float) -> None:
         """Volatility over the agent's horizon vs the slow reference; forecast errors."""
@@ -507,6 +574,34 @@ class FairValueTrader(Agent):
             self.fundamentalist_share = switching_share(
                 self._err_f, self._err_c, p.switching, var_ref * max(1.0, draw.d)
             )
+
+    # ------------------------------------------------------------------ the crowd's mood
+    def _mood_news(self, log_f: float) -> None:
+        """Take in one piece of news: log F moved from the last value seen to `log_f`."""
+        p = self.params
+        now = self.ctx.now()
+        prev, self._mood_f = self._mood_f, log_f
+        if prev is None:
+            self._mood_ts = now
+            return
+        ratio = 1.0
+        var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
+        cum = self._cum_sq
+        if var_ref > 0.0 and len(cum) > 1:
+            n = min(len(cum) - 1, p.mood_vol_bars)
+            c = p.vol_clip
+            ratio = min(c, max(1.0 / c, math.sqrt((cum[-1] - cum[-1 - n]) / n / var_ref)))
+        dt_bars = (now - self._mood_ts) / p.bar_ns
+        self._mood_ts = now
+        self.mood = mood_step(
+            self.mood,
+            log_f - prev,
+            dt_bars,
+            ratio,
+            p.mood_gain,
+            p.mood_feedback,
+            p.mood_memory_bars,
+        )
 
     def _wealth(self) -> float:
         """Cash plus the position at the last price, in cash units."""
