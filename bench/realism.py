@@ -308,9 +308,10 @@ def part_market(seeds: list[int], seconds: float, which: str = "both") -> bool:
 
 # --------------------------------------------------------------------------- sweep
 HAWKES: dict[str, Any] = {
-    "rate_per_s": 0.008, "activity_feedback": 0.0, "vol_feedback": 0.0, "sigma_scale": 0.0002,
-    "hawkes_weight": 0.04, "hawkes_cap": 100.0, "hawkes_exponent": 0.15,
-    "hawkes_tau_max_s": 3000.0,
+    "rate_per_s": 0.004, "hawkes_weight": 0.035, "hawkes_cap": 250.0, "hawkes_exponent": 0.15,
+    "hawkes_tau_max_s": 3000.0, "activity_feedback": 0.0, "vol_feedback": 0.0,
+    "alpha_a": 0.5, "alpha_b": 40.0, "k_shape": 1.0, "k_scale": 1.0, "sigma_scale": 0.0005,
+    "delta_scale": 0.0001,
 }  # fmt: skip
 """Self-exciting arrivals, as commented (off) in examples/fair_value.toml."""
 
@@ -325,11 +326,13 @@ SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("switching 0.2", {"switching": 0.2}),
     # self-exciting arrivals: the set commented in examples/fair_value.toml, then one change
     ("Hawkes (toml comment)", HAWKES),
-    ("  same, Poisson 0.11/s/slot", {**HAWKES, "hawkes_weight": 0.0, "rate_per_s": 0.11}),
+    ("  same, Poisson 0.3/s/slot", {**HAWKES, "hawkes_weight": 0.0, "rate_per_s": 0.3}),
     ("  kernel 1..100 s", {**HAWKES, "hawkes_tau_max_s": 100.0}),
     ("  h 0.03", {**HAWKES, "hawkes_weight": 0.03}),
-    ("  h 0.05", {**HAWKES, "hawkes_weight": 0.05}),
-    ("  vol feedback 2", {**HAWKES, "vol_feedback": 2.0}),
+    ("  rate 0.008, h 0.03", {**HAWKES, "rate_per_s": 0.008, "hawkes_weight": 0.03}),
+    ("  alpha ~ Beta(0.5, 20)", {**HAWKES, "alpha_b": 20.0}),
+    ("  noise Gamma(2, 0.0003)", {**HAWKES, "sigma_scale": 0.0003}),
+    ("  vol feedback 1", {**HAWKES, "vol_feedback": 1.0}),
 ]
 
 
