@@ -6,6 +6,7 @@
     python bench/realism.py --part market --markets toml   # only examples/market.toml
     python bench/realism.py --part sweep         # which parameters drive which fact
     python bench/realism.py --seconds 3000 --seeds 1   # shorter runs while iterating
+    python bench/realism.py --part facts --hawkes   # facts with self-exciting arrivals (HAWKES)
 
 Part *facts*: `examples/fair_value.toml` for 15,000 simulated seconds, 5 s bars of the last
 trade, with F a plain Gaussian random walk and again a Lévy-stable walk. Targets (a seed
@@ -21,8 +22,12 @@ at least half of the fair-value and of the trend agents trade in the last hour; 
 |price - F| / F over the last hour's 5 s bars <= 2%; every market maker has a bid and an ask
 resting at >= 99% of the once-a-minute checks.
 
+The facts part also prints, as information, how bursty trading is: the variance/mean of the
+trade count per 10 s (1 for a Poisson crowd) and its autocorrelation at 50 s. `--hawkes` runs
+it with `HAWKES`, the self-exciting arrivals commented out in `examples/fair_value.toml`.
+
 Part *sweep*: one-at-a-time changes of the fair-value crowd's parameters on shorter runs, and
-the facts each one moves.
+the facts each one moves (with the Hawkes set and one change at a time of it).
 
 Runs are CPU heavy: one process, meant to be started with `nice -n 10`.
 """
@@ -96,6 +101,18 @@ def facts(closes: np.ndarray, bar_s: float = 5.0) -> dict[str, Any]:
     }
 
 
+def activity(ts: np.ndarray) -> dict[str, float]:
+    """How bursty the trading is: trade counts per 10 s window (dispersion, memory)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if len(ts) < 2:
+        return {"disp": float("nan"), "count_acf5": float("nan")}
+    counts = np.bincount((ts - ts[0]) // (10 * NS)).astype(float)
+    return {
+        "disp": float(counts.var() / counts.mean()),  # 1 for Poisson arrivals
+        "count_acf5": float(acf(counts, 5)[4]),  # the memory of activity at 50 s
+    }
+
+
 def verdicts(f: dict[str, Any]) -> dict[str, bool]:
     return {
         "kurtosis >= 3": f["kurtosis"] >= 3,
@@ -152,6 +169,7 @@ def part_facts(seeds: list[int], seconds: float, params: dict[str, Any] | None =
             market = simulate(fv_config(variant, seed, seconds, params), seconds)
             f = facts(closes_of(market, 5 * NS))
             v = verdicts(f)
+            act = activity(market.trades["ts"])
             cpu = time.process_time() - t0
             passed += all(v.values())
             print(f"seed {seed}  ({cpu:,.0f} s CPU, {len(market.trades['ts']):,} trades, "
@@ -168,6 +186,8 @@ def part_facts(seeds: list[int], seconds: float, params: dict[str, Any] | None =
                 ("ACF(|r|, 50)", f["abs50"], ">= 0.05", v["ACF(|r|,50) >= 0.05"]),
                 ("kurtosis 5/25/100 s", f"{f['kurt_5s']:.2f}/{f['kurt_25s']:.2f}/"
                  f"{f['kurt_100s']:.2f}", "falls, > 0", v["kurtosis falls, > 0"]),
+                ("trades/10 s var/mean", act["disp"], "(info)", None),
+                ("ACF(trades/10 s, 50 s)", act["count_acf5"], "(info)", None),
             ]  # fmt: skip
             for name, value, target, ok in rows:
                 mark = "" if ok is None else ("PASS" if ok else "FAIL")
@@ -286,6 +306,14 @@ def part_market(seeds: list[int], seconds: float, which: str = "both") -> bool:
 
 
 # --------------------------------------------------------------------------- sweep
+HAWKES: dict[str, Any] = {
+    "rate_per_s": 0.004, "hawkes_weight": 0.035, "hawkes_cap": 250.0, "hawkes_exponent": 0.15,
+    "hawkes_tau_max_s": 3000.0, "activity_feedback": 0.0, "vol_feedback": 0.0,
+    "alpha_a": 0.5, "alpha_b": 40.0, "k_shape": 1.0, "k_scale": 1.0, "sigma_scale": 0.0005,
+    "delta_scale": 0.0001,
+}  # fmt: skip
+"""Self-exciting arrivals, as commented (off) in examples/fair_value.toml."""
+
 SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("as shipped", {}),
     ("no vol feedback", {"vol_feedback": 0.0}),
@@ -295,18 +323,29 @@ SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("D rounded to bars", {"lag": "bars"}),
     ("alpha ~ Beta(4, 1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
     ("switching 0.2", {"switching": 0.2}),
+    # self-exciting arrivals: the set commented in examples/fair_value.toml, then one change
+    ("Hawkes (toml comment)", HAWKES),
+    ("  same, Poisson 0.3/s/slot", {**HAWKES, "hawkes_weight": 0.0, "rate_per_s": 0.3}),
+    ("  kernel 1..100 s", {**HAWKES, "hawkes_tau_max_s": 100.0}),
+    ("  h 0.03", {**HAWKES, "hawkes_weight": 0.03}),
+    ("  rate 0.008, h 0.03", {**HAWKES, "rate_per_s": 0.008, "hawkes_weight": 0.03}),
+    ("  alpha ~ Beta(0.5, 20)", {**HAWKES, "alpha_b": 20.0}),
+    ("  noise Gamma(2, 0.0003)", {**HAWKES, "sigma_scale": 0.0003}),
+    ("  vol feedback 1", {**HAWKES, "vol_feedback": 1.0}),
 ]
 
 
 def part_sweep(seed: int, seconds: float) -> None:
     print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
-    head = ("kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s")
+    head = ("kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s", "tr/10s", "v/m")
     print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
     for label, params in SWEEP:
         market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
         f = facts(closes_of(market, 5 * NS))
+        act = activity(market.trades["ts"])
         vals = (f["kurtosis"], f["hill_left"], f["hill_right"], f["acf1"], f["acf_max"],
-                f["abs10"], f["abs50"], f["kurt_100s"])  # fmt: skip
+                f["abs10"], f["abs50"], f["kurt_100s"], len(market.trades["ts"]) / seconds * 10,
+                act["disp"])  # fmt: skip
         print(f"  {label:<28}" + "".join(f"{v:8.3f}" for v in vals))
         sys.stdout.flush()
 
@@ -318,11 +357,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=None, help="how many seeds (1, 2, ...)")
     ap.add_argument("--markets", choices=("toml", "builtin", "both"), default="both",
                     help="market part: which default market(s)")
+    ap.add_argument("--hawkes", action="store_true",
+                    help="facts part: with the self-exciting arrivals of HAWKES")  # fmt: skip
     args = ap.parse_args(argv)
     ok = True
     if args.part in ("facts", "all"):
         seeds = list(range(1, (args.seeds or 3) + 1))
-        ok &= part_facts(seeds, args.seconds or 15_000)
+        ok &= part_facts(seeds, args.seconds or 15_000, HAWKES if args.hawkes else None)
     if args.part in ("market", "all"):
         seeds = list(range(1, (args.seeds or 2) + 1))
         ok &= part_market(seeds, args.seconds or 3 * 3600, args.markets)

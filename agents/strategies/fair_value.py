@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,12 +12,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.agent import Agent
+from agents.events import TradeTick
 from agents.strategies._common import ExpiryQueue, exp_interval, reference_ticks, resolve_symbol
+from agents.strategies.hawkes import HawkesIntensity, power_law_kernel
 
 __all__ = [
     "BarHistory",
     "FairValueDraw",
     "FairValueTrader",
+    "HawkesFairValueTrader",
     "TimedHistory",
     "draw_priors",
     "ema_close",
@@ -322,6 +325,23 @@ class FairValueTrader(Agent):
       (no state is shared between slots), so slots that see nearly the same closes hold
       nearly the same mood.
 
+    * `hawkes_weight` h: self-exciting arrivals (`agents.strategies.hawkes`). The slot's
+      arrival intensity is λ(t) = min(cap, μ + Σ_m a_m S_m(t)), μ = `rate_per_s`, with a
+      power-law kernel approximated by `hawkes_scales` exponentials from `hawkes_tau_min_s`
+      to `hawkes_tau_max_s` (tail exponent `hawkes_exponent`), whose integral is h: each
+      trade on the public tape (one per aggressing order: the ticks of one instant count
+      once) triggers h arrivals of this slot on average. What excites is what every trader
+      sees, so it works the same live; all slots watch one tape, so the crowd's activity
+      moves together: busy spells and quiet ones on every scale from seconds to many minutes,
+      the long-memory, near-critical order flow of Hardiman, Bercot and Bouchaud ("Critical
+      reflexivity in financial markets", EPJ B 86, 2013) and Bacry, Mastromatteo and Muzy.
+      The crowd's branching ratio is n = h x (slots) x (trades per crowd arrival); its mean
+      rate μ/(1-n) per slot for n < 1. λ is capped at `hawkes_cap` x μ, so a supercritical
+      setting saturates instead of exploding. `activity_feedback` scales μ.
+      The simulator hands trades only to classes that override `on_trade`; so that a crowd
+      without Hawkes arrivals pays nothing for the tape, `FairValueTrader(params)` with
+      h > 0 builds a `HawkesFairValueTrader`, the subclass that listens to it.
+
     Source: the heterogeneous-agent fair-value model of ARCHITECTURE.md, after C. Chiarella and
     G. Iori, "A simulation analysis of the microstructure of double auction markets",
     Quantitative Finance 2(5), 2002 (fundamentalist/chartist/noise mixture with Gaussian noise
@@ -425,10 +445,42 @@ class FairValueTrader(Agent):
         mood_chartists: float = Field(
             default=0.0, ge=0.0, le=1.0, description="θ: share of the mood in the chartist view"
         )
+        hawkes_weight: float = Field(
+            default=0.0,
+            ge=0.0,
+            description="h: arrivals of this slot one trade on the tape triggers (0: Poisson)",
+        )
+        hawkes_tau_min_s: float = Field(
+            default=1.0, gt=0.0, description="shortest time scale of the Hawkes kernel (s)"
+        )
+        hawkes_tau_max_s: float = Field(
+            default=1_000.0, gt=0.0, description="longest time scale of the Hawkes kernel (s)"
+        )
+        hawkes_scales: int = Field(
+            default=4, ge=1, le=16, description="exponentials approximating the power law"
+        )
+        hawkes_exponent: float = Field(
+            default=0.15, ge=0.0, description="ε: the kernel decays as t^-(1+ε)"
+        )
+        hawkes_cap: float = Field(
+            default=20.0, ge=1.0, description="the intensity is capped at hawkes_cap x rate_per_s"
+        )
+
+    def __new__(cls, params: object = None) -> FairValueTrader:
+        if cls is FairValueTrader and params is not None:
+            weight = (
+                params.get("hawkes_weight", 0.0)
+                if isinstance(params, Mapping)
+                else getattr(params, "hawkes_weight", 0.0)
+            )
+            if weight:
+                cls = HawkesFairValueTrader
+        return super().__new__(cls)
 
     def on_start(self) -> None:
         p = self.params
         ctx = self.ctx
+        self.arrivals = 0
         self.symbol = resolve_symbol(ctx, p.symbol)
         self._tick = float(ctx.spec(self.symbol).tick_size)
         self._cap = min(p.max_size, ctx.spec(self.symbol).max_qty)
@@ -461,7 +513,10 @@ class FairValueTrader(Agent):
         self.mood = 0.0
         self._mood_f: float | None = None
         self._mood_ts = 0
-        ctx.set_timer(_ARRIVE, exp_interval(ctx, self._mean_wait), repeat=False)
+        self._start_arrivals()
+
+    def _start_arrivals(self) -> None:
+        self.ctx.set_timer(_ARRIVE, exp_interval(self.ctx, self._mean_wait), repeat=False)
 
     # ------------------------------------------------------------------ sampling
     def _sample(self, bar: int) -> None:
@@ -613,6 +668,7 @@ class FairValueTrader(Agent):
         ctx = self.ctx
         rng = ctx.rng
         p = self.params
+        self.arrivals += 1
         draw = draw_priors(rng, p, self.fundamentalist_share)
         est = self.estimate(draw, float(rng.standard_normal()))
         self.last_draw = draw
@@ -636,3 +692,58 @@ class FairValueTrader(Agent):
         lifetime = p.lifetime_ns
         self._expiry.track(ctx, ctx.submit(self.symbol, "buy", size, bid), lifetime)
         self._expiry.track(ctx, ctx.submit(self.symbol, "sell", size, ask), lifetime)
+
+
+class HawkesFairValueTrader(FairValueTrader):
+    """A fair-value slot whose arrivals are self-exciting, driven by the public trade tape.
+
+    Built by `FairValueTrader(params)` when `hawkes_weight` > 0 (see its docstring). Arrivals
+    are drawn by exact thinning of `HawkesIntensity`: a candidate timer at the thinning bound's
+    rate, accepted with probability λ/bound; a trade on the tape raises the bound and moves
+    the candidate earlier when a fresh draw at the rise's rate says so.
+    """
+
+    def _start_arrivals(self) -> None:
+        p = self.params
+        alphas, betas = power_law_kernel(
+            p.hawkes_weight, p.hawkes_tau_min_s, p.hawkes_tau_max_s, p.hawkes_scales,
+            p.hawkes_exponent,
+        )  # fmt: skip
+        self.hawkes = HawkesIntensity(p.rate_per_s, alphas, betas, p.hawkes_cap * p.rate_per_s)
+        self._event_ns = -1  # the instant of the last trade counted (one per aggressing order)
+        self._schedule(self.ctx.now())
+
+    def _schedule(self, now: int) -> None:
+        wait = exp_interval(self.ctx, 1e9 / self.hawkes.bound)
+        self._candidate_ns = now + wait
+        self.ctx.set_timer(_ARRIVE, wait, repeat=False)
+
+    def on_timer(self, name: str) -> None:
+        if name != _ARRIVE:
+            super().on_timer(name)
+            return
+        ctx = self.ctx
+        now = ctx.now()
+        hk = self.hawkes
+        t = now * 1e-9
+        if hk.accept(t, float(ctx.rng.random())):
+            self._arrive()
+            eta = self.params.activity_feedback
+            if eta > 0:
+                hk.mu = min(hk.cap, self.params.rate_per_s * self._ratio**eta)
+                hk.bound = hk.intensity(t)
+        self._schedule(now)
+
+    def on_trade(self, trade: TradeTick) -> None:
+        ctx = self.ctx
+        now = ctx.now()
+        if now == self._event_ns or trade.symbol != self.symbol:
+            return
+        self._event_ns = now
+        rise = self.hawkes.excite(now * 1e-9)
+        if rise <= 0.0:
+            return
+        wait = exp_interval(ctx, 1e9 / rise)
+        if now + wait < self._candidate_ns:
+            self._candidate_ns = now + wait
+            ctx.set_timer(_ARRIVE, wait, repeat=False)
