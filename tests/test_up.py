@@ -56,12 +56,14 @@ count = 1
 """
 
 
-_READERS: dict[int, tuple[queue.Queue, list[str], threading.Thread]] = {}
+# Keyed by the pipe object itself (held here, so it stays alive): an id() key would be reused
+# by a later test's pipe once this one is freed, handing it the old pipe's lines.
+_READERS: dict[Any, tuple[queue.Queue, list[str], threading.Thread]] = {}
 
 
 def _lines(pipe: Any) -> queue.Queue:
     """The pipe's lines as they come (a reader thread: nothing waits unseen in a buffer)."""
-    if id(pipe) not in _READERS:
+    if pipe not in _READERS:
         q: queue.Queue = queue.Queue()
         seen: list[str] = []
 
@@ -73,14 +75,14 @@ def _lines(pipe: Any) -> queue.Queue:
 
         thread = threading.Thread(target=read, daemon=True)
         thread.start()
-        _READERS[id(pipe)] = (q, seen, thread)
-    return _READERS[id(pipe)][0]
+        _READERS[pipe] = (q, seen, thread)
+    return _READERS[pipe][0]
 
 
 def _all_of(pipe: Any) -> str:
     """Everything the pipe carried, once it has closed."""
     _lines(pipe)
-    _, seen, thread = _READERS[id(pipe)]
+    _, seen, thread = _READERS[pipe]
     thread.join(WAIT_S)
     return "".join(seen)
 
