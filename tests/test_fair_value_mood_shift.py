@@ -136,6 +136,36 @@ def test_the_default_form_is_split_and_ignores_the_mood_history() -> None:
     assert not hasattr(agent, "mood_history")
 
 
+def test_with_a_book_lag_a_close_carries_the_mood_of_that_long_before() -> None:
+    """`mood_book_ns` 1 s: the close sampled half a second after the news is paired with the
+    mood before it (the quotes it traded against were older), the one 1.5 s after with the new
+    mood; without the lag both carry the new mood."""
+
+    def carried(book_ns: int) -> tuple[float, float, float]:
+        ctx = FakeContext(seed=3)
+        agent = ctx.attach(FairValueTrader({
+            "rate_per_s": 1e-6, "mood_gain": 1.0, "mood_feedback": 0.0,
+            "mood_memory_bars": 1e12, "mood_form": "shift", "mood_book_ns": book_ns,
+        }))  # fmt: skip
+        assert isinstance(agent, FairValueTrader)
+        for bar in range(11):
+            ctx.clock = bar * S
+            ctx.push_fundamental("X", 100.0 if bar < 10 else 110.0)
+        seen = []
+        for t in (10.5, 11.5):
+            ctx.clock = round(t * S)
+            ctx.push_fundamental("X", 110.0)  # no news: a sample only
+            seen.append(agent.mood_timed.at(ctx.clock))
+        return agent.mood, seen[0], seen[1]
+
+    mood, half, later = carried(NS)
+    assert mood == pytest.approx(math.log(1.1), rel=1e-9)
+    assert half == 0.0
+    assert later == pytest.approx(mood, rel=1e-9)
+    mood, half, later = carried(0)
+    assert half == pytest.approx(mood, rel=1e-9) and later == pytest.approx(mood, rel=1e-9)
+
+
 def test_the_mood_ratio_can_be_capped() -> None:
     """After a burst of volatility, a cap of 1 on the mood's ratio leaves the news' move at
     gain·news, where the uncapped ratio (feedback 2) moves it several times more."""

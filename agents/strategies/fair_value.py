@@ -354,7 +354,12 @@ class FairValueTrader(Agent):
       (`mood_shift_estimate`). With the price at F + m, every agent then estimates F + m
       whatever its alpha and k, and a change of m moves every estimate by that change at
       once: no spread of the estimates by alpha (no bounce from the mood) and no lag behind it
-      (no trend from the mood); θ is not used. The sentiment is a common shift of all
+      (no trend from the mood); θ is not used. A trade meets resting quotes posted up to a
+      lifetime earlier, so a close sampled just after a mood swing still carries the old
+      mood: taken off as the new one, it makes the mood-free close dip and the chartists lag
+      the swing (the price then takes the mood in over seconds and returns trend).
+      `mood_book_ns` pairs each close with the mood that long before it (about half the
+      order lifetime; 0: the mood now). The sentiment is a common shift of all
       expectations, as the optimistic/pessimistic opinion index of Lux and Marchesi (1999)
       moves the whole crowd, while the fundamentalist/chartist split of Chiarella and Iori
       (2002) is kept for the price itself. The mood's volatility ratio can be capped
@@ -494,6 +499,11 @@ class FairValueTrader(Agent):
         mood_ratio_cap: float = Field(
             default=0.0, ge=0.0, description="cap on the mood's volatility ratio (0: vol_clip)"
         )
+        mood_book_ns: int = Field(
+            default=0,
+            ge=0,
+            description="shift form: a close carries the mood of this long before it (0: now)",
+        )
         mood_vol_bars_long: int = Field(
             default=0,
             ge=0,
@@ -550,6 +560,8 @@ class FairValueTrader(Agent):
         self._shift = p.mood_gain > 0 and p.mood_form == "shift"
         if self._shift:
             self.mood_history = BarHistory(p.history_bars)
+            self.mood_log = TimedHistory(1_024)  # every mood change, for `mood_book_ns`
+            self.mood_log.record(self.ctx.now(), 0.0)  # the mood starts at 0
             if self._continuous:
                 self.mood_timed = TimedHistory(p.history_bars * 16)
         self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
@@ -613,9 +625,10 @@ class FairValueTrader(Agent):
         if self._continuous:
             self.close_timed.record(now, close)
         if self._shift:
-            self.mood_history.record(bar, self.mood)
+            carried = self._carried_mood(now)
+            self.mood_history.record(bar, carried)
             if self._continuous:
-                self.mood_timed.record(now, self.mood)
+                self.mood_timed.record(now, carried)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
@@ -744,6 +757,17 @@ class FairValueTrader(Agent):
             p.mood_feedback,
             p.mood_memory_bars,
         )
+        if self._shift:
+            self.mood_log.record(now, self.mood)
+
+    def _carried_mood(self, now: int) -> float:
+        """The mood a close sampled now carries: the mood `mood_book_ns` ago (the resting quotes
+        the last trade met were posted about then), the current one if that is 0."""
+        book = self.params.mood_book_ns
+        if book <= 0:
+            return self.mood
+        then = self.mood_log.at(now - book)
+        return self.mood if then is None else then
 
     def _mood_ratio(self, bars: int, var_ref: float) -> float:
         """The volatility of the last `bars` one-bar returns over v̄, clipped by `vol_clip`."""
