@@ -166,6 +166,24 @@ def test_with_a_book_lag_a_close_carries_the_mood_of_that_long_before() -> None:
     assert half == pytest.approx(mood, rel=1e-9) and later == pytest.approx(mood, rel=1e-9)
 
 
+def test_the_fast_part_of_the_mood_fades_over_its_own_time() -> None:
+    """gain 1 (no fading), fast gain 0.5 fading over 2 bars: news of log 1.1 moves the mood by
+    1.5·log 1.1 at once, and n bars later it is log 1.1·(1 + 0.5·e^(-n/2))."""
+    ctx = FakeContext(seed=3)
+    agent = ctx.attach(FairValueTrader({
+        "rate_per_s": 1e-6, "mood_gain": 1.0, "mood_feedback": 0.0, "mood_memory_bars": 1e12,
+        "mood_fast_gain": 0.5, "mood_fast_bars": 2.0,
+    }))  # fmt: skip
+    assert isinstance(agent, FairValueTrader)
+    news = math.log(1.1)
+    for bar in range(16):
+        ctx.clock = bar * S
+        ctx.push_fundamental("X", 100.0 if bar < 10 else 110.0)
+        if bar >= 10:
+            expected = news * (1.0 + 0.5 * math.exp(-(bar - 10) / 2.0))
+            assert agent.mood == pytest.approx(expected, rel=1e-9)
+
+
 def test_the_mood_ratio_can_be_capped() -> None:
     """After a burst of volatility, a cap of 1 on the mood's ratio leaves the news' move at
     gain·news, where the uncapped ratio (feedback 2) moves it several times more."""

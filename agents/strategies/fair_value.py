@@ -359,7 +359,12 @@ class FairValueTrader(Agent):
       mood: taken off as the new one, it makes the mood-free close dip and the chartists lag
       the swing (the price then takes the mood in over seconds and returns trend).
       `mood_book_ns` pairs each close with the mood that long before it (about half the
-      order lifetime; 0: the mood now). The sentiment is a common shift of all
+      order lifetime; 0: the mood now). The mood-free price still takes F in over the
+      chartists' horizons (about 15 s at k ~ 1 + Gamma(2, 5)) while the mood jumps with each
+      piece of news, so 5 s returns trend; `mood_fast_gain` adds a fast part to the mood, moved
+      by each piece of news by that gain (no volatility scaling) and fading over
+      `mood_fast_bars`: the crowd's first reaction overshoots and fades as the chartists catch
+      up, which takes the news in at once rather than over the chartists' lag. The sentiment is a common shift of all
       expectations, as the optimistic/pessimistic opinion index of Lux and Marchesi (1999)
       moves the whole crowd, while the fundamentalist/chartist split of Chiarella and Iori
       (2002) is kept for the price itself. The mood's volatility ratio can be capped
@@ -504,6 +509,12 @@ class FairValueTrader(Agent):
             ge=0,
             description="shift form: a close carries the mood of this long before it (0: now)",
         )
+        mood_fast_gain: float = Field(
+            default=0.0, ge=0.0, description="a fast part of the mood moves by this per news"
+        )
+        mood_fast_bars: float = Field(
+            default=5.0, gt=0.0, description="the fast part fades with this e-folding time"
+        )
         mood_vol_bars_long: int = Field(
             default=0,
             ge=0,
@@ -583,6 +594,8 @@ class FairValueTrader(Agent):
         self.last_estimate: float | None = None
         # the crowd's mood: its value, and the log F and time of the last news it took in
         self.mood = 0.0
+        self._mood_slow = 0.0  # the part moved by c·ratio^g, fading over mood_memory_bars
+        self._mood_fast = 0.0  # the part moved by mood_fast_gain, fading over mood_fast_bars
         self._mood_f: float | None = None
         self._mood_ts = 0
         self._start_arrivals()
@@ -748,15 +761,23 @@ class FairValueTrader(Agent):
                 ratio = min(ratio, p.mood_ratio_cap)
         dt_bars = (now - self._mood_ts) / p.bar_ns
         self._mood_ts = now
-        self.mood = mood_step(
-            self.mood,
-            log_f - prev,
+        news = log_f - prev
+        self._mood_slow = mood_step(
+            self._mood_slow,
+            news,
             dt_bars,
             ratio,
             p.mood_gain,
             p.mood_feedback,
             p.mood_memory_bars,
         )
+        if p.mood_fast_gain > 0:
+            self._mood_fast = mood_step(
+                self._mood_fast, news, dt_bars, 1.0, p.mood_fast_gain, 0.0, p.mood_fast_bars
+            )
+            self.mood = self._mood_slow + self._mood_fast
+        else:
+            self.mood = self._mood_slow
         if self._shift:
             self.mood_log.record(now, self.mood)
 
