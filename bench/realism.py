@@ -28,8 +28,9 @@ The facts part also prints, as information, how bursty trading is: the variance/
 trade count per 10 s (1 for a Poisson crowd) and its autocorrelation at 50 s. `--hawkes` runs
 it with `HAWKES`, the self-exciting arrivals commented out in `examples/fair_value.toml`.
 
-Part *sweep*: one-at-a-time changes of the fair-value crowd's parameters on shorter runs, and
-the facts each one moves (with the Hawkes set and one change at a time of it).
+Part *sweep*: one-at-a-time changes of the shipped fair-value crowd's parameters (`SWEEP`;
+with `--hawkes`, of the Hawkes set), and the facts each one moves: facts passed, their
+figures, and the facts that fail.
 
 Runs are CPU heavy: one process, meant to be started with `nice -n 10`.
 """
@@ -257,20 +258,31 @@ HAWKES: dict[str, Any] = {
     "rate_per_s": 0.004, "hawkes_weight": 0.035, "hawkes_cap": 250.0, "hawkes_exponent": 0.15,
     "hawkes_tau_max_s": 3000.0, "activity_feedback": 0.0, "vol_feedback": 0.0,
     "alpha_a": 0.5, "alpha_b": 40.0, "k_shape": 1.0, "k_scale": 1.0, "sigma_scale": 0.0005,
-    "delta_scale": 0.0001,
+    "delta_scale": 0.0001, "mood_gain": 0.0,
 }  # fmt: skip
-"""Self-exciting arrivals, as commented (off) in examples/fair_value.toml."""
+"""Self-exciting arrivals, as commented (off) in examples/fair_value.toml (without the mood)."""
 
 SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("as shipped", {}),
+    ("no mood", {"mood_gain": 0.0, "mood_fast_gain": 0.0}),
+    ("mood split, theta 0.3", {"mood_form": "split", "mood_chartists": 0.3}),
+    ("no fast part", {"mood_fast_gain": 0.0}),
+    ("fast part 0.5", {"mood_fast_gain": 0.5}),
+    ("closes carry the mood now", {"mood_book_ns": 0}),
+    ("one vol window (30 bars)", {"mood_vol_bars_long": 0}),
+    ("no ratio cap", {"mood_ratio_cap": 0.0}),
+    ("g = 1", {"mood_feedback": 1.0}),
+    ("c = 1", {"mood_gain": 1.0}),
+    ("mood memory 3000 bars", {"mood_memory_bars": 3000}),
     ("no vol feedback", {"vol_feedback": 0.0}),
+    ("vol feedback 2", {"vol_feedback": 2.0}),
     ("no activity feedback", {"activity_feedback": 0.0}),
     ("orders live 10 s", {"lifetime_ns": 10 * NS}),
-    ("k = 1 + Gamma(0.5, 40)", {"k_shape": 0.5, "k_scale": 40.0}),
     ("D rounded to bars", {"lag": "bars"}),
-    ("alpha ~ Beta(4, 1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
-    ("switching 0.2", {"switching": 0.2}),
-    # self-exciting arrivals: the set commented in examples/fair_value.toml, then one change
+]
+"""One change at a time from the shipped crowd of examples/fair_value.toml."""
+
+HAWKES_SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("Hawkes (toml comment)", HAWKES),
     ("  same, Poisson 0.3/s/slot", {**HAWKES, "hawkes_weight": 0.0, "rate_per_s": 0.3}),
     ("  kernel 1..100 s", {**HAWKES, "hawkes_tau_max_s": 100.0}),
@@ -280,24 +292,28 @@ SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("  noise Gamma(2, 0.0003)", {**HAWKES, "sigma_scale": 0.0003}),
     ("  vol feedback 1", {**HAWKES, "vol_feedback": 1.0}),
 ]
+"""The self-exciting crowd, then one change at a time of it (`--part sweep --hawkes`)."""
 
 
-def part_sweep(seed: int, seconds: float) -> None:
-    print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
+def part_sweep(seeds: list[int], seconds: float, sweep: list[tuple[str, dict[str, Any]]]) -> None:
     head = ("pass", "kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s",
             "tr/10s", "v/m")  # fmt: skip
-    print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
-    for label, params in SWEEP:
-        market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
-        v = judge(closes_of(market, 5 * NS))
-        act = activity(market.trades["ts"])
-        val = {f.key: float("nan") if f.value is None else f.value for f in v.facts}
-        vals = (val["kurtosis"], val["hill_lower"], val["hill_upper"], v.acf_r[0],
-                val["no_linear_memory"], val["clustering"], val["slow_decay"],
-                val["aggregation"], len(market.trades["ts"]) / seconds * 10,
-                act["disp"])  # fmt: skip
-        print(f"  {label:<28}{v.passed:>6}/{v.total}" + "".join(f"{x:8.3f}" for x in vals))
-        sys.stdout.flush()
+    for seed in seeds:
+        print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
+        print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
+        for label, params in sweep:
+            market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
+            v = judge(closes_of(market, 5 * NS))
+            act = activity(market.trades["ts"])
+            val = {f.key: float("nan") if f.value is None else f.value for f in v.facts}
+            vals = (val["kurtosis"], val["hill_lower"], val["hill_upper"], v.acf_r[0],
+                    val["no_linear_memory"], val["clustering"], val["slow_decay"],
+                    val["aggregation"], len(market.trades["ts"]) / seconds * 10,
+                    act["disp"])  # fmt: skip
+            fails = ", ".join(f.key for f in v.facts if not f.passed)
+            print(f"  {label:<28}{v.passed:>6}/{v.total}" + "".join(f"{x:8.3f}" for x in vals)
+                  + (f"  fails: {fails}" if fails else ""))  # fmt: skip
+            sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -308,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--markets", choices=("toml", "builtin", "both"), default="both",
                     help="market part: which default market(s)")
     ap.add_argument("--hawkes", action="store_true",
-                    help="facts part: with the self-exciting arrivals of HAWKES")  # fmt: skip
+                    help="facts and sweep parts: the self-exciting crowd of HAWKES")  # fmt: skip
     args = ap.parse_args(argv)
     ok = True
     if args.part in ("facts", "all"):
@@ -318,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         seeds = list(range(1, (args.seeds or 2) + 1))
         ok &= part_market(seeds, args.seconds or 3 * 3600, args.markets)
     if args.part in ("sweep", "all"):
-        part_sweep(1, args.seconds or 5_000)
+        seeds = list(range(1, (args.seeds or 1) + 1))
+        part_sweep(seeds, args.seconds or 5_000, HAWKES_SWEEP if args.hawkes else SWEEP)
     print(f"\noverall: {'PASS' if ok else 'FAIL'}")
 
 
