@@ -243,3 +243,16 @@ def test_a_seeded_run_with_the_shift_form_is_deterministic_and_differs_from_spli
     first = _trades({"mood_form": "shift"})
     assert first and first == _trades({"mood_form": "shift"})
     assert first != _trades({})
+
+
+def test_the_fair_value_example_runs_the_shift_form_with_valid_params() -> None:
+    from pathlib import Path
+
+    from agents.config import load_market
+
+    config = load_market(Path(__file__).resolve().parent.parent / "examples" / "fair_value.toml")
+    fv = [p for p in config.populations if p.strategy == "fair_value"]
+    assert fv
+    params = FairValueTrader.Params.model_validate(fv[0].params)
+    assert params.mood_form == "shift" and params.mood_gain > 0 and params.mood_fast_gain > 0
+    assert 0 < params.mood_vol_bars < params.mood_vol_bars_long <= params.history_bars
