@@ -9,12 +9,14 @@
     python bench/realism.py --part facts --hawkes   # facts with self-exciting arrivals (HAWKES)
 
 Part *facts*: `examples/fair_value.toml` for 15,000 simulated seconds, 5 s bars of the last
-trade, with F a plain Gaussian random walk and again a Lévy-stable walk. Targets (a seed
-passes when every row passes; the part passes when 2 of 3 seeds do, per F variant):
-excess kurtosis >= 3; Hill tail index in [2, 5] on each tail (standard Hill estimator on the
-k = 5% largest returns of that sign); |ACF(r, k)| inside the 95% noise band 1.96/sqrt(n) for
-at least 15 of the lags 1..20 and never above 0.1; ACF(|r|, 10) >= 0.1 and ACF(|r|, 50) >=
-0.05; kurtosis falling from 5 s to 25 s to 100 s bars and still positive at 100 s.
+trade, with F a plain Gaussian random walk and again a Lévy-stable walk, judged by the
+product's verdict (`agents.analysis.verdict.facts_verdict`, what `agora facts` prints: one set
+of bands everywhere). A seed passes when every fact passes; the part passes when 2 of 3 seeds
+do, per F variant. Facts: excess kurtosis >= 3; Hill tail index in [2, 5] on each tail
+(standard Hill estimator, k = 5% of the returns, each tail on its own); |ACF(r, k)| inside
+the 95% noise band 1.96/sqrt(n) at most lags 1..20 and never above 0.1; ACF(|r|, 10) >= 0.1;
+ACF(|r|, 50) >= 0.05 and below ACF(|r|, 10); the kurtosis of 5, 10, 30, 60 and 100 s
+returns positive at every scale and falling (ends below where it starts, downward trend).
 
 Part *market*: `examples/market.toml` and the built-in market of `agora up`, 3 simulated
 hours, seeds 1 and 2. Targets: trades per minute in the last hour >= 30% of the first hour's;
@@ -26,8 +28,9 @@ The facts part also prints, as information, how bursty trading is: the variance/
 trade count per 10 s (1 for a Poisson crowd) and its autocorrelation at 50 s. `--hawkes` runs
 it with `HAWKES`, the self-exciting arrivals commented out in `examples/fair_value.toml`.
 
-Part *sweep*: one-at-a-time changes of the fair-value crowd's parameters on shorter runs, and
-the facts each one moves (with the Hawkes set and one change at a time of it).
+Part *sweep*: one-at-a-time changes of the shipped fair-value crowd's parameters (`SWEEP`;
+with `--hawkes`, of the Hawkes set), and the facts each one moves: facts passed, their
+figures, and the facts that fail.
 
 Runs are CPU heavy: one process, meant to be started with `nice -n 10`.
 """
@@ -35,7 +38,6 @@ Runs are CPU heavy: one process, meant to be started with `nice -n 10`.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -49,7 +51,8 @@ except ModuleNotFoundError:
 import numpy as np
 
 from agents.analysis.health import MarketHealth, health_verdict
-from agents.analysis.stylized import acf, aggregate, kurtosis, regular_closes
+from agents.analysis.stylized import acf, regular_closes
+from agents.analysis.verdict import FactsVerdict, facts_verdict
 from agents.config import MarketConfig, load_market
 from agents.sim import SimMarket
 from agents.sim.output import fundamental_table
@@ -66,39 +69,10 @@ stable walk's scale, so the two variants differ only in the tails of F)."""
 
 
 # --------------------------------------------------------------------------- the facts
-def hill(x: np.ndarray, k: int) -> float:
-    """The standard Hill estimator of the upper tail of x from its k largest values."""
-    s = np.sort(np.asarray(x, dtype=float))[::-1]
-    if len(s) <= k or s[k] <= 0:
-        return float("nan")
-    return float(1.0 / np.mean(np.log(s[:k] / s[k])))
-
-
-def facts(closes: np.ndarray, bar_s: float = 5.0) -> dict[str, Any]:
-    """The figures of the facts part, from closes on a regular grid of `bar_s` seconds."""
-    r = np.diff(np.log(closes))
-    n = len(r)
-    k = max(10, int(0.05 * n))
-    ac = acf(r, 20)
-    band = 1.96 / math.sqrt(n)
-    ac_abs = acf(np.abs(r), 50)
-    kurts = {s: kurtosis(aggregate(r, s)) for s in (1, 5, 20)}
-    return {
-        "n": n,
-        "kurtosis": kurts[1],
-        "hill_left": hill(-r, k),
-        "hill_right": hill(r, k),
-        "hill_k": k,
-        "acf_inside": int(np.sum(np.abs(ac) <= band)),
-        "acf_max": float(np.nanmax(np.abs(ac))),
-        "acf1": float(ac[0]),
-        "band": band,
-        "abs10": float(ac_abs[9]),
-        "abs50": float(ac_abs[49]),
-        "kurt_5s": kurts[1],
-        "kurt_25s": kurts[5],
-        "kurt_100s": kurts[20],
-    }
+def judge(closes: np.ndarray) -> FactsVerdict:
+    """The product's verdict (`agora facts`) on the log returns of regular closes: the same
+    bands and estimators here as in the CLI, the reports and the sweep."""
+    return facts_verdict(np.diff(np.log(np.asarray(closes, dtype=float))))
 
 
 def activity(ts: np.ndarray) -> dict[str, float]:
@@ -110,19 +84,6 @@ def activity(ts: np.ndarray) -> dict[str, float]:
     return {
         "disp": float(counts.var() / counts.mean()),  # 1 for Poisson arrivals
         "count_acf5": float(acf(counts, 5)[4]),  # the memory of activity at 50 s
-    }
-
-
-def verdicts(f: dict[str, Any]) -> dict[str, bool]:
-    return {
-        "kurtosis >= 3": f["kurtosis"] >= 3,
-        "Hill left in [2, 5]": 2 <= f["hill_left"] <= 5,
-        "Hill right in [2, 5]": 2 <= f["hill_right"] <= 5,
-        "ACF(r) in band >= 15/20": f["acf_inside"] >= 15,
-        "max |ACF(r)| <= 0.1": f["acf_max"] <= 0.1,
-        "ACF(|r|,10) >= 0.1": f["abs10"] >= 0.1,
-        "ACF(|r|,50) >= 0.05": f["abs50"] >= 0.05,
-        "kurtosis falls, > 0": f["kurt_5s"] > f["kurt_25s"] > f["kurt_100s"] > 0,
     }
 
 
@@ -167,31 +128,18 @@ def part_facts(seeds: list[int], seconds: float, params: dict[str, Any] | None =
         for seed in seeds:
             t0 = time.process_time()
             market = simulate(fv_config(variant, seed, seconds, params), seconds)
-            f = facts(closes_of(market, 5 * NS))
-            v = verdicts(f)
+            v = judge(closes_of(market, 5 * NS))
             act = activity(market.trades["ts"])
             cpu = time.process_time() - t0
-            passed += all(v.values())
+            passed += v.all_passed
             print(f"seed {seed}  ({cpu:,.0f} s CPU, {len(market.trades['ts']):,} trades, "
-                  f"{f['n']} returns, noise band +-{f['band']:.3f}, Hill k={f['hill_k']})")
-            rows = [
-                ("excess kurtosis (5 s)", f["kurtosis"], ">= 3", v["kurtosis >= 3"]),
-                ("Hill left tail", f["hill_left"], "2..5", v["Hill left in [2, 5]"]),
-                ("Hill right tail", f["hill_right"], "2..5", v["Hill right in [2, 5]"]),
-                ("lags 1-20 in noise band", f["acf_inside"], ">= 15",
-                 v["ACF(r) in band >= 15/20"]),
-                ("max |ACF(r, 1..20)|", f["acf_max"], "<= 0.1", v["max |ACF(r)| <= 0.1"]),
-                ("ACF(r, 1)", f["acf1"], "(info)", None),
-                ("ACF(|r|, 10)", f["abs10"], ">= 0.1", v["ACF(|r|,10) >= 0.1"]),
-                ("ACF(|r|, 50)", f["abs50"], ">= 0.05", v["ACF(|r|,50) >= 0.05"]),
-                ("kurtosis 5/25/100 s", f"{f['kurt_5s']:.2f}/{f['kurt_25s']:.2f}/"
-                 f"{f['kurt_100s']:.2f}", "falls, > 0", v["kurtosis falls, > 0"]),
-                ("trades/10 s var/mean", act["disp"], "(info)", None),
-                ("ACF(trades/10 s, 50 s)", act["count_acf5"], "(info)", None),
-            ]  # fmt: skip
-            for name, value, target, ok in rows:
-                mark = "" if ok is None else ("PASS" if ok else "FAIL")
-                print(f"  {name:<26}{_fmt(value):>18}  {target:<11}{mark}")
+                  f"{v.n} returns, noise band +-{v.noise_band:.3f}): "
+                  f"{v.passed}/{v.total} facts pass")
+            for f in v.facts:
+                print(f"  {f.title:<40}{_fmt(f.value):>10}  {f.band:<44}{f.mark}")
+                print(f"      {f.detail}")
+            print(f"  {'trades/10 s var/mean (info)':<40}{_fmt(act['disp']):>10}")
+            print(f"  {'ACF(trades/10 s, 50 s) (info)':<40}{_fmt(act['count_acf5']):>10}")
             sys.stdout.flush()
         need = min(2, len(seeds))
         verdict = passed >= need
@@ -310,20 +258,31 @@ HAWKES: dict[str, Any] = {
     "rate_per_s": 0.004, "hawkes_weight": 0.035, "hawkes_cap": 250.0, "hawkes_exponent": 0.15,
     "hawkes_tau_max_s": 3000.0, "activity_feedback": 0.0, "vol_feedback": 0.0,
     "alpha_a": 0.5, "alpha_b": 40.0, "k_shape": 1.0, "k_scale": 1.0, "sigma_scale": 0.0005,
-    "delta_scale": 0.0001,
+    "delta_scale": 0.0001, "mood_gain": 0.0,
 }  # fmt: skip
-"""Self-exciting arrivals, as commented (off) in examples/fair_value.toml."""
+"""Self-exciting arrivals, as commented (off) in examples/fair_value.toml (without the mood)."""
 
 SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("as shipped", {}),
+    ("no mood", {"mood_gain": 0.0, "mood_fast_gain": 0.0}),
+    ("mood split, theta 0.3", {"mood_form": "split", "mood_chartists": 0.3}),
+    ("no fast part", {"mood_fast_gain": 0.0}),
+    ("fast part 0.5", {"mood_fast_gain": 0.5}),
+    ("closes carry the mood now", {"mood_book_ns": 0}),
+    ("one vol window (30 bars)", {"mood_vol_bars_long": 0}),
+    ("no ratio cap", {"mood_ratio_cap": 0.0}),
+    ("g = 1", {"mood_feedback": 1.0}),
+    ("c = 1", {"mood_gain": 1.0}),
+    ("mood memory 3000 bars", {"mood_memory_bars": 3000}),
     ("no vol feedback", {"vol_feedback": 0.0}),
+    ("vol feedback 2", {"vol_feedback": 2.0}),
     ("no activity feedback", {"activity_feedback": 0.0}),
     ("orders live 10 s", {"lifetime_ns": 10 * NS}),
-    ("k = 1 + Gamma(0.5, 40)", {"k_shape": 0.5, "k_scale": 40.0}),
     ("D rounded to bars", {"lag": "bars"}),
-    ("alpha ~ Beta(4, 1)", {"alpha_a": 4.0, "alpha_b": 1.0}),
-    ("switching 0.2", {"switching": 0.2}),
-    # self-exciting arrivals: the set commented in examples/fair_value.toml, then one change
+]
+"""One change at a time from the shipped crowd of examples/fair_value.toml."""
+
+HAWKES_SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("Hawkes (toml comment)", HAWKES),
     ("  same, Poisson 0.3/s/slot", {**HAWKES, "hawkes_weight": 0.0, "rate_per_s": 0.3}),
     ("  kernel 1..100 s", {**HAWKES, "hawkes_tau_max_s": 100.0}),
@@ -333,21 +292,28 @@ SWEEP: list[tuple[str, dict[str, Any]]] = [
     ("  noise Gamma(2, 0.0003)", {**HAWKES, "sigma_scale": 0.0003}),
     ("  vol feedback 1", {**HAWKES, "vol_feedback": 1.0}),
 ]
+"""The self-exciting crowd, then one change at a time of it (`--part sweep --hawkes`)."""
 
 
-def part_sweep(seed: int, seconds: float) -> None:
-    print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
-    head = ("kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s", "tr/10s", "v/m")
-    print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
-    for label, params in SWEEP:
-        market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
-        f = facts(closes_of(market, 5 * NS))
-        act = activity(market.trades["ts"])
-        vals = (f["kurtosis"], f["hill_left"], f["hill_right"], f["acf1"], f["acf_max"],
-                f["abs10"], f["abs50"], f["kurt_100s"], len(market.trades["ts"]) / seconds * 10,
-                act["disp"])  # fmt: skip
-        print(f"  {label:<28}" + "".join(f"{v:8.3f}" for v in vals))
-        sys.stdout.flush()
+def part_sweep(seeds: list[int], seconds: float, sweep: list[tuple[str, dict[str, Any]]]) -> None:
+    head = ("pass", "kurt", "hillL", "hillR", "acf1", "maxacf", "abs10", "abs50", "k100s",
+            "tr/10s", "v/m")  # fmt: skip
+    for seed in seeds:
+        print(f"\n== sweep: one change at a time, F gaussian, seed {seed}, {seconds:,.0f} s ==")
+        print(f"  {'variant':<28}" + "".join(f"{h:>8}" for h in head))
+        for label, params in sweep:
+            market = simulate(fv_config("gaussian", seed, seconds, params), seconds)
+            v = judge(closes_of(market, 5 * NS))
+            act = activity(market.trades["ts"])
+            val = {f.key: float("nan") if f.value is None else f.value for f in v.facts}
+            vals = (val["kurtosis"], val["hill_lower"], val["hill_upper"], v.acf_r[0],
+                    val["no_linear_memory"], val["clustering"], val["slow_decay"],
+                    val["aggregation"], len(market.trades["ts"]) / seconds * 10,
+                    act["disp"])  # fmt: skip
+            fails = ", ".join(f.key for f in v.facts if not f.passed)
+            print(f"  {label:<28}{v.passed:>6}/{v.total}" + "".join(f"{x:8.3f}" for x in vals)
+                  + (f"  fails: {fails}" if fails else ""))  # fmt: skip
+            sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -358,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--markets", choices=("toml", "builtin", "both"), default="both",
                     help="market part: which default market(s)")
     ap.add_argument("--hawkes", action="store_true",
-                    help="facts part: with the self-exciting arrivals of HAWKES")  # fmt: skip
+                    help="facts and sweep parts: the self-exciting crowd of HAWKES")  # fmt: skip
     args = ap.parse_args(argv)
     ok = True
     if args.part in ("facts", "all"):
@@ -368,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         seeds = list(range(1, (args.seeds or 2) + 1))
         ok &= part_market(seeds, args.seconds or 3 * 3600, args.markets)
     if args.part in ("sweep", "all"):
-        part_sweep(1, args.seconds or 5_000)
+        seeds = list(range(1, (args.seeds or 1) + 1))
+        part_sweep(seeds, args.seconds or 5_000, HAWKES_SWEEP if args.hawkes else SWEEP)
     print(f"\noverall: {'PASS' if ok else 'FAIL'}")
 
 

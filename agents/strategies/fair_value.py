@@ -26,6 +26,7 @@ __all__ = [
     "ema_close",
     "fair_estimate",
     "l_step",
+    "mood_shift_estimate",
     "mood_step",
     "order_size",
     "quote_prices",
@@ -110,6 +111,27 @@ def ema_close(closes: Sequence[float], k: float) -> float:
 def fair_estimate(alpha: float, f: float, level: float, sigma: float, z: float) -> float:
     """The fair log-price alpha·F + (1-alpha)·L + sigma·z (`level` is L, z standard normal)."""
     return alpha * f + (1.0 - alpha) * level + sigma * z
+
+
+def mood_shift_estimate(
+    alpha: float,
+    f: float,
+    closes: Sequence[float],
+    moods: Sequence[float],
+    k: float,
+    mood: float,
+    sigma: float,
+    z: float,
+) -> float:
+    """The estimate with the mood shifting every view at once (`mood_form = "shift"`).
+
+    alpha·(F + m) + (1-alpha)·L' + sigma·z with L' = L(mood-free closes) + m: the chartist level
+    is the EMA of close - (the mood in effect at that close), `moods` aligned with `closes`,
+    plus the mood now. It equals alpha·F + (1-alpha)·ema(close - mood) + m + sigma·z, so a change
+    of m moves every estimate by exactly that change, whatever alpha and k.
+    """
+    free = ema_close([c - m for c, m in zip(closes, moods, strict=True)], k)
+    return fair_estimate(alpha, f, free, sigma, z) + mood
 
 
 def quote_prices(estimate: float, delta: float) -> tuple[float, float]:
@@ -324,6 +346,35 @@ class FairValueTrader(Agent):
       trend). F itself is unchanged; every slot computes the mood from the news it receives
       (no state is shared between slots), so slots that see nearly the same closes hold
       nearly the same mood.
+      That is `mood_form = "split"`, the default. `mood_form = "shift"` makes the mood shift
+      every view at once without counting it twice: the chartist's level is taken on the
+      mood-free closes (each close less the mood in effect when it was sampled, kept per bar
+      beside the closes and read with the same lag D) and the current mood is added back,
+      L' = ema_k(close - mood) + m, so est = alpha·(F(t-D) + m) + (1-alpha)·L' + sigma·z
+      (`mood_shift_estimate`). With the price at F + m, every agent then estimates F + m
+      whatever its alpha and k, and a change of m moves every estimate by that change at
+      once: no spread of the estimates by alpha (no bounce from the mood) and no lag behind it
+      (no trend from the mood); θ is not used. A trade meets resting quotes posted up to a
+      lifetime earlier, so a close sampled just after a mood swing still carries the old
+      mood: taken off as the new one, it makes the mood-free close dip and the chartists lag
+      the swing (the price then takes the mood in over seconds and returns trend).
+      `mood_book_ns` pairs each close with the mood that long before it (about half the
+      order lifetime; 0: the mood now). The mood-free price still takes F in over the
+      chartists' horizons (about 15 s at k ~ 1 + Gamma(2, 5)) while the mood jumps with each
+      piece of news, so 5 s returns trend; `mood_fast_gain` adds a fast part to the mood, moved
+      by each piece of news by that gain (no volatility scaling) and fading over
+      `mood_fast_bars`: the crowd's first reaction overshoots and fades as the chartists catch
+      up, which takes the news in at once rather than over the chartists' lag. The sentiment is a common shift of all
+      expectations, as the optimistic/pessimistic opinion index of Lux and Marchesi (1999)
+      moves the whole crowd, while the fundamentalist/chartist split of Chiarella and Iori
+      (2002) is kept for the price itself. The mood's volatility ratio can be capped
+      (`mood_ratio_cap`: a turbulent spell cannot make each piece of news move the mood
+      without bound, so it ends sooner) and averaged over two windows (`mood_vol_bars` and
+      `mood_vol_bars_long`, both at most `history_bars`): volatility components on two time
+      scales, a short memory that lets turbulent spells end and a long one that makes
+      clustering decay slowly (the multi-timescale volatility of L. E. Calvet and A. J.
+      Fisher, "Multifractality in asset returns: theory and evidence", Review of Economics
+      and Statistics 84, 2002, and of Müller et al. 1997, above).
 
     * `hawkes_weight` h: self-exciting arrivals (`agents.strategies.hawkes`). The slot's
       arrival intensity is λ(t) = min(cap, μ + Σ_m a_m S_m(t)), μ = `rate_per_s`, with a
@@ -445,6 +496,30 @@ class FairValueTrader(Agent):
         mood_chartists: float = Field(
             default=0.0, ge=0.0, le=1.0, description="θ: share of the mood in the chartist view"
         )
+        mood_form: Literal["split", "shift"] = Field(
+            default="split",
+            description="how the mood enters: F + m and L + θ·m (split), or every view "
+            "shifted by m, L taken on the mood-free closes (shift)",
+        )
+        mood_ratio_cap: float = Field(
+            default=0.0, ge=0.0, description="cap on the mood's volatility ratio (0: vol_clip)"
+        )
+        mood_book_ns: int = Field(
+            default=0,
+            ge=0,
+            description="shift form: a close carries the mood of this long before it (0: now)",
+        )
+        mood_fast_gain: float = Field(
+            default=0.0, ge=0.0, description="a fast part of the mood moves by this per news"
+        )
+        mood_fast_bars: float = Field(
+            default=5.0, gt=0.0, description="the fast part fades with this e-folding time"
+        )
+        mood_vol_bars_long: int = Field(
+            default=0,
+            ge=0,
+            description="second, longer window of v_m: the ratio is the mean of both (0: off)",
+        )
         hawkes_weight: float = Field(
             default=0.0,
             ge=0.0,
@@ -492,6 +567,14 @@ class FairValueTrader(Agent):
             # every fundamental is sampled: keep enough samples to cover the bar history
             self.f_timed = TimedHistory(p.history_bars * 16)
             self.close_timed = TimedHistory(p.history_bars * 16)
+        # the mood in effect at each close, for the chartist level on mood-free closes
+        self._shift = p.mood_gain > 0 and p.mood_form == "shift"
+        if self._shift:
+            self.mood_history = BarHistory(p.history_bars)
+            self.mood_log = TimedHistory(1_024)  # every mood change, for `mood_book_ns`
+            self.mood_log.record(self.ctx.now(), 0.0)  # the mood starts at 0
+            if self._continuous:
+                self.mood_timed = TimedHistory(p.history_bars * 16)
         self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
         self._feedback |= p.mood_gain > 0
         self._var_ref = 0.0  # EWMA of squared one-bar close returns (v̄²)
@@ -511,6 +594,8 @@ class FairValueTrader(Agent):
         self.last_estimate: float | None = None
         # the crowd's mood: its value, and the log F and time of the last news it took in
         self.mood = 0.0
+        self._mood_slow = 0.0  # the part moved by c·ratio^g, fading over mood_memory_bars
+        self._mood_fast = 0.0  # the part moved by mood_fast_gain, fading over mood_fast_bars
         self._mood_f: float | None = None
         self._mood_ts = 0
         self._start_arrivals()
@@ -552,6 +637,11 @@ class FairValueTrader(Agent):
         hist.record(bar, close)
         if self._continuous:
             self.close_timed.record(now, close)
+        if self._shift:
+            carried = self._carried_mood(now)
+            self.mood_history.record(bar, carried)
+            if self._continuous:
+                self.mood_timed.record(now, carried)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
@@ -575,24 +665,39 @@ class FairValueTrader(Agent):
         """(F(t-D), the closes L(t-D, k) runs over, oldest first)."""
         p = self.params
         now = self.ctx.now()
-        span = math.ceil(EMA_SPAN * draw.k) + 1
+        timed = self.close_timed if self._continuous else None
+        closes = self._lagged_series(draw, self.close_history, timed)
         if not self._continuous:
             lag_bar = now // p.bar_ns - round(draw.d)
-            closes = self.close_history.window(lag_bar, span)
             f_lag = self.f_history.at(lag_bar) if self.f_history else closes[-1]
             return f_lag, closes
-        lag_ts = now - round(draw.d * p.bar_ns)
-        lag_bar = lag_ts // p.bar_ns
-        close_now = self.close_timed.at(lag_ts)
-        closes = self.close_history.window(lag_bar - 1, span - 1)
-        if lag_bar - 1 < self.close_history.last_bar - len(self.close_history) + 1:
-            closes = []  # the lag reaches before the first whole bar: start at the lagged close
-        if close_now is not None:
-            closes = [*closes, close_now]
-        f_lag = self.f_timed.at(lag_ts)
+        f_lag = self.f_timed.at(now - round(draw.d * p.bar_ns))
         if f_lag is None:
             f_lag = closes[-1]  # before the first fundamental, F stands in as the lagged close
         return f_lag, closes
+
+    def _lagged_series(
+        self, draw: FairValueDraw, bars: BarHistory, timed: TimedHistory | None
+    ) -> list[float]:
+        """The values of a per-bar history that L(t-D, k) runs over, oldest first.
+
+        `bars` and `timed` are recorded together with the closes (same instants), so the same
+        lag picks aligned windows from the close history and from the mood history.
+        """
+        p = self.params
+        now = self.ctx.now()
+        span = math.ceil(EMA_SPAN * draw.k) + 1
+        if timed is None:
+            return bars.window(now // p.bar_ns - round(draw.d), span)
+        lag_ts = now - round(draw.d * p.bar_ns)
+        lag_bar = lag_ts // p.bar_ns
+        value_now = timed.at(lag_ts)
+        values = bars.window(lag_bar - 1, span - 1)
+        if lag_bar - 1 < bars.last_bar - len(bars) + 1:
+            values = []  # the lag reaches before the first whole bar: start at the lagged value
+        if value_now is not None:
+            values = [*values, value_now]
+        return values
 
     def estimate(self, draw: FairValueDraw, z: float) -> float:
         """The fair log-price of an agent of type `draw` now, with noise draw z ~ N(0, 1)."""
@@ -606,6 +711,12 @@ class FairValueTrader(Agent):
         if self.params.vol_feedback > 0:
             sigma *= self._ratio**self.params.vol_feedback
         mood = self.mood
+        if self._shift:
+            # L on the mood-free closes, then every view shifted by the mood now
+            moods = self._lagged_series(
+                draw, self.mood_history, self.mood_timed if self._continuous else None
+            )
+            return mood_shift_estimate(draw.alpha, f_lag, closes, moods, draw.k, mood, sigma, z)
         theta = self.params.mood_chartists
         return fair_estimate(draw.alpha, f_lag + mood, l_lag + theta * mood, sigma, z)
 
@@ -643,20 +754,48 @@ class FairValueTrader(Agent):
         var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
         cum = self._cum_sq
         if var_ref > 0.0 and len(cum) > 1:
-            n = min(len(cum) - 1, p.mood_vol_bars)
-            c = p.vol_clip
-            ratio = min(c, max(1.0 / c, math.sqrt((cum[-1] - cum[-1 - n]) / n / var_ref)))
+            ratio = self._mood_ratio(p.mood_vol_bars, var_ref)
+            if p.mood_vol_bars_long > 0:
+                ratio = 0.5 * (ratio + self._mood_ratio(p.mood_vol_bars_long, var_ref))
+            if p.mood_ratio_cap > 0:
+                ratio = min(ratio, p.mood_ratio_cap)
         dt_bars = (now - self._mood_ts) / p.bar_ns
         self._mood_ts = now
-        self.mood = mood_step(
-            self.mood,
-            log_f - prev,
+        news = log_f - prev
+        self._mood_slow = mood_step(
+            self._mood_slow,
+            news,
             dt_bars,
             ratio,
             p.mood_gain,
             p.mood_feedback,
             p.mood_memory_bars,
         )
+        if p.mood_fast_gain > 0:
+            self._mood_fast = mood_step(
+                self._mood_fast, news, dt_bars, 1.0, p.mood_fast_gain, 0.0, p.mood_fast_bars
+            )
+            self.mood = self._mood_slow + self._mood_fast
+        else:
+            self.mood = self._mood_slow
+        if self._shift:
+            self.mood_log.record(now, self.mood)
+
+    def _carried_mood(self, now: int) -> float:
+        """The mood a close sampled now carries: the mood `mood_book_ns` ago (the resting quotes
+        the last trade met were posted about then), the current one if that is 0."""
+        book = self.params.mood_book_ns
+        if book <= 0:
+            return self.mood
+        then = self.mood_log.at(now - book)
+        return self.mood if then is None else then
+
+    def _mood_ratio(self, bars: int, var_ref: float) -> float:
+        """The volatility of the last `bars` one-bar returns over v̄, clipped by `vol_clip`."""
+        cum = self._cum_sq
+        n = min(len(cum) - 1, bars)
+        c = self.params.vol_clip
+        return min(c, max(1.0 / c, math.sqrt((cum[-1] - cum[-1 - n]) / n / var_ref)))
 
     def _wealth(self) -> float:
         """Cash plus the position at the last price, in cash units."""
