@@ -136,7 +136,7 @@ def part_facts(seeds: list[int], seconds: float, params: dict[str, Any] | None =
                   f"{v.n} returns, noise band +-{v.noise_band:.3f}): "
                   f"{v.passed}/{v.total} facts pass")
             for f in v.facts:
-                print(f"  {f.title:<40}{_fmt(f.value):>10}  {f.band:<44}{f.mark}")
+                print(f"  {f.title:<40}{_fmt(f.value):>10}  {f.band:<58}{f.mark}")
                 print(f"      {f.detail}")
             print(f"  {'trades/10 s var/mean (info)':<40}{_fmt(act['disp']):>10}")
             print(f"  {'ACF(trades/10 s, 50 s) (info)':<40}{_fmt(act['count_acf5']):>10}")
