@@ -364,12 +364,12 @@ class FairValueTrader(Agent):
       piece of news, so 5 s returns trend; `mood_fast_gain` adds a fast part to the mood, moved
       by each piece of news by that gain (no volatility scaling) and fading over
       `mood_fast_bars`: the crowd's first reaction overshoots and fades as the chartists catch
-      up, which takes the news in at once rather than over the chartists' lag. The sentiment is a common shift of all
-      expectations, as the optimistic/pessimistic opinion index of Lux and Marchesi (1999)
-      moves the whole crowd, while the fundamentalist/chartist split of Chiarella and Iori
-      (2002) is kept for the price itself. The mood's volatility ratio can be capped
-      (`mood_ratio_cap`: a turbulent spell cannot make each piece of news move the mood
-      without bound, so it ends sooner) and averaged over two windows (`mood_vol_bars` and
+      up, which takes the news in at once rather than over the chartists' lag. The sentiment
+      is a common shift of all expectations, as the optimistic/pessimistic opinion index of
+      Lux and Marchesi (1999) moves the whole crowd, while the fundamentalist/chartist split
+      of Chiarella and Iori (2002) is kept for the price itself. The mood's volatility ratio
+      can be capped (`mood_ratio_cap`: a turbulent spell cannot make each piece of news move
+      the mood without bound, so it ends sooner) and averaged over two windows (`mood_vol_bars` and
       `mood_vol_bars_long`, both at most `history_bars`): volatility components on two time
       scales, a short memory that lets turbulent spells end and a long one that makes
       clustering decay slowly (the multi-timescale volatility of L. E. Calvet and A. J.
@@ -596,6 +596,15 @@ class FairValueTrader(Agent):
         self.mood = 0.0
         self._mood_slow = 0.0  # the part moved by c·ratio^g, fading over mood_memory_bars
         self._mood_fast = 0.0  # the part moved by mood_fast_gain, fading over mood_fast_bars
+        # mood_step's factors, kept while what they depend on is unchanged: c·ratio^g until a
+        # bar closes (the only time v̄ and the bar returns move), the decays while the time
+        # between two pieces of news stays the same (the publication interval)
+        self._vol_seen = 0  # bars closed so far (each changes the volatility ratio)
+        self._mood_key = -1  # the _vol_seen that _mood_push was computed at
+        self._mood_push = 0.0
+        self._mood_dt = -1.0
+        self._decay_slow = 1.0
+        self._decay_fast = 1.0
         self._mood_f: float | None = None
         self._mood_ts = 0
         self._start_arrivals()
@@ -633,6 +642,7 @@ class FairValueTrader(Agent):
                     cum.extend([total] * gap)  # bars without a sample: zero returns
                 if len(cum) > 2 * self.params.history_bars:
                     del cum[: len(cum) - self.params.history_bars]
+                self._vol_seen += 1
             self._last_closed = closed
         hist.record(bar, close)
         if self._continuous:
@@ -750,31 +760,29 @@ class FairValueTrader(Agent):
         if prev is None:
             self._mood_ts = now
             return
-        ratio = 1.0
-        var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
-        cum = self._cum_sq
-        if var_ref > 0.0 and len(cum) > 1:
-            ratio = self._mood_ratio(p.mood_vol_bars, var_ref)
-            if p.mood_vol_bars_long > 0:
-                ratio = 0.5 * (ratio + self._mood_ratio(p.mood_vol_bars_long, var_ref))
-            if p.mood_ratio_cap > 0:
-                ratio = min(ratio, p.mood_ratio_cap)
+        if self._mood_key != self._vol_seen:
+            self._mood_key = self._vol_seen
+            ratio = 1.0
+            var_ref = self._var_ref / self._var_norm if self._var_norm > 0.0 else 0.0
+            if var_ref > 0.0 and len(self._cum_sq) > 1:
+                ratio = self._mood_ratio(p.mood_vol_bars, var_ref)
+                if p.mood_vol_bars_long > 0:
+                    ratio = 0.5 * (ratio + self._mood_ratio(p.mood_vol_bars_long, var_ref))
+                if p.mood_ratio_cap > 0:
+                    ratio = min(ratio, p.mood_ratio_cap)
+            self._mood_push = p.mood_gain * ratio**p.mood_feedback
         dt_bars = (now - self._mood_ts) / p.bar_ns
         self._mood_ts = now
+        if dt_bars != self._mood_dt:
+            self._mood_dt = dt_bars
+            self._decay_slow = math.exp(-dt_bars / p.mood_memory_bars)
+            self._decay_fast = math.exp(-dt_bars / p.mood_fast_bars)
         news = log_f - prev
-        self._mood_slow = mood_step(
-            self._mood_slow,
-            news,
-            dt_bars,
-            ratio,
-            p.mood_gain,
-            p.mood_feedback,
-            p.mood_memory_bars,
-        )
+        # mood_step, term for term: m·exp(-dt/τ) + c·ratio^g·news, with the factors above
+        self._mood_slow = self._mood_slow * self._decay_slow + self._mood_push * news
         if p.mood_fast_gain > 0:
-            self._mood_fast = mood_step(
-                self._mood_fast, news, dt_bars, 1.0, p.mood_fast_gain, 0.0, p.mood_fast_bars
-            )
+            # mood_step with ratio 1 and g 0: c_f·1^0 is c_f exactly
+            self._mood_fast = self._mood_fast * self._decay_fast + p.mood_fast_gain * news
             self.mood = self._mood_slow + self._mood_fast
         else:
             self.mood = self._mood_slow
