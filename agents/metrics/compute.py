@@ -298,14 +298,14 @@ def compute(
     if len(sampled) and not np.isfinite(sampled).all():
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
-    x = np.diff(sampled)
+    x = sampled[1:] - sampled[:-1]  # np.diff, without its wrapper
     mo = moments(x)
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
     sampling = Sampling(cfg.sample_s, mo.n, ppy, cfg.year_s)
 
     parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
     notional = float(dot(f.price, f.qty)) * multiplier
-    eq_mean = float(np.mean(_on(equity, grid))) if equity is not None and len(grid) else math.nan
+    eq_mean = _mean(_on(equity, grid)) if equity is not None and len(grid) else math.nan
     total = float(pnl.values[-1]) if len(pnl) else math.nan
     prof = Profitability(
         total=parts.total if parts else total,
@@ -323,7 +323,7 @@ def compute(
 
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
-    if equity is not None and len(equity) and equity.values.min() > 0:
+    if equity is not None and len(equity) and np.minimum.reduce(equity.values) > 0:
         rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
     if equity is None:
         missing.append("equity")
@@ -356,7 +356,7 @@ def compute(
         missing.append("mids")
     m0 = market.mid_before(f) if market is not None else np.full(len(f), np.nan)
     sc = spread_captured(f, m0, multiplier)
-    filled = float(f.qty.sum())
+    filled = float(np.add.reduce(f.qty))
     if posted_qty is None:
         missing.append("posted quantity")
     if at_top is None and time_at_top is None:
@@ -381,6 +381,12 @@ def compute(
                    fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
                    twap_slippage=slippage(f, tw))  # fmt: skip
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
+
+
+def _mean(a: np.ndarray) -> float:
+    """`np.mean` of a float array (its sum over its count), without its wrapper's checks: a
+    market's accounts take many means of short curves."""
+    return float(np.add.reduce(a) / len(a))
 
 
 def _on(series: Series, grid: np.ndarray) -> np.ndarray:

@@ -42,14 +42,15 @@ def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
     end), counting only the stretches with a point below in between. The stretches are the
     runs of `under`, found where it changes (the first point is always at its own peak)."""
-    step = np.diff(under.view(np.int8))
-    peaks = np.flatnonzero(step == 1)  # the point at the peak before each run below it
+    u = under.view(np.int8)
+    step = u[1:] - u[:-1]
+    peaks = (step == 1).nonzero()[0]  # the point at the peak before each run below it
     if len(peaks) == 0:
         return 0
-    back = np.flatnonzero(step == -1) + 1  # the first point back at a peak after each run
+    back = (step == -1).nonzero()[0] + 1  # the first point back at a peak after each run
     if len(back) < len(peaks):  # the last run lasts until the end
         back = np.append(back, len(ts) - 1)
-    return int(np.max(ts[back] - ts[peaks]))
+    return int(np.maximum.reduce(ts[back] - ts[peaks]))
 
 
 def max_drawdown(
@@ -70,19 +71,19 @@ def max_drawdown(
         if peak[0] <= 0:  # the running peak never falls: positive from its first value on
             raise ValueError("a relative drawdown needs a positive curve (equity)")
         rel = dd / peak
-        trough = int(np.argmax(rel))
+        trough = int(rel.argmax())
         rel_depth = float(rel[trough])
     else:
-        trough = int(np.argmax(dd))
+        trough = int(dd.argmax())
         rel_depth = math.nan
     depth = float(dd[trough])
     longest_ns = _longest_under(t, dd > 0) if longest else 0
     if depth == 0:
         return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
     # the peak: the last point at it up to the trough; the recovery: the first back at it
-    start = trough - int(np.argmax(v[trough::-1] == peak[trough]))
+    start = trough - int((v[trough::-1] == peak[trough]).argmax())
     back = v[trough:] >= peak[trough]
-    first = int(np.argmax(back))
+    first = int(back.argmax())
     recovered = bool(back[first])
     end = trough + first if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),

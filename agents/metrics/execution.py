@@ -29,14 +29,15 @@ def implementation_shortfall(fills: Fills, arrival: float) -> tuple[float, float
     if len(fills) == 0 or not math.isfinite(arrival) or arrival <= 0:
         return math.nan, math.nan
     cost = float(dot(fills.side * fills.qty, fills.price - arrival))
-    return cost, 1e4 * cost / (arrival * float(fills.qty.sum()))
+    return cost, 1e4 * cost / (arrival * float(np.add.reduce(fills.qty)))
 
 
 def slippage(fills: Fills, benchmark: float) -> float:
     """``sum s q (p - B) / sum q`` ticks per lot (positive: worse than the benchmark)."""
     if len(fills) == 0 or not math.isfinite(benchmark):
         return math.nan
-    return float(dot(fills.side * fills.qty, fills.price - benchmark) / fills.qty.sum())
+    return float(dot(fills.side * fills.qty, fills.price - benchmark)
+                 / np.add.reduce(fills.qty))
 
 
 def vwap(price: np.ndarray, qty: np.ndarray) -> float:

@@ -63,7 +63,7 @@ def spread_captured(
     else:
         edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
         q = fills.qty[ok]
-    total_lots = float(q.sum())
+    total_lots = float(np.add.reduce(q))
     per_lot = float(dot(edge, q) / total_lots)
     return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, int(ok.sum()))
 
@@ -89,7 +89,7 @@ def markouts(
             d = moves[float(h)]
             ok = np.isfinite(d)
             if ok.all():  # the same sums as below, without selecting every fill
-                qty_all = float(fills.qty.sum()) if qty_all is None else qty_all
+                qty_all = float(np.add.reduce(fills.qty)) if qty_all is None else qty_all
                 out[float(h)] = float(dot(fills.side * d, fills.qty) / qty_all)
                 continue
         else:

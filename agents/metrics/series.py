@@ -28,6 +28,8 @@ __all__ = [
 NS = 1_000_000_000
 """Nanoseconds per second."""
 
+_add = np.add.reduce  # what ndarray.sum calls, without its Python wrapper
+
 
 def _arr(x: Sequence[float] | np.ndarray | None, dtype: type) -> np.ndarray:
     return np.asarray([] if x is None else x, dtype=dtype)
@@ -142,7 +144,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     """``sum(a x b)`` without BLAS: for the sizes here (one account's fills, a few thousand
     grid points) `np.dot` spends far longer waking BLAS threads than multiplying, most of all on
     a busy machine."""
-    return float(np.multiply(a, b).sum())
+    return float(_add(np.multiply(a, b)))
 
 
 def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
