@@ -440,17 +440,26 @@ def _markout_curves(
     q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
     q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
+    # a group's row at a time into buffers reused for every horizon: no groups x trades
+    # temporary, no fresh pages (the same products, each row summed as `sum(axis=1)` does)
+    known, prod = np.empty(n), np.empty(n)
+    num, den = np.empty(groups), np.empty(groups)
     for h in horizons:
         move = market.trade_moves(h)  # the context keeps these for the accounts' markouts
         valid = np.isfinite(move)
-        if valid.all():  # a group at a time: no groups x trades temporary (the same sums)
-            num, den = np.array([dot(row, move) for row in sq]), q_all
-        else:
-            num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
-            den = np.multiply(q, valid).sum(axis=1)
+        every = bool(valid.all())
+        if not every:  # unknown moves count 0, their quantity too
+            np.copyto(known, 0.0)
+            np.copyto(known, move, where=valid)
+        for c in range(groups):
+            num[c] = _sum(np.multiply(sq[c], move if every else known, out=prod))
+            den[c] = q_all[c] if every else _sum(np.multiply(q[c], valid, out=prod))
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out
+
+
+_sum = np.add.reduce  # ndarray.sum's reduction, without its wrapper
 
 
 @dataclass

@@ -170,9 +170,20 @@ def time_at_level(
     if (len(levels) + 1) * width >= 2**62:  # too long a span to key (price, time) in int64
         return _time_at_level_by_price(g_t, g_d, cum, levels, first, start, end, g, known)
     keys = group * width + (g_t - t0)
+    # the intervals searched by price (a radix sort of the price's index), in the order they
+    # come within one: a search that walks the book's rows forward hits the cache; the results
+    # are the same in any order
+    by_level = np.argsort(g.astype(np.uint16), kind="stable") if len(levels) < 2**16 else None
+
+    def search(q: np.ndarray) -> np.ndarray:
+        if by_level is None:
+            return np.searchsorted(keys, q, side="right")
+        k = np.empty(len(q), dtype=np.intp)
+        k[by_level] = np.searchsorted(keys, q[by_level], side="right")
+        return k
 
     def upto(x: np.ndarray) -> np.ndarray:
-        k = np.searchsorted(keys, g * width + (x - t0), side="right") - 1
+        k = search(g * width + (x - t0)) - 1
         inside = k >= first[g]
         kk = np.maximum(k, 0)
         return np.where(inside, cum[kk] + np.clip(x - g_t[kk], 0, g_d[kk]), cum[first[g]])
