@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.metrics.series import NS, Fills, Series, as_of, dot, time_weights
+from agents.metrics.series import NS, Fills, Series, as_of, dot, selection, time_weights
 
 __all__ = [
     "DEFAULT_MARKOUT_S",
@@ -61,11 +61,12 @@ def spread_captured(
     if ok.all():  # every fill: the same sums, without selecting them
         edge, q = fills.side * (mid_before - fills.price), fills.qty
     else:
-        edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
-        q = fills.qty[ok]
+        sel = selection(ok)
+        edge = fills.side[sel] * (mid_before[sel] - fills.price[sel])
+        q = fills.qty[sel]
     total_lots = float(np.add.reduce(q))
     per_lot = float(dot(edge, q) / total_lots)
-    return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, int(ok.sum()))
+    return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, len(q))
 
 
 def markouts(
@@ -107,8 +108,9 @@ def markouts(
         if not ok.any():
             out[float(h)] = math.nan
             continue
-        q = fills.qty[ok]
-        out[float(h)] = float(dot(fills.side[ok] * d[ok], q) / q.sum())
+        sel = selection(ok)
+        q = fills.qty[sel]
+        out[float(h)] = float(dot(fills.side[sel] * d[sel], q) / np.add.reduce(q))
     return out
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "dot",
     "grid_slots",
     "on_grid",
+    "selection",
     "time_weights",
 ]
 
@@ -120,6 +121,17 @@ def as_of(series: Series, ts: np.ndarray, strict: bool = False) -> np.ndarray:
     ok = idx >= 0
     out[ok] = series.values[idx[ok]]
     return out
+
+
+def selection(ok: np.ndarray) -> slice | np.ndarray:
+    """The boolean mask `ok` as an index: a slice when its true entries are one run (the
+    same elements in the same order as the mask selects, without copying them; what a span
+    cut by the start or the end of the watch gives), else the mask itself."""
+    k = int(np.count_nonzero(ok))
+    i = int(ok.argmax()) if k else 0
+    if ok[i : i + k].all():  # k true entries within k places: all of them, in one run
+        return slice(i, i + k)
+    return ok
 
 
 def on_grid(series: Series, start_ns: int, end_ns: int, step_ns: int) -> Series:
