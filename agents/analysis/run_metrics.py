@@ -281,9 +281,10 @@ def measure(
     sums: dict[str, dict[str, Any]] = {}
     acct_group = np.full(len(names), -1, dtype=np.int64)
     zeros = np.zeros(len(grid))
-    slots_all = grid_slots(by_acct[0], grid)
+    slots_all = grid_slots(t_ts, grid)[by_trade]  # once per trade, then for each leg
     marks_finite = bool(np.isfinite(marks).all())
     unit = mult == 1.0  # a multiplier of 1 leaves every product as it is
+    at_marks: dict[float, np.ndarray] = {}  # starting position -> its value at the marks
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -307,12 +308,13 @@ def measure(
         # sharing the fills' grid slots and running position
         dq = f_s * f_q
         slots = slots_all[lo:hi]
-        held = 0.0 + cumulative_on_grid(f_ts, dq, grid, slots)
+        held = cumulative_on_grid(f_ts, dq, grid, slots)  # running sums: never -0.0
         spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
         paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
         if unit and math.isfinite(s0) and not isinstance(paid, np.ndarray):
-            curve = held * m - spent  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+            curve = held * m  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+            curve -= spent
         else:
             curve = (held * m - 0.0 * s0 - spent) * mult - paid
         pos = q0 + held
@@ -321,7 +323,15 @@ def measure(
         equity = None
         if "cash" in ag:
             cash0 = float(ag["cash"][r]) + float(dot(f_px, f_s * f_q)) * mult + fees_total
-            equity = Series(grid, cash0 + (q0 * marks if unit else q0 * marks * mult) + curve)
+            if unit:  # the starting position at the marks: the same for most accounts
+                held_at = at_marks.get(q0)
+                if held_at is None:
+                    held_at = at_marks[q0] = q0 * marks
+            else:
+                held_at = q0 * marks * mult
+            worth = cash0 + held_at
+            worth += curve
+            equity = Series(grid, worth)
         g = sums.get(strategy)
         if g is None:
             g = sums[strategy] = {"code": len(sums), "pnl": zeros.copy(), "pos": zeros.copy(),
@@ -479,8 +489,10 @@ class _Orders:
         from agents.analysis.resting import CANCEL
 
         ok = self.action != CANCEL
-        sums = np.bincount(self.account[ok], weights=self.qty[ok], minlength=len(self.accounts))
-        has = np.bincount(self.account[ok], minlength=len(self.accounts)) > 0
+        n = len(self.accounts)
+        # every row, a cancel's quantity counted as 0 (x + 0.0 is x: the same sums, no copies)
+        sums = np.bincount(self.account, weights=np.where(ok, self.qty, 0.0), minlength=n)
+        has = np.bincount(self.account, weights=ok, minlength=n) > 0
         return {a: float(sums[i]) for i, a in enumerate(self.accounts) if has[i]}
 
     def rows(self, accounts: set[str]) -> tuple[np.ndarray, ...]:
@@ -532,6 +544,7 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
 
 def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
     """The orders of `symbol` (and the mass cancels of all symbols), or None without a table."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from agents.analysis.resting import CANCEL, NEW, REPLACE
@@ -548,9 +561,11 @@ def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
     accounts, account = _codes(orders.column("account"))
     _, action = _codes(orders.column("action"), {"new": NEW, "replace": REPLACE}, CANCEL)
     account = np.where(account >= 0, account, len(accounts))
-    qty = orders.column("qty").to_numpy(zero_copy_only=False).astype(float)
-    return _Orders(orders, [str(a) for a in accounts] + [""], account, action,
-                   np.nan_to_num(qty))  # fmt: skip
+    q = orders.column("qty")
+    qty = q.to_numpy(zero_copy_only=False).astype(float)
+    if q.null_count or not pa.types.is_integer(q.type):  # else there is no NaN to replace
+        qty = np.nan_to_num(qty)
+    return _Orders(orders, [str(a) for a in accounts] + [""], account, action, qty)
 
 
 def _time_at_top(

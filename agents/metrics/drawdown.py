@@ -42,12 +42,12 @@ def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
     end), counting only the stretches with a point below in between. The stretches are the
     runs of `under`, found where it changes (the first point is always at its own peak)."""
-    u = under.view(np.int8)
-    step = u[1:] - u[:-1]
-    peaks = (step == 1).nonzero()[0]  # the point at the peak before each run below it
+    edge = (under[1:] != under[:-1]).nonzero()[0]  # where a run below a peak starts or ends
+    starts = under[edge + 1]
+    peaks = edge[starts]  # the point at the peak before each run below it
     if len(peaks) == 0:
         return 0
-    back = (step == -1).nonzero()[0] + 1  # the first point back at a peak after each run
+    back = edge[~starts] + 1  # the first point back at a peak after each run
     if len(back) < len(peaks):  # the last run lasts until the end
         back = np.append(back, len(ts) - 1)
     return int(np.maximum.reduce(ts[back] - ts[peaks]))
