@@ -303,8 +303,11 @@ def compute(
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
     sampling = Sampling(cfg.sample_s, mo.n, ppy, cfg.year_s)
 
-    parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
-    notional = float(dot(f.price, f.qty)) * multiplier
+    # what several measures share, once: signed quantities, filled lots, traded ticks x lots
+    signed, filled, traded = f.signed_qty, float(np.add.reduce(f.qty)), float(dot(f.price, f.qty))
+    parts = breakdown(f, mark, start_position, s0, multiplier,
+                      signed_qty=signed) if math.isfinite(mark) else None  # fmt: skip
+    notional = traded * multiplier
     eq_mean = _mean(_on(equity, grid)) if equity is not None and len(grid) else math.nan
     total = float(pnl.values[-1]) if len(pnl) else math.nan
     prof = Profitability(
@@ -355,8 +358,7 @@ def compute(
     if mids is None:
         missing.append("mids")
     m0 = market.mid_before(f) if market is not None else np.full(len(f), np.nan)
-    sc = spread_captured(f, m0, multiplier)
-    filled = float(np.add.reduce(f.qty))
+    sc = spread_captured(f, m0, multiplier, signed_qty=signed)
     if posted_qty is None:
         missing.append("posted quantity")
     if at_top is None and time_at_top is None:
@@ -366,20 +368,22 @@ def compute(
         fill_ratio=fill_ratio(filled, posted_qty), spread_captured=sc.per_lot,
         spread_captured_total=sc.total,
         markouts=markouts(f, mids, cfg.markout_s, m0,
-                          moves={float(h): market.mid_move(f, h) for h in cfg.markout_s})
+                          moves={float(h): market.mid_move(f, h) for h in cfg.markout_s},
+                          signed_qty=signed)
         if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
         quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else (
             math.nan if time_at_top is None else float(time_at_top)),
     )  # fmt: skip
 
     arrival = float(m0[0]) if len(f) else math.nan
-    ist, ist_bps = implementation_shortfall(f, arrival)
-    fv = float(dot(f.price, f.qty) / filled) if filled > 0 else math.nan
+    ist, ist_bps = implementation_shortfall(f, arrival, signed_qty=signed, qty_total=filled)
+    fv = float(traded / filled) if filled > 0 else math.nan
     mv = market.vwap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     tw = market.twap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     ex = Execution(arrival=arrival, shortfall=ist * multiplier, shortfall_bps=ist_bps,
-                   fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
-                   twap_slippage=slippage(f, tw))  # fmt: skip
+                   fills_vwap=fv, market_vwap=mv, twap=tw,
+                   vwap_slippage=slippage(f, mv, signed_qty=signed, qty_total=filled),
+                   twap_slippage=slippage(f, tw, signed_qty=signed, qty_total=filled))
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
 
 

@@ -52,37 +52,43 @@ class SpreadCaptured:
 
 
 def spread_captured(
-    fills: Fills, mid_before: np.ndarray, multiplier: float = 1.0
+    fills: Fills, mid_before: np.ndarray, multiplier: float = 1.0, *,
+    signed_qty: np.ndarray | None = None,
 ) -> SpreadCaptured:
-    """Spread captured from `fills` and the mid just before each (NaN: no mid, left out)."""
+    """Spread captured from `fills` and the mid just before each (NaN: no mid, left out).
+    `signed_qty` is ``fills.signed_qty`` when the caller has it: ``(m - p) s q`` is
+    ``s (m - p) q`` to the last bit (s is +1 or -1)."""
     ok = np.isfinite(mid_before)
     if not ok.any():
         return SpreadCaptured(math.nan, 0.0, 0)
+    sq = fills.signed_qty if signed_qty is None else signed_qty
     if ok.all():  # every fill: the same sums, without selecting them
-        edge, q = fills.side * (mid_before - fills.price), fills.qty
+        edge, q = mid_before - fills.price, fills.qty
     else:
         sel = selection(ok)
-        edge = fills.side[sel] * (mid_before[sel] - fills.price[sel])
-        q = fills.qty[sel]
+        edge, q, sq = mid_before[sel] - fills.price[sel], fills.qty[sel], sq[sel]
     total_lots = float(np.add.reduce(q))
-    per_lot = float(dot(edge, q) / total_lots)
-    return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, len(q))
+    gained = dot(edge, sq)
+    return SpreadCaptured(float(gained / total_lots), float(gained) * multiplier, len(q))
 
 
 def markouts(
     fills: Fills, mids: Series, horizons_s: Sequence[float] = DEFAULT_MARKOUT_S,
     mid_before: np.ndarray | None = None, mid_after: Mapping[float, np.ndarray] | None = None,
     end_ns: int | None = None, moves: Mapping[float, np.ndarray] | None = None,
+    signed_qty: np.ndarray | None = None,
 ) -> dict[float, float]:
     """``{h: quantity-weighted mean of s (m(t + h) - m(t))}`` in ticks per lot (NaN where no fill
     has both mids). `mid_before` (the mid just before each fill) and `mid_after` (per horizon,
     the mid h later, NaN where unknown) are looked up when not given; the mids are known up to
     `end_ns` (default: the last mid's stamp). `moves` (per horizon, ``m(t + h) - m(t)`` for
     each fill, NaN where unknown; `MarketContext.mid_move`) saves both look-ups: a market's
-    accounts share the per-trade moves."""
+    accounts share the per-trade moves. `signed_qty` is ``fills.signed_qty`` when the caller
+    has it: ``s q d`` is ``s d q`` to the last bit (s is +1 or -1), one product fewer a horizon."""
     out: dict[float, float] = {}
     if len(fills) == 0 or len(mids) == 0:
         return {float(h): math.nan for h in horizons_s}
+    sq = fills.signed_qty if signed_qty is None else signed_qty
     qty_all: float | None = None
     m0 = None
     for h in horizons_s:
@@ -91,7 +97,7 @@ def markouts(
             ok = np.isfinite(d)
             if ok.all():  # the same sums as below, without selecting every fill
                 qty_all = float(np.add.reduce(fills.qty)) if qty_all is None else qty_all
-                out[float(h)] = float(dot(fills.side * d, fills.qty) / qty_all)
+                out[float(h)] = float(dot(sq, d) / qty_all)
                 continue
         else:
             if m0 is None:
@@ -110,7 +116,7 @@ def markouts(
             continue
         sel = selection(ok)
         q = fills.qty[sel]
-        out[float(h)] = float(dot(fills.side[sel] * d[sel], q) / np.add.reduce(q))
+        out[float(h)] = float(dot(sq[sel], d[sel]) / np.add.reduce(q))
     return out
 
 

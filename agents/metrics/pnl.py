@@ -83,11 +83,12 @@ def average_cost(
 
 def breakdown(
     fills: Fills, mark: float, start_position: float = 0.0, start_mark: float | None = None,
-    multiplier: float = 1.0,
+    multiplier: float = 1.0, *, signed_qty: np.ndarray | None = None,
 ) -> PnlBreakdown:
-    """The PnL of `fills` (plus a starting position valued at `start_mark`) marked to `mark`."""
+    """The PnL of `fills` (plus a starting position valued at `start_mark`) marked to `mark`;
+    `signed_qty` is ``fills.signed_qty`` when the caller has it already."""
     s0 = mark if start_mark is None else start_mark
-    dq = fills.signed_qty
+    dq = fills.signed_qty if signed_qty is None else signed_qty
     position, cost = average_cost(dq, fills.price, start_position, s0)
     cash = -float(dot(fills.price, dq)) * multiplier
     if fills.fee.any():
