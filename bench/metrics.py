@@ -172,6 +172,52 @@ def main() -> None:
         verdict = "under" if cpu < 2 else "OVER"
         print(f"read + full metrics:                          {read[0] + total[0]:7.2f} "
               f"{cpu:7.2f}  ({verdict} the 2 s target, CPU)")  # fmt: skip
+        print("CPU s of the full metrics by stage (one more run, its steps timed):")
+        for stage, seconds in _stages(run).items():
+            print(f"  {stage:44s}{seconds:7.2f}")
+
+
+# the steps of `measure` timed apart: (its module's name for the step, what the line says)
+STAGES = (("_orders", "orders table (posted quantity)"),
+          ("_time_at_top", "time at the top (resting orders, book)"),
+          ("compute", "metrics of each agent"),
+          ("_fills", "fills of the classes and the market"),
+          ("_group", "metrics of the classes and the market"),
+          ("_markout_curves", "markout curves of the classes"))  # fmt: skip
+
+
+def _stages(run: Any) -> dict[str, float]:
+    """CPU time of each step of `measure(run)`, the rest (legs grouped by account, the
+    curves on the grid, the market's context) last: each step wrapped for one run."""
+    import agents.analysis.run_metrics as rm
+
+    spent = {label: 0.0 for _, label in STAGES}
+    inside = [False]  # a step's inner steps (the classes' `compute`) count for that step
+
+    def timed(fn: Any, label: str) -> Any:
+        def step(*a: Any, **kw: Any) -> Any:
+            if inside[0]:
+                return fn(*a, **kw)
+            inside[0], c = True, time.process_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[label] += time.process_time() - c
+                inside[0] = False
+        return step
+
+    saved = {name: getattr(rm, name) for name, _ in STAGES if hasattr(rm, name)}
+    try:
+        for name, label in STAGES:
+            if name in saved:
+                setattr(rm, name, timed(saved[name], label))
+        _, (_, total) = _timed(rm.measure, run)
+    finally:
+        for name, fn in saved.items():
+            setattr(rm, name, fn)
+    spent["the rest (legs by account, grid curves)"] = total - sum(spent.values())
+    spent["total"] = total
+    return spent
 
 
 def _timed(fn: Any, arg: Any, **kw: Any) -> tuple[Any, tuple[float, float]]:
