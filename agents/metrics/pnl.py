@@ -30,6 +30,8 @@ import numpy as np
 from agents.analysis.pnl import split
 from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot, grid_slots
 
+_add = np.add.reduce
+
 __all__ = ["PnlBreakdown", "average_cost", "breakdown", "pnl_curve"]
 
 
@@ -62,22 +64,28 @@ def average_cost(
     before = np.empty(n)
     before[:1] = start_position
     before[1:] = pos[:-1]
-    flips = np.multiply(before, pos) < 0
+    # four scratch arrays for every pass (a long series allocates no more: fresh memory is
+    # much of what a million fills cost); the same operations, so the same numbers
+    scratch = np.multiply(before, pos)
+    flips = scratch < 0
     # a fill reduces when it brings the position nearer 0 without crossing it (|before| > 0
     # follows); flips and reduces never overlap; whole-array passes (no per-fill selection)
-    reduces = np.abs(pos) < np.abs(before)
+    a = np.abs(before)
+    reduces = np.abs(pos, out=scratch) < a
     reduces &= ~flips
-    a = np.divide(pos, before, out=np.ones(n), where=reduces)
+    a.fill(1.0)
+    np.divide(pos, before, out=a, where=reduces)
     np.copyto(a, 0.0, where=flips)
-    b = np.multiply(p, dq)
+    b = np.multiply(p, dq, out=scratch)
     np.copyto(b, 0.0, where=reduces)
-    np.copyto(b, np.multiply(p, pos), where=flips)
+    np.copyto(b, np.multiply(p, pos, out=before), where=flips)
+    final = float(pos[-1]) if len(pos) else float(start_position)
     # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j; tail[i] = prod of the last i factors
     tail = np.empty(n + 1)
     tail[0] = 1.0
     np.cumprod(a[::-1], out=tail[1:])
-    cost = start_price * start_position * tail[n] + float(dot(b, tail[n - 1 :: -1] if n else b))
-    final = float(pos[-1]) if len(pos) else float(start_position)
+    spread = float(_add(np.multiply(b, tail[n - 1 :: -1], out=pos))) if n else 0.0
+    cost = start_price * start_position * tail[n] + spread
     return final, float(cost)
 
 
