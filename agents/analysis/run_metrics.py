@@ -259,12 +259,15 @@ def measure(
     leg_acct[0::2], leg_acct[1::2] = buyer, seller
     small = np.int16 if len(names) < 2**15 else np.int64  # a 16-bit key sorts by radix
     order = np.argsort(leg_acct.astype(small), kind="stable")
-    bounds = np.searchsorted(leg_acct[order], np.arange(len(names) + 1))
+    # where each account's legs start: the legs of lower codes counted (-1, no account, first)
+    bounds = np.cumsum(np.bincount(leg_acct + 1, minlength=len(names) + 1))
     leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
     leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
     legs = (leg_trade, leg_side)
-    by_trade = leg_trade[order]
-    by_acct = (t_ts[by_trade], leg_side[order], t_px[by_trade], t_q[by_trade], by_trade)
+    # leg k is trade k // 2, bought when k is even: arithmetic, not a look-up per leg
+    by_trade = order >> 1
+    by_side = 1 - 2 * (order & 1)
+    by_acct = (t_ts[by_trade], by_side, t_px[by_trade], t_q[by_trade], by_trade)
 
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
