@@ -75,6 +75,7 @@ class MarketContext:
     _mid_area: np.ndarray = field(init=False)
     _gaps: np.ndarray = field(init=False)
     _before: np.ndarray | None = field(init=False)
+    _in_order: bool | None = field(init=False)  # whether the trades are in time order
     _after: dict[float, np.ndarray] = field(init=False)
     _move: dict[float, np.ndarray] = field(init=False)
     _grids: dict[tuple[int, int, int], np.ndarray] = field(init=False)
@@ -94,6 +95,7 @@ class MarketContext:
         self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
         self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
         self._before: np.ndarray | None = None
+        self._in_order: bool | None = None
         self._after: dict[float, np.ndarray] = {}
         self._move: dict[float, np.ndarray] = {}
         self._grids: dict[tuple[int, int, int], np.ndarray] = {}
@@ -158,7 +160,16 @@ class MarketContext:
         after = self._after.get(h)
         if after is None:
             at = self.trade_ts + round(h * NS)
-            after = self._after[h] = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
+            if self._in_order is None:
+                t = self.trade_ts
+                self._in_order = bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
+            if self._in_order:  # the times known by the end are the first ones: no selection
+                k = int(np.searchsorted(at, self.last_ns, side="right"))
+                after = np.full(len(at), np.nan)
+                after[:k] = as_of(self.mids, at[:k])
+            else:
+                after = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
+            self._after[h] = after
         return after
 
     @property
