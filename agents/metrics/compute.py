@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.metrics.drawdown import max_drawdown
+from agents.metrics.drawdown import max_drawdown, max_relative_drawdown
 from agents.metrics.execution import implementation_shortfall, slippage, twap
 from agents.metrics.inventory import inventory_stats
 from agents.metrics.market_making import (
@@ -338,7 +338,7 @@ def compute(
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
     if equity is not None and len(equity) and np.minimum.reduce(equity.values) > 0:
-        rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
+        rel = max_relative_drawdown(equity.values)
     if equity is None:
         missing.append("equity")
     sd = mo.sd if mo.n > 1 else math.nan

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Drawdown", "drawdown_curve", "max_drawdown"]
+__all__ = ["Drawdown", "drawdown_curve", "max_drawdown", "max_relative_drawdown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +88,18 @@ def max_drawdown(
     end = trough + first if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
                     recovered, longest_ns)  # fmt: skip
+
+
+def max_relative_drawdown(values: np.ndarray) -> float:
+    """``max_drawdown(ts, values, relative=True).relative`` alone: the largest fall as a
+    fraction of the peak before it (0 without a fall, NaN where the curve is), without looking
+    for when the fall began or ended. The curve must be a positive equity."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return math.nan
+    peak = np.maximum.accumulate(v)
+    if peak[0] <= 0:
+        raise ValueError("a relative drawdown needs a positive curve (equity)")
+    rel = peak - v
+    rel /= peak
+    return float(rel[rel.argmax()])
