@@ -527,11 +527,12 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
             col, pa.ChunkedArray) else col  # fmt: skip
     else:
         enc = pc.dictionary_encode(col).combine_chunks()
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if values is not None:
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    if values is not None:  # the file's codes index the table as they are (-1: the default)
         distinct = enc.dictionary.to_pylist()
         table = [values.get(v, default) for v in distinct] + [default]
         return distinct, np.array(table, dtype=np.int64)[codes]
+    codes = codes.astype(np.int64)
     if not pa.types.is_dictionary(col.type):
         return enc.dictionary.to_pylist(), codes
     # a file's dictionary holds values in its own order, some perhaps in no row of `col`
