@@ -407,8 +407,9 @@ def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
         trade, side = legs
         px, q = np.repeat(market.trade_price, 2), np.repeat(market.trade_qty, 2)
         ts = np.repeat(market.trade_ts, 2)
-    else:
-        trade, side = legs[0][sel], legs[1][sel]
+    else:  # leg k is trade k // 2, its buy leg when k is even (legs[0] and legs[1] say so)
+        k = sel.nonzero()[0]
+        trade, side = k >> 1, 1 - 2 * (k & 1)
         px, q, ts = market.trade_price[trade], market.trade_qty[trade], market.trade_ts[trade]
     notional = px * q
     total = float(notional.sum())
