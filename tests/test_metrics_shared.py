@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +107,19 @@ def test_mids_after_trades_in_order(mid_gaps: list[int], trade_gaps: list[int],
         got = ctx.mid_after(Fills.of(trade_t, np.ones(len(trade_t)), np.full(len(trade_t), 1.0),
                                      np.ones(len(trade_t)), trade=np.arange(len(trade_t))), h)
         assert np.array_equal(got, expected, equal_nan=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(("AGR", "XYZ", None)), max_size=8), min_size=1,
+                max_size=4), st.sampled_from(("AGR", "XYZ", "QQQ")))  # fmt: skip
+def test_all_equal_is_what_compute_says(chunks: list[list[str | None]], value: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pc = pytest.importorskip("pyarrow.compute")
+    from agents.analysis.run_metrics import _all_equal
+
+    plain = pa.chunked_array([pa.array(c, type=pa.string()) for c in chunks])
+    coded = pa.chunked_array([pc.dictionary_encode(pa.array(c, type=pa.string()))
+                              for c in chunks])  # fmt: skip
+    expected = bool(pc.all(pc.equal(plain, value)).as_py())
+    assert _all_equal(coded, value) is expected
+    assert _all_equal(plain, value) is expected

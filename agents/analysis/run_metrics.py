@@ -216,10 +216,9 @@ def measure(
         raise NotARun(f"{run.path}: no trades to measure")
     first = str(trades.column("symbol")[0].as_py())
     symbol = symbol or first
-    mask = pc.equal(trades.column("symbol"), symbol)
-    if pc.all(mask).as_py():
-        mask = None
-    else:
+    mask = None
+    if not _all_equal(trades.column("symbol"), symbol):
+        mask = pc.equal(trades.column("symbol"), symbol)
         notes.append(f"measured on {symbol} only (the run trades several symbols)")
 
     def col(name: str, dtype: Any) -> np.ndarray:
@@ -232,10 +231,14 @@ def measure(
 
     if "top_of_book" in run.tables and run.tables["top_of_book"].num_rows:
         tob = run.tables["top_of_book"]
-        ok = pc.equal(tob.column("symbol"), symbol)
-        b_ts = tob.column("ts").filter(ok).to_numpy().astype(np.int64)
-        bid = tob.column("bid").filter(ok).to_numpy(zero_copy_only=False).astype(float)
-        ask = tob.column("ask").filter(ok).to_numpy(zero_copy_only=False).astype(float)
+        sym = tob.column("symbol")
+        if sym.null_count == 0 and _all_equal(sym, symbol):  # one symbol: every row
+            tob = tob.select(["ts", "bid", "ask"])
+        else:
+            tob = tob.select(["ts", "bid", "ask"]).filter(pc.equal(sym, symbol))
+        b_ts = tob.column("ts").to_numpy().astype(np.int64)
+        bid = tob.column("bid").to_numpy(zero_copy_only=False).astype(float)
+        ask = tob.column("ask").to_numpy(zero_copy_only=False).astype(float)
         mids = Series(b_ts, (bid + ask) / 2.0)
         book: tuple[np.ndarray, ...] | None = (b_ts, bid, ask)
     else:
@@ -514,6 +517,28 @@ class _Orders:
                 side, price, self.qty[sel], order)  # fmt: skip
 
 
+def _all_equal(col: Any, value: Any) -> bool:
+    """Whether every value of the pyarrow column `col` that is not null is `value`, and there
+    is one (what ``pc.all(pc.equal(col, value))`` says): for a column read as a dictionary
+    (`CODED`), its codes against the few values of its dictionary, without comparing the
+    strings of every row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(col.type):
+        return bool(pc.all(pc.equal(col, value)).as_py())
+    if len(col) == col.null_count:
+        return False  # no value: `pc.all` says null
+    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
+        if chunk.null_count == len(chunk):
+            continue
+        same = np.array([v == value for v in chunk.dictionary.to_pylist()] + [True])
+        codes = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+        if not same[codes].all():  # -1 (null) reads the last entry: True
+            return False
+    return True
+
+
 def _codes(col: Any, values: dict[Any, int] | None = None,
            default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
     """(distinct values, each row's code; -1 for null) of a pyarrow column, plain or read as a
@@ -560,8 +585,8 @@ def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
                      "the time at the top of the book are unknown")  # fmt: skip
         return None
     sym = orders.column("symbol")
-    ok = pc.fill_null(pc.equal(sym, symbol), False)
-    if not pc.all(ok).as_py():
+    if not _all_equal(sym, symbol):  # else every row is kept: those of `symbol` and the nulls
+        ok = pc.fill_null(pc.equal(sym, symbol), False)
         orders = orders.filter(pc.or_(ok, pc.is_null(sym)))
     accounts, account = _codes(orders.column("account"))
     _, action = _codes(orders.column("action"), {"new": NEW, "replace": REPLACE}, CANCEL)
