@@ -123,3 +123,21 @@ def test_all_equal_is_what_compute_says(chunks: list[list[str | None]], value: s
     expected = bool(pc.all(pc.equal(plain, value)).as_py())
     assert _all_equal(coded, value) is expected
     assert _all_equal(plain, value) is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 40), st.floats(-1e6, 1e6, allow_nan=False)),
+                max_size=30), st.integers(1, 40))  # fmt: skip
+def test_running_sums_over_runs_are_the_grids(events: list[tuple[int, float]],
+                                              points: int) -> None:  # fmt: skip
+    from agents.metrics.series import GridRuns, cumulative_on_grid, grid_slots
+
+    events = sorted(events, key=lambda e: e[0])
+    ts = np.array([e[0] for e in events], dtype=np.int64) * NS
+    w = np.array([e[1] for e in events], dtype=float)
+    grid = np.arange(points, dtype=np.int64) * NS
+    slots = grid_slots(ts, grid)
+    plain = cumulative_on_grid(ts, w, grid, slots)
+    runs = cumulative_on_grid(ts, w, grid, slots, GridRuns.of(slots, len(grid)))
+    assert np.array_equal(plain, runs)
+    assert not np.signbit(runs[runs == 0]).any()  # no -0.0 either way

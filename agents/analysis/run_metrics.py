@@ -45,7 +45,7 @@ from agents.metrics import (
     as_of,
     compute,
 )
-from agents.metrics.series import cumulative_on_grid, dot, grid_slots
+from agents.metrics.series import GridRuns, cumulative_on_grid, dot, grid_slots
 
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
@@ -314,9 +314,11 @@ def measure(
         # sharing the fills' grid slots and running position
         dq = f_s * f_q
         slots = slots_all[lo:hi]
-        held = cumulative_on_grid(f_ts, dq, grid, slots)  # running sums: never -0.0
-        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
-        paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
+        # an account with few fills against the grid: running sums over its fills' slots only
+        runs = GridRuns.of(slots, len(grid)) if 4 * len(slots) < len(grid) else None
+        held = cumulative_on_grid(f_ts, dq, grid, slots, runs)  # running sums: never -0.0
+        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots, runs)
+        paid = cumulative_on_grid(f_ts, fee, grid, slots, runs) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
         if unit and math.isfinite(s0) and not isinstance(paid, np.ndarray):
             curve = held * m  # the same numbers: - 0.0, x 1.0 and - 0.0 change none

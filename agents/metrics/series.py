@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "NS",
     "Fills",
+    "GridRuns",
     "Series",
     "as_of",
     "cumulative_on_grid",
@@ -171,11 +172,46 @@ def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid, ts, side="left")
 
 
+@dataclass(frozen=True, slots=True)
+class GridRuns:
+    """Events' grid slots (`grid_slots`, ascending) as runs of one slot each, for a grid of
+    `n` points much longer than the events: each event's `run`, how many grid points each
+    run's running total holds for (`lengths`; 0 past the grid's end) and how many come before
+    the first (`head`)."""
+
+    run: np.ndarray
+    lengths: np.ndarray
+    head: int
+
+    @classmethod
+    def of(cls, slots: np.ndarray, n: int) -> GridRuns:
+        new = np.empty(len(slots), dtype=bool)
+        new[:1] = True
+        np.not_equal(slots[1:], slots[:-1], out=new[1:])
+        first = np.minimum(slots[new], n)  # each run's slot, the grid's end at most
+        run = np.cumsum(new)
+        run -= 1
+        return cls(run, np.diff(first, append=n), int(first[0]) if len(first) else n)
+
+
 def cumulative_on_grid(
-    ts: np.ndarray, weights: np.ndarray, grid: np.ndarray, slots: np.ndarray | None = None
+    ts: np.ndarray, weights: np.ndarray, grid: np.ndarray, slots: np.ndarray | None = None,
+    runs: GridRuns | None = None,
 ) -> np.ndarray:
     """``sum(weights[ts <= g])`` at each `g` of `grid` (both ascending): a running total (a
     position, cash spent) sampled on a grid, in O(len(ts) + len(grid)) with no search of the
-    grid's points through the events. `slots` (`grid_slots`) saves finding them again."""
+    grid's points through the events. `slots` (`grid_slots`) saves finding them again.
+
+    With `runs` (`GridRuns` of those slots) the running sum is taken over the slots that hold
+    events only and then spread over the grid: the same additions in the same order (an
+    empty slot adds 0.0, which changes no running sum: none is ever -0.0), for a running sum
+    over a few events instead of over every grid point."""
+    n = len(grid)
+    if runs is not None:
+        total = np.cumsum(np.bincount(runs.run, weights=weights, minlength=len(runs.lengths)))
+        out = np.empty(n)
+        out[: runs.head] = 0.0
+        out[runs.head :] = np.repeat(total, runs.lengths)
+        return out
     slot = grid_slots(ts, grid) if slots is None else slots
-    return np.cumsum(np.bincount(slot, weights=weights, minlength=len(grid) + 1))[: len(grid)]
+    return np.cumsum(np.bincount(slot, weights=weights, minlength=n + 1))[:n]
