@@ -560,9 +560,9 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
         distinct = enc.dictionary.to_pylist()
         table = [values.get(v, default) for v in distinct] + [default]
         return distinct, np.array(table, dtype=np.int64)[codes]
-    codes = codes.astype(np.int64)
     if not pa.types.is_dictionary(col.type):
-        return enc.dictionary.to_pylist(), codes
+        return enc.dictionary.to_pylist(), codes.astype(np.int64)
+    # (the file's codes as read index the tables below; the renumbered codes are 64-bit)
     # a file's dictionary holds values in its own order, some perhaps in no row of `col`
     k, n = len(enc.dictionary), len(codes)
     first = np.full(k + 1, n, dtype=np.int64)
@@ -592,7 +592,8 @@ def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
         orders = orders.filter(pc.or_(ok, pc.is_null(sym)))
     accounts, account = _codes(orders.column("account"))
     _, action = _codes(orders.column("action"), {"new": NEW, "replace": REPLACE}, CANCEL)
-    account = np.where(account >= 0, account, len(accounts))
+    if orders.column("account").null_count:  # no account: the extra last code
+        account = np.where(account >= 0, account, len(accounts))
     q = orders.column("qty")
     qty = q.to_numpy(zero_copy_only=False).astype(float)
     if q.null_count or not pa.types.is_integer(q.type):  # else there is no NaN to replace
