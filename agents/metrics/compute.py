@@ -166,7 +166,13 @@ class MarketContext:
             if self._in_order:  # the times known by the end are the first ones: no selection
                 k = int(np.searchsorted(at, self.last_ns, side="right"))
                 after = np.full(len(at), np.nan)
-                after[:k] = as_of(self.mids, at[:k])
+                idx = np.searchsorted(self.mids.ts, at[:k], side="right")
+                idx -= 1  # as_of's row: the last mid stamped at or before
+                v = self.mids.values
+                if k and idx[0] >= 0 and v.dtype == np.float64:  # every one has a mid
+                    np.take(v, idx, out=after[:k])
+                else:
+                    after[:k] = as_of(self.mids, at[:k])
             else:
                 after = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
             self._after[h] = after
