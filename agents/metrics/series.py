@@ -175,23 +175,23 @@ def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class GridRuns:
     """Events' grid slots (`grid_slots`, ascending) as runs of one slot each, for a grid of
-    `n` points much longer than the events: each event's `run`, how many grid points each
-    run's running total holds for (`lengths`; 0 past the grid's end) and how many come before
-    the first (`head`)."""
+    `n` points much longer than the events: each event's `run` (counted from 1: run 0 is the
+    stretch before the first event, whose running total is 0) and how many grid points each
+    run's running total holds for (`lengths`, run 0's first; 0 for a run past the grid's end),
+    adding up to `n`."""
 
     run: np.ndarray
     lengths: np.ndarray
-    head: int
 
     @classmethod
     def of(cls, slots: np.ndarray, n: int) -> GridRuns:
         new = np.empty(len(slots), dtype=bool)
         new[:1] = True
         np.not_equal(slots[1:], slots[:-1], out=new[1:])
-        first = np.minimum(slots[new], n)  # each run's slot, the grid's end at most
-        run = np.cumsum(new)
-        run -= 1
-        return cls(run, np.diff(first, append=n), int(first[0]) if len(first) else n)
+        edges = np.empty(int(np.count_nonzero(new)) + 2, dtype=np.int64)
+        edges[0], edges[-1] = 0, n
+        np.minimum(slots[new], n, out=edges[1:-1])  # each run's slot, the grid's end at most
+        return cls(np.cumsum(new), edges[1:] - edges[:-1])
 
 
 def cumulative_on_grid(
@@ -208,10 +208,9 @@ def cumulative_on_grid(
     over a few events instead of over every grid point."""
     n = len(grid)
     if runs is not None:
-        total = np.cumsum(np.bincount(runs.run, weights=weights, minlength=len(runs.lengths)))
-        out = np.empty(n)
-        out[: runs.head] = 0.0
-        out[runs.head :] = np.repeat(total, runs.lengths)
-        return out
+        # run 0's bin holds no event: 0.0, and 0.0 + x is x, so the running sums are those of
+        # the runs' bins alone; each spread over its grid points in one pass
+        total = np.bincount(runs.run, weights=weights, minlength=len(runs.lengths)).cumsum()
+        return total.repeat(runs.lengths)
     slot = grid_slots(ts, grid) if slots is None else slots
     return np.cumsum(np.bincount(slot, weights=weights, minlength=n + 1))[:n]
