@@ -141,3 +141,22 @@ def test_running_sums_over_runs_are_the_grids(events: list[tuple[int, float]],
     runs = cumulative_on_grid(ts, w, grid, slots, GridRuns.of(slots, len(grid)))
     assert np.array_equal(plain, runs)
     assert not np.signbit(runs[runs == 0]).any()  # no -0.0 either way
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=40),
+       st.lists(st.integers(0, 5), min_size=40, max_size=40))  # fmt: skip
+def test_longest_time_under_a_peak_is_the_plain_walks(values: list[float],
+                                                      gaps: list[int]) -> None:  # fmt: skip
+    ts = np.cumsum(gaps[: len(values)]).astype(np.int64) * NS
+    peak, start, last_peak, longest = -math.inf, None, 0, 0
+    for i, x in enumerate(values):  # a point at or over the running peak is at a peak
+        if x >= peak:
+            if start is not None:
+                longest = max(longest, int(ts[i] - ts[start]))
+            peak, start, last_peak = x, None, i
+        elif start is None:
+            start = last_peak  # under from the last point at the peak on
+    if start is not None:
+        longest = max(longest, int(ts[-1] - ts[start]))
+    assert max_drawdown(ts, np.array(values)).longest_ns == longest

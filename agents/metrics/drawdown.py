@@ -41,16 +41,20 @@ def drawdown_curve(values: np.ndarray) -> np.ndarray:
 def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
     end), counting only the stretches with a point below in between. The stretches are the
-    runs of `under`, found where it changes (the first point is always at its own peak)."""
-    edge = (under[1:] != under[:-1]).nonzero()[0]  # where a run below a peak starts or ends
-    starts = under[edge + 1]
-    peaks = edge[starts]  # the point at the peak before each run below it
-    if len(peaks) == 0:
+    runs of `under`, found where it changes: the first point is always at its own peak, so
+    the changes alternate, a run below starting (from the point before it, at the peak) and
+    ending (at the first point back at a peak), the last one perhaps lasting until the end."""
+    edge = (under[1:] != under[:-1]).nonzero()[0]
+    k = len(edge)
+    if k == 0:
         return 0
-    back = edge[~starts] + 1  # the first point back at a peak after each run
-    if len(back) < len(peaks):  # the last run lasts until the end
-        back = np.append(back, len(ts) - 1)
-    return int(np.maximum.reduce(ts[back] - ts[peaks]))
+    peaks = edge[0::2]  # the point at the peak before each run below it
+    back = edge[1::2]
+    back += 1  # the first point back at a peak after each run
+    longest = int(np.maximum.reduce(ts[back] - ts[peaks[: len(back)]])) if len(back) else 0
+    if k % 2:  # the last run lasts until the end
+        longest = max(longest, int(ts[-1] - ts[edge[-1]]))
+    return longest
 
 
 def max_drawdown(
