@@ -418,7 +418,12 @@ def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
         px, q, ts = market.trade_price[trade], market.trade_qty[trade], market.trade_ts[trade]
     notional = px * q
     total = float(notional.sum())
-    fee = notional * (fees / total) if total > 0 else notional * 0
+    if fees == 0 and 0 < total < math.inf:  # no fee to spread: zeros, in pages not yet touched
+        # (notional x 0 is a zero too, -0.0 for a negative notional, which no measure of a
+        # fee tells apart: they look at whether any fee is nonzero, then at its sign)
+        fee = np.zeros(len(notional))
+    else:
+        fee = notional * (fees / total) if total > 0 else notional * 0
     return Fills(ts, side, px, q, fee, trade)
 
 

@@ -99,7 +99,8 @@ def breakdown(
     dq = fills.signed_qty if signed_qty is None else signed_qty
     position, cost = average_cost(dq, fills.price, start_position, s0)
     cash = -float(dot(fills.price, dq)) * multiplier
-    if fills.fee.any():
+    charged = bool(fills.fee.any())
+    if charged:
         fees_paid = float(fills.fee[fills.fee > 0].sum())
         rebates = 0.0 - float(fills.fee[fills.fee < 0].sum())
     else:  # what the sums of nothing give
@@ -107,7 +108,9 @@ def breakdown(
     fees = fees_paid - rebates
     gross = cash + (position * mark - start_position * s0) * multiplier
     unrealised = (mark * position - cost) * multiplier
-    if _integral(fills.price, dq, fills.fee, mark, s0, start_position, multiplier):
+    # fees that are all zero are whole numbers: not looked at again
+    fee = (fills.fee,) if charged else ()
+    if _integral(fills.price, dq, *fee, mark, s0, start_position, multiplier):
         parts = split(0, {"": int(start_position)}, round(cash - fees), {"": int(position)},
                       {"": int(s0)}, {"": int(mark)}, {"": int(multiplier)})  # fmt: skip
         trading, inventory = float(parts.trading), float(parts.inventory)
@@ -121,9 +124,13 @@ def breakdown(
 def _integral(*xs: object) -> bool:
     for x in xs:
         if isinstance(x, np.ndarray):
-            # x - floor(x) is 0 exactly for the whole numbers (NaN for NaN and infinities)
-            if x.size and (x - np.floor(x)).any():
-                return False
+            # x - floor(x) is 0 exactly for the whole numbers (NaN for NaN and infinities),
+            # worked out in one scratch array
+            if x.size:
+                frac = np.floor(x)
+                np.subtract(x, frac, out=frac)
+                if frac.any():
+                    return False
         elif not float(x).is_integer():  # type: ignore[arg-type]
             return False
     return True
