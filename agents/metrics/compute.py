@@ -146,7 +146,13 @@ class MarketContext:
         h = float(horizon_s)
         move = self._move.get(h)
         if move is None:
-            move = self._move[h] = self._trades_after(h) - self._trades_before()
+            after = self._after.get(h)
+            if after is not None:
+                move = after - self._trades_before()
+            else:  # the mids after are wanted for the moves only: subtracted where they lie
+                move = self._mids_after(h)
+                np.subtract(move, self._trades_before(), out=move)
+            self._move[h] = move
             move.flags.writeable = False
         return move
 
@@ -159,23 +165,27 @@ class MarketContext:
         h = float(horizon_s)
         after = self._after.get(h)
         if after is None:
-            at = self.trade_ts + round(h * NS)
-            if self._in_order is None:
-                t = self.trade_ts
-                self._in_order = bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
-            if self._in_order:  # the times known by the end are the first ones: no selection
-                k = int(np.searchsorted(at, self.last_ns, side="right"))
-                after = np.full(len(at), np.nan)
-                idx = np.searchsorted(self.mids.ts, at[:k], side="right")
-                idx -= 1  # as_of's row: the last mid stamped at or before
-                v = self.mids.values
-                if k and idx[0] >= 0 and v.dtype == np.float64:  # every one has a mid
-                    np.take(v, idx, out=after[:k])
-                else:
-                    after[:k] = as_of(self.mids, at[:k])
+            after = self._after[h] = self._mids_after(h)
+        return after
+
+    def _mids_after(self, h: float) -> np.ndarray:
+        """The mid `h` seconds after each trade (NaN past `last_ns`), a fresh array."""
+        at = self.trade_ts + round(h * NS)
+        if self._in_order is None:
+            t = self.trade_ts
+            self._in_order = bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
+        if self._in_order:  # the times known by the end are the first ones: no selection
+            k = int(np.searchsorted(at, self.last_ns, side="right"))
+            after = np.full(len(at), np.nan)
+            idx = np.searchsorted(self.mids.ts, at[:k], side="right")
+            idx -= 1  # as_of's row: the last mid stamped at or before
+            v = self.mids.values
+            if k and idx[0] >= 0 and v.dtype == np.float64:  # every one has a mid
+                np.take(v, idx, out=after[:k])
             else:
-                after = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
-            self._after[h] = after
+                after[:k] = as_of(self.mids, at[:k])
+        else:
+            after = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
         return after
 
     @property
