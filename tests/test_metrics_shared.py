@@ -160,3 +160,16 @@ def test_longest_time_under_a_peak_is_the_plain_walks(values: list[float],
     if start is not None:
         longest = max(longest, int(ts[-1] - ts[start]))
     assert max_drawdown(ts, np.array(values)).longest_ns == longest
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 7)), max_size=60),
+       st.sampled_from((8, 2**16 + 3)))  # fmt: skip
+def test_resting_levels_in_order_by_radix_are_the_stable_sorts(rows: list[tuple[int, int]],
+                                                              span: int) -> None:  # fmt: skip
+    from agents.analysis.resting import _by_level
+
+    book = np.array([b for b, _ in rows], dtype=np.int64)
+    tick = np.array([t for _, t in rows], dtype=np.int64) * (span // 8)  # past 16 bits or not
+    level = book * span + tick
+    assert np.array_equal(_by_level(level, book, tick), np.argsort(level, kind="stable"))

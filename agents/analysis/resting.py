@@ -100,15 +100,23 @@ def _filled(
     if not (span * 2 * (int(account.max(initial=0)) + 2) * (n + 1) < 2**62):
         return end  # prices too far apart to key in 64 bits: completions left out
     # (account, side, price) of each stretch, then the row it began: searched by each fill
-    def level(acct: np.ndarray, sd: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return (acct * 2 + (np.asarray(sd) > 0)) * span + (np.asarray(p) - lo).astype(np.int64)
+    def level(acct: np.ndarray, sd: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
+        book, tick = acct * 2 + (np.asarray(sd) > 0), (np.asarray(p) - lo).astype(np.int64)
+        return book * span + tick, book, tick
 
-    s_key = level(account[seg], side[seg], px[seg]) * (n + 1) + seg
-    by_key = np.argsort(s_key, kind="stable")
+    s_level, s_book, s_tick = level(account[seg], side[seg], px[seg])
+    s_key = s_level * (n + 1) + seg
+    by_key = _by_level(s_level, s_book, s_tick)  # the rows ascending within a level
     s_sorted = s_key[by_key]
-    f_level = level(np.asarray(fill_account, dtype=np.int64), fill_side, fill_price)
+    f_level, f_book, f_tick = level(np.asarray(fill_account, dtype=np.int64), fill_side,
+                                    fill_price)  # fmt: skip
     f_row = np.searchsorted(ts, fill_ts, side="right") - 1  # the last row sent by then
-    k = np.searchsorted(s_sorted, f_level * (n + 1) + f_row, side="right") - 1
+    # the fills searched by level, in time order within one (so their keys ascend): a search
+    # that walks the stretches forward hits the cache; the results are the same in any order
+    by_f = _by_level(f_level, f_book, f_tick)
+    k = np.empty(len(f_level), dtype=np.int64)
+    k[by_f] = np.searchsorted(s_sorted, (f_level * (n + 1) + f_row)[by_f], side="right")
+    k -= 1
     ok = k >= 0
     kk = by_key[np.maximum(k, 0)]
     ok &= (s_sorted[np.maximum(k, 0)] // (n + 1)) == f_level
@@ -127,3 +135,14 @@ def _filled(
     out = end.copy()
     np.minimum.at(out, f_seg[by][done], f_t[by][done])
     return out
+
+
+def _by_level(level: np.ndarray, book: np.ndarray, tick: np.ndarray) -> np.ndarray:
+    """A stable order by `level` (``book x span + tick``, 0 <= tick < span): when the book and
+    the tick each fit in 16 bits, two radix sorts (by tick, then by book: the order of
+    (book, tick, position)), else one comparison sort."""
+    fits = len(level) and tick.min() >= 0 and book.min() >= 0
+    if fits and tick.max() < 2**16 and book.max() < 2**16:
+        by_tick = np.argsort(tick.astype(np.uint16), kind="stable")
+        return by_tick[np.argsort(book[by_tick].astype(np.uint16), kind="stable")]
+    return np.argsort(level, kind="stable")
