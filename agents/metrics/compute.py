@@ -86,14 +86,14 @@ class MarketContext:
         self.trade_ts = np.asarray(self.trade_ts, dtype=np.int64)
         self.trade_price = np.asarray(self.trade_price, dtype=float)
         self.trade_qty = np.asarray(self.trade_qty, dtype=float)
-        self._cum_pq = np.concatenate(([0.0], np.cumsum(self.trade_price * self.trade_qty)))
-        self._cum_q = np.concatenate(([0.0], np.cumsum(self.trade_qty)))
+        self._cum_pq = _running(self.trade_price * self.trade_qty, 0.0)
+        self._cum_q = _running(self.trade_qty, 0.0)
         self.mid_sigma = _log_sigma(self.mids, self.config.sample_s)
         # the mid's integral over time at each stamp, for any window's TWAP in O(log n)
         v = np.nan_to_num(self.mids.values)
         held = np.diff(self.mids.ts).astype(float)
-        self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
-        self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
+        self._mid_area = _running(np.multiply(v[:-1], held, out=held), 0.0)
+        self._gaps = _running(~np.isfinite(self.mids.values), 0)
         self._before: np.ndarray | None = None
         self._in_order: bool | None = None
         self._after: dict[float, np.ndarray] = {}
@@ -223,6 +223,14 @@ class MarketContext:
         area = (self._mid_area[i1] - self._mid_area[i0]
                 - v[i0] * (start_ns - mids.ts[i0]) + v[i1] * (end_ns - mids.ts[i1]))  # fmt: skip
         return float(area / (end_ns - start_ns))
+
+
+def _running(x: np.ndarray, zero: float) -> np.ndarray:
+    """``concatenate(([zero], cumsum(x)))``, summed straight into its place (no copy)."""
+    out = np.empty(len(x) + 1, dtype=np.result_type(zero, np.cumsum(x[:0])))
+    out[0] = zero
+    np.cumsum(x, out=out[1:])
+    return out
 
 
 def _log_sigma(mids: Series, sample_s: float) -> float:
