@@ -518,7 +518,7 @@ class _Orders:
         sel = want[self.account]
         t = self.table.select(["ts", "side", "price", "clid"]).filter(pa.array(sel))
         _, side = _codes(t.column("side"), {"buy": 1, "sell": -1})
-        _, order = _codes(t.column("clid"))
+        _, order = _codes(t.column("clid"), named=False)
         price = t.column("price").to_numpy(zero_copy_only=False).astype(float)
         return (t.column("ts").to_numpy().astype(np.int64), self.account[sel], self.action[sel],
                 side, price, self.qty[sel], order)  # fmt: skip
@@ -547,11 +547,13 @@ def _all_equal(col: Any, value: Any) -> bool:
 
 
 def _codes(col: Any, values: dict[Any, int] | None = None,
-           default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
+           default: int = 0, named: bool = True) -> tuple[list[Any], np.ndarray]:  # fmt: skip
     """(distinct values, each row's code; -1 for null) of a pyarrow column, plain or read as a
     dictionary (`CODED`): the values in the order they first appear, as
     `pyarrow.compute.dictionary_encode` numbers them. With `values`, each row's value from that
-    mapping instead (`default` for others and null)."""
+    mapping instead (`default` for others and null). Not `named`: the codes alone (the values
+    an empty list; a column of many distinct values, such as client order ids, is then never
+    turned into Python objects)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -566,7 +568,7 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
         table = [values.get(v, default) for v in distinct] + [default]
         return distinct, np.array(table, dtype=np.int64)[codes]
     if not pa.types.is_dictionary(col.type):
-        return enc.dictionary.to_pylist(), codes.astype(np.int64)
+        return enc.dictionary.to_pylist() if named else [], codes.astype(np.int64)
     # (the file's codes as read index the tables below; the renumbered codes are 64-bit)
     # a file's dictionary holds values in its own order, some perhaps in no row of `col`
     k, n = len(enc.dictionary), len(codes)
@@ -576,7 +578,8 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
     order = seen[np.argsort(first[seen], kind="stable")]
     renumber = np.full(k + 1, -1, dtype=np.int64)
     renumber[order] = np.arange(len(order), dtype=np.int64)
-    return enc.dictionary.take(pa.array(order)).to_pylist(), renumber[codes]
+    names = enc.dictionary.take(pa.array(order)).to_pylist() if named else []
+    return names, renumber[codes]
 
 
 def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
