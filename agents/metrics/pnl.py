@@ -73,11 +73,14 @@ def average_cost(
     a = np.abs(before)
     reduces = np.abs(pos, out=scratch) < a
     reduces &= ~flips
+    # the reducing fills by index: a fill reduces or not at random, and a masked pass that
+    # branches on each element costs ten times one that gathers and scatters by index
+    at = reduces.nonzero()[0]
     a.fill(1.0)
-    np.divide(pos, before, out=a, where=reduces)
+    a[at] = pos[at] / before[at]
     np.copyto(a, 0.0, where=flips)
     b = np.multiply(p, dq, out=scratch)
-    np.copyto(b, 0.0, where=reduces)
+    b[at] = 0.0
     np.copyto(b, np.multiply(p, pos, out=before), where=flips)
     final = float(pos[-1]) if len(pos) else float(start_position)
     # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j; tail[i] = prod of the last i factors
