@@ -504,8 +504,10 @@ class _Orders:
 
         ok = self.action != CANCEL
         n = len(self.accounts)
-        # every row, a cancel's quantity counted as 0 (x + 0.0 is x: the same sums, no copies)
-        sums = np.bincount(self.account, weights=np.where(ok, self.qty, 0.0), minlength=n)
+        # every row, a cancel's quantity counted as 0 (x + 0.0 is x: the same sums, no copies;
+        # q x 0 is 0.0 or -0.0, and a sum that starts at 0.0 is changed by neither; the
+        # quantities have no NaN): a product, not a selection that branches on every row
+        sums = np.bincount(self.account, weights=np.multiply(self.qty, ok), minlength=n)
         has = np.bincount(self.account, weights=ok, minlength=n) > 0
         return {a: float(sums[i]) for i, a in enumerate(self.accounts) if has[i]}
 
@@ -640,8 +642,9 @@ def _time_at_top(
     to_orders = np.array([index.get(nm, -1) for nm in names] + [-1], dtype=np.int64)
     # the resting side of each trade: the seller when a buy took it, the buyer when a sell
     # did; both sides of a trade without an aggressor (an auction's), appended in time order
-    f_acct = np.where(aggressor > 0, to_orders[seller], to_orders[buyer])
-    f_side = np.where(aggressor > 0, -1, 1)
+    sold = (aggressor > 0).astype(np.int64)  # the resting side sold: arithmetic, no branching
+    f_acct = to_orders[buyer + (seller - buyer) * sold]
+    f_side = 1 - 2 * sold
     f_ts, f_px, f_q = t_ts, t_px, t_q
     both = np.flatnonzero(aggressor == 0)
     if len(both):
