@@ -65,8 +65,8 @@ def resting_orders(
     by_order = np.argsort(key, kind="stable")
     k_sorted = key[by_order]
     nxt = np.full(n, -1, dtype=np.int64)
-    same = k_sorted[1:] == k_sorted[:-1]
-    nxt[by_order[:-1][same]] = by_order[1:][same]
+    same = (k_sorted[1:] == k_sorted[:-1]).nonzero()[0]  # by index: no masks branching
+    nxt[by_order[same]] = by_order[same + 1]
     seg = np.flatnonzero(((action == NEW) | (action == REPLACE)) & (order >= 0)
                          & np.isfinite(price))  # fmt: skip
     end = np.where(nxt[seg] >= 0, ts[np.maximum(nxt[seg], 0)], int(end_ns))

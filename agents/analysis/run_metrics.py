@@ -522,8 +522,11 @@ class _Orders:
         _, side = _codes(t.column("side"), {"buy": 1, "sell": -1})
         _, order = _codes(t.column("clid"), named=False)
         price = t.column("price").to_numpy(zero_copy_only=False).astype(float)
-        return (t.column("ts").to_numpy().astype(np.int64), self.account[sel], self.action[sel],
-                side, price, self.qty[sel], order)  # fmt: skip
+        # the rows by index: the accounts' rows are interleaved with the others', and a mask
+        # over every row branches at random where a gather by index does not
+        at = sel.nonzero()[0]
+        return (t.column("ts").to_numpy().astype(np.int64), self.account[at], self.action[at],
+                side, price, self.qty[at], order)  # fmt: skip
 
 
 def _all_equal(col: Any, value: Any) -> bool:
@@ -660,12 +663,15 @@ def _time_at_top(
                           f_q[keep])  # fmt: skip
     b_ts, b_bid, b_ask = book
     top = np.zeros(len(rest.start))
+    # each side's stretches by index (the sides interleave at random: a mask would branch on
+    # every stretch), in their order
     for sgn, level in ((1, b_bid), (-1, b_ask)):
-        sel = rest.side == sgn
-        top[sel] = time_at_level(b_ts, level, end, rest.start[sel], rest.end[sel],
-                                 rest.price[sel])  # fmt: skip
+        at = (rest.side == sgn).nonzero()[0]
+        top[at] = time_at_level(b_ts, level, end, rest.start[at], rest.end[at],
+                                rest.price[at])  # fmt: skip
     n = len(orders.accounts)
-    bid = np.bincount(rest.account[rest.side > 0], weights=top[rest.side > 0], minlength=n)
-    ask = np.bincount(rest.account[rest.side < 0], weights=top[rest.side < 0], minlength=n)
+    bids, asks = (rest.side > 0).nonzero()[0], (rest.side < 0).nonzero()[0]
+    bid = np.bincount(rest.account[bids], weights=top[bids], minlength=n)
+    ask = np.bincount(rest.account[asks], weights=top[asks], minlength=n)
     share = (np.minimum(bid, end) + np.minimum(ask, end)) / (2.0 * end)
     return {a: float(share[i]) for i, a in enumerate(orders.accounts) if a in quoting}
