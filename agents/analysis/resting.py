@@ -124,7 +124,8 @@ def _filled(
     if not ok.any():
         return end
     # the order's fills in time order: the one reaching its (latest) total quantity ends it
-    f_seg, f_t, f_q = kk[ok], np.asarray(fill_ts)[ok], np.asarray(fill_qty, dtype=float)[ok]
+    hit = ok.nonzero()[0]  # by index: no mask branching on every fill
+    f_seg, f_t, f_q = kk[hit], np.asarray(fill_ts)[hit], np.asarray(fill_qty, dtype=float)[hit]
     f_order = key[seg[f_seg]]
     by = np.argsort(f_order, kind="stable")
     fo, fq = f_order[by], f_q[by]
