@@ -201,8 +201,8 @@ class MarketContext:
 
     def vwap(self, start_ns: int, end_ns: int) -> float:
         """The market's VWAP over trades stamped in [start_ns, end_ns] (NaN without any)."""
-        i = int(np.searchsorted(self.trade_ts, start_ns, side="left"))
-        j = int(np.searchsorted(self.trade_ts, end_ns, side="right"))
+        i = int(self.trade_ts.searchsorted(start_ns, side="left"))  # (the method: no wrapper)
+        j = int(self.trade_ts.searchsorted(end_ns, side="right"))
         q = self._cum_q[j] - self._cum_q[i]
         return float((self._cum_pq[j] - self._cum_pq[i]) / q) if q > 0 else math.nan
 
@@ -213,8 +213,8 @@ class MarketContext:
         mids = self.mids
         if len(mids) == 0 or end_ns <= start_ns:
             return twap(mids, start_ns, end_ns)
-        i0 = int(np.searchsorted(mids.ts, start_ns, side="right")) - 1
-        i1 = int(np.searchsorted(mids.ts, end_ns, side="right")) - 1
+        i0 = int(mids.ts.searchsorted(start_ns, side="right")) - 1
+        i1 = int(mids.ts.searchsorted(end_ns, side="right")) - 1
         if i0 < 0:
             return twap(mids, start_ns, end_ns)
         v = mids.values
