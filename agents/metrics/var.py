@@ -78,9 +78,10 @@ def _worst(a: np.ndarray, j: int) -> np.ndarray:
     n = len(a)
     if n < 4096 or j + 1 > n // 8:
         return a
-    sample = a[::16]
+    sample = a[::16].copy()  # ours to reorder (what np.partition copies, without its wrapper)
     cut = min(len(sample) - 1, (2 * (j + 1) * len(sample)) // n + 8)
-    tail = a[a <= np.partition(sample, cut)[cut]]
+    sample.partition(cut)
+    tail = a[(a <= sample[cut]).nonzero()[0]]  # by index: a mask would branch on each outcome
     return tail if len(tail) > j else a
 
 
