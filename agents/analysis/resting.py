@@ -65,8 +65,8 @@ def resting_orders(
     by_order = np.argsort(key, kind="stable")
     k_sorted = key[by_order]
     nxt = np.full(n, -1, dtype=np.int64)
-    same = k_sorted[1:] == k_sorted[:-1]
-    nxt[by_order[:-1][same]] = by_order[1:][same]
+    same = (k_sorted[1:] == k_sorted[:-1]).nonzero()[0]  # by index: no masks branching
+    nxt[by_order[same]] = by_order[same + 1]
     seg = np.flatnonzero(((action == NEW) | (action == REPLACE)) & (order >= 0)
                          & np.isfinite(price))  # fmt: skip
     end = np.where(nxt[seg] >= 0, ts[np.maximum(nxt[seg], 0)], int(end_ns))
@@ -100,15 +100,23 @@ def _filled(
     if not (span * 2 * (int(account.max(initial=0)) + 2) * (n + 1) < 2**62):
         return end  # prices too far apart to key in 64 bits: completions left out
     # (account, side, price) of each stretch, then the row it began: searched by each fill
-    def level(acct: np.ndarray, sd: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return (acct * 2 + (np.asarray(sd) > 0)) * span + (np.asarray(p) - lo).astype(np.int64)
+    def level(acct: np.ndarray, sd: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
+        book, tick = acct * 2 + (np.asarray(sd) > 0), (np.asarray(p) - lo).astype(np.int64)
+        return book * span + tick, book, tick
 
-    s_key = level(account[seg], side[seg], px[seg]) * (n + 1) + seg
-    by_key = np.argsort(s_key, kind="stable")
+    s_level, s_book, s_tick = level(account[seg], side[seg], px[seg])
+    s_key = s_level * (n + 1) + seg
+    by_key = _by_level(s_level, s_book, s_tick)  # the rows ascending within a level
     s_sorted = s_key[by_key]
-    f_level = level(np.asarray(fill_account, dtype=np.int64), fill_side, fill_price)
+    f_level, f_book, f_tick = level(np.asarray(fill_account, dtype=np.int64), fill_side,
+                                    fill_price)  # fmt: skip
     f_row = np.searchsorted(ts, fill_ts, side="right") - 1  # the last row sent by then
-    k = np.searchsorted(s_sorted, f_level * (n + 1) + f_row, side="right") - 1
+    # the fills searched by level, in time order within one (so their keys ascend): a search
+    # that walks the stretches forward hits the cache; the results are the same in any order
+    by_f = _by_level(f_level, f_book, f_tick)
+    k = np.empty(len(f_level), dtype=np.int64)
+    k[by_f] = np.searchsorted(s_sorted, (f_level * (n + 1) + f_row)[by_f], side="right")
+    k -= 1
     ok = k >= 0
     kk = by_key[np.maximum(k, 0)]
     ok &= (s_sorted[np.maximum(k, 0)] // (n + 1)) == f_level
@@ -116,7 +124,8 @@ def _filled(
     if not ok.any():
         return end
     # the order's fills in time order: the one reaching its (latest) total quantity ends it
-    f_seg, f_t, f_q = kk[ok], np.asarray(fill_ts)[ok], np.asarray(fill_qty, dtype=float)[ok]
+    hit = ok.nonzero()[0]  # by index: no mask branching on every fill
+    f_seg, f_t, f_q = kk[hit], np.asarray(fill_ts)[hit], np.asarray(fill_qty, dtype=float)[hit]
     f_order = key[seg[f_seg]]
     by = np.argsort(f_order, kind="stable")
     fo, fq = f_order[by], f_q[by]
@@ -127,3 +136,14 @@ def _filled(
     out = end.copy()
     np.minimum.at(out, f_seg[by][done], f_t[by][done])
     return out
+
+
+def _by_level(level: np.ndarray, book: np.ndarray, tick: np.ndarray) -> np.ndarray:
+    """A stable order by `level` (``book x span + tick``, 0 <= tick < span): when the book and
+    the tick each fit in 16 bits, two radix sorts (by tick, then by book: the order of
+    (book, tick, position)), else one comparison sort."""
+    fits = len(level) and tick.min() >= 0 and book.min() >= 0
+    if fits and tick.max() < 2**16 and book.max() < 2**16:
+        by_tick = np.argsort(tick.astype(np.uint16), kind="stable")
+        return by_tick[np.argsort(book[by_tick].astype(np.uint16), kind="stable")]
+    return np.argsort(level, kind="stable")

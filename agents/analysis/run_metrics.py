@@ -45,7 +45,7 @@ from agents.metrics import (
     as_of,
     compute,
 )
-from agents.metrics.series import cumulative_on_grid, dot, grid_slots
+from agents.metrics.series import GridRuns, cumulative_on_grid, dot, grid_slots
 
 __all__ = ["NotARun", "RunMetrics", "RunTables", "measure", "read_run", "run_metrics", "tick_size"]
 
@@ -216,10 +216,9 @@ def measure(
         raise NotARun(f"{run.path}: no trades to measure")
     first = str(trades.column("symbol")[0].as_py())
     symbol = symbol or first
-    mask = pc.equal(trades.column("symbol"), symbol)
-    if pc.all(mask).as_py():
-        mask = None
-    else:
+    mask = None
+    if not _all_equal(trades.column("symbol"), symbol):
+        mask = pc.equal(trades.column("symbol"), symbol)
         notes.append(f"measured on {symbol} only (the run trades several symbols)")
 
     def col(name: str, dtype: Any) -> np.ndarray:
@@ -232,10 +231,14 @@ def measure(
 
     if "top_of_book" in run.tables and run.tables["top_of_book"].num_rows:
         tob = run.tables["top_of_book"]
-        ok = pc.equal(tob.column("symbol"), symbol)
-        b_ts = tob.column("ts").filter(ok).to_numpy().astype(np.int64)
-        bid = tob.column("bid").filter(ok).to_numpy(zero_copy_only=False).astype(float)
-        ask = tob.column("ask").filter(ok).to_numpy(zero_copy_only=False).astype(float)
+        sym = tob.column("symbol")
+        if sym.null_count == 0 and _all_equal(sym, symbol):  # one symbol: every row
+            tob = tob.select(["ts", "bid", "ask"])
+        else:
+            tob = tob.select(["ts", "bid", "ask"]).filter(pc.equal(sym, symbol))
+        b_ts = tob.column("ts").to_numpy().astype(np.int64)
+        bid = tob.column("bid").to_numpy(zero_copy_only=False).astype(float)
+        ask = tob.column("ask").to_numpy(zero_copy_only=False).astype(float)
         mids = Series(b_ts, (bid + ask) / 2.0)
         book: tuple[np.ndarray, ...] | None = (b_ts, bid, ask)
     else:
@@ -259,12 +262,15 @@ def measure(
     leg_acct[0::2], leg_acct[1::2] = buyer, seller
     small = np.int16 if len(names) < 2**15 else np.int64  # a 16-bit key sorts by radix
     order = np.argsort(leg_acct.astype(small), kind="stable")
-    bounds = np.searchsorted(leg_acct[order], np.arange(len(names) + 1))
+    # where each account's legs start: the legs of lower codes counted (-1, no account, first)
+    bounds = np.cumsum(np.bincount(leg_acct + 1, minlength=len(names) + 1))
     leg_side = np.tile(np.array([1, -1], dtype=np.int64), n)
     leg_trade = np.repeat(np.arange(n, dtype=np.int64), 2)
     legs = (leg_trade, leg_side)
-    by_trade = leg_trade[order]
-    by_acct = (t_ts[by_trade], leg_side[order], t_px[by_trade], t_q[by_trade], by_trade)
+    # leg k is trade k // 2, bought when k is even: arithmetic, not a look-up per leg
+    by_trade = order >> 1
+    by_side = 1 - 2 * (order & 1)
+    by_acct = (t_ts[by_trade], by_side, t_px[by_trade], t_q[by_trade], by_trade)
 
     ag = run.tables["agents"].to_pydict()
     row_of = {str(nm): i for i, nm in enumerate(ag["name"])}
@@ -281,9 +287,10 @@ def measure(
     sums: dict[str, dict[str, Any]] = {}
     acct_group = np.full(len(names), -1, dtype=np.int64)
     zeros = np.zeros(len(grid))
-    slots_all = grid_slots(by_acct[0], grid)
+    slots_all = grid_slots(t_ts, grid)[by_trade]  # once per trade, then for each leg
     marks_finite = bool(np.isfinite(marks).all())
     unit = mult == 1.0  # a multiplier of 1 leaves every product as it is
+    at_marks: dict[float, np.ndarray] = {}  # starting position -> its value at the marks
     for i, nm in enumerate(names):
         if nm not in row_of:
             notes.append(f"{nm} trades but is not in the agents table: left out")
@@ -307,12 +314,15 @@ def measure(
         # sharing the fills' grid slots and running position
         dq = f_s * f_q
         slots = slots_all[lo:hi]
-        held = 0.0 + cumulative_on_grid(f_ts, dq, grid, slots)
-        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots)
-        paid = cumulative_on_grid(f_ts, fee, grid, slots) if fee.any() else 0.0
+        # an account with few fills against the grid: running sums over its fills' slots only
+        runs = GridRuns.of(slots, len(grid)) if 4 * len(slots) < len(grid) else None
+        held = cumulative_on_grid(f_ts, dq, grid, slots, runs)  # running sums: never -0.0
+        spent = cumulative_on_grid(f_ts, f_px * dq, grid, slots, runs)
+        paid = cumulative_on_grid(f_ts, fee, grid, slots, runs) if fee.any() else 0.0
         m = marks if marks_finite else np.where(np.isfinite(marks), marks, s0)
         if unit and math.isfinite(s0) and not isinstance(paid, np.ndarray):
-            curve = held * m - spent  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+            curve = held * m  # the same numbers: - 0.0, x 1.0 and - 0.0 change none
+            curve -= spent
         else:
             curve = (held * m - 0.0 * s0 - spent) * mult - paid
         pos = q0 + held
@@ -321,7 +331,15 @@ def measure(
         equity = None
         if "cash" in ag:
             cash0 = float(ag["cash"][r]) + float(dot(f_px, f_s * f_q)) * mult + fees_total
-            equity = Series(grid, cash0 + (q0 * marks if unit else q0 * marks * mult) + curve)
+            if unit:  # the starting position at the marks: the same for most accounts
+                held_at = at_marks.get(q0)
+                if held_at is None:
+                    held_at = at_marks[q0] = q0 * marks
+            else:
+                held_at = q0 * marks * mult
+            worth = cash0 + held_at
+            worth += curve
+            equity = Series(grid, worth)
         g = sums.get(strategy)
         if g is None:
             g = sums[strategy] = {"code": len(sums), "pnl": zeros.copy(), "pos": zeros.copy(),
@@ -394,12 +412,18 @@ def _fills(legs: tuple[np.ndarray, ...], sel: np.ndarray, fees: float,
         trade, side = legs
         px, q = np.repeat(market.trade_price, 2), np.repeat(market.trade_qty, 2)
         ts = np.repeat(market.trade_ts, 2)
-    else:
-        trade, side = legs[0][sel], legs[1][sel]
+    else:  # leg k is trade k // 2, its buy leg when k is even (legs[0] and legs[1] say so)
+        k = sel.nonzero()[0]
+        trade, side = k >> 1, 1 - 2 * (k & 1)
         px, q, ts = market.trade_price[trade], market.trade_qty[trade], market.trade_ts[trade]
     notional = px * q
     total = float(notional.sum())
-    fee = notional * (fees / total) if total > 0 else notional * 0
+    if fees == 0 and 0 < total < math.inf:  # no fee to spread: zeros, in pages not yet touched
+        # (notional x 0 is a zero too, -0.0 for a negative notional, which no measure of a
+        # fee tells apart: they look at whether any fee is nonzero, then at its sign)
+        fee = np.zeros(len(notional))
+    else:
+        fee = notional * (fees / total) if total > 0 else notional * 0
     return Fills(ts, side, px, q, fee, trade)
 
 
@@ -440,17 +464,26 @@ def _markout_curves(
     q = np.bincount(key, weights=q_leg, minlength=groups * n).reshape(groups, n)
     q_all = q.sum(axis=1)
     out: dict[int, dict[float, float]] = {c: {0.0: 0.0} for c in range(groups)}
+    # a group's row at a time into buffers reused for every horizon: no groups x trades
+    # temporary, no fresh pages (the same products, each row summed as `sum(axis=1)` does)
+    known, prod = np.empty(n), np.empty(n)
+    num, den = np.empty(groups), np.empty(groups)
     for h in horizons:
         move = market.trade_moves(h)  # the context keeps these for the accounts' markouts
         valid = np.isfinite(move)
-        if valid.all():  # a group at a time: no groups x trades temporary (the same sums)
-            num, den = np.array([dot(row, move) for row in sq]), q_all
-        else:
-            num = np.multiply(sq, np.where(valid, move, 0.0)).sum(axis=1)
-            den = np.multiply(q, valid).sum(axis=1)
+        every = bool(valid.all())
+        if not every:  # unknown moves count 0, their quantity too
+            np.copyto(known, 0.0)
+            np.copyto(known, move, where=valid)
+        for c in range(groups):
+            num[c] = _sum(np.multiply(sq[c], move if every else known, out=prod))
+            den[c] = q_all[c] if every else _sum(np.multiply(q[c], valid, out=prod))
         for c in range(groups):
             out[c][float(h)] = float(num[c] / den[c]) if den[c] > 0 else math.nan
     return out
+
+
+_sum = np.add.reduce  # ndarray.sum's reduction, without its wrapper
 
 
 @dataclass
@@ -470,8 +503,12 @@ class _Orders:
         from agents.analysis.resting import CANCEL
 
         ok = self.action != CANCEL
-        sums = np.bincount(self.account[ok], weights=self.qty[ok], minlength=len(self.accounts))
-        has = np.bincount(self.account[ok], minlength=len(self.accounts)) > 0
+        n = len(self.accounts)
+        # every row, a cancel's quantity counted as 0 (x + 0.0 is x: the same sums, no copies;
+        # q x 0 is 0.0 or -0.0, and a sum that starts at 0.0 is changed by neither; the
+        # quantities have no NaN): a product, not a selection that branches on every row
+        sums = np.bincount(self.account, weights=np.multiply(self.qty, ok), minlength=n)
+        has = np.bincount(self.account, weights=ok, minlength=n) > 0
         return {a: float(sums[i]) for i, a in enumerate(self.accounts) if has[i]}
 
     def rows(self, accounts: set[str]) -> tuple[np.ndarray, ...]:
@@ -483,18 +520,45 @@ class _Orders:
         sel = want[self.account]
         t = self.table.select(["ts", "side", "price", "clid"]).filter(pa.array(sel))
         _, side = _codes(t.column("side"), {"buy": 1, "sell": -1})
-        _, order = _codes(t.column("clid"))
+        _, order = _codes(t.column("clid"), named=False)
         price = t.column("price").to_numpy(zero_copy_only=False).astype(float)
-        return (t.column("ts").to_numpy().astype(np.int64), self.account[sel], self.action[sel],
-                side, price, self.qty[sel], order)  # fmt: skip
+        # the rows by index: the accounts' rows are interleaved with the others', and a mask
+        # over every row branches at random where a gather by index does not
+        at = sel.nonzero()[0]
+        return (t.column("ts").to_numpy().astype(np.int64), self.account[at], self.action[at],
+                side, price, self.qty[at], order)  # fmt: skip
+
+
+def _all_equal(col: Any, value: Any) -> bool:
+    """Whether every value of the pyarrow column `col` that is not null is `value`, and there
+    is one (what ``pc.all(pc.equal(col, value))`` says): for a column read as a dictionary
+    (`CODED`), its codes against the few values of its dictionary, without comparing the
+    strings of every row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(col.type):
+        return bool(pc.all(pc.equal(col, value)).as_py())
+    if len(col) == col.null_count:
+        return False  # no value: `pc.all` says null
+    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
+        if chunk.null_count == len(chunk):
+            continue
+        same = np.array([v == value for v in chunk.dictionary.to_pylist()] + [True])
+        codes = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+        if not same[codes].all():  # -1 (null) reads the last entry: True
+            return False
+    return True
 
 
 def _codes(col: Any, values: dict[Any, int] | None = None,
-           default: int = 0) -> tuple[list[Any], np.ndarray]:  # fmt: skip
+           default: int = 0, named: bool = True) -> tuple[list[Any], np.ndarray]:  # fmt: skip
     """(distinct values, each row's code; -1 for null) of a pyarrow column, plain or read as a
     dictionary (`CODED`): the values in the order they first appear, as
     `pyarrow.compute.dictionary_encode` numbers them. With `values`, each row's value from that
-    mapping instead (`default` for others and null)."""
+    mapping instead (`default` for others and null). Not `named`: the codes alone (the values
+    an empty list; a column of many distinct values, such as client order ids, is then never
+    turned into Python objects)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -503,13 +567,14 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
             col, pa.ChunkedArray) else col  # fmt: skip
     else:
         enc = pc.dictionary_encode(col).combine_chunks()
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if values is not None:
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    if values is not None:  # the file's codes index the table as they are (-1: the default)
         distinct = enc.dictionary.to_pylist()
         table = [values.get(v, default) for v in distinct] + [default]
         return distinct, np.array(table, dtype=np.int64)[codes]
     if not pa.types.is_dictionary(col.type):
-        return enc.dictionary.to_pylist(), codes
+        return enc.dictionary.to_pylist() if named else [], codes.astype(np.int64)
+    # (the file's codes as read index the tables below; the renumbered codes are 64-bit)
     # a file's dictionary holds values in its own order, some perhaps in no row of `col`
     k, n = len(enc.dictionary), len(codes)
     first = np.full(k + 1, n, dtype=np.int64)
@@ -518,11 +583,13 @@ def _codes(col: Any, values: dict[Any, int] | None = None,
     order = seen[np.argsort(first[seen], kind="stable")]
     renumber = np.full(k + 1, -1, dtype=np.int64)
     renumber[order] = np.arange(len(order), dtype=np.int64)
-    return enc.dictionary.take(pa.array(order)).to_pylist(), renumber[codes]
+    names = enc.dictionary.take(pa.array(order)).to_pylist() if named else []
+    return names, renumber[codes]
 
 
 def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
     """The orders of `symbol` (and the mass cancels of all symbols), or None without a table."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from agents.analysis.resting import CANCEL, NEW, REPLACE
@@ -533,15 +600,18 @@ def _orders(run: RunTables, symbol: str, notes: list[str]) -> _Orders | None:
                      "the time at the top of the book are unknown")  # fmt: skip
         return None
     sym = orders.column("symbol")
-    ok = pc.fill_null(pc.equal(sym, symbol), False)
-    if not pc.all(ok).as_py():
+    if not _all_equal(sym, symbol):  # else every row is kept: those of `symbol` and the nulls
+        ok = pc.fill_null(pc.equal(sym, symbol), False)
         orders = orders.filter(pc.or_(ok, pc.is_null(sym)))
     accounts, account = _codes(orders.column("account"))
     _, action = _codes(orders.column("action"), {"new": NEW, "replace": REPLACE}, CANCEL)
-    account = np.where(account >= 0, account, len(accounts))
-    qty = orders.column("qty").to_numpy(zero_copy_only=False).astype(float)
-    return _Orders(orders, [str(a) for a in accounts] + [""], account, action,
-                   np.nan_to_num(qty))  # fmt: skip
+    if orders.column("account").null_count:  # no account: the extra last code
+        account = np.where(account >= 0, account, len(accounts))
+    q = orders.column("qty")
+    qty = q.to_numpy(zero_copy_only=False).astype(float)
+    if q.null_count or not pa.types.is_integer(q.type):  # else there is no NaN to replace
+        qty = np.nan_to_num(qty)
+    return _Orders(orders, [str(a) for a in accounts] + [""], account, action, qty)
 
 
 def _time_at_top(
@@ -575,8 +645,9 @@ def _time_at_top(
     to_orders = np.array([index.get(nm, -1) for nm in names] + [-1], dtype=np.int64)
     # the resting side of each trade: the seller when a buy took it, the buyer when a sell
     # did; both sides of a trade without an aggressor (an auction's), appended in time order
-    f_acct = np.where(aggressor > 0, to_orders[seller], to_orders[buyer])
-    f_side = np.where(aggressor > 0, -1, 1)
+    sold = (aggressor > 0).astype(np.int64)  # the resting side sold: arithmetic, no branching
+    f_acct = to_orders[buyer + (seller - buyer) * sold]
+    f_side = 1 - 2 * sold
     f_ts, f_px, f_q = t_ts, t_px, t_q
     both = np.flatnonzero(aggressor == 0)
     if len(both):
@@ -592,12 +663,15 @@ def _time_at_top(
                           f_q[keep])  # fmt: skip
     b_ts, b_bid, b_ask = book
     top = np.zeros(len(rest.start))
+    # each side's stretches by index (the sides interleave at random: a mask would branch on
+    # every stretch), in their order
     for sgn, level in ((1, b_bid), (-1, b_ask)):
-        sel = rest.side == sgn
-        top[sel] = time_at_level(b_ts, level, end, rest.start[sel], rest.end[sel],
-                                 rest.price[sel])  # fmt: skip
+        at = (rest.side == sgn).nonzero()[0]
+        top[at] = time_at_level(b_ts, level, end, rest.start[at], rest.end[at],
+                                rest.price[at])  # fmt: skip
     n = len(orders.accounts)
-    bid = np.bincount(rest.account[rest.side > 0], weights=top[rest.side > 0], minlength=n)
-    ask = np.bincount(rest.account[rest.side < 0], weights=top[rest.side < 0], minlength=n)
+    bids, asks = (rest.side > 0).nonzero()[0], (rest.side < 0).nonzero()[0]
+    bid = np.bincount(rest.account[bids], weights=top[bids], minlength=n)
+    ask = np.bincount(rest.account[asks], weights=top[asks], minlength=n)
     share = (np.minimum(bid, end) + np.minimum(ask, end)) / (2.0 * end)
     return {a: float(share[i]) for i, a in enumerate(orders.accounts) if a in quoting}

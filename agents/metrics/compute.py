@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.metrics.drawdown import max_drawdown
+from agents.metrics.drawdown import max_drawdown, max_relative_drawdown
 from agents.metrics.execution import implementation_shortfall, slippage, twap
 from agents.metrics.inventory import inventory_stats
 from agents.metrics.market_making import (
@@ -75,6 +75,7 @@ class MarketContext:
     _mid_area: np.ndarray = field(init=False)
     _gaps: np.ndarray = field(init=False)
     _before: np.ndarray | None = field(init=False)
+    _in_order: bool | None = field(init=False)  # whether the trades are in time order
     _after: dict[float, np.ndarray] = field(init=False)
     _move: dict[float, np.ndarray] = field(init=False)
     _grids: dict[tuple[int, int, int], np.ndarray] = field(init=False)
@@ -85,15 +86,16 @@ class MarketContext:
         self.trade_ts = np.asarray(self.trade_ts, dtype=np.int64)
         self.trade_price = np.asarray(self.trade_price, dtype=float)
         self.trade_qty = np.asarray(self.trade_qty, dtype=float)
-        self._cum_pq = np.concatenate(([0.0], np.cumsum(self.trade_price * self.trade_qty)))
-        self._cum_q = np.concatenate(([0.0], np.cumsum(self.trade_qty)))
+        self._cum_pq = _running(self.trade_price * self.trade_qty, 0.0)
+        self._cum_q = _running(self.trade_qty, 0.0)
         self.mid_sigma = _log_sigma(self.mids, self.config.sample_s)
         # the mid's integral over time at each stamp, for any window's TWAP in O(log n)
         v = np.nan_to_num(self.mids.values)
         held = np.diff(self.mids.ts).astype(float)
-        self._mid_area = np.concatenate(([0.0], np.cumsum(v[:-1] * held)))
-        self._gaps = np.concatenate(([0], np.cumsum(~np.isfinite(self.mids.values))))
+        self._mid_area = _running(np.multiply(v[:-1], held, out=held), 0.0)
+        self._gaps = _running(~np.isfinite(self.mids.values), 0)
         self._before: np.ndarray | None = None
+        self._in_order: bool | None = None
         self._after: dict[float, np.ndarray] = {}
         self._move: dict[float, np.ndarray] = {}
         self._grids: dict[tuple[int, int, int], np.ndarray] = {}
@@ -144,7 +146,13 @@ class MarketContext:
         h = float(horizon_s)
         move = self._move.get(h)
         if move is None:
-            move = self._move[h] = self._trades_after(h) - self._trades_before()
+            after = self._after.get(h)
+            if after is not None:
+                move = after - self._trades_before()
+            else:  # the mids after are wanted for the moves only: subtracted where they lie
+                move = self._mids_after(h)
+                np.subtract(move, self._trades_before(), out=move)
+            self._move[h] = move
             move.flags.writeable = False
         return move
 
@@ -157,8 +165,27 @@ class MarketContext:
         h = float(horizon_s)
         after = self._after.get(h)
         if after is None:
-            at = self.trade_ts + round(h * NS)
-            after = self._after[h] = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
+            after = self._after[h] = self._mids_after(h)
+        return after
+
+    def _mids_after(self, h: float) -> np.ndarray:
+        """The mid `h` seconds after each trade (NaN past `last_ns`), a fresh array."""
+        at = self.trade_ts + round(h * NS)
+        if self._in_order is None:
+            t = self.trade_ts
+            self._in_order = bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
+        if self._in_order:  # the times known by the end are the first ones: no selection
+            k = int(np.searchsorted(at, self.last_ns, side="right"))
+            after = np.full(len(at), np.nan)
+            idx = np.searchsorted(self.mids.ts, at[:k], side="right")
+            idx -= 1  # as_of's row: the last mid stamped at or before
+            v = self.mids.values
+            if k and idx[0] >= 0 and v.dtype == np.float64:  # every one has a mid
+                np.take(v, idx, out=after[:k])
+            else:
+                after[:k] = as_of(self.mids, at[:k])
+        else:
+            after = np.where(at <= self.last_ns, as_of(self.mids, at), np.nan)
         return after
 
     @property
@@ -174,8 +201,8 @@ class MarketContext:
 
     def vwap(self, start_ns: int, end_ns: int) -> float:
         """The market's VWAP over trades stamped in [start_ns, end_ns] (NaN without any)."""
-        i = int(np.searchsorted(self.trade_ts, start_ns, side="left"))
-        j = int(np.searchsorted(self.trade_ts, end_ns, side="right"))
+        i = int(self.trade_ts.searchsorted(start_ns, side="left"))  # (the method: no wrapper)
+        j = int(self.trade_ts.searchsorted(end_ns, side="right"))
         q = self._cum_q[j] - self._cum_q[i]
         return float((self._cum_pq[j] - self._cum_pq[i]) / q) if q > 0 else math.nan
 
@@ -186,8 +213,8 @@ class MarketContext:
         mids = self.mids
         if len(mids) == 0 or end_ns <= start_ns:
             return twap(mids, start_ns, end_ns)
-        i0 = int(np.searchsorted(mids.ts, start_ns, side="right")) - 1
-        i1 = int(np.searchsorted(mids.ts, end_ns, side="right")) - 1
+        i0 = int(mids.ts.searchsorted(start_ns, side="right")) - 1
+        i1 = int(mids.ts.searchsorted(end_ns, side="right")) - 1
         if i0 < 0:
             return twap(mids, start_ns, end_ns)
         v = mids.values
@@ -196,6 +223,14 @@ class MarketContext:
         area = (self._mid_area[i1] - self._mid_area[i0]
                 - v[i0] * (start_ns - mids.ts[i0]) + v[i1] * (end_ns - mids.ts[i1]))  # fmt: skip
         return float(area / (end_ns - start_ns))
+
+
+def _running(x: np.ndarray, zero: float) -> np.ndarray:
+    """``concatenate(([zero], cumsum(x)))``, summed straight into its place (no copy)."""
+    out = np.empty(len(x) + 1, dtype=np.result_type(zero, np.cumsum(x[:0])))
+    out[0] = zero
+    np.cumsum(x, out=out[1:])
+    return out
 
 
 def _log_sigma(mids: Series, sample_s: float) -> float:
@@ -298,14 +333,17 @@ def compute(
     if len(sampled) and not np.isfinite(sampled).all():
         first = np.flatnonzero(np.isfinite(sampled))
         sampled = np.nan_to_num(sampled, nan=float(sampled[first[0]]) if len(first) else 0.0)
-    x = np.diff(sampled)
+    x = sampled[1:] - sampled[:-1]  # np.diff, without its wrapper
     mo = moments(x)
     ppy = periods_per_year(cfg.sample_s, cfg.year_s)
     sampling = Sampling(cfg.sample_s, mo.n, ppy, cfg.year_s)
 
-    parts = breakdown(f, mark, start_position, s0, multiplier) if math.isfinite(mark) else None
-    notional = float(dot(f.price, f.qty)) * multiplier
-    eq_mean = float(np.mean(_on(equity, grid))) if equity is not None and len(grid) else math.nan
+    # what several measures share, once: signed quantities, filled lots, traded ticks x lots
+    signed, filled, traded = f.signed_qty, float(np.add.reduce(f.qty)), float(dot(f.price, f.qty))
+    parts = breakdown(f, mark, start_position, s0, multiplier,
+                      signed_qty=signed) if math.isfinite(mark) else None  # fmt: skip
+    notional = traded * multiplier
+    eq_mean = _mean(_on(equity, grid)) if equity is not None and len(grid) else math.nan
     total = float(pnl.values[-1]) if len(pnl) else math.nan
     prof = Profitability(
         total=parts.total if parts else total,
@@ -323,8 +361,8 @@ def compute(
 
     dd = max_drawdown(pnl.ts, pnl.values)
     rel = math.nan
-    if equity is not None and len(equity) and equity.values.min() > 0:
-        rel = max_drawdown(equity.ts, equity.values, relative=True, longest=False).relative
+    if equity is not None and len(equity) and np.minimum.reduce(equity.values) > 0:
+        rel = max_relative_drawdown(equity.values)
     if equity is None:
         missing.append("equity")
     sd = mo.sd if mo.n > 1 else math.nan
@@ -355,8 +393,7 @@ def compute(
     if mids is None:
         missing.append("mids")
     m0 = market.mid_before(f) if market is not None else np.full(len(f), np.nan)
-    sc = spread_captured(f, m0, multiplier)
-    filled = float(f.qty.sum())
+    sc = spread_captured(f, m0, multiplier, signed_qty=signed)
     if posted_qty is None:
         missing.append("posted quantity")
     if at_top is None and time_at_top is None:
@@ -366,21 +403,29 @@ def compute(
         fill_ratio=fill_ratio(filled, posted_qty), spread_captured=sc.per_lot,
         spread_captured_total=sc.total,
         markouts=markouts(f, mids, cfg.markout_s, m0,
-                          moves={float(h): market.mid_move(f, h) for h in cfg.markout_s})
+                          moves={float(h): market.mid_move(f, h) for h in cfg.markout_s},
+                          signed_qty=signed)
         if market is not None and len(f) else {float(h): math.nan for h in cfg.markout_s},
         quote_time_at_top=quote_time_at_top(at_top, t1) if at_top is not None else (
             math.nan if time_at_top is None else float(time_at_top)),
     )  # fmt: skip
 
     arrival = float(m0[0]) if len(f) else math.nan
-    ist, ist_bps = implementation_shortfall(f, arrival)
-    fv = float(dot(f.price, f.qty) / filled) if filled > 0 else math.nan
+    ist, ist_bps = implementation_shortfall(f, arrival, signed_qty=signed, qty_total=filled)
+    fv = float(traded / filled) if filled > 0 else math.nan
     mv = market.vwap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     tw = market.twap(int(f.ts[0]), int(f.ts[-1])) if market is not None and len(f) else math.nan
     ex = Execution(arrival=arrival, shortfall=ist * multiplier, shortfall_bps=ist_bps,
-                   fills_vwap=fv, market_vwap=mv, vwap_slippage=slippage(f, mv), twap=tw,
-                   twap_slippage=slippage(f, tw))  # fmt: skip
+                   fills_vwap=fv, market_vwap=mv, twap=tw,
+                   vwap_slippage=slippage(f, mv, signed_qty=signed, qty_total=filled),
+                   twap_slippage=slippage(f, tw, signed_qty=signed, qty_total=filled))
     return Metrics(prof, risk, inv, mm, ex, sampling, tuple(missing))
+
+
+def _mean(a: np.ndarray) -> float:
+    """`np.mean` of a float array (its sum over its count), without its wrapper's checks: a
+    market's accounts take many means of short curves."""
+    return float(np.add.reduce(a) / len(a))
 
 
 def _on(series: Series, grid: np.ndarray) -> np.ndarray:

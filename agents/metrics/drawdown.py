@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Drawdown", "drawdown_curve", "max_drawdown"]
+__all__ = ["Drawdown", "drawdown_curve", "max_drawdown", "max_relative_drawdown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +41,20 @@ def drawdown_curve(values: np.ndarray) -> np.ndarray:
 def _longest_under(ts: np.ndarray, under: np.ndarray) -> int:
     """Longest stretch of time below a peak: from a point at its peak to the next one (or the
     end), counting only the stretches with a point below in between. The stretches are the
-    runs of `under`, found where it changes (the first point is always at its own peak)."""
-    step = np.diff(under.view(np.int8))
-    peaks = np.flatnonzero(step == 1)  # the point at the peak before each run below it
-    if len(peaks) == 0:
+    runs of `under`, found where it changes: the first point is always at its own peak, so
+    the changes alternate, a run below starting (from the point before it, at the peak) and
+    ending (at the first point back at a peak), the last one perhaps lasting until the end."""
+    edge = (under[1:] != under[:-1]).nonzero()[0]
+    k = len(edge)
+    if k == 0:
         return 0
-    back = np.flatnonzero(step == -1) + 1  # the first point back at a peak after each run
-    if len(back) < len(peaks):  # the last run lasts until the end
-        back = np.append(back, len(ts) - 1)
-    return int(np.max(ts[back] - ts[peaks]))
+    peaks = edge[0::2]  # the point at the peak before each run below it
+    back = edge[1::2]
+    back += 1  # the first point back at a peak after each run
+    longest = int(np.maximum.reduce(ts[back] - ts[peaks[: len(back)]])) if len(back) else 0
+    if k % 2:  # the last run lasts until the end
+        longest = max(longest, int(ts[-1] - ts[edge[-1]]))
+    return longest
 
 
 def max_drawdown(
@@ -70,20 +75,35 @@ def max_drawdown(
         if peak[0] <= 0:  # the running peak never falls: positive from its first value on
             raise ValueError("a relative drawdown needs a positive curve (equity)")
         rel = dd / peak
-        trough = int(np.argmax(rel))
+        trough = int(rel.argmax())
         rel_depth = float(rel[trough])
     else:
-        trough = int(np.argmax(dd))
+        trough = int(dd.argmax())
         rel_depth = math.nan
     depth = float(dd[trough])
     longest_ns = _longest_under(t, dd > 0) if longest else 0
     if depth == 0:
         return Drawdown(0.0, 0.0 if relative else math.nan, None, None, 0, True, longest_ns)
     # the peak: the last point at it up to the trough; the recovery: the first back at it
-    start = trough - int(np.argmax(v[trough::-1] == peak[trough]))
+    start = trough - int((v[trough::-1] == peak[trough]).argmax())
     back = v[trough:] >= peak[trough]
-    first = int(np.argmax(back))
+    first = int(back.argmax())
     recovered = bool(back[first])
     end = trough + first if recovered else len(v) - 1
     return Drawdown(depth, rel_depth, int(t[start]), int(t[trough]), int(t[end] - t[start]),
                     recovered, longest_ns)  # fmt: skip
+
+
+def max_relative_drawdown(values: np.ndarray) -> float:
+    """``max_drawdown(ts, values, relative=True).relative`` alone: the largest fall as a
+    fraction of the peak before it (0 without a fall, NaN where the curve is), without looking
+    for when the fall began or ended. The curve must be a positive equity."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return math.nan
+    peak = np.maximum.accumulate(v)
+    if peak[0] <= 0:
+        raise ValueError("a relative drawdown needs a positive curve (equity)")
+    rel = peak - v
+    rel /= peak
+    return float(rel[rel.argmax()])

@@ -23,20 +23,32 @@ from agents.metrics.series import Fills, Series, dot
 __all__ = ["implementation_shortfall", "slippage", "twap", "vwap"]
 
 
-def implementation_shortfall(fills: Fills, arrival: float) -> tuple[float, float]:
+def implementation_shortfall(
+    fills: Fills, arrival: float, *, signed_qty: np.ndarray | None = None,
+    qty_total: float | None = None,
+) -> tuple[float, float]:
     """(shortfall in ticks x lots, shortfall in bps of the arrival notional); NaNs without fills
-    or arrival price."""
+    or arrival price. `signed_qty` (``fills.signed_qty``) and `qty_total` (the sum of
+    ``fills.qty``) when the caller has them already."""
     if len(fills) == 0 or not math.isfinite(arrival) or arrival <= 0:
         return math.nan, math.nan
-    cost = float(dot(fills.side * fills.qty, fills.price - arrival))
-    return cost, 1e4 * cost / (arrival * float(fills.qty.sum()))
+    sq = fills.signed_qty if signed_qty is None else signed_qty
+    total = float(np.add.reduce(fills.qty)) if qty_total is None else qty_total
+    cost = float(dot(sq, fills.price - arrival))
+    return cost, 1e4 * cost / (arrival * total)
 
 
-def slippage(fills: Fills, benchmark: float) -> float:
-    """``sum s q (p - B) / sum q`` ticks per lot (positive: worse than the benchmark)."""
+def slippage(
+    fills: Fills, benchmark: float, *, signed_qty: np.ndarray | None = None,
+    qty_total: float | None = None,
+) -> float:
+    """``sum s q (p - B) / sum q`` ticks per lot (positive: worse than the benchmark).
+    `signed_qty` and `qty_total` as for `implementation_shortfall`."""
     if len(fills) == 0 or not math.isfinite(benchmark):
         return math.nan
-    return float(dot(fills.side * fills.qty, fills.price - benchmark) / fills.qty.sum())
+    sq = fills.signed_qty if signed_qty is None else signed_qty
+    total = float(np.add.reduce(fills.qty)) if qty_total is None else qty_total
+    return float(dot(sq, fills.price - benchmark) / total)
 
 
 def vwap(price: np.ndarray, qty: np.ndarray) -> float:

@@ -45,7 +45,7 @@ def inventory_stats(
     if len(v) == 0:
         return InventoryStats(*(math.nan,) * 7)
     w = time_weights(position.ts, end_ns) if weights is None else weights
-    total = float(w.sum())
+    total = float(np.add.reduce(w))
     if total > 0:
         mean = float(dot(w, v) / total)
         std = math.sqrt(max(0.0, float(dot(w, (v - mean) ** 2) / total)))
@@ -55,5 +55,5 @@ def inventory_stats(
     if limit is not None and limit > 0:
         hit = np.abs(v) >= limit
         at_limit = float(w[hit].sum() / total) if total > 0 else float(hit.mean())
-    lo, hi = float(v.min()), float(v.max())
+    lo, hi = float(np.minimum.reduce(v)), float(np.maximum.reduce(v))
     return InventoryStats(mean, std, lo, hi, max(abs(lo), abs(hi)), float(v[-1]), at_limit)

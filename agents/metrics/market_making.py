@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.metrics.series import NS, Fills, Series, as_of, dot, time_weights
+from agents.metrics.series import NS, Fills, Series, as_of, dot, selection, time_weights
 
 __all__ = [
     "DEFAULT_MARKOUT_S",
@@ -52,36 +52,43 @@ class SpreadCaptured:
 
 
 def spread_captured(
-    fills: Fills, mid_before: np.ndarray, multiplier: float = 1.0
+    fills: Fills, mid_before: np.ndarray, multiplier: float = 1.0, *,
+    signed_qty: np.ndarray | None = None,
 ) -> SpreadCaptured:
-    """Spread captured from `fills` and the mid just before each (NaN: no mid, left out)."""
+    """Spread captured from `fills` and the mid just before each (NaN: no mid, left out).
+    `signed_qty` is ``fills.signed_qty`` when the caller has it: ``(m - p) s q`` is
+    ``s (m - p) q`` to the last bit (s is +1 or -1)."""
     ok = np.isfinite(mid_before)
     if not ok.any():
         return SpreadCaptured(math.nan, 0.0, 0)
+    sq = fills.signed_qty if signed_qty is None else signed_qty
     if ok.all():  # every fill: the same sums, without selecting them
-        edge, q = fills.side * (mid_before - fills.price), fills.qty
+        edge, q = mid_before - fills.price, fills.qty
     else:
-        edge = fills.side[ok] * (mid_before[ok] - fills.price[ok])
-        q = fills.qty[ok]
-    total_lots = float(q.sum())
-    per_lot = float(dot(edge, q) / total_lots)
-    return SpreadCaptured(per_lot, float(dot(edge, q)) * multiplier, int(ok.sum()))
+        sel = selection(ok)
+        edge, q, sq = mid_before[sel] - fills.price[sel], fills.qty[sel], sq[sel]
+    total_lots = float(np.add.reduce(q))
+    gained = dot(edge, sq)
+    return SpreadCaptured(float(gained / total_lots), float(gained) * multiplier, len(q))
 
 
 def markouts(
     fills: Fills, mids: Series, horizons_s: Sequence[float] = DEFAULT_MARKOUT_S,
     mid_before: np.ndarray | None = None, mid_after: Mapping[float, np.ndarray] | None = None,
     end_ns: int | None = None, moves: Mapping[float, np.ndarray] | None = None,
+    signed_qty: np.ndarray | None = None,
 ) -> dict[float, float]:
     """``{h: quantity-weighted mean of s (m(t + h) - m(t))}`` in ticks per lot (NaN where no fill
     has both mids). `mid_before` (the mid just before each fill) and `mid_after` (per horizon,
     the mid h later, NaN where unknown) are looked up when not given; the mids are known up to
     `end_ns` (default: the last mid's stamp). `moves` (per horizon, ``m(t + h) - m(t)`` for
     each fill, NaN where unknown; `MarketContext.mid_move`) saves both look-ups: a market's
-    accounts share the per-trade moves."""
+    accounts share the per-trade moves. `signed_qty` is ``fills.signed_qty`` when the caller
+    has it: ``s q d`` is ``s d q`` to the last bit (s is +1 or -1), one product fewer a horizon."""
     out: dict[float, float] = {}
     if len(fills) == 0 or len(mids) == 0:
         return {float(h): math.nan for h in horizons_s}
+    sq = fills.signed_qty if signed_qty is None else signed_qty
     qty_all: float | None = None
     m0 = None
     for h in horizons_s:
@@ -89,8 +96,8 @@ def markouts(
             d = moves[float(h)]
             ok = np.isfinite(d)
             if ok.all():  # the same sums as below, without selecting every fill
-                qty_all = float(fills.qty.sum()) if qty_all is None else qty_all
-                out[float(h)] = float(dot(fills.side * d, fills.qty) / qty_all)
+                qty_all = float(np.add.reduce(fills.qty)) if qty_all is None else qty_all
+                out[float(h)] = float(dot(sq, d) / qty_all)
                 continue
         else:
             if m0 is None:
@@ -107,8 +114,9 @@ def markouts(
         if not ok.any():
             out[float(h)] = math.nan
             continue
-        q = fills.qty[ok]
-        out[float(h)] = float(dot(fills.side[ok] * d[ok], q) / q.sum())
+        sel = selection(ok)
+        q = fills.qty[sel]
+        out[float(h)] = float(dot(sq[sel], d[sel]) / np.add.reduce(q))
     return out
 
 
@@ -170,9 +178,20 @@ def time_at_level(
     if (len(levels) + 1) * width >= 2**62:  # too long a span to key (price, time) in int64
         return _time_at_level_by_price(g_t, g_d, cum, levels, first, start, end, g, known)
     keys = group * width + (g_t - t0)
+    # the intervals searched by price (a radix sort of the price's index), in the order they
+    # come within one: a search that walks the book's rows forward hits the cache; the results
+    # are the same in any order
+    by_level = np.argsort(g.astype(np.uint16), kind="stable") if len(levels) < 2**16 else None
+
+    def search(q: np.ndarray) -> np.ndarray:
+        if by_level is None:
+            return np.searchsorted(keys, q, side="right")
+        k = np.empty(len(q), dtype=np.intp)
+        k[by_level] = np.searchsorted(keys, q[by_level], side="right")
+        return k
 
     def upto(x: np.ndarray) -> np.ndarray:
-        k = np.searchsorted(keys, g * width + (x - t0), side="right") - 1
+        k = search(g * width + (x - t0)) - 1
         inside = k >= first[g]
         kk = np.maximum(k, 0)
         return np.where(inside, cum[kk] + np.clip(x - g_t[kk], 0, g_d[kk]), cum[first[g]])

@@ -30,6 +30,8 @@ import numpy as np
 from agents.analysis.pnl import split
 from agents.metrics.series import Fills, Series, as_of, cumulative_on_grid, dot, grid_slots
 
+_add = np.add.reduce
+
 __all__ = ["PnlBreakdown", "average_cost", "breakdown", "pnl_curve"]
 
 
@@ -62,35 +64,46 @@ def average_cost(
     before = np.empty(n)
     before[:1] = start_position
     before[1:] = pos[:-1]
-    flips = np.multiply(before, pos) < 0
+    # four scratch arrays for every pass (a long series allocates no more: fresh memory is
+    # much of what a million fills cost); the same operations, so the same numbers
+    scratch = np.multiply(before, pos)
+    flips = scratch < 0
     # a fill reduces when it brings the position nearer 0 without crossing it (|before| > 0
     # follows); flips and reduces never overlap; whole-array passes (no per-fill selection)
-    reduces = np.abs(pos) < np.abs(before)
+    a = np.abs(before)
+    reduces = np.abs(pos, out=scratch) < a
     reduces &= ~flips
-    a = np.divide(pos, before, out=np.ones(n), where=reduces)
+    # the reducing fills by index: a fill reduces or not at random, and a masked pass that
+    # branches on each element costs ten times one that gathers and scatters by index
+    at = reduces.nonzero()[0]
+    a.fill(1.0)
+    a[at] = pos[at] / before[at]
     np.copyto(a, 0.0, where=flips)
-    b = np.multiply(p, dq)
-    np.copyto(b, 0.0, where=reduces)
-    np.copyto(b, np.multiply(p, pos), where=flips)
+    b = np.multiply(p, dq, out=scratch)
+    b[at] = 0.0
+    np.copyto(b, np.multiply(p, pos, out=before), where=flips)
+    final = float(pos[-1]) if len(pos) else float(start_position)
     # C_n = C_0 prod(a) + sum_k b_k prod_{j>k} a_j; tail[i] = prod of the last i factors
     tail = np.empty(n + 1)
     tail[0] = 1.0
     np.cumprod(a[::-1], out=tail[1:])
-    cost = start_price * start_position * tail[n] + float(dot(b, tail[n - 1 :: -1] if n else b))
-    final = float(pos[-1]) if len(pos) else float(start_position)
+    spread = float(_add(np.multiply(b, tail[n - 1 :: -1], out=pos))) if n else 0.0
+    cost = start_price * start_position * tail[n] + spread
     return final, float(cost)
 
 
 def breakdown(
     fills: Fills, mark: float, start_position: float = 0.0, start_mark: float | None = None,
-    multiplier: float = 1.0,
+    multiplier: float = 1.0, *, signed_qty: np.ndarray | None = None,
 ) -> PnlBreakdown:
-    """The PnL of `fills` (plus a starting position valued at `start_mark`) marked to `mark`."""
+    """The PnL of `fills` (plus a starting position valued at `start_mark`) marked to `mark`;
+    `signed_qty` is ``fills.signed_qty`` when the caller has it already."""
     s0 = mark if start_mark is None else start_mark
-    dq = fills.signed_qty
+    dq = fills.signed_qty if signed_qty is None else signed_qty
     position, cost = average_cost(dq, fills.price, start_position, s0)
     cash = -float(dot(fills.price, dq)) * multiplier
-    if fills.fee.any():
+    charged = bool(fills.fee.any())
+    if charged:
         fees_paid = float(fills.fee[fills.fee > 0].sum())
         rebates = 0.0 - float(fills.fee[fills.fee < 0].sum())
     else:  # what the sums of nothing give
@@ -98,7 +111,9 @@ def breakdown(
     fees = fees_paid - rebates
     gross = cash + (position * mark - start_position * s0) * multiplier
     unrealised = (mark * position - cost) * multiplier
-    if _integral(fills.price, dq, fills.fee, mark, s0, start_position, multiplier):
+    # fees that are all zero are whole numbers: not looked at again
+    fee = (fills.fee,) if charged else ()
+    if _integral(fills.price, dq, *fee, mark, s0, start_position, multiplier):
         parts = split(0, {"": int(start_position)}, round(cash - fees), {"": int(position)},
                       {"": int(s0)}, {"": int(mark)}, {"": int(multiplier)})  # fmt: skip
         trading, inventory = float(parts.trading), float(parts.inventory)
@@ -112,9 +127,13 @@ def breakdown(
 def _integral(*xs: object) -> bool:
     for x in xs:
         if isinstance(x, np.ndarray):
-            # x - floor(x) is 0 exactly for the whole numbers (NaN for NaN and infinities)
-            if x.size and (x - np.floor(x)).any():
-                return False
+            # x - floor(x) is 0 exactly for the whole numbers (NaN for NaN and infinities),
+            # worked out in one scratch array
+            if x.size:
+                frac = np.floor(x)
+                np.subtract(x, frac, out=frac)
+                if frac.any():
+                    return False
         elif not float(x).is_integer():  # type: ignore[arg-type]
             return False
     return True

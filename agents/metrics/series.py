@@ -16,17 +16,21 @@ import numpy as np
 __all__ = [
     "NS",
     "Fills",
+    "GridRuns",
     "Series",
     "as_of",
     "cumulative_on_grid",
     "dot",
     "grid_slots",
     "on_grid",
+    "selection",
     "time_weights",
 ]
 
 NS = 1_000_000_000
 """Nanoseconds per second."""
+
+_add = np.add.reduce  # what ndarray.sum calls, without its Python wrapper
 
 
 def _arr(x: Sequence[float] | np.ndarray | None, dtype: type) -> np.ndarray:
@@ -120,6 +124,17 @@ def as_of(series: Series, ts: np.ndarray, strict: bool = False) -> np.ndarray:
     return out
 
 
+def selection(ok: np.ndarray) -> slice | np.ndarray:
+    """The boolean mask `ok` as an index: a slice when its true entries are one run (the
+    same elements in the same order as the mask selects, without copying them; what a span
+    cut by the start or the end of the watch gives), else the mask itself."""
+    k = int(np.count_nonzero(ok))
+    i = int(ok.argmax()) if k else 0
+    if ok[i : i + k].all():  # k true entries within k places: all of them, in one run
+        return slice(i, i + k)
+    return ok
+
+
 def on_grid(series: Series, start_ns: int, end_ns: int, step_ns: int) -> Series:
     """The series sampled every `step_ns` from `start_ns` to `end_ns` (both included when
     `end_ns - start_ns` is a multiple of the step), as-of each grid time."""
@@ -142,7 +157,7 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     """``sum(a x b)`` without BLAS: for the sizes here (one account's fills, a few thousand
     grid points) `np.dot` spends far longer waking BLAS threads than multiplying, most of all on
     a busy machine."""
-    return float(np.multiply(a, b).sum())
+    return float(_add(np.multiply(a, b)))
 
 
 def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -157,11 +172,45 @@ def grid_slots(ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid, ts, side="left")
 
 
+@dataclass(frozen=True, slots=True)
+class GridRuns:
+    """Events' grid slots (`grid_slots`, ascending) as runs of one slot each, for a grid of
+    `n` points much longer than the events: each event's `run` (counted from 1: run 0 is the
+    stretch before the first event, whose running total is 0) and how many grid points each
+    run's running total holds for (`lengths`, run 0's first; 0 for a run past the grid's end),
+    adding up to `n`."""
+
+    run: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, slots: np.ndarray, n: int) -> GridRuns:
+        new = np.empty(len(slots), dtype=bool)
+        new[:1] = True
+        np.not_equal(slots[1:], slots[:-1], out=new[1:])
+        edges = np.empty(int(np.count_nonzero(new)) + 2, dtype=np.int64)
+        edges[0], edges[-1] = 0, n
+        np.minimum(slots[new], n, out=edges[1:-1])  # each run's slot, the grid's end at most
+        return cls(np.cumsum(new), edges[1:] - edges[:-1])
+
+
 def cumulative_on_grid(
-    ts: np.ndarray, weights: np.ndarray, grid: np.ndarray, slots: np.ndarray | None = None
+    ts: np.ndarray, weights: np.ndarray, grid: np.ndarray, slots: np.ndarray | None = None,
+    runs: GridRuns | None = None,
 ) -> np.ndarray:
     """``sum(weights[ts <= g])`` at each `g` of `grid` (both ascending): a running total (a
     position, cash spent) sampled on a grid, in O(len(ts) + len(grid)) with no search of the
-    grid's points through the events. `slots` (`grid_slots`) saves finding them again."""
+    grid's points through the events. `slots` (`grid_slots`) saves finding them again.
+
+    With `runs` (`GridRuns` of those slots) the running sum is taken over the slots that hold
+    events only and then spread over the grid: the same additions in the same order (an
+    empty slot adds 0.0, which changes no running sum: none is ever -0.0), for a running sum
+    over a few events instead of over every grid point."""
+    n = len(grid)
+    if runs is not None:
+        # run 0's bin holds no event: 0.0, and 0.0 + x is x, so the running sums are those of
+        # the runs' bins alone; each spread over its grid points in one pass
+        total = np.bincount(runs.run, weights=weights, minlength=len(runs.lengths)).cumsum()
+        return total.repeat(runs.lengths)
     slot = grid_slots(ts, grid) if slots is None else slots
-    return np.cumsum(np.bincount(slot, weights=weights, minlength=len(grid) + 1))[: len(grid)]
+    return np.cumsum(np.bincount(slot, weights=weights, minlength=n + 1))[:n]

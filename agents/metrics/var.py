@@ -19,6 +19,7 @@ probability 1 - alpha (alpha = 0.95 or 0.99), CVaR_alpha the mean loss in that t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -32,6 +33,18 @@ __all__ = [
 ]
 
 _N = NormalDist()
+
+
+@lru_cache(maxsize=16)
+def _z(alpha: float) -> float:
+    """Phi^-1(alpha), once per confidence (every account of a market asks for the same)."""
+    return _N.inv_cdf(alpha)
+
+
+@lru_cache(maxsize=16)
+def _density_at_z(alpha: float) -> float:
+    """phi(Phi^-1(alpha)), once per confidence."""
+    return _N.pdf(_N.inv_cdf(alpha))
 
 
 def _check(alpha: float) -> None:
@@ -49,9 +62,11 @@ def historical_var_cvar(x: np.ndarray, alpha: float = 0.95) -> tuple[float, floa
     lo = math.floor(h)
     hi = min(lo + 1, len(a) - 1)
     k = int((len(a) - 1) * (1.0 - alpha))
-    part = np.partition(_worst(a, max(hi, k)), sorted({lo, hi, k}))
+    part = _worst(a, max(hi, k))
+    part = part.copy() if part is a else part  # a selection is ours to reorder
+    part.partition(sorted({lo, hi, k}))
     var = -float(part[lo] + (h - lo) * (part[hi] - part[lo]))
-    return var, -float(np.mean(part[: k + 1]))
+    return var, -float(np.add.reduce(part[: k + 1]) / (k + 1))  # np.mean's sum and division
 
 
 def _worst(a: np.ndarray, j: int) -> np.ndarray:
@@ -63,9 +78,10 @@ def _worst(a: np.ndarray, j: int) -> np.ndarray:
     n = len(a)
     if n < 4096 or j + 1 > n // 8:
         return a
-    sample = a[::16]
+    sample = a[::16].copy()  # ours to reorder (what np.partition copies, without its wrapper)
     cut = min(len(sample) - 1, (2 * (j + 1) * len(sample)) // n + 8)
-    tail = a[a <= np.partition(sample, cut)[cut]]
+    sample.partition(cut)
+    tail = a[(a <= sample[cut]).nonzero()[0]]  # by index: a mask would branch on each outcome
     return tail if len(tail) > j else a
 
 
@@ -98,7 +114,7 @@ def historical_cvar(x: np.ndarray, alpha: float = 0.95) -> float:
 def parametric_var(q: float, s: float, sigma: float, t: float = 1.0, alpha: float = 0.95) -> float:
     """``|q| S Phi^-1(alpha) sigma sqrt(T)`` (normal returns, zero mean)."""
     _check(alpha)
-    return abs(q) * s * _N.inv_cdf(alpha) * sigma * math.sqrt(t)
+    return abs(q) * s * _z(alpha) * sigma * math.sqrt(t)
 
 
 def parametric_cvar(
@@ -107,4 +123,4 @@ def parametric_cvar(
     """``|q| S sigma sqrt(T) phi(Phi^-1(alpha)) / (1 - alpha)``: E[loss | loss > VaR_alpha] for
     normal returns with zero mean."""
     _check(alpha)
-    return abs(q) * s * sigma * math.sqrt(t) * _N.pdf(_N.inv_cdf(alpha)) / (1.0 - alpha)
+    return abs(q) * s * sigma * math.sqrt(t) * _density_at_z(alpha) / (1.0 - alpha)
