@@ -239,10 +239,11 @@ class TimedHistory:
     None before the first sample). At most about `maxlen` samples are kept.
     """
 
-    __slots__ = ("maxlen", "times", "values")
+    __slots__ = ("limit", "maxlen", "times", "values")
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
+        self.limit = 2 * maxlen  # trimmed back to maxlen past this (amortised O(1) records)
         self.times: list[int] = []
         self.values: list[float] = []
 
@@ -256,7 +257,7 @@ class TimedHistory:
             return
         times.append(ts)
         self.values.append(value)
-        if len(times) > 2 * self.maxlen:
+        if len(times) > self.limit:
             cut = len(times) - self.maxlen
             del times[:cut]
             del self.values[:cut]
@@ -573,6 +574,7 @@ class FairValueTrader(Agent):
             self.mood_history = BarHistory(p.history_bars)
             self.mood_log = TimedHistory(1_024)  # every mood change, for `mood_book_ns`
             self.mood_log.record(self.ctx.now(), 0.0)  # the mood starts at 0
+            self._book_ns = p.mood_book_ns
             if self._continuous:
                 self.mood_timed = TimedHistory(p.history_bars * 16)
         self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
@@ -648,15 +650,22 @@ class FairValueTrader(Agent):
         if self._continuous:
             self.close_timed.record(now, close)
         if self._shift:
-            carried = self._carried_mood(now)
+            carried = self.mood
+            if self._book_ns > 0:
+                # the mood `mood_book_ns` ago: the resting quotes the last trade met were
+                # posted about then (the current mood when the log does not reach back)
+                then = self.mood_log.at(now - self._book_ns)
+                if then is not None:
+                    carried = then
             self.mood_history.record(bar, carried)
             if self._continuous:
                 self.mood_timed.record(now, carried)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
-            self._sample(self.ctx.now() // self.params.bar_ns)
-            if self.params.mood_gain > 0 and value > 0:
+            p = self.params
+            self._sample(self.ctx.now() // p.bar_ns)
+            if p.mood_gain > 0 and value > 0:
                 self._mood_news(math.log(value))
 
     # ------------------------------------------------------------------ arrivals
@@ -788,15 +797,6 @@ class FairValueTrader(Agent):
             self.mood = self._mood_slow
         if self._shift:
             self.mood_log.record(now, self.mood)
-
-    def _carried_mood(self, now: int) -> float:
-        """The mood a close sampled now carries: the mood `mood_book_ns` ago (the resting quotes
-        the last trade met were posted about then), the current one if that is 0."""
-        book = self.params.mood_book_ns
-        if book <= 0:
-            return self.mood
-        then = self.mood_log.at(now - book)
-        return self.mood if then is None else then
 
     def _mood_ratio(self, bars: int, var_ref: float) -> float:
         """The volatility of the last `bars` one-bar returns over v̄, clipped by `vol_clip`."""
