@@ -1,6 +1,7 @@
 """Simulated-time throughput: the reference market (~1,100 agents) on the virtual clock.
 
     python bench/simulate.py [--minutes 30] [--seed 1] [--profile] [--parquet DIR] [--record]
+    python bench/simulate.py --market examples/fair_value.toml --minutes 25   # any market file
 
 The reference market, when the strategy zoo (`agents.strategies.STRATEGIES`) is importable:
 1,000 zero-intelligence traders, 100 fair-value traders (Gaussian fair value F(t), stepped
@@ -103,9 +104,19 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="run under cProfile")
     ap.add_argument("--parquet", default=None, help="write the outputs to this directory")
     ap.add_argument("--record", action="store_true", help="record orders and positions too")
+    ap.add_argument("--market", default=None,
+                    help="a market file instead of the reference market (e.g. one file before "
+                         "and after a change, run in turn)")  # fmt: skip
     args = ap.parse_args()
 
-    market, kind = build(args.seed, args.record)
+    if args.market:
+        from agents.config import load_market
+
+        cfg = load_market(args.market)
+        market = SimMarket.from_config(cfg, seed=args.seed)
+        kind = args.market
+    else:
+        market, kind = build(args.seed, args.record)
     duration = round(args.minutes * 60 * NS)
     print(f"market: {kind}, {len(market.agents)} agents, {args.minutes:g} simulated minutes"
           + (", recording orders and positions" if args.record else ""))  # fmt: skip
