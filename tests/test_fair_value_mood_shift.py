@@ -22,9 +22,8 @@ import pytest
 from agent_helpers import FakeContext
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fair_value_mood import _trades as mood_market_trades
 
-from agents.config import MarketConfig
-from agents.sim import SimMarket
 from agents.strategies.fair_value import (
     FairValueDraw,
     FairValueTrader,
@@ -219,24 +218,9 @@ def test_the_mood_ratio_can_be_capped() -> None:
 
 
 # --------------------------------------------------------------------------- a market
-def _config(params: dict, seed: int = 9) -> MarketConfig:
-    return MarketConfig.model_validate({
-        "seed": seed, "symbols": [{"symbol": "AGR", "reference_price": 10_000}],
-        "fundamental": {"process": "gaussian", "scale": 0.0005, "step_s": 0.1},
-        "fundamental_interval_s": 0.1,
-        "clearing": {"short_limit": 1_000, "leverage": 2.0},
-        "populations": [{"name": "fv", "strategy": "fair_value", "count": 10,
-                         "params": {"rate_per_s": 2.0, "lifetime_ns": 2 * NS,
-                                    "vol_ref_bars": 60.0, "mood_vol_bars": 10,
-                                    "mood_gain": 2.0, **params}}],
-    })  # fmt: skip
-
-
 def _trades(params: dict) -> list:
-    market = SimMarket.from_config(_config(params))
-    market.run(duration_ns=60 * NS)
-    return list(zip(market.trades["ts"], market.trades["price"], market.trades["qty"],
-                    strict=True))  # fmt: skip
+    """The mood test's small market, with the mood on (gain 2) and `params` on top."""
+    return mood_market_trades({"mood_gain": 2.0, **params})
 
 
 def test_a_seeded_run_with_the_shift_form_is_deterministic_and_differs_from_split() -> None:
