@@ -330,7 +330,7 @@ class Up:
 
     def stop_sampling(self) -> None:
         self._sampling.set()
-        if self._sampler is not None:
+        if self._sampler is not None and self._sampler.ident is not None:  # it did start
             self._sampler.join(timeout=2 * self.history.interval_s + 5)
 
     # ------------------------------------------------------------------ the panel
@@ -467,17 +467,20 @@ class Up:
         sub.setsockopt(zmq.LINGER, 0)
         stop_requested = False
 
-        def on_term(_sig: int, _frame: Any) -> None:
+        def on_stop(_sig: int, _frame: Any) -> None:
             nonlocal stop_requested
             stop_requested = True
 
-        old = signal.signal(signal.SIGTERM, on_term)
+        old = signal.signal(signal.SIGTERM, on_stop)
         # Ctrl-C (SIGINT) stops the market even where it was ignored when we started (a
         # background job of a non-interactive shell inherits SIG_IGN, and Python then installs
         # no KeyboardInterrupt handler of its own)
         old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            self.start()
+            self.start()  # interruptible: a service that never gets ready must not hold Ctrl-C
+            # from here Ctrl-C only asks the loop below to end: the sampler thread and the panel
+            # are never left half started (a join of an unstarted thread would fail the stop)
+            signal.signal(signal.SIGINT, on_stop)
             sub.connect(self.endpoints["feed"])
             for spec in self.market.symbols:
                 sub.setsockopt(zmq.SUBSCRIBE, f"{spec.symbol}|trades".encode())

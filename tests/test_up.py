@@ -288,3 +288,21 @@ def test_agora_up_prints_for_people_and_keeps_the_token_in_its_file(tmp_path: Pa
     assert "leaderboard" in err and "summary (JSON)" in err
     summary = json.loads((tmp_path / "var" / "summary.json").read_text())
     assert summary["market"] == "small" and len(summary["accounts"]) == 1
+
+
+def test_a_stop_right_after_ctrl_c_at_start_up_never_fails(tmp_path: Path) -> None:
+    """Ctrl-C can land while the PnL sampler thread is being started (the instant after the
+    where-things-are lines): the stop must then go through, not fail joining a thread that
+    never ran, and the sampler, if it runs at all, ends at once."""
+    from agents.config import load_market
+    from deploy.up import Up
+
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    up = Up(load_market(config), tmp_path / "var")
+    up._sampler = threading.Thread(target=lambda: None)  # created, interrupted before start
+    up.stop_sampling()  # raised RuntimeError("cannot join thread before it is started")
+    assert up._sampling.is_set()
+    up._sampler.start()
+    up.stop_sampling()  # and once it runs, joining it works as before
+    assert not up._sampler.is_alive()
