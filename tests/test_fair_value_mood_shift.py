@@ -129,10 +129,10 @@ def test_a_mood_swing_moves_every_estimate_by_the_swing() -> None:
         assert a - b == pytest.approx(0.03, abs=1e-12)
 
 
-def test_the_default_form_is_split_and_ignores_the_mood_history() -> None:
+def test_the_default_form_is_split_and_keeps_no_mood_free_closes() -> None:
     assert FairValueTrader.Params().mood_form == "split"
     agent, _ = _steady_agent({})
-    assert not hasattr(agent, "mood_history")
+    assert not hasattr(agent, "free_history")
 
 
 def test_with_a_book_lag_a_close_carries_the_mood_of_that_long_before() -> None:
@@ -154,7 +154,8 @@ def test_with_a_book_lag_a_close_carries_the_mood_of_that_long_before() -> None:
         for t in (10.5, 11.5):
             ctx.clock = round(t * S)
             ctx.push_fundamental("X", 110.0)  # no news: a sample only
-            seen.append(agent.mood_timed.at(ctx.clock))
+            # the mood this close carries: the close less its mood-free value
+            seen.append(agent.close_timed.at(ctx.clock) - agent.free_timed.at(ctx.clock))
         return agent.mood, seen[0], seen[1]
 
     mood, half, later = carried(NS)

@@ -26,6 +26,7 @@ __all__ = [
     "ema_close",
     "fair_estimate",
     "l_step",
+    "mood_free_estimate",
     "mood_shift_estimate",
     "mood_step",
     "order_size",
@@ -130,8 +131,16 @@ def mood_shift_estimate(
     plus the mood now. It equals alpha·F + (1-alpha)·ema(close - mood) + m + sigma·z, so a change
     of m moves every estimate by exactly that change, whatever alpha and k.
     """
-    free = ema_close([c - m for c, m in zip(closes, moods, strict=True)], k)
-    return fair_estimate(alpha, f, free, sigma, z) + mood
+    free = [c - m for c, m in zip(closes, moods, strict=True)]
+    return mood_free_estimate(alpha, f, free, k, mood, sigma, z)
+
+
+def mood_free_estimate(
+    alpha: float, f: float, free: Sequence[float], k: float, mood: float, sigma: float, z: float
+) -> float:
+    """`mood_shift_estimate` on closes the mood is already taken off (close - mood, oldest
+    first): what the trader keeps per bar, so an estimate runs one EMA, not two."""
+    return fair_estimate(alpha, f, ema_close(free, k), sigma, z) + mood
 
 
 def quote_prices(estimate: float, delta: float) -> tuple[float, float]:
@@ -568,15 +577,19 @@ class FairValueTrader(Agent):
             # every fundamental is sampled: keep enough samples to cover the bar history
             self.f_timed = TimedHistory(p.history_bars * 16)
             self.close_timed = TimedHistory(p.history_bars * 16)
-        # the mood in effect at each close, for the chartist level on mood-free closes
+        # the mood-free closes (each close less the mood it carries), recorded beside the
+        # closes so the same lag picks aligned windows: the chartist level of the shift form
         self._shift = p.mood_gain > 0 and p.mood_form == "shift"
         if self._shift:
-            self.mood_history = BarHistory(p.history_bars)
+            self.free_history = BarHistory(p.history_bars)
             self.mood_log = TimedHistory(1_024)  # every mood change, for `mood_book_ns`
             self.mood_log.record(self.ctx.now(), 0.0)  # the mood starts at 0
             self._book_ns = p.mood_book_ns
             if self._continuous:
-                self.mood_timed = TimedHistory(p.history_bars * 16)
+                self.free_timed = TimedHistory(p.history_bars * 16)
+        # L on the raw closes: the estimate's chartist level, or only the switching's
+        # forecast error in the shift form (which reads L on the mood-free closes)
+        self._raw_level = not self._shift or p.switching > 0
         self._feedback = p.vol_feedback > 0 or p.activity_feedback > 0 or p.switching > 0
         self._feedback |= p.mood_gain > 0
         self._var_ref = 0.0  # EWMA of squared one-bar close returns (v̄²)
@@ -657,9 +670,10 @@ class FairValueTrader(Agent):
                 then = self.mood_log.at(now - self._book_ns)
                 if then is not None:
                     carried = then
-            self.mood_history.record(bar, carried)
+            free = close - carried
+            self.free_history.record(bar, free)
             if self._continuous:
-                self.mood_timed.record(now, carried)
+                self.free_timed.record(now, free)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
@@ -723,7 +737,7 @@ class FairValueTrader(Agent):
         bar = self.ctx.now() // self.params.bar_ns
         self._sample(bar)
         f_lag, closes = self._lagged(draw)
-        l_lag = ema_close(closes, draw.k)
+        l_lag = ema_close(closes, draw.k) if self._raw_level else 0.0  # 0: read by nothing
         if self._feedback:
             self._update_feedback(draw, f_lag, l_lag)
         sigma = draw.sigma
@@ -732,10 +746,10 @@ class FairValueTrader(Agent):
         mood = self.mood
         if self._shift:
             # L on the mood-free closes, then every view shifted by the mood now
-            moods = self._lagged_series(
-                draw, self.mood_history, self.mood_timed if self._continuous else None
+            free = self._lagged_series(
+                draw, self.free_history, self.free_timed if self._continuous else None
             )
-            return mood_shift_estimate(draw.alpha, f_lag, closes, moods, draw.k, mood, sigma, z)
+            return mood_free_estimate(draw.alpha, f_lag, free, draw.k, mood, sigma, z)
         theta = self.params.mood_chartists
         return fair_estimate(draw.alpha, f_lag + mood, l_lag + theta * mood, sigma, z)
 
