@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -276,6 +277,36 @@ class TimedHistory:
             return None
         i = bisect_right(self.times, ts) - 1
         return self.values[max(0, i)]
+
+
+class TrailingLog:
+    """(time, value) changes, read at instants that never go back: `at(ts)` is the last value
+    recorded at or before `ts` (the oldest kept when `ts` is older).
+
+    `TimedHistory.at` for a reader that only moves forward (the mood a close carries, read a
+    fixed lag behind the clock): each read drops what no later read can need, so a record and
+    a read cost O(1) amortised and the log holds only the last lag's worth of changes.
+    """
+
+    __slots__ = ("times", "values")
+
+    def __init__(self, ts: int, value: float) -> None:
+        self.times: deque[int] = deque([ts])
+        self.values: deque[float] = deque([value])
+
+    def record(self, ts: int, value: float) -> None:
+        if ts <= self.times[-1]:
+            self.values[-1] = value  # same instant (or late): the newest value wins
+            return
+        self.times.append(ts)
+        self.values.append(value)
+
+    def at(self, ts: int) -> float:
+        times, values = self.times, self.values
+        while len(times) > 1 and times[1] <= ts:
+            times.popleft()
+            values.popleft()
+        return values[0]
 
 
 # --------------------------------------------------------------------------- the agent
@@ -582,9 +613,9 @@ class FairValueTrader(Agent):
         self._shift = p.mood_gain > 0 and p.mood_form == "shift"
         if self._shift:
             self.free_history = BarHistory(p.history_bars)
-            self.mood_log = TimedHistory(1_024)  # every mood change, for `mood_book_ns`
-            self.mood_log.record(self.ctx.now(), 0.0)  # the mood starts at 0
             self._book_ns = p.mood_book_ns
+            if self._book_ns > 0:  # every mood change, read `mood_book_ns` behind the clock
+                self.mood_log = TrailingLog(self.ctx.now(), 0.0)  # the mood starts at 0
             if self._continuous:
                 self.free_timed = TimedHistory(p.history_bars * 16)
         # L on the raw closes: the estimate's chartist level, or only the switching's
@@ -667,9 +698,7 @@ class FairValueTrader(Agent):
             if self._book_ns > 0:
                 # the mood `mood_book_ns` ago: the resting quotes the last trade met were
                 # posted about then (the current mood when the log does not reach back)
-                then = self.mood_log.at(now - self._book_ns)
-                if then is not None:
-                    carried = then
+                carried = self.mood_log.at(now - self._book_ns)
             free = close - carried
             self.free_history.record(bar, free)
             if self._continuous:
@@ -680,7 +709,7 @@ class FairValueTrader(Agent):
             p = self.params
             self._sample(self.ctx.now() // p.bar_ns)
             if p.mood_gain > 0 and value > 0:
-                self._mood_news(math.log(value))
+                self._mood_news(math.log(value), self.ctx.now())
 
     # ------------------------------------------------------------------ arrivals
     def on_timer(self, name: str) -> None:
@@ -775,10 +804,9 @@ class FairValueTrader(Agent):
             )
 
     # ------------------------------------------------------------------ the crowd's mood
-    def _mood_news(self, log_f: float) -> None:
-        """Take in one piece of news: log F moved from the last value seen to `log_f`."""
+    def _mood_news(self, log_f: float, now: int) -> None:
+        """Take in one piece of news at `now`: log F moved from the last value seen to `log_f`."""
         p = self.params
-        now = self.ctx.now()
         prev, self._mood_f = self._mood_f, log_f
         if prev is None:
             self._mood_ts = now
@@ -809,7 +837,7 @@ class FairValueTrader(Agent):
             self.mood = self._mood_slow + self._mood_fast
         else:
             self.mood = self._mood_slow
-        if self._shift:
+        if self._shift and self._book_ns > 0:
             self.mood_log.record(now, self.mood)
 
     def _mood_ratio(self, bars: int, var_ref: float) -> float:
