@@ -279,6 +279,51 @@ class TimedHistory:
         return self.values[max(0, i)]
 
 
+class TimedPair(TimedHistory):
+    """Two series sampled at the same instants (a close and its mood-free value): one list of
+    times for both, so a sample costs one record and the two stay aligned by construction.
+    `record_pair` replaces `record`; `second` reads the other series as `at` reads the first."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen)
+        self.seconds: list[float] = []
+
+    def record(self, ts: int, value: float) -> None:
+        raise TypeError("a TimedPair records both series at once: record_pair")
+
+    def record_pair(self, ts: int, value: float, second: float) -> None:
+        times = self.times
+        if times and ts <= times[-1]:
+            self.values[-1] = value  # same instant (or late): the newest values win
+            self.seconds[-1] = second
+            return
+        times.append(ts)
+        self.values.append(value)
+        self.seconds.append(second)
+        if len(times) > self.limit:
+            cut = len(times) - self.maxlen
+            del times[:cut]
+            del self.values[:cut]
+            del self.seconds[:cut]
+
+    def second(self, ts: int) -> float | None:
+        if not self.seconds:
+            return None
+        i = bisect_right(self.times, ts) - 1
+        return self.seconds[max(0, i)]
+
+
+class _Second:
+    """The second series of a `TimedPair`, read like a `TimedHistory` (``at``)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, pair: TimedPair) -> None:
+        self.at = pair.second
+
+
 class TrailingLog:
     """(time, value) changes, read at instants that never go back: `at(ts)` is the last value
     recorded at or before `ts` (the oldest kept when `ts` is older).
@@ -604,20 +649,22 @@ class FairValueTrader(Agent):
         self.f_history = BarHistory(p.history_bars)
         self.close_history = BarHistory(p.history_bars)
         self._continuous = p.lag == "continuous"
+        self._shift = p.mood_gain > 0 and p.mood_form == "shift"
         if self._continuous:
             # every fundamental is sampled: keep enough samples to cover the bar history
             self.f_timed = TimedHistory(p.history_bars * 16)
-            self.close_timed = TimedHistory(p.history_bars * 16)
+            if self._shift:  # each close with its mood-free value (below)
+                self.close_timed = self._close_pair = TimedPair(p.history_bars * 16)
+                self.free_timed = _Second(self._close_pair)
+            else:
+                self.close_timed = TimedHistory(p.history_bars * 16)
         # the mood-free closes (each close less the mood it carries), recorded beside the
         # closes so the same lag picks aligned windows: the chartist level of the shift form
-        self._shift = p.mood_gain > 0 and p.mood_form == "shift"
         if self._shift:
             self.free_history = BarHistory(p.history_bars)
             self._book_ns = p.mood_book_ns
             if self._book_ns > 0:  # every mood change, read `mood_book_ns` behind the clock
                 self.mood_log = TrailingLog(self.ctx.now(), 0.0)  # the mood starts at 0
-            if self._continuous:
-                self.free_timed = TimedHistory(p.history_bars * 16)
         # L on the raw closes: the estimate's chartist level, or only the switching's
         # forecast error in the shift form (which reads L on the mood-free closes)
         self._raw_level = not self._shift or p.switching > 0
@@ -691,7 +738,7 @@ class FairValueTrader(Agent):
                 self._vol_seen += 1
             self._last_closed = closed
         hist.record(bar, close)
-        if self._continuous:
+        if self._continuous and not self._shift:
             self.close_timed.record(now, close)
         if self._shift:
             carried = self.mood
@@ -702,7 +749,7 @@ class FairValueTrader(Agent):
             free = close - carried
             self.free_history.record(bar, free)
             if self._continuous:
-                self.free_timed.record(now, free)
+                self._close_pair.record_pair(now, close, free)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
