@@ -242,6 +242,69 @@ class BarHistory:
         return values[max(0, end - n) : end]
 
 
+class BarPair(BarHistory):
+    """Two per-bar series sampled together (a close and its mood-free value): one bar count and
+    one record a sample for both, aligned by construction. `record_pair` replaces `record`;
+    `second` is the other series, read like a `BarHistory` (`window`)."""
+
+    __slots__ = ("second", "seconds")
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen)
+        self.seconds: list[float] = []
+        self.second = _SecondBars(self)
+
+    def record(self, bar: int, value: float) -> None:
+        raise TypeError("a BarPair records both series at once: record_pair")
+
+    def record_pair(self, bar: int, value: float, second: float) -> None:
+        values, seconds = self.values, self.seconds
+        if not values:
+            values.append(value)
+            seconds.append(second)
+            self.last_bar = bar
+            return
+        gap = bar - self.last_bar
+        if gap <= 0:  # the same bar (or a late sample): the newest values close it
+            values[-1] = value
+            seconds[-1] = second
+            return
+        if gap > 1:
+            n = min(gap - 1, self.maxlen)
+            values.extend([values[-1]] * n)
+            seconds.extend([seconds[-1]] * n)
+        values.append(value)
+        seconds.append(second)
+        self.last_bar = bar
+        if len(values) > 2 * self.maxlen:
+            cut = len(values) - self.maxlen
+            del values[:cut]
+            del seconds[:cut]
+
+
+class _SecondBars:
+    """The second series of a `BarPair`, read like a `BarHistory`."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self, pair: BarPair) -> None:
+        self.pair = pair
+
+    def __len__(self) -> int:
+        return len(self.pair.seconds)
+
+    @property
+    def last_bar(self) -> int:
+        return self.pair.last_bar
+
+    def window(self, bar: int, n: int) -> list[float]:
+        pair = self.pair
+        seconds = pair.seconds
+        end = len(seconds) - (pair.last_bar - bar)
+        end = max(1, min(len(seconds), end))
+        return seconds[max(0, end - n) : end]
+
+
 class TimedHistory:
     """(time, value) samples in time order, for reading a value as it was at any past instant.
 
@@ -647,9 +710,13 @@ class FairValueTrader(Agent):
         self._cap = min(p.max_size, ctx.spec(self.symbol).max_qty)
         self._mean_wait = 1e9 / p.rate_per_s
         self.f_history = BarHistory(p.history_bars)
-        self.close_history = BarHistory(p.history_bars)
-        self._continuous = p.lag == "continuous"
         self._shift = p.mood_gain > 0 and p.mood_form == "shift"
+        if self._shift:  # each close with its mood-free value (below)
+            self.close_history = self._close_bars = BarPair(p.history_bars)
+            self.free_history = self._close_bars.second
+        else:
+            self.close_history = BarHistory(p.history_bars)
+        self._continuous = p.lag == "continuous"
         if self._continuous:
             # every fundamental is sampled: keep enough samples to cover the bar history
             self.f_timed = TimedHistory(p.history_bars * 16)
@@ -661,7 +728,6 @@ class FairValueTrader(Agent):
         # the mood-free closes (each close less the mood it carries), recorded beside the
         # closes so the same lag picks aligned windows: the chartist level of the shift form
         if self._shift:
-            self.free_history = BarHistory(p.history_bars)
             self._book_ns = p.mood_book_ns
             if self._book_ns > 0:  # every mood change, read `mood_book_ns` behind the clock
                 self.mood_log = TrailingLog(self.ctx.now(), 0.0)  # the mood starts at 0
@@ -737,26 +803,28 @@ class FairValueTrader(Agent):
                     del cum[: len(cum) - self.params.history_bars]
                 self._vol_seen += 1
             self._last_closed = closed
-        hist.record(bar, close)
-        if self._continuous and not self._shift:
-            self.close_timed.record(now, close)
-        if self._shift:
+        if not self._shift:
+            hist.record(bar, close)
+            if self._continuous:
+                self.close_timed.record(now, close)
+        else:
             carried = self.mood
             if self._book_ns > 0:
                 # the mood `mood_book_ns` ago: the resting quotes the last trade met were
                 # posted about then (the current mood when the log does not reach back)
                 carried = self.mood_log.at(now - self._book_ns)
             free = close - carried
-            self.free_history.record(bar, free)
+            self._close_bars.record_pair(bar, close, free)
             if self._continuous:
                 self._close_pair.record_pair(now, close, free)
 
     def on_fundamental(self, symbol: str, value: float) -> None:
         if symbol == self.symbol:
             p = self.params
-            self._sample(self.ctx.now() // p.bar_ns)
+            now = self.ctx.now()
+            self._sample(now // p.bar_ns)
             if p.mood_gain > 0 and value > 0:
-                self._mood_news(math.log(value), self.ctx.now())
+                self._mood_news(math.log(value), now)
 
     # ------------------------------------------------------------------ arrivals
     def on_timer(self, name: str) -> None:
