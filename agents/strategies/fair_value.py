@@ -387,36 +387,6 @@ class _Second:
         self.at = pair.second
 
 
-class TrailingLog:
-    """(time, value) changes, read at instants that never go back: `at(ts)` is the last value
-    recorded at or before `ts` (the oldest kept when `ts` is older).
-
-    `TimedHistory.at` for a reader that only moves forward (the mood a close carries, read a
-    fixed lag behind the clock): each read drops what no later read can need, so a record and
-    a read cost O(1) amortised and the log holds only the last lag's worth of changes.
-    """
-
-    __slots__ = ("times", "values")
-
-    def __init__(self, ts: int, value: float) -> None:
-        self.times: deque[int] = deque([ts])
-        self.values: deque[float] = deque([value])
-
-    def record(self, ts: int, value: float) -> None:
-        if ts <= self.times[-1]:
-            self.values[-1] = value  # same instant (or late): the newest value wins
-            return
-        self.times.append(ts)
-        self.values.append(value)
-
-    def at(self, ts: int) -> float:
-        times, values = self.times, self.values
-        while len(times) > 1 and times[1] <= ts:
-            times.popleft()
-            values.popleft()
-        return values[0]
-
-
 # --------------------------------------------------------------------------- the agent
 class FairValueTrader(Agent):
     """One population slot of the heterogeneous fair-value crowd.
@@ -729,8 +699,13 @@ class FairValueTrader(Agent):
         # closes so the same lag picks aligned windows: the chartist level of the shift form
         if self._shift:
             self._book_ns = p.mood_book_ns
-            if self._book_ns > 0:  # every mood change, read `mood_book_ns` behind the clock
-                self.mood_log = TrailingLog(self.ctx.now(), 0.0)  # the mood starts at 0
+        self._log_moods = self._shift and p.mood_book_ns > 0
+        if self._log_moods:
+            # the mood's changes, read `mood_book_ns` behind the clock: a read never goes back
+            # in time, so it drops the changes it has passed (O(1) a record and a read; the
+            # log holds about the last lag's worth). The mood starts at 0.
+            self._mood_times: deque[int] = deque([self.ctx.now()])
+            self._mood_values: deque[float] = deque([0.0])
         # L on the raw closes: the estimate's chartist level, or only the switching's
         # forecast error in the shift form (which reads L on the mood-free closes)
         self._raw_level = not self._shift or p.switching > 0
@@ -809,10 +784,15 @@ class FairValueTrader(Agent):
                 self.close_timed.record(now, close)
         else:
             carried = self.mood
-            if self._book_ns > 0:
+            if self._log_moods:
                 # the mood `mood_book_ns` ago: the resting quotes the last trade met were
-                # posted about then (the current mood when the log does not reach back)
-                carried = self.mood_log.at(now - self._book_ns)
+                # posted about then (the oldest mood kept when the log does not reach back)
+                then = now - self._book_ns
+                times, moods = self._mood_times, self._mood_values
+                while len(times) > 1 and times[1] <= then:
+                    times.popleft()
+                    moods.popleft()
+                carried = moods[0]
             free = close - carried
             self._close_bars.record_pair(bar, close, free)
             if self._continuous:
@@ -952,8 +932,12 @@ class FairValueTrader(Agent):
             self.mood = self._mood_slow + self._mood_fast
         else:
             self.mood = self._mood_slow
-        if self._shift and self._book_ns > 0:
-            self.mood_log.record(now, self.mood)
+        if self._log_moods:
+            if now > self._mood_times[-1]:
+                self._mood_times.append(now)
+                self._mood_values.append(self.mood)
+            else:  # the same instant: the newest mood wins
+                self._mood_values[-1] = self.mood
 
     def _mood_ratio(self, bars: int, var_ref: float) -> float:
         """The volatility of the last `bars` one-bar returns over v̄, clipped by `vol_clip`."""
