@@ -236,7 +236,9 @@ class BarHistory:
 
     def window(self, bar: int, n: int) -> list[float]:
         """Up to `n` values ending at `bar` (clipped to the history), oldest first."""
-        values = self.values
+        return self._window(self.values, bar, n)
+
+    def _window(self, values: list[float], bar: int, n: int) -> list[float]:
         end = len(values) - (self.last_bar - bar)
         end = max(1, min(len(values), end))
         return values[max(0, end - n) : end]
@@ -298,11 +300,7 @@ class _SecondBars:
         return self.pair.last_bar
 
     def window(self, bar: int, n: int) -> list[float]:
-        pair = self.pair
-        seconds = pair.seconds
-        end = len(seconds) - (pair.last_bar - bar)
-        end = max(1, min(len(seconds), end))
-        return seconds[max(0, end - n) : end]
+        return self.pair._window(self.pair.seconds, bar, n)
 
 
 class TimedHistory:
@@ -336,10 +334,12 @@ class TimedHistory:
             del self.values[:cut]
 
     def at(self, ts: int) -> float | None:
-        if not self.values:
+        return self._at(self.values, ts)
+
+    def _at(self, values: list[float], ts: int) -> float | None:
+        if not values:
             return None
-        i = bisect_right(self.times, ts) - 1
-        return self.values[max(0, i)]
+        return values[max(0, bisect_right(self.times, ts) - 1)]
 
 
 class TimedPair(TimedHistory):
@@ -372,10 +372,7 @@ class TimedPair(TimedHistory):
             del self.seconds[:cut]
 
     def second(self, ts: int) -> float | None:
-        if not self.seconds:
-            return None
-        i = bisect_right(self.times, ts) - 1
-        return self.seconds[max(0, i)]
+        return self._at(self.seconds, ts)
 
 
 class _Second:
@@ -680,8 +677,10 @@ class FairValueTrader(Agent):
         self._cap = min(p.max_size, ctx.spec(self.symbol).max_qty)
         self._mean_wait = 1e9 / p.rate_per_s
         self.f_history = BarHistory(p.history_bars)
+        # the shift form keeps each close with its mood-free value (the close less the mood it
+        # carries), recorded together so the same lag picks aligned windows of both
         self._shift = p.mood_gain > 0 and p.mood_form == "shift"
-        if self._shift:  # each close with its mood-free value (below)
+        if self._shift:
             self.close_history = self._close_bars = BarPair(p.history_bars)
             self.free_history = self._close_bars.second
         else:
@@ -690,15 +689,12 @@ class FairValueTrader(Agent):
         if self._continuous:
             # every fundamental is sampled: keep enough samples to cover the bar history
             self.f_timed = TimedHistory(p.history_bars * 16)
-            if self._shift:  # each close with its mood-free value (below)
+            if self._shift:
                 self.close_timed = self._close_pair = TimedPair(p.history_bars * 16)
                 self.free_timed = _Second(self._close_pair)
             else:
                 self.close_timed = TimedHistory(p.history_bars * 16)
-        # the mood-free closes (each close less the mood it carries), recorded beside the
-        # closes so the same lag picks aligned windows: the chartist level of the shift form
-        if self._shift:
-            self._book_ns = p.mood_book_ns
+        self._book_ns = p.mood_book_ns
         self._log_moods = self._shift and p.mood_book_ns > 0
         if self._log_moods:
             # the mood's changes, read `mood_book_ns` behind the clock: a read never goes back
